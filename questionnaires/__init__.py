@@ -1,0 +1,1 @@
+"""The packaged instrument library: FHIR R4 Questionnaire JSON files (data, not code)."""

@@ -1,0 +1,10 @@
+"""The one place the FHIR version is pinned: R4-compatible models (fhir.resources.R4B)."""
+
+from fhir.resources.R4B.bundle import Bundle
+from fhir.resources.R4B.codesystem import CodeSystem
+from fhir.resources.R4B.questionnaire import Questionnaire
+from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
+
+FHIR_VERSION = "4.0.1"
+
+__all__ = ["FHIR_VERSION", "Bundle", "CodeSystem", "Questionnaire", "QuestionnaireResponse"]
