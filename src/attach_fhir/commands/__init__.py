@@ -1,0 +1,1 @@
+"""Domain sub-commands of the ``attach-fhir`` console script, one module per noun."""
