@@ -1,0 +1,372 @@
+"""Building blocks for scripts/build_questionnaires.py: FHIR items, SDC expressions, CodeSystems.
+
+Every expression reads only the QuestionnaireResponse (``%resource``): an answer's scale point is
+its ``valueCoding.code`` (the option's ``ordinalValue`` equals it), because fhirpathpy 2.x has no
+``ordinal()``/``weight()`` function. See docs/scoring-model.md.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from attach_fhir.canonical import (
+    AGREEMENT_7_SYSTEM,
+    ATTACHMENT_PATTERN_SYSTEM,
+    BASE,
+    CALCULATED_EXPRESSION_EXT,
+    ORDINAL_VALUE_EXT,
+    RESPONDENT_EXT,
+    SCORES_SYSTEM,
+    SCORING_MODEL_EXT,
+    USAGE_CONTEXT_TYPE_SYSTEM,
+    USE_RESTRICTION_EXT,
+    VARIABLE_EXT,
+    WORDING_SOURCE_EXT,
+    questionnaire_url,
+)
+
+Json = dict[str, Any]
+VERIFIED = "verified in 2 sources"
+ENCODING_VERSION = "1.0.0"
+PUBLISHER = "attach-fhir contributors"
+PATTERNS = ["secure", "fearful", "preoccupied", "dismissing"]
+
+
+class SourceError(Exception):
+    """The reference data does not support what the encoding needs."""
+
+
+def verified(confidence: Any, what: str) -> None:
+    """Refuse to encode a score from a part not verified in 2 sources."""
+    if confidence != VERIFIED:
+        raise SourceError(f"{what}: confidence is {confidence!r}, not {VERIFIED!r}")
+
+
+def variable_name(code: str) -> str:
+    """The SDC variable holding a score: the code in lower camel case (``ecrRAnxiety``)."""
+    head, *rest = code.split("-")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+# --- items -------------------------------------------------------------------------------------
+
+
+def scale_options(scale: Json, label_confidence: str) -> list[Json]:
+    """Answer options 1..points; a point's label only when the labels are verified."""
+    options = []
+    for point in range(1, int(scale["points"]) + 1):
+        coding: Json = {"system": AGREEMENT_7_SYSTEM, "code": str(point)}
+        label = scale["values"].get(str(point))
+        if label and label_confidence == VERIFIED:
+            coding["display"] = label
+        options.append(
+            {
+                "extension": [{"url": ORDINAL_VALUE_EXT, "valueDecimal": point}],
+                "valueCoding": coding,
+            }
+        )
+    return options
+
+
+def choice_item(link_id: str, item: Json, options: list[Json], prefix: str | None = None) -> Json:
+    """A required choice item with the instrument's wording, verbatim."""
+    verified(item["confidence"]["text"], f"item {item['number']} text")
+    out: Json = {"linkId": link_id}
+    if prefix:
+        out["prefix"] = prefix
+    out.update({"text": item["text"], "type": "choice", "required": True, "answerOption": options})
+    return out
+
+
+def ours(item: Json) -> Json:
+    """Mark an item whose wording is the project's, not the instrument's."""
+    item.setdefault("extension", []).append({"url": WORDING_SOURCE_EXT, "valueCode": "attach-fhir"})
+    return item
+
+
+def gate_item(link_id: str, text: str) -> Json:
+    """A boolean question (our wording) that enables a block of items."""
+    return ours({"linkId": link_id, "text": text, "type": "boolean"})
+
+
+def enabled_when_true(item: Json, gate: str) -> Json:
+    """Enable ``item`` only when the boolean ``gate`` is answered true."""
+    item["enableWhen"] = [{"question": gate, "operator": "=", "answerBoolean": True}]
+    return item
+
+
+# --- scores --------------------------------------------------------------------------------------
+
+
+def mean_spec(
+    code: str,
+    items: list[tuple[str, bool]],
+    desirable: str | None,
+    focus: str | None = None,
+    scale: tuple[int, int] = (1, 7),
+) -> Json:
+    """A scoring-model entry: mean of items, reversed ones as (min + max) - value."""
+    entry: Json = {
+        "code": code,
+        "linkId": f"scores.{code}",
+        "method": "mean",
+        "items": [
+            {"linkId": link, "reverse": True} if rev else {"linkId": link} for link, rev in items
+        ],
+        "range": list(scale),
+    }
+    if desirable:
+        entry["desirable"] = desirable
+    if focus:
+        entry["focus"] = focus
+    return entry
+
+
+def _select(link_ids: list[str]) -> str:
+    union = " | ".join(f"'{link}'" for link in link_ids)
+    return f"%resource.repeat(item).where(linkId in ({union}))"
+
+
+def mean_expression(entry: Json) -> str:
+    """FHIRPath: the mean when every item has an answer, else empty."""
+    low, high = entry["range"]
+    plain = [i["linkId"] for i in entry["items"] if not i.get("reverse")]
+    rev = [i["linkId"] for i in entry["items"] if i.get("reverse")]
+    parts = []
+    if plain:
+        parts.append(f"{_select(plain)}.answer.value.code.select($this.toDecimal()).sum()")
+    if rev:
+        parts.append(
+            f"{_select(rev)}.answer.value.code.select({low + high} - $this.toDecimal()).sum()"
+        )
+    n = len(entry["items"])
+    every = _select([i["linkId"] for i in entry["items"]])
+    return f"iif({every}.answer.count() = {n}, ({' + '.join(parts)}) / {n}, {{}})"
+
+
+def linear_expression(terms: list[Json], constant: float) -> str:
+    """FHIRPath: sum of weight x score variable, plus the constant."""
+    text = ""
+    for term in terms:
+        weight = term["weight"]
+        sign = "-" if weight < 0 else "+"
+        factor = "" if abs(weight) == 1 else f"{_number(abs(weight))} * "
+        text += f" {sign} {factor}%{variable_name(term['score'])}"
+    text = text.removeprefix(" + ").removeprefix(" ")
+    if text.startswith("- "):
+        text = "-" + text[2:]
+    if constant:
+        text += f" {'-' if constant < 0 else '+'} {_number(abs(constant))}"
+    return text
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def argmax_variables(entry: Json) -> list[tuple[str, str]]:
+    """Variables for an argmax score: one per candidate, then the winning category."""
+    base = variable_name(entry["code"])
+    names = [base + c["category"][:1].upper() + c["category"][1:] for c in entry["candidates"]]
+    out = [
+        (name, linear_expression(c["terms"], c["constant"]))
+        for name, c in zip(names, entry["candidates"], strict=True)
+    ]
+    # Ties go to the first candidate listed: each test compares only with later candidates.
+    chain = f"'{entry['candidates'][-1]['category']}'"
+    for i in range(len(names) - 2, -1, -1):
+        test = " and ".join(f"%{names[i]} >= %{later}" for later in names[i + 1 :])
+        chain = f"iif({test}, '{entry['candidates'][i]['category']}', {chain})"
+    inputs = sorted({t["score"] for c in entry["candidates"] for t in c["terms"]})
+    guard = " and ".join(f"%{variable_name(s)}.exists()" for s in inputs)
+    out.append((base, f"iif({guard}, {chain}, {{}})"))
+    return out
+
+
+def score_variables(entries: list[Json]) -> list[tuple[str, str]]:
+    """SDC variables, in evaluation order, computing every score of the model."""
+    out: list[tuple[str, str]] = []
+    for entry in entries:
+        if entry["method"] == "mean":
+            out.append((variable_name(entry["code"]), mean_expression(entry)))
+        elif entry["method"] == "linear":
+            out.append(
+                (variable_name(entry["code"]), linear_expression(entry["terms"], entry["constant"]))
+            )
+        else:
+            out.extend(argmax_variables(entry))
+    return out
+
+
+def variable_ext(name: str, expression: str) -> Json:
+    """The SDC ``variable`` extension."""
+    return {
+        "url": VARIABLE_EXT,
+        "valueExpression": {"name": name, "language": "text/fhirpath", "expression": expression},
+    }
+
+
+def score_item(entry: Json, display: str) -> Json:
+    """A read-only score item whose calculatedExpression reads the score's variable."""
+    item: Json = {
+        "extension": [
+            {
+                "url": CALCULATED_EXPRESSION_EXT,
+                "valueExpression": {
+                    "language": "text/fhirpath",
+                    "expression": f"%{variable_name(entry['code'])}",
+                },
+            }
+        ],
+        "linkId": entry["linkId"],
+        "code": [{"system": SCORES_SYSTEM, "code": entry["code"], "display": display}],
+        "text": display,
+        "type": "decimal",
+        "readOnly": True,
+    }
+    if entry["method"] == "argmax":
+        item["type"] = "choice"
+        item["answerOption"] = [
+            {"valueCoding": {"system": ATTACHMENT_PATTERN_SYSTEM, "code": c["category"]}}
+            for c in entry["candidates"]
+        ]
+    return item
+
+
+# --- resources ---------------------------------------------------------------------------------
+
+
+def age_context(age: Json) -> Json:
+    """``useContext`` for age: a Range when the data gives numbers, else its text."""
+    coding = {"system": USAGE_CONTEXT_TYPE_SYSTEM, "code": "age", "display": "Age Range"}
+    if "range" in age:
+        low, high = age["range"]
+        years = {"unit": "years", "system": "http://unitsofmeasure.org", "code": "a"}
+        value: Json = {}
+        if low is not None:
+            value["low"] = {"value": low, **years}
+        if high is not None:
+            value["high"] = {"value": high, **years}
+        return {"code": coding, "valueRange": value}
+    return {"code": coding, "valueCodeableConcept": {"text": age["text"]}}
+
+
+def copyright_text(data: Json) -> str:
+    """Citation and licence status exactly as recorded in the reference data."""
+    lic = data["license_note"]
+    return f"{data['citation']} Licence status: {lic['confidence']}. {lic['text']}"
+
+
+def build_questionnaire(
+    data: Json,
+    *,
+    qid: str,
+    name: str,
+    title: str,
+    description: str,
+    purpose: str,
+    age: Json,
+    respondent: str,
+    restrictions: list[str],
+    items: list[Json],
+    entries: list[Json],
+    displays: dict[str, str],
+    algorithm: str,
+) -> Json:
+    """The Questionnaire: metadata, answer items, the scores group, variables and the model."""
+    model = {"algorithm": {"id": algorithm, "version": ENCODING_VERSION}, "scores": entries}
+    extensions: list[Json] = [
+        {"url": SCORING_MODEL_EXT, "valueString": json.dumps(model, separators=(",", ":"))},
+        {"url": RESPONDENT_EXT, "valueCode": respondent},
+    ]
+    extensions += [{"url": USE_RESTRICTION_EXT, "valueString": text} for text in restrictions]
+    extensions += [variable_ext(n, e) for n, e in score_variables(entries)]
+    scores = {
+        "linkId": "scores",
+        "text": "Scores",
+        "type": "group",
+        "readOnly": True,
+        "item": [score_item(e, displays[e["code"]]) for e in entries],
+    }
+    return {
+        "resourceType": "Questionnaire",
+        "id": qid,
+        "meta": {"profile": ["http://hl7.org/fhir/uv/sdc/StructureDefinition/sdc-questionnaire"]},
+        "extension": extensions,
+        "url": questionnaire_url(qid),
+        "version": ENCODING_VERSION,
+        "name": name,
+        "title": title,
+        "status": "active",
+        "subjectType": ["Patient"],
+        "publisher": PUBLISHER,
+        "description": description,
+        "useContext": [age_context(age)],
+        "purpose": purpose,
+        "copyright": copyright_text(data),
+        "item": [*items, scores],
+    }
+
+
+def codesystem(cid: str, name: str, title: str, description: str, concepts: list[Json]) -> Json:
+    """A complete CodeSystem published by the project."""
+    return {
+        "resourceType": "CodeSystem",
+        "id": cid,
+        "url": f"{BASE}/CodeSystem/{cid}",
+        "version": ENCODING_VERSION,
+        "name": name,
+        "title": title,
+        "status": "active",
+        "publisher": PUBLISHER,
+        "description": description,
+        "caseSensitive": True,
+        "content": "complete",
+        "count": len(concepts),
+        "concept": concepts,
+    }
+
+
+def codesystem_agreement_7() -> Json:
+    """Points of a 7-point agreement scale; labels stay on each Questionnaire's options."""
+    concepts = [
+        {
+            "code": str(p),
+            "definition": f"Scale point {p} of 7 (1 = most disagreement, 7 = most agreement).",
+        }
+        for p in range(1, 8)
+    ]
+    return codesystem(
+        "agreement-7",
+        "Agreement7",
+        "7-point agreement scale",
+        "Points 1-7 of the agreement scales used by the attachment instruments. The code is the "
+        "scale point; each instrument labels the points it has verified labels for.",
+        concepts,
+    )
+
+
+def codesystem_attachment_pattern() -> Json:
+    """The four attachment patterns (Bartholomew's prototypes; the ECR's categories)."""
+    return codesystem(
+        "attachment-pattern",
+        "AttachmentPattern",
+        "Attachment patterns",
+        "The four attachment patterns named by the RQ prototypes and the ECR classification.",
+        [
+            {"code": p, "display": p.capitalize(), "definition": f"The {p} attachment pattern."}
+            for p in PATTERNS
+        ],
+    )
+
+
+def codesystem_scores(concepts: list[Json]) -> Json:
+    """Every score code the instruments produce."""
+    return codesystem(
+        "attach-scores",
+        "AttachScores",
+        "attach-fhir instrument scores",
+        "Scores computed from the attachment instruments' published keys.",
+        concepts,
+    )

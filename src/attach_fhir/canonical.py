@@ -1,0 +1,34 @@
+"""Canonical URLs: the project base and every URL the instruments and results are named by."""
+
+from __future__ import annotations
+
+BASE = "http://attach-fhir.org/fhir"
+
+#: Score codes (``ecr-r-anxiety`` ...), file ``questionnaires/codesystem-attach-scores.json``.
+SCORES_SYSTEM = f"{BASE}/CodeSystem/attach-scores"
+#: Points of a 7-point agreement scale, codes ``"1"`` to ``"7"``.
+AGREEMENT_7_SYSTEM = f"{BASE}/CodeSystem/agreement-7"
+#: Attachment patterns (``secure``, ``fearful``, ``preoccupied``, ``dismissing``): the ECR
+#: category and the RQ forced choice.
+ATTACHMENT_PATTERN_SYSTEM = f"{BASE}/CodeSystem/attachment-pattern"
+
+#: Root extension whose ``valueString`` is the scoring-model JSON (docs/scoring-model.md).
+SCORING_MODEL_EXT = f"{BASE}/StructureDefinition/scoring-model"
+#: Root extension, repeatable, ``valueString``: a use restriction the app must show.
+USE_RESTRICTION_EXT = f"{BASE}/StructureDefinition/use-restriction"
+#: Item extension, ``valueCode`` ``attach-fhir``: the item wording is ours, not the instrument's.
+WORDING_SOURCE_EXT = f"{BASE}/StructureDefinition/wording-source"
+#: Root extension, ``valueCode``: who answers (``self``, ``parent-caregiver``).
+RESPONDENT_EXT = f"{BASE}/StructureDefinition/respondent"
+
+ORDINAL_VALUE_EXT = "http://hl7.org/fhir/StructureDefinition/ordinalValue"
+VARIABLE_EXT = "http://hl7.org/fhir/StructureDefinition/variable"
+CALCULATED_EXPRESSION_EXT = (
+    "http://hl7.org/fhir/uv/sdc/StructureDefinition/sdc-questionnaire-calculatedExpression"
+)
+USAGE_CONTEXT_TYPE_SYSTEM = "http://terminology.hl7.org/CodeSystem/usage-context-type"
+
+
+def questionnaire_url(instrument_id: str) -> str:
+    """The canonical URL of the Questionnaire with this id."""
+    return f"{BASE}/Questionnaire/{instrument_id}"
