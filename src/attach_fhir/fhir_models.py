@@ -2,9 +2,19 @@
 
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.codesystem import CodeSystem
+from fhir.resources.R4B.observation import Observation
+from fhir.resources.R4B.provenance import Provenance
 from fhir.resources.R4B.questionnaire import Questionnaire
 from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
 
 FHIR_VERSION = "4.0.1"
 
-__all__ = ["FHIR_VERSION", "Bundle", "CodeSystem", "Questionnaire", "QuestionnaireResponse"]
+__all__ = [
+    "FHIR_VERSION",
+    "Bundle",
+    "CodeSystem",
+    "Observation",
+    "Provenance",
+    "Questionnaire",
+    "QuestionnaireResponse",
+]
