@@ -1,0 +1,1 @@
+"""Generation of questionnaires/*.json (used by scripts/build_questionnaires.py only)."""
