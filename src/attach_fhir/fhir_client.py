@@ -1,0 +1,247 @@
+"""One small FHIR R4 REST client over an injected ``httpx.Client`` (fhirpy's shape, httpx's IO).
+
+Every request goes to the client's base URL: absolute URLs (including ``next`` links and
+redirects) that point elsewhere are refused before anything is sent, so the bearer token never
+leaves for another host. Errors map onto the typed classes of :mod:`attach_fhir.fhir_errors`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from attach_fhir.fhir_errors import (
+    FhirError,
+    FhirTimeout,
+    FhirTransportError,
+    FhirUrlRefused,
+    error_for_status,
+)
+
+log = logging.getLogger(__name__)
+
+FHIR_JSON = "application/fhir+json"
+
+#: Supplies the bearer token. Called with ``None`` for the current token; called with the token
+#: the server just rejected (401) to refresh it: return a new token to retry once, or ``None``.
+TokenSource = Callable[[str | None], str | None]
+
+Params = Mapping[str, str | int | list[str]] | list[tuple[str, str]]
+
+_MAX_REDIRECTS = 3
+_MAX_PAGES = 1000
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _origin_and_path(url: str) -> tuple[str, str, int | None, str]:
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port or _DEFAULT_PORTS.get(scheme)
+    except ValueError:
+        port = -1
+    return scheme, (parts.hostname or "").lower(), port, parts.path.rstrip("/")
+
+
+class FhirClient:
+    """FHIR REST interactions against one base URL."""
+
+    def __init__(
+        self, base_url: str, http: httpx.Client, token_source: TokenSource | None = None
+    ) -> None:
+        parts = urlsplit(base_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise FhirUrlRefused("The FHIR base URL must be an absolute http(s) URL.")
+        self.base_url = base_url.rstrip("/")
+        self._base = _origin_and_path(self.base_url)
+        self._http = http
+        self._token_source = token_source
+
+    # -- URLs ---------------------------------------------------------------------------------
+
+    def is_within_base(self, url: str) -> bool:
+        """Whether an absolute URL lies under this client's base (same origin, path prefix)."""
+        scheme, host, port, path = _origin_and_path(url)
+        b_scheme, b_host, b_port, b_path = self._base
+        if (scheme, host, port) != (b_scheme, b_host, b_port):
+            return False
+        return path == b_path or path.startswith(b_path + "/")
+
+    def url(self, path_or_url: str) -> str:
+        """The absolute URL for a relative path, or the URL itself if it lies under the base."""
+        if urlsplit(path_or_url).scheme or path_or_url.startswith("//"):
+            if not self.is_within_base(path_or_url):
+                raise FhirUrlRefused(
+                    "Refused to follow a URL outside the FHIR server's base: "
+                    + urlsplit(path_or_url).netloc
+                )
+            return path_or_url
+        return f"{self.base_url}/{path_or_url.lstrip('/')}" if path_or_url else self.base_url
+
+    # -- interactions -------------------------------------------------------------------------
+
+    def capabilities(self) -> dict[str, Any]:
+        """The server's CapabilityStatement (``GET [base]/metadata``)."""
+        return self._json(self.request("GET", "metadata"))
+
+    def read(self, resource_type: str, resource_id: str) -> dict[str, Any]:
+        """``GET [type]/[id]``."""
+        return self._json(self.request("GET", f"{resource_type}/{resource_id}"))
+
+    def vread(self, resource_type: str, resource_id: str, version_id: str) -> dict[str, Any]:
+        """``GET [type]/[id]/_history/[vid]``."""
+        path = f"{resource_type}/{resource_id}/_history/{version_id}"
+        return self._json(self.request("GET", path))
+
+    def read_reference(self, reference: str) -> dict[str, Any]:
+        """Read a relative (``Type/id``) or in-base absolute reference."""
+        return self._json(self.request("GET", reference))
+
+    def search(self, resource_type: str, params: Params | None = None) -> Iterator[dict[str, Any]]:
+        """Yield every matching resource, following ``next`` links (only within the base)."""
+        for bundle in self.search_pages(resource_type, params):
+            for entry in bundle.get("entry") or []:
+                mode = (entry.get("search") or {}).get("mode", "match")
+                if mode == "match" and isinstance(entry.get("resource"), dict):
+                    yield entry["resource"]
+
+    def search_pages(
+        self, resource_type: str, params: Params | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Yield each searchset Bundle page, following ``next`` links within the base."""
+        bundle = self._json(self.request("GET", resource_type, params=params))
+        seen: set[str] = set()
+        for _ in range(_MAX_PAGES):
+            yield bundle
+            link = next(
+                (ln.get("url") for ln in bundle.get("link") or [] if ln.get("relation") == "next"),
+                None,
+            )
+            if not link or link in seen:
+                return
+            seen.add(link)
+            bundle = self._json(self.request("GET", link))
+
+    def create(
+        self, resource: Mapping[str, Any], if_none_exist: str | None = None
+    ) -> dict[str, Any]:
+        """``POST [type]``, conditional on ``If-None-Exist`` when given; returns the resource."""
+        headers = {"If-None-Exist": if_none_exist} if if_none_exist else {}
+        response = self.request(
+            "POST", str(resource["resourceType"]), json=resource, headers=headers
+        )
+        return self._written(response)
+
+    def update(self, resource: Mapping[str, Any], if_match: str | None = None) -> dict[str, Any]:
+        """``PUT [type]/[id]``; ``if_match`` is a version id (sent as a weak ETag)."""
+        headers = {"If-Match": f'W/"{if_match}"'} if if_match else {}
+        path = f"{resource['resourceType']}/{resource['id']}"
+        return self._written(self.request("PUT", path, json=resource, headers=headers))
+
+    def transaction(self, bundle: Mapping[str, Any]) -> dict[str, Any]:
+        """POST a ``transaction`` Bundle to the base; returns the transaction-response."""
+        return self._post_bundle(bundle, "transaction")
+
+    def batch(self, bundle: Mapping[str, Any]) -> dict[str, Any]:
+        """POST a ``batch`` Bundle to the base; returns the batch-response."""
+        return self._post_bundle(bundle, "batch")
+
+    # -- plumbing -----------------------------------------------------------------------------
+
+    def _post_bundle(self, bundle: Mapping[str, Any], kind: str) -> dict[str, Any]:
+        if bundle.get("resourceType") != "Bundle" or bundle.get("type") != kind:
+            raise ValueError(f"expected a Bundle of type {kind!r}")
+        return self._json(self.request("POST", "", json=bundle))
+
+    def _written(self, response: httpx.Response) -> dict[str, Any]:
+        if response.content:
+            return self._json(response)
+        location = response.headers.get("Location") or response.headers.get("Content-Location")
+        if not location:
+            return {}
+        # Location is [base]/[type]/[id]/_history/[vid]; read the current version back.
+        path = location.split("/_history/")[0]
+        return self._json(self.request("GET", path))
+
+    @staticmethod
+    def _json(response: httpx.Response) -> dict[str, Any]:
+        try:
+            data = response.json()
+        except ValueError as exc:
+            raise FhirError("The FHIR server answered with something other than JSON.") from exc
+        if not isinstance(data, dict):
+            raise FhirError("The FHIR server answered with something other than a resource.")
+        return data
+
+    def request(
+        self,
+        method: str,
+        path_or_url: str,
+        *,
+        params: Params | None = None,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
+        """Send one request under the base (refresh-once on 401); raise typed errors on failure."""
+        url = self.url(path_or_url)
+        token = self._token_source(None) if self._token_source else None
+        response = self._send(method, url, params, json, headers, token)
+        if response.status_code == 401 and self._token_source and token:
+            fresh = self._token_source(token)
+            if fresh and fresh != token:
+                response = self._send(method, url, params, json, headers, fresh)
+        if 300 <= response.status_code < 400:
+            raise FhirError("The FHIR server answered with an unexpected redirect.")
+        if response.status_code >= 400:
+            error = error_for_status(
+                response.status_code, response.content, response.headers.get("Retry-After")
+            )
+            log.info("fhir %s %s -> %s", method, _path_only(url), error.log_text())
+            raise error
+        return response
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        params: Params | None,
+        body: Any,
+        headers: Mapping[str, str] | None,
+        token: str | None,
+    ) -> httpx.Response:
+        all_headers = {"Accept": FHIR_JSON}
+        if body is not None:
+            all_headers["Content-Type"] = FHIR_JSON
+            all_headers["Prefer"] = "return=representation"
+        all_headers.update(headers or {})
+        if token:
+            all_headers["Authorization"] = f"Bearer {token}"
+        for _ in range(_MAX_REDIRECTS + 1):
+            try:
+                response = self._http.request(
+                    method,
+                    url,
+                    params=params,  # type: ignore[arg-type]
+                    json=body,
+                    headers=all_headers,
+                    follow_redirects=False,
+                )
+            except httpx.TimeoutException as exc:
+                raise FhirTimeout() from exc
+            except httpx.TransportError as exc:
+                raise FhirTransportError() from exc
+            if not (response.is_redirect and method == "GET" and response.next_request):
+                return response
+            # Follow redirects ourselves so a hop to another host can never carry the token.
+            url = self.url(str(response.next_request.url))
+            params = None
+        raise FhirTransportError("The FHIR server redirected too many times.")
+
+
+def _path_only(url: str) -> str:
+    """The URL path without query (search parameters may hold patient data)."""
+    return urlsplit(url).path
