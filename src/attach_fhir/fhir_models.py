@@ -1,7 +1,9 @@
 """The one place the FHIR version is pinned: R4-compatible models (fhir.resources.R4B)."""
 
 from fhir.resources.R4B.bundle import Bundle
+from fhir.resources.R4B.careplan import CarePlan
 from fhir.resources.R4B.codesystem import CodeSystem
+from fhir.resources.R4B.goal import Goal
 from fhir.resources.R4B.observation import Observation
 from fhir.resources.R4B.provenance import Provenance
 from fhir.resources.R4B.questionnaire import Questionnaire
@@ -12,7 +14,9 @@ FHIR_VERSION = "4.0.1"
 __all__ = [
     "FHIR_VERSION",
     "Bundle",
+    "CarePlan",
     "CodeSystem",
+    "Goal",
     "Observation",
     "Provenance",
     "Questionnaire",
