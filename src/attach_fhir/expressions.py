@@ -10,9 +10,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from antlr4 import CommonTokenStream, InputStream, ParserRuleContext
+from antlr4.error.ErrorListener import ErrorListener
 from fhirpathpy import compile as fhirpath_compile
 from fhirpathpy import evaluate as fhirpath_evaluate
+from fhirpathpy.engine.invocations import invocation_registry
 from fhirpathpy.models import models
+from fhirpathpy.parser.generated.FHIRPathLexer import FHIRPathLexer
+from fhirpathpy.parser.generated.FHIRPathParser import FHIRPathParser
 
 from attach_fhir.canonical import CALCULATED_EXPRESSION_EXT, VARIABLE_EXT
 
@@ -41,9 +46,48 @@ def calculated_items(questionnaire: Json) -> Iterator[tuple[Json, str]]:
         stack.extend(reversed(item.get("item", [])))
 
 
-def compile_expression(expression: str) -> None:
-    """Parse a FHIRPath expression; raises what fhirpathpy raises on a syntax error."""
-    fhirpath_compile(expression, R4_MODEL)
+class _Collect(ErrorListener):
+    """Keeps every syntax error (fhirpathpy's own parser silently recovers from them)."""
+
+    def __init__(self) -> None:
+        self.errors: list[str] = []
+
+    def syntaxError(
+        self, recognizer: Any, offendingSymbol: Any, line: int, column: int, msg: str, e: Any
+    ) -> None:
+        self.errors.append(f"column {column + 1}: {msg.split(' expecting ')[0]}")
+
+
+def check_expression(expression: str) -> tuple[list[str], set[str]]:
+    """Problems parsing ``expression`` with fhirpathpy's grammar, and the %constants it reads.
+
+    A problem is a syntax error or a function fhirpathpy does not implement; the whole text must
+    be one expression.
+    """
+    listener = _Collect()
+    lexer = FHIRPathLexer(InputStream(expression))
+    lexer.removeErrorListeners()
+    lexer.addErrorListener(listener)
+    parser = FHIRPathParser(CommonTokenStream(lexer))
+    parser.removeErrorListeners()
+    parser.addErrorListener(listener)
+    tree = parser.entireExpression()
+    problems = list(listener.errors)
+    constants: set[str] = set()
+    stack: list[Any] = [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, FHIRPathParser.FunctnContext):
+            name = node.identifier().getText()
+            if name not in invocation_registry:
+                problems.append(f"function {name}() is not implemented by fhirpathpy")
+        elif isinstance(node, FHIRPathParser.ExternalConstantContext):
+            constants.add(node.getText()[1:].strip("`'"))
+        if isinstance(node, ParserRuleContext):
+            stack.extend(node.getChildren())
+    if not problems:
+        fhirpath_compile(expression, R4_MODEL)
+    return problems, constants
 
 
 def evaluate_scores(questionnaire: Json, response: Json) -> dict[str, list[Any]]:
