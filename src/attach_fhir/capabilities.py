@@ -38,8 +38,8 @@ class ServerCapabilities:
     software: str | None = None
     transaction: bool = False
     batch: bool = False
-    interactions: Mapping[str, frozenset[str]] = field(default_factory=dict)
-    conditional_create: frozenset[str] = frozenset()
+    interactions: Mapping[str, frozenset[str]] = field(default_factory=dict, repr=False)
+    conditional_create: frozenset[str] = field(default=frozenset(), repr=False)
     oauth_uris: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
