@@ -1,0 +1,332 @@
+"""Check a QuestionnaireResponse against a compiled Questionnaire before anything is scored.
+
+Every problem is collected (unknown linkId, answer outside the options, wrong Questionnaire,
+duplicate answers, missing required items in a finished response, answers to items that enableWhen
+disables) and raised together as one ``InvalidResponse`` whose ``problems`` carry a FHIRPath-like
+``path``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+from attach_fhir.errors import AttachError
+from attach_fhir.scoring_model import EnableWhen, ItemSpec, ScoringModel
+
+ROOT = "QuestionnaireResponse"
+
+#: QuestionnaireResponse.status codes; ``required`` binds only a finished response, so an
+#: in-progress one is checked item by item and its incomplete scores come out ``not-scored``.
+STATUSES = ("in-progress", "completed", "amended", "entered-in-error", "stopped")
+FINISHED = ("completed", "amended")
+SCORABLE = ("in-progress", "completed", "amended", "stopped")
+
+#: item.type -> the answer value[x] element it takes (choice is handled on its own).
+VALUE_KEYS = {
+    "boolean": "valueBoolean",
+    "decimal": "valueDecimal",
+    "integer": "valueInteger",
+    "date": "valueDate",
+    "dateTime": "valueDateTime",
+    "time": "valueTime",
+    "string": "valueString",
+    "text": "valueString",
+    "url": "valueUri",
+    "attachment": "valueAttachment",
+    "reference": "valueReference",
+    "quantity": "valueQuantity",
+    "coding": "valueCoding",
+}
+
+
+class InvalidResponse(AttachError):
+    """The response cannot be scored; ``problems`` is a list of {code, path, message}."""
+
+    code = "invalid_response"
+    description = "The QuestionnaireResponse cannot be scored."
+    status_code = 422
+
+    def __init__(self, problems: list[dict[str, str]]) -> None:
+        count = len(problems)
+        super().__init__(
+            f"The QuestionnaireResponse has {count} problem{'s' if count != 1 else ''}.",
+            problems=problems,
+        )
+        self.problems = problems
+
+
+class CheckedResponse(NamedTuple):
+    """A valid response: linkId -> answer values (empty: unanswered), and the disabled linkIds."""
+
+    answers: Mapping[str, list[object]]
+    disabled: frozenset[str]
+
+
+class _Walk:
+    """One pass over the response items, collecting answers, paths and problems."""
+
+    __slots__ = ("answers", "items", "paths", "problems")
+
+    def __init__(self, items: Mapping[str, ItemSpec]) -> None:
+        self.items = items
+        self.answers: dict[str, list[object]] = {}
+        self.paths: dict[str, str] = {}
+        self.problems: list[dict[str, str]] = []
+
+    def problem(self, code: str, path: str, message: str) -> None:
+        self.problems.append({"code": code, "path": path, "message": message})
+
+    def walk(self, items: object, expected: Mapping[str, ItemSpec], path: str) -> None:
+        if not isinstance(items, list):
+            self.problem("structure", path, "item must be an array")
+            return
+        seen: set[str] = set()
+        for index, item in enumerate(items):
+            here = f"{path}.item[{index}]"
+            if not isinstance(item, dict):
+                self.problem("structure", here, "item must be an object")
+                continue
+            link_id = item.get("linkId")
+            spec = expected.get(link_id) if isinstance(link_id, str) else None
+            if spec is None:
+                self.unexpected(link_id, here)
+                continue
+            link_id = spec.link_id
+            if link_id in seen and not spec.repeats:
+                self.problem("duplicate", here, f"item {link_id!r} appears more than once")
+            seen.add(link_id)
+            self.paths.setdefault(link_id, here)
+            answers = item.get("answer")
+            if answers is not None:
+                self.answer(spec, answers, here)
+            children = item.get("item")
+            if children is not None:
+                self.walk(children, spec.children, here)
+
+    def unexpected(self, link_id: object, path: str) -> None:
+        if isinstance(link_id, str) and link_id in self.items:
+            self.problem("unknown-link-id", path, f"item {link_id!r} is not expected here")
+        else:
+            self.problem("unknown-link-id", path, f"linkId {link_id!r} is not in the Questionnaire")
+
+    def answer(self, spec: ItemSpec, answers: object, path: str) -> None:
+        if not isinstance(answers, list):
+            self.problem("structure", f"{path}.answer", "answer must be an array")
+            return
+        if spec.type in ("group", "display"):
+            self.problem("structure", f"{path}.answer", f"a {spec.type} item takes no answer")
+            return
+        if len(answers) > 1 and not spec.repeats:
+            self.problem(
+                "duplicate", f"{path}.answer", f"item {spec.link_id!r} takes one answer only"
+            )
+        if not answers:
+            return
+        values = self.answers.setdefault(spec.link_id, [])
+        for index, answer in enumerate(answers):
+            here = f"{path}.answer[{index}]"
+            if not isinstance(answer, dict):
+                self.problem("structure", here, "answer must be an object")
+                continue
+            value = self.value(spec, answer, here)
+            if value is not None:
+                values.append(value)
+            nested = answer.get("item")
+            if nested is not None:
+                self.walk(nested, spec.children, here)
+
+    def value(self, spec: ItemSpec, answer: Mapping[str, Any], path: str) -> object:
+        if spec.type == "choice":
+            coding = answer.get("valueCoding")
+            if not isinstance(coding, dict):
+                self.problem("invalid-answer", path, "a choice answer must be a valueCoding")
+                return None
+            if not spec.options:
+                return coding.get("code")
+            code = spec.options.get((coding.get("system"), coding.get("code")))  # type: ignore[arg-type]
+            if code is None:
+                self.problem(
+                    "invalid-answer",
+                    f"{path}.valueCoding",
+                    f"{coding.get('system')}|{coding.get('code')} is not an answer option"
+                    f" of item {spec.link_id!r}",
+                )
+            return code
+        key = VALUE_KEYS.get(spec.type)
+        value = (
+            answer.get(key)
+            if key
+            else next((v for k, v in answer.items() if k.startswith("value")), None)
+        )
+        if value is None or not _has_type(spec.type, value):
+            self.problem("invalid-answer", path, f"a {spec.type} answer must be a {key}")
+            return None
+        return value
+
+
+def _has_type(item_type: str, value: object) -> bool:
+    if item_type == "boolean":
+        return isinstance(value, bool)
+    if item_type == "integer":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if item_type == "decimal":
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if item_type in ("string", "text", "url", "date", "dateTime", "time"):
+        return isinstance(value, str)
+    return True
+
+
+def _holds(condition: EnableWhen, answers: Mapping[str, list[object]]) -> bool:
+    values = answers.get(condition.question) or []
+    expected = condition.answer
+    if condition.operator == "exists":
+        return bool(values) == bool(expected)
+    if isinstance(expected, tuple):  # a Coding: compare codes (options are checked already)
+        expected = expected[1]
+    op = condition.operator
+    if op == "=":
+        return any(v == expected for v in values)
+    if op == "!=":
+        return any(v != expected for v in values)
+    try:
+        if op == ">":
+            return any(v > expected for v in values)  # type: ignore[operator]
+        if op == "<":
+            return any(v < expected for v in values)  # type: ignore[operator]
+        if op == ">=":
+            return any(v >= expected for v in values)  # type: ignore[operator]
+        if op == "<=":
+            return any(v <= expected for v in values)  # type: ignore[operator]
+    except TypeError:
+        return False
+    return False
+
+
+def disabled_items(model: ScoringModel, answers: Mapping[str, list[object]]) -> frozenset[str]:
+    """The linkIds that enableWhen (on the item or an ancestor) disables, given the answers."""
+    enabled: dict[str, bool] = {}
+
+    def is_enabled(spec: ItemSpec) -> bool:
+        known = enabled.get(spec.link_id)
+        if known is not None:
+            return known
+        result = True
+        if spec.enable_when:
+            checks = (_holds(c, answers) for c in spec.enable_when)
+            result = any(checks) if spec.enable_any else all(checks)
+        if result and spec.parent is not None:
+            result = is_enabled(model.items[spec.parent])
+        enabled[spec.link_id] = result
+        return result
+
+    return frozenset(s.link_id for s in model.conditional if not is_enabled(s))
+
+
+def _fast_walk(
+    items: Any, expected: Mapping[str, ItemSpec], answers: dict[str, list[object]], seen: set[str]
+) -> bool:
+    """The common case in one tight pass: False (or an exception) at anything unusual."""
+    for item in items:
+        spec = expected[item["linkId"]]
+        link_id = spec.link_id
+        if link_id in answers or link_id in seen:
+            return False
+        raw = item.get("answer")
+        if raw is None:
+            seen.add(link_id)
+        else:
+            # Any JSON value but a one-element list, or an answer with more than a value (a
+            # nested item, an extension), raises or returns False here: the thorough walk judges.
+            (answer,) = raw
+            if len(answer) != 1:
+                return False
+            if spec.type == "choice":
+                coding = answer["valueCoding"]
+                code = spec.options.get((coding["system"], coding["code"]))
+                if code is None:
+                    return False
+                answers[link_id] = [code]
+            elif spec.type == "boolean" and type(answer["valueBoolean"]) is bool:
+                answers[link_id] = [answer["valueBoolean"]]
+            else:
+                return False
+        children = item.get("item")
+        if children is not None and not _fast_walk(children, spec.children, answers, seen):
+            return False
+    return type(items) is list
+
+
+def _complete(
+    model: ScoringModel, answers: Mapping[str, list[object]], disabled: frozenset[str], status: str
+) -> bool:
+    """No disabled item answered, and (when finished) every enabled required item answered."""
+    if disabled and not disabled.isdisjoint(answers.keys()):
+        return False
+    return status not in FINISHED or answers.keys() >= model.required_ids - disabled
+
+
+def check_response(model: ScoringModel, response: object) -> CheckedResponse:
+    """Return the response's answers if it can be scored, else raise InvalidResponse."""
+    # A fast path accepts only what the thorough walk would accept; anything else (including
+    # every invalid response) goes through the walk, which reports each problem with its path.
+    if (
+        type(response) is dict
+        and response.get("resourceType") == ROOT
+        and response.get("questionnaire") == model.questionnaire
+        and response.get("status") in SCORABLE
+    ):
+        answers: dict[str, list[object]] = {}
+        try:
+            accepted = _fast_walk(response.get("item", []), model.top_items, answers, set())
+        except (KeyError, TypeError, AttributeError, ValueError):
+            accepted = False
+        if accepted:
+            disabled = disabled_items(model, answers) if model.conditional else frozenset()
+            if _complete(model, answers, disabled, response["status"]):
+                return CheckedResponse(answers, disabled)
+    return _thorough_check(model, response)
+
+
+def _thorough_check(model: ScoringModel, response: object) -> CheckedResponse:
+    if not isinstance(response, dict):
+        raise InvalidResponse([_problem("structure", ROOT, "must be a JSON object")])
+    walk = _Walk(model.items)
+    if response.get("resourceType") != ROOT:
+        walk.problem("structure", f"{ROOT}.resourceType", f"must be {ROOT!r}")
+    canonical = response.get("questionnaire")
+    if canonical != model.questionnaire:
+        walk.problem(
+            "wrong-questionnaire",
+            f"{ROOT}.questionnaire",
+            f"{canonical!r} is not the Questionnaire being scored ({model.questionnaire})",
+        )
+    status = response.get("status")
+    if status not in STATUSES:
+        walk.problem("status", f"{ROOT}.status", f"must be one of {', '.join(STATUSES)}")
+    elif status not in SCORABLE:
+        walk.problem("status", f"{ROOT}.status", "a response entered in error is not scored")
+    walk.walk(response.get("item", []), model.top_items, ROOT)
+    answers = walk.answers
+    disabled = disabled_items(model, answers) if model.conditional else frozenset()
+    for link_id in disabled:
+        if answers.get(link_id):
+            walk.problem(
+                "disabled-answered",
+                walk.paths[link_id],
+                f"item {link_id!r} is answered although enableWhen disables it",
+            )
+    for spec in model.required if status in FINISHED else ():
+        if not answers.get(spec.link_id) and spec.link_id not in disabled:
+            walk.problem(
+                "missing-required",
+                f"{ROOT}.item.where(linkId='{spec.link_id}')",
+                f"required item {spec.link_id!r} has no answer",
+            )
+    if walk.problems:
+        raise InvalidResponse(walk.problems)
+    return CheckedResponse(answers, disabled)
+
+
+def _problem(code: str, path: str, message: str) -> dict[str, str]:
+    return {"code": code, "path": path, "message": message}
