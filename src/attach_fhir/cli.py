@@ -17,7 +17,7 @@ from attach_fhir import __version__
 #: takes the parsed namespace and returns the process exit code.
 Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
 
-DOMAIN_COMMANDS: list[str] = ["attach_fhir.commands.questionnaires"]
+DOMAIN_COMMANDS: list[str] = ["attach_fhir.commands.questionnaires", "attach_fhir.commands.outbox"]
 
 
 def build_parser() -> argparse.ArgumentParser:
