@@ -2,26 +2,129 @@
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
-from flask import Flask
+from flask import Flask, g, jsonify, render_template, request
+from werkzeug.exceptions import HTTPException
+
+from attach_fhir.errors import AttachError
+from smart_app import registrations as registrations_module
+from smart_app import security, services
+from smart_app.discovery import DiscoveryCache
+from smart_app.session_store import open_store
+
+log = logging.getLogger(__name__)
+
+DEFAULTS: dict[str, Any] = {
+    "SECRET_KEY": None,
+    "SESSION_COOKIE_HTTPONLY": True,
+    "SESSION_COOKIE_SECURE": True,
+    # Where the embedded SQLite session store lives (ATTACH_DATA_DIR); default: instance folder.
+    "DATA_DIR": None,
+    # None/"sqlite" -> SQLite in DATA_DIR; "postgresql://..." -> PostgreSQL (same interface).
+    "SESSION_STORE": None,
+    # Path of the registrations JSON file (ATTACH_REGISTRATIONS), or REGISTRATIONS_DATA (dict).
+    "REGISTRATIONS": None,
+    "REGISTRATIONS_DATA": None,
+    # Public base URL (redirect URI and JWKS URL) when behind a proxy; else from the request.
+    "PUBLIC_URL": None,
+    # Extra origins allowed to frame the app (space-separated), beside the registrations' own.
+    "FRAME_ANCESTORS": "",
+    # "Partitioned" on the cookie for every response, not only iframe navigations.
+    "COOKIE_PARTITIONED": False,
+    "BROWSER_SESSION_TTL": 12 * 3600,
+    "STATE_TTL": 600,
+    "LAUNCH_TTL": 12 * 3600,
+    "DISCOVERY_TTL": 3600,
+    "TOKEN_REFRESH_LEEWAY": 60,
+    # Tests only: an httpx transport for the outbound client (faults a real server cannot make).
+    "HTTP_TRANSPORT": None,
+}
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app: defaults, then ``ATTACH_*`` environment, then ``test_config``."""
     app = Flask(__name__)
-    app.config.from_mapping(
-        SECRET_KEY=None,
-        SESSION_COOKIE_HTTPONLY=True,
-        SESSION_COOKIE_SECURE=True,
-    )
+    app.config.from_mapping(DEFAULTS)
     app.config.from_prefixed_env("ATTACH")
     if test_config is not None:
         app.config.from_mapping(test_config)
+
+    regs = _load_registrations(app)
+    data_dir = app.config["DATA_DIR"] or app.instance_path
+    store = open_store(app.config["SESSION_STORE"], data_dir)
+    services.init_app(
+        app,
+        services.Services(
+            registrations=regs,
+            store=store,
+            cache=DiscoveryCache(float(app.config["DISCOVERY_TTL"])),
+            transport=app.config["HTTP_TRANSPORT"],
+        ),
+    )
+    frame_ancestors = sorted({*str(app.config["FRAME_ANCESTORS"]).split(), *regs.frame_ancestors()})
+    security.init_app(app, frame_ancestors)
+    _register_error_handlers(app)
+    _register_blueprints(app)
+
+    @app.teardown_appcontext
+    def close_outbound(_exc: BaseException | None) -> None:
+        for client in g.pop("attach_http", []):
+            client.close()
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
     return app
+
+
+def _register_blueprints(app: Flask) -> None:
+    """One blueprint per user flow. Add new flows here (e.g. assess, review, cds)."""
+    from smart_app import launch
+
+    app.register_blueprint(launch.bp)
+
+
+def _load_registrations(app: Flask) -> registrations_module.Registrations:
+    """Registrations from REGISTRATIONS_DATA (a mapping) or the REGISTRATIONS file."""
+    data = app.config["REGISTRATIONS_DATA"]
+    if data is not None:
+        base = Path(app.config.get("REGISTRATIONS_BASE_DIR") or os.getcwd())
+        return registrations_module.parse(data, base_dir=base, source="REGISTRATIONS_DATA")
+    path = app.config["REGISTRATIONS"]
+    if not path:
+        # Every launch is refused (unknown iss); `attach-fhir serve` always passes a file.
+        log.warning("app.start registrations=none: set ATTACH_REGISTRATIONS to allow launches")
+        return registrations_module.Registrations(items=())
+    return registrations_module.load(path)
+
+
+def _wants_json() -> bool:
+    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
+    return best == "application/json" and not request.accept_mimetypes.accept_html
+
+
+def _register_error_handlers(app: Flask) -> None:
+    """Map every AttachError (and HTTP error) to one page, or JSON for API clients."""
+
+    @app.errorhandler(AttachError)
+    def attach_error(exc: AttachError) -> Any:
+        log.info("request.error code=%s path=%s", exc.code, request.path)
+        status = int(getattr(exc, "status_code", 400))
+        if _wants_json():
+            return jsonify({"code": exc.code, "description": exc.description}), status
+        page = render_template("error.html", code=exc.code, description=exc.description)
+        return page, status
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> Any:
+        status = exc.code or 500
+        description = exc.description or exc.name
+        if _wants_json():
+            return jsonify({"code": exc.name, "description": description}), status
+        return render_template("error.html", code=exc.name, description=description), status

@@ -1,0 +1,151 @@
+"""One launch's context, as every blueprint sees it: ``/app/<ctx>/...`` names the launch.
+
+The context id in the URL path (never the patient id) selects the launch; it must also belong
+to this browser's session, so a copied URL is useless elsewhere, and two tabs with two launches
+each read only their own patient. Tokens stay in the store: views get a ``FhirClient`` whose
+token source refreshes before expiry and on 401, once, under a per-launch lock.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from flask import current_app, g, request
+
+from attach_fhir.fhir_client import FhirClient
+from smart_app import smart_client
+from smart_app.errors import AuthorizationExpired, LaunchNotFound
+from smart_app.scopes import Granted
+from smart_app.security import browser_session
+from smart_app.services import Services, get_services
+
+log = logging.getLogger(__name__)
+
+LAUNCH_NS = "launch"
+
+
+@dataclass
+class LaunchContext:
+    """A launch's record in the store plus the operations views need."""
+
+    id: str
+    record: dict[str, Any]
+    services: Services
+
+    @classmethod
+    def load(cls, ctx_id: str) -> LaunchContext:
+        """The launch ``ctx_id`` if it is live and belongs to this browser; else LaunchNotFound."""
+        services = get_services()
+        record = services.store.get(LAUNCH_NS, ctx_id) if len(ctx_id) <= 100 else None
+        session = browser_session(create=False)
+        if record is None or session is None or record.get("sid") != session[0]:
+            raise LaunchNotFound()
+        return cls(id=ctx_id, record=record, services=services)
+
+    # -- context ------------------------------------------------------------------------------
+
+    @property
+    def iss(self) -> str:
+        """The FHIR base URL of this launch."""
+        return str(self.record["iss"])
+
+    @property
+    def patient_id(self) -> str | None:
+        """The patient in context, if any."""
+        value = self.record.get("patient")
+        return str(value) if value else None
+
+    @property
+    def encounter_id(self) -> str | None:
+        """The encounter in context, if any."""
+        value = self.record.get("encounter")
+        return str(value) if value else None
+
+    @property
+    def fhir_user(self) -> str | None:
+        """The ``fhirUser`` claim of the verified id_token (a FHIR reference or URL)."""
+        value = self.record.get("fhir_user")
+        return str(value) if value else None
+
+    @property
+    def granted(self) -> Granted:
+        """The scopes the EHR granted (the UI disables what they do not cover)."""
+        return Granted.parse(self.record["token"].get("scope"))
+
+    def can(self, resource: str, interaction: str) -> bool:
+        """True when the granted scopes allow ``interaction`` (c r u d s) on ``resource``."""
+        return self.granted.allows(resource, interaction)
+
+    @property
+    def show_patient_banner(self) -> bool:
+        """Show our own patient banner unless the EHR said it shows one."""
+        return self.record.get("need_patient_banner") is not False
+
+    def save(self) -> None:
+        """Write the record back (keeps its remaining lifetime policy)."""
+        self.services.store.put(LAUNCH_NS, self.id, self.record, current_app.config["LAUNCH_TTL"])
+
+    # -- tokens -------------------------------------------------------------------------------
+
+    def token_source(self, rejected: str | None) -> str | None:
+        """The bearer token: refreshed first when it is about to expire, or when ``rejected``."""
+        token = self.record["token"]
+        if rejected is not None:
+            return self._refresh(seen=rejected)
+        leeway = current_app.config["TOKEN_REFRESH_LEEWAY"]
+        expires_at = token.get("expires_at")
+        if expires_at is not None and float(expires_at) - leeway <= time.time():
+            return self._refresh(seen=str(token["access_token"]))
+        return str(token["access_token"])
+
+    def _refresh(self, seen: str) -> str:
+        store = self.services.store
+        with store.lock(f"refresh:{self.id}"):
+            fresh = store.get(LAUNCH_NS, self.id)
+            if fresh is None:
+                raise LaunchNotFound()
+            self.record = fresh
+            token = fresh["token"]
+            if token["access_token"] != seen:  # another request refreshed while we waited
+                return str(token["access_token"])
+            refresh_token = token.get("refresh_token")
+            if not refresh_token:
+                raise AuthorizationExpired()
+            reg = self.services.registrations.lookup(self.iss)
+            try:
+                new = smart_client.refresh(
+                    reg, fresh["token_endpoint"], refresh_token, self.services.transport
+                )
+            except AuthorizationExpired:
+                log.info("launch.refresh outcome=failed registration=%s", reg.name)
+                fresh["refresh_failed"] = True
+                self.save()
+                raise
+            fresh["token"] = {
+                "access_token": new["access_token"],
+                "refresh_token": new.get("refresh_token") or refresh_token,
+                "expires_at": new.get("expires_at"),
+                "scope": new.get("scope") or token.get("scope"),
+            }
+            fresh["refresh_count"] = int(fresh.get("refresh_count", 0)) + 1
+            self.save()
+            log.info("launch.refresh outcome=ok registration=%s", reg.name)
+            return str(new["access_token"])
+
+    def fhir(self) -> FhirClient:
+        """A FHIR client for this launch's server; the token never leaves its base URL."""
+        reg = self.services.registrations.lookup(self.iss)
+        http = self.services.http(reg)
+        g.setdefault("attach_http", []).append(http)  # closed at app-context teardown
+        return FhirClient(self.iss, http, token_source=self.token_source)
+
+
+def current_launch() -> LaunchContext:
+    """The launch named by the ``ctx`` URL parameter of the current request."""
+    ctx_id = (request.view_args or {}).get("ctx")
+    if not isinstance(ctx_id, str):
+        raise LaunchNotFound()
+    return LaunchContext.load(ctx_id)

@@ -1,0 +1,152 @@
+"""The launch blueprint: EHR and standalone launch, callback, the app's JWKS, the landing page.
+
+URLs an EHR registers: launch ``/launch``, redirect ``/callback``, JWKS ``/jwks.json``. After a
+launch every page lives under ``/app/<ctx>/`` (see :mod:`smart_app.context`).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+from urllib.parse import urlencode
+
+from flask import Blueprint, Response, jsonify, redirect, render_template, request, url_for
+
+from attach_fhir.errors import AttachError
+from smart_app import flow, style
+from smart_app.context import LaunchContext
+from smart_app.errors import BadLaunchRequest
+from smart_app.security import browser_session, had_cookie
+from smart_app.services import get_services
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("launch", __name__)
+
+#: What the landing page says the app may do, with the scope each needs.
+CAPABILITIES = (
+    ("Read the patient's record", "Patient", "r"),
+    ("Read questionnaires", "Questionnaire", "r"),
+    ("Save questionnaire answers", "QuestionnaireResponse", "c"),
+    ("Record scores", "Observation", "c"),
+    ("Update the care plan", "CarePlan", "u"),
+    ("Set goals", "Goal", "c"),
+)
+
+
+@bp.get("/")
+def start() -> str:
+    """The standalone start page: one link per registered FHIR server, per role."""
+    servers = [(reg.name, iss) for reg in get_services().registrations.items for iss in reg.iss]
+    return render_template("launch/start.html", servers=servers)
+
+
+@bp.get("/launch")
+def ehr_launch() -> Any:
+    """EHR launch: ``iss`` and ``launch`` from the EHR; checked before any outbound request."""
+    iss = request.args.get("iss")
+    launch = request.args.get("launch")
+    flow.check_iss(get_services(), iss)
+    if not launch or len(launch) > 2000:
+        raise BadLaunchRequest("The EHR launch carried no launch token.")
+    return _authorize(str(iss), "ehr", launch)
+
+
+@bp.get("/launch/standalone")
+def standalone_launch() -> Any:
+    """Standalone launch by a patient (portal) or a clinician (patient picked at the EHR)."""
+    iss = request.args.get("iss")
+    role = request.args.get("role", "patient")
+    if role not in ("patient", "clinician"):
+        raise BadLaunchRequest("role must be patient or clinician.")
+    flow.check_iss(get_services(), iss)
+    return _authorize(str(iss), role, None)
+
+
+def _authorize(iss: str, kind: str, launch: str | None) -> Any:
+    """Make sure the browser keeps our cookie, then send it to the authorization endpoint."""
+    if not had_cookie():
+        if request.args.get("cookie_check") == "1":
+            retry = {k: v for k, v in request.args.items() if k != "cookie_check"}
+            url = request.path + "?" + urlencode(retry)
+            return render_template("launch/new_window.html", url=url), 200
+        browser_session(create=True)
+        args = {**request.args.to_dict(), "cookie_check": "1"}
+        return redirect(request.path + "?" + urlencode(args), code=303)
+    session = browser_session(create=False)
+    assert session is not None
+    return redirect(flow.begin(get_services(), session[0], iss, kind, launch), code=303)
+
+
+@bp.get("/callback")
+def callback() -> Any:
+    """The redirect URI: state, RFC 9207 iss, code exchange, id_token; then the landing page."""
+    session = browser_session(create=False)
+    args = {k: v for k, v in request.args.items() if isinstance(v, str)}
+    ctx = flow.complete(get_services(), session[0] if session else None, args)
+    return redirect(url_for("launch.landing", ctx=ctx), code=303)
+
+
+@bp.get("/jwks.json")
+def jwks() -> Response:
+    """The app's public keys (client assertion verification); never any private member."""
+    response = jsonify(get_services().registrations.jwks())
+    response.headers["Cache-Control"] = "public, max-age=300"
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    return response
+
+
+@bp.get("/app/<ctx>/")
+def landing(ctx: str) -> str:
+    """The patient in context (unless the EHR shows its own banner) and what the app may do."""
+    launch = LaunchContext.load(ctx)
+    patient = _read_patient(launch) if launch.show_patient_banner else None
+    capabilities = [(label, launch.can(res, act)) for label, res, act in CAPABILITIES]
+    return render_template(
+        "launch/landing.html",
+        launch=launch,
+        patient=patient,
+        user=_read_user(launch),
+        capabilities=capabilities,
+    )
+
+
+@bp.get("/app/<ctx>/style.css")
+def ehr_style(ctx: str) -> Response:
+    """The EHR's validated colours as CSS custom properties (no raw CSS from the EHR)."""
+    launch = LaunchContext.load(ctx)
+    css = style.stylesheet(launch.record.get("style") or {})
+    return Response(css, mimetype="text/css", headers={"Cache-Control": "private, max-age=300"})
+
+
+def _read_patient(launch: LaunchContext) -> dict[str, str] | None:
+    if not launch.patient_id or not launch.can("Patient", "r"):
+        return None
+    resource = launch.fhir().read("Patient", launch.patient_id)
+    return {"name": human_name(resource.get("name")), "birth_date": resource.get("birthDate", "")}
+
+
+def _read_user(launch: LaunchContext) -> str | None:
+    """The signed-in user's display name from ``fhirUser``, when it lies on this FHIR server."""
+    if not launch.fhir_user:
+        return None
+    client = launch.fhir()
+    try:
+        resource = client.read_reference(launch.fhir_user)
+    except AttachError as exc:  # a user we cannot read is shown as unnamed, not an error page
+        log.info("launch.fhir_user outcome=%s", exc.code)
+        return None
+    return human_name(resource.get("name")) or None
+
+
+def human_name(names: Any) -> str:
+    """A display name from FHIR HumanName list: ``text``, else given + family of the first."""
+    if not isinstance(names, list) or not names or not isinstance(names[0], dict):
+        return ""
+    preferred = next((n for n in names if isinstance(n, dict) and n.get("use") == "official"), None)
+    name = preferred or names[0]
+    if isinstance(name.get("text"), str) and name["text"]:
+        return str(name["text"])
+    given = [g for g in name.get("given") or [] if isinstance(g, str)]
+    family = str(name["family"]) if isinstance(name.get("family"), str) else ""
+    return " ".join([*given, family]).strip()

@@ -1,0 +1,202 @@
+"""Server-side session storage: SQLite by default, PostgreSQL by configuration, one interface.
+
+Records are small JSON objects in a namespace (``browser``, ``state``, ``launch``, ...) under an
+opaque key, each with an expiry. ``take`` reads and deletes in one statement, which is what makes
+an OAuth ``state`` single use even when two requests race. ``lock`` serialises work on one key
+(a token refresh per launch): a thread lock for SQLite (one process), an advisory lock for
+PostgreSQL (any number of processes).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, closing, contextmanager
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
+
+Record = dict[str, Any]
+
+_DDL = (
+    "CREATE TABLE IF NOT EXISTS attach_session ("
+    " ns TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, expires_at DOUBLE PRECISION"
+    " NOT NULL, PRIMARY KEY (ns, key))"
+)
+
+
+class SessionStore(Protocol):
+    """What the app needs from a session store."""
+
+    def get(self, ns: str, key: str) -> Record | None:
+        """The live record, or None when absent or expired."""
+        ...
+
+    def put(self, ns: str, key: str, value: Record, ttl: float) -> None:
+        """Create or replace a record that lives ``ttl`` seconds."""
+        ...
+
+    def take(self, ns: str, key: str) -> Record | None:
+        """Atomically read and delete a live record (single use)."""
+        ...
+
+    def delete(self, ns: str, key: str) -> None:
+        """Remove a record if present."""
+        ...
+
+    def purge_expired(self) -> int:
+        """Delete expired records; returns how many."""
+        ...
+
+    def lock(self, name: str) -> AbstractContextManager[None]:
+        """Hold an exclusive lock on ``name`` for the ``with`` block."""
+        ...
+
+
+class SqliteStore:
+    """The embedded store: one SQLite file (WAL) in the data directory."""
+
+    _locks: ClassVar[dict[tuple[str, str], threading.Lock]] = {}
+    _locks_guard: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        with closing(self._connect()) as db, db:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute(_DDL)
+
+    def _connect(self) -> sqlite3.Connection:
+        return sqlite3.connect(self.path, timeout=15, isolation_level=None)
+
+    def _run(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        with closing(self._connect()) as db:
+            return db.execute(sql, params).fetchall()
+
+    def get(self, ns: str, key: str) -> Record | None:
+        """The live record, or None when absent or expired."""
+        rows = self._run(
+            "SELECT value FROM attach_session WHERE ns = ? AND key = ? AND expires_at > ?",
+            (ns, key, time.time()),
+        )
+        return _load(rows)
+
+    def put(self, ns: str, key: str, value: Record, ttl: float) -> None:
+        """Create or replace a record that lives ``ttl`` seconds."""
+        self._run(
+            "INSERT INTO attach_session (ns, key, value, expires_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value, "
+            "expires_at = excluded.expires_at",
+            (ns, key, json.dumps(value), time.time() + ttl),
+        )
+
+    def take(self, ns: str, key: str) -> Record | None:
+        """Atomically read and delete a live record (single use)."""
+        rows = self._run(
+            "DELETE FROM attach_session WHERE ns = ? AND key = ? RETURNING value, expires_at",
+            (ns, key),
+        )
+        return _load([r for r in rows if r[1] > time.time()])
+
+    def delete(self, ns: str, key: str) -> None:
+        """Remove a record if present."""
+        self._run("DELETE FROM attach_session WHERE ns = ? AND key = ?", (ns, key))
+
+    def purge_expired(self) -> int:
+        """Delete expired records; returns how many."""
+        rows = self._run(
+            "DELETE FROM attach_session WHERE expires_at <= ? RETURNING 1", (time.time(),)
+        )
+        return len(rows)
+
+    @contextmanager
+    def lock(self, name: str) -> Iterator[None]:
+        """Hold an in-process lock on ``name`` (the SQLite store serves one process)."""
+        with self._locks_guard:
+            lock = self._locks.setdefault((self.path, name), threading.Lock())
+        with lock:
+            yield
+
+
+class PostgresStore:
+    """The shared store for several app processes (psycopg 3)."""
+
+    def __init__(self, dsn: str) -> None:
+        import psycopg  # optional dependency: the "postgres" extra
+
+        self._psycopg = psycopg
+        self.dsn = dsn
+        with self._connect() as db:
+            db.execute(_DDL)
+
+    def _connect(self) -> Any:
+        return self._psycopg.connect(self.dsn, autocommit=True)
+
+    def _run(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        with self._connect() as db:
+            cur = db.execute(sql, params)
+            return list(cur.fetchall()) if cur.description else []
+
+    def get(self, ns: str, key: str) -> Record | None:
+        """The live record, or None when absent or expired."""
+        rows = self._run(
+            "SELECT value FROM attach_session WHERE ns = %s AND key = %s AND expires_at > %s",
+            (ns, key, time.time()),
+        )
+        return _load(rows)
+
+    def put(self, ns: str, key: str, value: Record, ttl: float) -> None:
+        """Create or replace a record that lives ``ttl`` seconds."""
+        self._run(
+            "INSERT INTO attach_session (ns, key, value, expires_at) VALUES (%s, %s, %s, %s) "
+            "ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value, "
+            "expires_at = excluded.expires_at",
+            (ns, key, json.dumps(value), time.time() + ttl),
+        )
+
+    def take(self, ns: str, key: str) -> Record | None:
+        """Atomically read and delete a live record (single use)."""
+        rows = self._run(
+            "DELETE FROM attach_session WHERE ns = %s AND key = %s RETURNING value, expires_at",
+            (ns, key),
+        )
+        return _load([r for r in rows if r[1] > time.time()])
+
+    def delete(self, ns: str, key: str) -> None:
+        """Remove a record if present."""
+        self._run("DELETE FROM attach_session WHERE ns = %s AND key = %s", (ns, key))
+
+    def purge_expired(self) -> int:
+        """Delete expired records; returns how many."""
+        rows = self._run(
+            "DELETE FROM attach_session WHERE expires_at <= %s RETURNING 1", (time.time(),)
+        )
+        return len(rows)
+
+    @contextmanager
+    def lock(self, name: str) -> Iterator[None]:
+        """Hold a session-level advisory lock on ``name`` (works across processes)."""
+        with self._connect() as db:
+            db.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", (name,))
+            try:
+                yield
+            finally:
+                db.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (name,))
+
+
+def _load(rows: list[tuple[Any, ...]]) -> Record | None:
+    if not rows:
+        return None
+    value: Record = json.loads(rows[0][0])
+    return value
+
+
+def open_store(url: str | None, data_dir: str | Path) -> SessionStore:
+    """The store named by ``url`` (``postgresql://...``), else SQLite in ``data_dir``."""
+    if url and url.startswith(("postgresql://", "postgres://")):
+        return PostgresStore(url)
+    if url and url.startswith("sqlite:///"):
+        return SqliteStore(url.removeprefix("sqlite:///"))
+    return SqliteStore(Path(data_dir) / "sessions.sqlite3")
