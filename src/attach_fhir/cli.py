@@ -17,7 +17,11 @@ from attach_fhir import __version__
 #: takes the parsed namespace and returns the process exit code.
 Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
 
-DOMAIN_COMMANDS: list[str] = ["attach_fhir.commands.questionnaires", "attach_fhir.commands.outbox"]
+DOMAIN_COMMANDS: list[str] = [
+    "attach_fhir.commands.questionnaires",
+    "attach_fhir.commands.outbox",
+    "attach_fhir.commands.score",
+]
 
 
 def build_parser() -> argparse.ArgumentParser:
