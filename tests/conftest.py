@@ -1,4 +1,4 @@
 """Shared pytest set-up. Fixtures that start real servers live in tests/fixtures/, one plug-in
 module per server, so each can be used alone."""
 
-pytest_plugins: list[str] = ["tests.fixtures.fhir_server"]
+pytest_plugins: list[str] = ["tests.fixtures.fhir_server", "tests.fixtures.sandbox"]

@@ -1,0 +1,274 @@
+"""Run the whole sandbox on loopback: FHIR server, SMART authorization server/EHR, and the app.
+
+``Sandbox`` is a context manager. The EHR and its authorization server listen on 127.0.0.1, the
+app on ``localhost`` (another origin, so the iframe launch crosses origins as in a real EHR).
+Keys live in the data directory, created at first start and never committed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import os
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+
+from attach_fhir.errors import AttachError
+from ehr_sandbox.authz import AuthzState, create_authz_app, smart_configuration
+from ehr_sandbox.authz.config import load_client
+from ehr_sandbox.authz.keys import import_signing_key, load_or_create_private_jwk, public_jwks
+from ehr_sandbox.fhir_process import FhirServerOptions, FhirServerProcess
+
+APP_CLIENT_ID = "attach-fhir"
+LOOPBACK = "127.0.0.1"
+
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+class SandboxError(AttachError):
+    """The sandbox could not start."""
+
+    code = "sandbox_error"
+    description = "The sandbox EHR could not start."
+    status_code = 500
+
+
+@dataclasses.dataclass(frozen=True)
+class SandboxUrls:
+    """Where the sandbox's parts answer."""
+
+    ehr: str
+    issuer: str
+    fhir_base: str
+    app: str | None = None
+
+
+class _LateApp:
+    """A WSGI app set after the socket is bound (the port goes into the app's config)."""
+
+    def __init__(self) -> None:
+        self.app: WSGIApp | None = None
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        assert self.app is not None, "served before the app was set"
+        return self.app(environ, start_response)
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """No access log: request lines carry codes, launch tokens and state."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        """Log nothing per request."""
+
+
+class ServerThread:
+    """A threaded werkzeug server on a loopback port, in a daemon thread."""
+
+    def __init__(self, port: int) -> None:
+        self.app = _LateApp()
+        self.server: BaseWSGIServer = make_server(
+            LOOPBACK, port, self.app, threaded=True, request_handler=_QuietHandler
+        )
+        self.port: int = self.server.server_port
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def start(self, app: WSGIApp) -> None:
+        """Serve ``app``."""
+        self.app.app = app
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop serving and close the socket."""
+        if self._thread.is_alive():
+            self.server.shutdown()
+            self._thread.join(timeout=5)
+        self.server.server_close()
+
+
+def _write_json(path: Path, data: Any) -> Path:
+    path.write_text(json.dumps(data, indent=2), encoding="utf-8")
+    return path
+
+
+class Sandbox:
+    """FHIR server + authorization server/EHR (+ the app as a confidential-asymmetric client)."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        port_base: int | None = None,
+        clients: Iterable[Mapping[str, Any]] = (),
+        knobs: Mapping[str, Any] | None = None,
+        v1_only: bool = False,
+        with_app: bool = True,
+        fhir_auth: bool = True,
+    ) -> None:
+        self.data_dir = Path(data_dir)
+        self.port_base = port_base
+        self.clients = [dict(c) for c in clients]
+        self.knobs = dict(knobs or {})
+        self.v1_only = v1_only
+        self.with_app = with_app
+        self.fhir_auth = fhir_auth
+        self.fhir: FhirServerProcess | None = None
+        self._servers: list[ServerThread] = []
+        self._authz_app: Any = None
+        self.urls: SandboxUrls | None = None
+
+    def _port(self, offset: int) -> int:
+        return 0 if self.port_base is None else self.port_base + offset
+
+    @property
+    def state(self) -> AuthzState:
+        """The running authorization server's state (config, knobs, store)."""
+        found: AuthzState = self._authz_app.extensions["smart_authz"]
+        return found
+
+    def start(self) -> Sandbox:
+        """Bring everything up; on any failure, tear down what started."""
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        signing_jwk = load_or_create_private_jwk(self.data_dir / "authz-signing-key.json")
+        jwks_file = _write_json(
+            self.data_dir / "authz-jwks.json", public_jwks(import_signing_key(signing_jwk))
+        )
+        authz = ServerThread(self._port(1))
+        self._servers.append(authz)
+        issuer = f"http://{LOOPBACK}:{authz.port}"
+        smart_file = _write_json(
+            self.data_dir / "smart-configuration.json", smart_configuration(issuer)
+        )
+        app_server: ServerThread | None = None
+        if self.with_app:
+            app_server = ServerThread(self._port(2))
+            self._servers.append(app_server)
+        from ehr_sandbox.seed import write_seed_bundle
+
+        seed = write_seed_bundle(self.data_dir / "seed.json", dt.date.today())
+        options = FhirServerOptions(
+            port=self._port(0),
+            seed=seed,
+            auth_jwks=jwks_file if self.fhir_auth else None,
+            smart_config=smart_file,
+            v1_only=self.v1_only,
+        )
+        self.fhir = FhirServerProcess(options).start()
+        fhir_base = self.fhir.base_url.rstrip("/")
+        clients = list(self.clients)
+        app_url = None
+        if app_server is not None:
+            app_url = f"http://localhost:{app_server.port}"
+            clients.append(self._app_client(app_url))
+        config = {
+            "issuer": issuer,
+            "fhir_base": fhir_base,
+            "signing_key": signing_jwk,
+            "clients": clients,
+            "knobs": self.knobs,
+            "v1_only": self.v1_only,
+        }
+        self._authz_app = create_authz_app(config)
+        authz.start(self._authz_app)
+        if app_server is not None and app_url is not None:
+            app_server.start(self._create_app(app_url, fhir_base))
+        self.urls = SandboxUrls(
+            ehr=f"{issuer}/ehr", issuer=issuer, fhir_base=fhir_base, app=app_url
+        )
+
+    def _app_key(self) -> Path:
+        """The app's private key (RS384), generated into the data dir at first start."""
+        path = self.data_dir / "app-private-key.json"
+        if not path.exists():
+            from joserfc.jwk import RSAKey
+
+            key = RSAKey.generate_key(2048, parameters={"alg": "RS384"}, private=True)
+            key.ensure_kid()
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump(key.as_dict(private=True), fh)
+        return path
+
+    def _app_client(self, app_url: str) -> dict[str, Any]:
+        from joserfc.jwk import RSAKey
+
+        key = RSAKey.import_key(json.loads(self._app_key().read_text(encoding="utf-8")))
+        public = key.as_dict(private=False)
+        public.update({"alg": "RS384", "use": "sig", "kid": key.kid or key.thumbprint()})
+        return {
+            "client_id": APP_CLIENT_ID,
+            "name": "attach-fhir",
+            "type": "confidential-asymmetric",
+            "redirect_uris": [f"{app_url}/callback"],
+            "jwks": {"keys": [public]},
+            "launch_url": f"{app_url}/launch",
+        }
+
+    def _create_app(self, app_url: str, fhir_base: str) -> WSGIApp:
+        """The attach-fhir app, registered with this sandbox (imported lazily: E owns it)."""
+        from smart_app import create_app
+
+        registrations = {
+            "registrations": [
+                {
+                    "name": "sandbox",
+                    "iss": [fhir_base],
+                    "client_id": APP_CLIENT_ID,
+                    "client_type": "confidential-asymmetric",
+                    "private_key": str(self._app_key()),
+                    "private_key_alg": "RS384",
+                }
+            ]
+        }
+        reg_file = _write_json(self.data_dir / "app-registrations.json", registrations)
+        app_data = self.data_dir / "app"
+        app_data.mkdir(exist_ok=True)
+        app: WSGIApp = create_app(
+            {
+                "REGISTRATIONS": str(reg_file),
+                "DATA_DIR": str(app_data),
+                "PUBLIC_URL": app_url,
+                "SECRET_KEY": os.urandom(32).hex(),
+            }
+        )
+        return app
+
+    def register_client(self, client: Mapping[str, Any]) -> None:
+        """Register another client (an app under test) with the running server."""
+        self.state.server.register_client(load_client(client))
+
+    def stop(self) -> None:
+        """Stop the servers and the FHIR process."""
+        for server in reversed(self._servers):
+            server.stop()
+        self._servers.clear()
+        if self._authz_app is not None:
+            self.state.server.http.close()
+            self._authz_app = None
+        if self.fhir is not None:
+            self.fhir.close()
+            self.fhir = None
+
+    def __enter__(self) -> Sandbox:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
