@@ -3,13 +3,64 @@
 from __future__ import annotations
 
 import argparse
+import os
+import signal
+import sys
+import threading
+import webbrowser
+from pathlib import Path
+from types import FrameType
+
+DEFAULT_PORT_BASE = 8700
+
+
+def default_data_dir() -> Path:
+    """Where keys and seed data live between runs (outside any checkout)."""
+    if os.environ.get("ATTACH_DATA_DIR"):
+        return Path(os.environ["ATTACH_DATA_DIR"]) / "sandbox"
+    xdg = os.environ.get("XDG_DATA_HOME")
+    base = Path(xdg) if xdg else Path.home() / ".local" / "share"
+    return base / "attach-fhir" / "sandbox"
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``sandbox`` command."""
     p = sub.add_parser("sandbox", help="start the local sandbox EHR with the app registered")
+    p.add_argument("--open", action="store_true", help="open the EHR page in a browser")
+    p.add_argument("--data-dir", type=Path, default=None, help="keys and seed data (created)")
+    p.add_argument(
+        "--port-base",
+        type=int,
+        default=DEFAULT_PORT_BASE,
+        help="FHIR server on N, EHR/authorization server on N+1, app on N+2 (0: any free ports)",
+    )
+    p.add_argument("--v1-only", action="store_true", help="simulate an EHR with SMART v1 only")
     p.set_defaults(func=_sandbox)
 
 
 def _sandbox(args: argparse.Namespace) -> int:
-    raise SystemExit("attach-fhir sandbox: not built yet (issue 3)")
+    from ehr_sandbox.runner import Sandbox
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    data_dir = args.data_dir or default_data_dir()
+    port_base = args.port_base or None
+    with Sandbox(data_dir, port_base=port_base, v1_only=args.v1_only) as sandbox:
+        assert sandbox.urls is not None
+        print(f"Sandbox EHR: open {sandbox.urls.ehr}", flush=True)
+        print(f"  FHIR base:  {sandbox.urls.fhir_base}", flush=True)
+        print(f"  app:        {sandbox.urls.app}", flush=True)
+        print("Press Ctrl-C to stop.", flush=True)
+        if args.open:
+            webbrowser.open(sandbox.urls.ehr)
+        try:
+            while not stop.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            pass
+    print("Sandbox stopped.", file=sys.stderr)
+    return 0

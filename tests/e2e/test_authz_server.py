@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -10,12 +11,13 @@ import pytest
 from authlib.common.security import generate_token
 from authlib.integrations.base_client import OAuthError
 from authlib.oauth2.rfc7523 import private_key_jwt_sign
+from flask import Flask
 from joserfc import jwt
 from joserfc.errors import BadSignatureError
-from joserfc.jwk import KeySet, RSAKey
+from joserfc.jwk import ECKey, KeySet, RSAKey
 
 from ehr_sandbox.authz.config import Knobs
-from ehr_sandbox.runner import Sandbox
+from ehr_sandbox.runner import Sandbox, ServerThread
 from tests.fixtures.sandbox import SANDBOX_CLIENTS, AuthzDriver, SandboxClient
 
 pytestmark = pytest.mark.e2e
@@ -347,3 +349,82 @@ def test_discovery_documents(authz_server: Sandbox) -> None:
     jwks = httpx.get(f"{issuer}/jwks.json").json()
     private_members = {"d", "p", "q", "dp", "dq", "qi"}
     assert [sorted(private_members & set(k)) for k in jwks["keys"]] == [[]]
+
+
+def test_access_token_is_accepted_by_the_fhir_server_within_its_patient(
+    authz_driver: AuthzDriver,
+) -> None:
+    token, _ = ehr_launch_token(authz_driver, scope="launch patient/Patient.rs")
+    headers = {"Authorization": f"Bearer {token['access_token']}"}
+    base = authz_driver.urls.fhir_base
+    own = authz_driver.http.get(f"{base}/Patient/{ADULT}", headers=headers)
+    assert own.status_code == 200
+    assert own.json()["id"] == ADULT
+    other = authz_driver.http.get(f"{base}/Patient/{ADOLESCENT}", headers=headers)
+    assert other.status_code == 403
+    no_scope = authz_driver.http.get(f"{base}/Observation?patient={ADULT}", headers=headers)
+    assert no_scope.status_code == 403
+
+
+def test_expired_access_token_is_refused_by_the_fhir_server(
+    authz_driver: AuthzDriver, authz_knobs: Knobs
+) -> None:
+    authz_knobs.update({"access_token_lifetime": 1})
+    token, _ = ehr_launch_token(authz_driver, scope="launch patient/Patient.rs")
+    headers = {"Authorization": f"Bearer {token['access_token']}"}
+    url = f"{authz_driver.urls.fhir_base}/Patient/{ADULT}"
+    claims = jwt.decode(token["access_token"], published_keys_for(authz_driver)).claims
+    # the FHIR server allows some clock skew; wait it out past exp
+    deadline = time.time() + 90
+    while authz_driver.http.get(url, headers=headers).status_code == 200:
+        assert time.time() < deadline, "token still accepted long after exp"
+        time.sleep(1)
+    assert time.time() > claims["exp"]
+    assert authz_driver.http.get(url, headers=headers).status_code == 401
+
+
+def test_client_keys_from_a_loopback_jwks_url(authz_server: Sandbox) -> None:
+    key = ECKey.generate_key("P-384", private=True)
+    key.ensure_kid()
+    public = {**key.as_dict(private=False), "alg": "ES384", "use": "sig"}
+    jwks_app = Flask("jwks")
+    jwks_app.get("/jwks.json")(lambda: {"keys": [public]})
+    jwks_server = ServerThread(0)
+    jwks_server.start(jwks_app)
+    try:
+        client = SandboxClient("test-jwks-url", "confidential-asymmetric", key=key, alg="ES384")
+        registration = client.registration()
+        del registration["jwks"]
+        registration["jwks_url"] = f"http://127.0.0.1:{jwks_server.port}/jwks.json"
+        authz_server.register_client(registration)
+        driver = AuthzDriver(authz_server)
+        try:
+            token, _ = ehr_launch_token(driver, client=client, scope="launch patient/Patient.rs")
+        finally:
+            driver.close()
+        assert token["patient"] == ADULT
+    finally:
+        jwks_server.stop()
+
+
+def test_v1_only_sandbox_has_no_well_known_and_accepts_v1_scopes(
+    sandbox_factory: Callable[..., Sandbox],
+) -> None:
+    sandbox = sandbox_factory(clients=[PUBLIC.registration()], v1_only=True)
+    assert sandbox.urls is not None
+    base = sandbox.urls.fhir_base
+    assert httpx.get(f"{base}/.well-known/smart-configuration").status_code == 404
+    driver = AuthzDriver(sandbox)
+    try:
+        launch = driver.launch(PUBLIC, ADULT, ROWAN)
+        oauth = driver.oauth(PUBLIC, "launch patient/Patient.read")
+        verifier = generate_token(48)
+        callback = driver.authorize(oauth, verifier, launch=launch["launch"])
+        token = oauth.fetch_token(driver.token_url, code=callback.code, code_verifier=verifier)
+        assert token["scope"] == "launch patient/Patient.read"
+        read = driver.http.get(
+            f"{base}/Patient/{ADULT}", headers={"Authorization": f"Bearer {token['access_token']}"}
+        )
+        assert read.status_code == 200
+    finally:
+        driver.close()
