@@ -305,7 +305,8 @@ def build_transaction(
     for code, score in result.scores.items():
         if not _scored(score):
             continue
-        sources = [urls[c] for c in inputs.get(code, ()) if c in urls and score.category]
+        needs = inputs.get(code, ()) if score.category is not None else ()
+        sources = [url for source, url in urls.items() if source in needs]
         obs = _observation(
             code,
             score,

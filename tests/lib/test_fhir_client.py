@@ -1,0 +1,295 @@
+"""FhirClient faults a real server will not produce on demand (httpx.MockTransport), the typed
+error mapping, and the rule that nothing (least of all the token) leaves the base URL. The
+client against a real server: tests/e2e/test_fhir_client_e2e.py."""
+
+from __future__ import annotations
+
+import calendar
+import json
+from collections.abc import Callable
+
+import httpx
+import pytest
+
+from attach_fhir.errors import AttachError
+from attach_fhir.fhir_client import FhirClient
+from attach_fhir.fhir_errors import (
+    FhirClientError,
+    FhirConflict,
+    FhirError,
+    FhirForbidden,
+    FhirGone,
+    FhirNotFound,
+    FhirPreconditionFailed,
+    FhirRateLimited,
+    FhirServerError,
+    FhirTimeout,
+    FhirTransportError,
+    FhirUnauthorized,
+    FhirUnprocessable,
+    FhirUrlRefused,
+    OperationOutcome,
+    error_for_status,
+    parse_retry_after,
+)
+
+BASE = "https://fhir.example.org/r4"
+OUTCOME = {
+    "resourceType": "OperationOutcome",
+    "issue": [
+        {
+            "severity": "error",
+            "code": "required",
+            "diagnostics": "Observation.status is required",
+            "expression": ["Observation.status"],
+        },
+        {"severity": "warning", "code": "informational", "details": {"text": "slow down"}},
+    ],
+}
+
+Handler = Callable[[httpx.Request], httpx.Response]
+
+
+class Recorder:
+    """Wraps a handler and keeps every request that reached the 'network'."""
+
+    def __init__(self, handler: Handler) -> None:
+        self.handler = handler
+        self.requests: list[httpx.Request] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        return self.handler(request)
+
+
+def client_for(handler: Handler, token: str | None = "tok-1") -> tuple[FhirClient, Recorder]:
+    recorder = Recorder(handler)
+    http = httpx.Client(transport=httpx.MockTransport(recorder))
+    return FhirClient(BASE, http, (lambda stale: token) if token else None), recorder
+
+
+def bundle(entries: list[dict[str, object]], next_url: str | None = None) -> dict[str, object]:
+    links = [{"relation": "next", "url": next_url}] if next_url else []
+    return {"resourceType": "Bundle", "type": "searchset", "link": links, "entry": entries}
+
+
+def test_dropped_connection_is_a_retryable_transport_error() -> None:
+    def drop(request: httpx.Request) -> httpx.Response:
+        raise httpx.RemoteProtocolError("Server disconnected without sending a response.")
+
+    client, _ = client_for(drop)
+    with pytest.raises(FhirTransportError) as caught:
+        client.create({"resourceType": "Observation", "status": "final"})
+    assert caught.value.retryable is True
+    assert isinstance(caught.value, AttachError)
+
+
+def test_timeout_is_its_own_retryable_error() -> None:
+    def slow(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadTimeout("timed out")
+
+    client, _ = client_for(slow)
+    with pytest.raises(FhirTimeout) as caught:
+        client.read("Patient", "1")
+    assert caught.value.retryable is True
+
+
+def test_503_with_retry_after_carries_seconds_and_outcome() -> None:
+    client, _ = client_for(
+        lambda r: httpx.Response(503, json=OUTCOME, headers={"Retry-After": "120"})
+    )
+    with pytest.raises(FhirServerError) as caught:
+        client.transaction({"resourceType": "Bundle", "type": "transaction", "entry": []})
+    error = caught.value
+    assert (error.http_status, error.retry_after, error.retryable) == (503, 120.0, True)
+    assert error.outcome.codes() == ["required", "informational"]
+    assert error.outcome.issues[0].diagnostics == "Observation.status is required"
+    assert error.user_text() == (
+        "The FHIR server had a problem.\n"
+        "error: Observation.status is required (at Observation.status)\n"
+        "warning: slow down"
+    )
+    # The loggable form holds codes only, never the server's diagnostics.
+    assert error.log_text() == "fhir_server_error http=503 issues=required,informational"
+
+
+def test_429_is_rate_limited_and_retryable() -> None:
+    client, _ = client_for(lambda r: httpx.Response(429, headers={"Retry-After": "7"}))
+    with pytest.raises(FhirRateLimited) as caught:
+        client.read("Observation", "1")
+    assert (caught.value.retry_after, caught.value.retryable) == (7.0, True)
+
+
+def test_retry_after_as_http_date() -> None:
+    now = calendar.timegm((2015, 10, 21, 7, 27, 0))
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now) == 60.0
+    assert parse_retry_after("Wed, 21 Oct 2015 07:20:00 GMT", now) == 0.0
+    assert parse_retry_after("soon", now) is None
+    assert parse_retry_after(None, now) is None
+
+
+@pytest.mark.parametrize(
+    ("status", "cls", "retryable"),
+    [
+        (400, FhirClientError, False),
+        (401, FhirUnauthorized, False),
+        (403, FhirForbidden, False),
+        (404, FhirNotFound, False),
+        (405, FhirClientError, False),
+        (409, FhirConflict, False),
+        (410, FhirGone, False),
+        (412, FhirPreconditionFailed, False),
+        (422, FhirUnprocessable, False),
+        (429, FhirRateLimited, True),
+        (500, FhirServerError, True),
+        (502, FhirServerError, True),
+    ],
+)
+def test_status_mapping(status: int, cls: type[FhirError], retryable: bool) -> None:
+    error = error_for_status(status, json.dumps(OUTCOME).encode())
+    assert type(error) is cls
+    assert error.retryable is retryable
+    assert error.http_status == status
+    assert [i.severity for i in error.outcome.issues] == ["error", "warning"]
+
+
+def test_body_that_is_not_an_outcome_gives_no_issues() -> None:
+    assert OperationOutcome.from_body(b"<html>Bad gateway</html>").issues == ()
+    assert OperationOutcome.from_body(b'{"resourceType": "Patient"}').issues == ()
+
+
+def test_next_link_to_a_foreign_host_is_refused_before_sending() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        page = bundle(
+            [{"resource": {"resourceType": "Observation", "id": "a"}}],
+            next_url="https://evil.example.net/r4/Observation?page=2",
+        )
+        return httpx.Response(200, json=page)
+
+    client, recorder = client_for(handler)
+    seen: list[str] = []
+    with pytest.raises(FhirUrlRefused):
+        for resource in client.search("Observation", {"code": "x"}):
+            seen.append(resource["id"])
+    assert seen == ["a"]
+    assert [r.url.host for r in recorder.requests] == ["fhir.example.org"]
+
+
+def test_next_links_within_the_base_are_followed() -> None:
+    pages = {
+        "1": bundle([{"resource": {"id": "a"}}], f"{BASE}/Observation?page=2"),
+        "2": bundle(
+            [
+                {"resource": {"id": "b"}},
+                {"resource": {"id": "inc"}, "search": {"mode": "include"}},
+            ],
+            f"{BASE}/Observation?page=3",
+        ),
+        "3": bundle([{"resource": {"id": "c"}}]),
+    }
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json=pages[request.url.params.get("page", "1")])
+
+    client, recorder = client_for(handler)
+    assert [r["id"] for r in client.search("Observation")] == ["a", "b", "c"]
+    assert len(recorder.requests) == 3
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://evil.example.net/r4/Patient/1",
+        "https://fhir.example.org.evil.net/r4/Patient/1",
+        "http://fhir.example.org/r4/Patient/1",  # scheme downgrade
+        "https://fhir.example.org:8443/r4/Patient/1",  # other port
+        "https://fhir.example.org/r4-other/Patient/1",  # path prefix, not a sub-path
+        "//evil.example.net/r4/Patient/1",
+        "urn:uuid:1234",
+    ],
+)
+def test_absolute_urls_outside_the_base_are_refused(url: str) -> None:
+    client, recorder = client_for(lambda r: httpx.Response(200, json={"id": "x"}))
+    with pytest.raises(FhirUrlRefused):
+        client.read_reference(url)
+    assert recorder.requests == []
+
+
+def test_in_base_absolute_url_and_default_port_are_accepted() -> None:
+    client, recorder = client_for(lambda r: httpx.Response(200, json={"id": "1"}))
+    assert client.read_reference("https://FHIR.example.org:443/r4/Patient/1") == {"id": "1"}
+    assert client.read_reference("Patient/1?x=http://elsewhere") == {"id": "1"}
+    assert [str(r.url) for r in recorder.requests] == [
+        "https://fhir.example.org/r4/Patient/1",  # httpx drops the default port
+        "https://fhir.example.org/r4/Patient/1?x=http://elsewhere",
+    ]
+
+
+def test_token_goes_to_the_base_only_even_when_redirected_away() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/r4/Patient/1":
+            return httpx.Response(302, headers={"Location": "/r4/Patient/1/_history/2"})
+        if request.url.path == "/r4/Patient/1/_history/2":
+            return httpx.Response(
+                307, headers={"Location": "https://evil.example.net/steal?from=fhir"}
+            )
+        return httpx.Response(200, json={"id": "stolen"})
+
+    client, recorder = client_for(handler)
+    with pytest.raises(FhirUrlRefused):
+        client.read("Patient", "1")
+    assert [(r.url.host, r.url.path) for r in recorder.requests] == [
+        ("fhir.example.org", "/r4/Patient/1"),
+        ("fhir.example.org", "/r4/Patient/1/_history/2"),
+    ]
+    assert {r.headers["Authorization"] for r in recorder.requests} == {"Bearer tok-1"}
+
+
+def test_401_refreshes_once_then_retries_with_the_new_token() -> None:
+    asked: list[str | None] = []
+
+    def tokens(stale: str | None) -> str | None:
+        asked.append(stale)
+        return "fresh" if stale == "old" else ("old" if len(asked) == 1 else "fresh")
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.headers["Authorization"] == "Bearer fresh":
+            return httpx.Response(200, json={"resourceType": "Patient", "id": "1"})
+        return httpx.Response(401, json=OUTCOME)
+
+    recorder = Recorder(handler)
+    client = FhirClient(BASE, httpx.Client(transport=httpx.MockTransport(recorder)), tokens)
+    assert client.read("Patient", "1")["id"] == "1"
+    assert asked == [None, "old"]
+    assert [r.headers["Authorization"] for r in recorder.requests] == [
+        "Bearer old",
+        "Bearer fresh",
+    ]
+
+
+def test_401_after_refresh_is_unauthorized_and_refresh_is_not_looped() -> None:
+    asked: list[str | None] = []
+
+    def tokens(stale: str | None) -> str | None:
+        asked.append(stale)
+        return "t2" if stale else "t1"
+
+    recorder = Recorder(lambda r: httpx.Response(401))
+    client = FhirClient(BASE, httpx.Client(transport=httpx.MockTransport(recorder)), tokens)
+    with pytest.raises(FhirUnauthorized):
+        client.read("Patient", "1")
+    assert asked == [None, "t1"]
+    assert len(recorder.requests) == 2
+
+
+def test_no_token_source_sends_no_authorization() -> None:
+    client, recorder = client_for(lambda r: httpx.Response(200, json={"id": "1"}), token=None)
+    client.read("Patient", "1")
+    assert "Authorization" not in recorder.requests[0].headers
+
+
+def test_bundle_kind_is_checked_before_sending() -> None:
+    client, recorder = client_for(lambda r: httpx.Response(200, json={}))
+    with pytest.raises(ValueError, match="transaction"):
+        client.transaction({"resourceType": "Bundle", "type": "batch"})
+    assert recorder.requests == []
