@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import IO
 
 import httpx
 
@@ -64,7 +65,7 @@ class FhirServerProcess:
         self.startup_timeout = startup_timeout
         self.local_url = ""
         self._proc: subprocess.Popen[bytes] | None = None
-        self._log = tempfile.TemporaryFile()  # stderr: one line per request, read on failure
+        self._log: IO[bytes] | None = None  # stderr: one line per request, read on failure
 
     @property
     def base_url(self) -> str:
@@ -78,6 +79,7 @@ class FhirServerProcess:
                 f"The sandbox FHIR server's npm packages are missing ({NODE_BINARY}): "
                 "run scripts/bootstrap"
             )
+        self._log = tempfile.TemporaryFile()
         self._proc = subprocess.Popen(  # noqa: S603 - fixed binary and script, our own arguments
             [str(NODE_BINARY), str(SERVER_SCRIPT), *self.options.argv()],
             cwd=SERVER_DIR,
@@ -90,7 +92,7 @@ class FhirServerProcess:
             self.local_url = self._read_listening_line()
             self._wait_ready()
         except BaseException:
-            self.stop()
+            self.close()
             raise
         return self
 
@@ -123,6 +125,8 @@ class FhirServerProcess:
 
     def log_tail(self, limit: int = 2000) -> str:
         """The end of the server's stderr (request events and start-up errors, never bodies)."""
+        if self._log is None:
+            return ""
         self._log.seek(0)
         return self._log.read().decode("utf-8", "replace")[-limit:]
 
@@ -144,7 +148,9 @@ class FhirServerProcess:
     def close(self) -> None:
         """Stop the server and release its log file."""
         self.stop()
-        self._log.close()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
 
     def __enter__(self) -> FhirServerProcess:
         return self.start()

@@ -99,7 +99,7 @@ export class FhirApi {
     if (!isKnownType(resourceType)) {
       return this.outcome(notFoundOutcome(`Unknown resource type ${resourceType}`));
     }
-    const wanted = toInt(params.get('_count'));
+    const wanted = params.get('_summary') === 'count' ? 0 : toInt(params.get('_count'));
     const count = Math.min(Math.max(wanted ?? DEFAULT_PAGE_SIZE, 0), MAX_PAGE_SIZE);
     const offset = Math.max(toInt(params.get('_offset')) ?? 0, 0);
     const page = new URLSearchParams(params);

@@ -169,21 +169,23 @@ function validate(resource) {
   }
 }
 
+// Filters Medplum matches too loosely: uri by substring, :exact strings by substring, and
+// canonical references given without a version (which must match every version, `url|1.0`).
 function isExactFilter(resourceType) {
   return (filter) => {
     const param = getSearchParameter(resourceType, filter.code);
-    if (!param) {
+    if (!param || filter.operator !== (param.type === 'string' ? Operator.EXACT : Operator.EQUALS)) {
       return false;
     }
-    return (
-      (param.type === 'uri' && filter.operator === Operator.EQUALS) ||
-      (param.type === 'string' && filter.operator === Operator.EXACT)
-    );
+    const canonical = param.type === 'reference' && /^https?:\/\/[^|]+$/.test(filter.value);
+    return param.type === 'uri' || param.type === 'string' || canonical;
   };
 }
 
 function matchesExactly(resourceType, resource, filter) {
   const param = getSearchParameter(resourceType, filter.code);
   const wanted = filter.value.split(',');
-  return evalFhirPath(param.expression, resource).some((v) => wanted.includes(String(v)));
+  const values = evalFhirPath(param.expression, resource).map((v) => (typeof v === 'object' ? v?.reference : v));
+  const comparable = param.type === 'reference' ? values.map((v) => String(v).split('|')[0]) : values.map(String);
+  return comparable.some((v) => wanted.includes(v));
 }

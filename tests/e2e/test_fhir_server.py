@@ -5,12 +5,14 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from ehr_sandbox.fhir_process import FhirServerProcess
+from ehr_sandbox import fhir_process
+from ehr_sandbox.fhir_process import FhirServerError, FhirServerProcess
 from ehr_sandbox.seed import PATIENTS, years_before
 
 pytestmark = pytest.mark.e2e
@@ -306,6 +308,8 @@ def test_paging_follows_next_links_on_the_public_base(
         pages += 1
     assert pages == 3
     assert sorted(seen) == sorted(made)
+    counted = fhir.get("Observation", params={"patient": pid, "_summary": "count"}).json()
+    assert (counted["total"], counted.get("entry", [])) == (7, [])
 
 
 def test_capability_statement(fhir: httpx.Client) -> None:
@@ -318,3 +322,31 @@ def test_capability_statement(fhir: httpx.Client) -> None:
     assert {"Patient", "QuestionnaireResponse", "Goal", "CarePlan"} <= set(types)
     assert "patient" in {p["name"] for p in types["QuestionnaireResponse"]["searchParam"]}
     assert "security" not in cap["rest"][0]  # open mode
+
+
+def test_questionnaire_response_search_by_canonical_with_and_without_version(
+    fhir: httpx.Client,
+) -> None:
+    pid = _new_patient(fhir)
+    base = f"http://example.org/test/{uuid.uuid4().hex}/Questionnaire/ecr-r"
+    ids = {}
+    for canonical in (f"{base}|1.0.0", f"{base}|2.0.0", f"{base}s|1.0.0"):
+        qr = {
+            "resourceType": "QuestionnaireResponse",
+            "status": "completed",
+            "questionnaire": canonical,
+            "subject": {"reference": f"Patient/{pid}"},
+        }
+        ids[canonical] = fhir.post("QuestionnaireResponse", json=qr).json()["id"]
+    any_version = fhir.get("QuestionnaireResponse", params={"questionnaire": base}).json()
+    assert _ids(any_version) == {ids[f"{base}|1.0.0"], ids[f"{base}|2.0.0"]}
+    one_version = fhir.get("QuestionnaireResponse", params={"questionnaire": f"{base}|2.0.0"})
+    assert _ids(one_version.json()) == {ids[f"{base}|2.0.0"]}
+
+
+def test_missing_npm_packages_tell_to_run_bootstrap(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(fhir_process, "NODE_BINARY", tmp_path / "no-node")
+    with pytest.raises(FhirServerError, match="run scripts/bootstrap"):
+        FhirServerProcess().start()

@@ -133,7 +133,9 @@ def test_bad_tokens_are_401(
 
 
 @pytest.mark.parametrize("key", ["rsa", "ec"])
-def test_valid_tokens_rs256_and_es384(auth_server: FhirServerProcess, token: Token, key: str) -> None:
+def test_valid_tokens_rs256_and_es384(
+    auth_server: FhirServerProcess, token: Token, key: str
+) -> None:
     r = _get(auth_server, f"Patient/{SIBLING}", token("user/*.cruds", key=key))
     assert r.status_code == 200
     assert r.json()["id"] == SIBLING
@@ -181,7 +183,10 @@ def test_patient_scope_confines_writes(auth_server: FhirServerProcess, token: To
         "type": "transaction",
         "entry": [
             {"resource": _observation(CHILD), "request": {"method": "POST", "url": "Observation"}},
-            {"resource": _observation(SIBLING), "request": {"method": "POST", "url": "Observation"}},
+            {
+                "resource": _observation(SIBLING),
+                "request": {"method": "POST", "url": "Observation"},
+            },
         ],
     }
     assert _post(auth_server, "", tok, bundle).status_code == 403
