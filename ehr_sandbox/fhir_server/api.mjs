@@ -61,9 +61,8 @@ export class FhirApi {
       if (route.resourceType && !isKnownType(route.resourceType)) {
         return this.outcome(notFoundOutcome(`Unknown resource type ${route.resourceType}`));
       }
-      const existed = route.interaction === 'update' && route.id
-        ? this.repo.exists(route.resourceType, route.id)
-        : true;
+      const existed =
+        route.interaction === 'update' && route.id ? this.repo.exists(route.resourceType, route.id) : true;
       const qs = query.toString();
       const [outcome, resource] = await this.router.handleRequest(
         {
@@ -117,7 +116,10 @@ export class FhirApi {
       link.push({ relation: 'next', url: this.searchUrl(resourceType, page, offset + count) });
     }
     if (offset > 0) {
-      link.push({ relation: 'previous', url: this.searchUrl(resourceType, page, Math.max(offset - count, 0)) });
+      link.push({
+        relation: 'previous',
+        url: this.searchUrl(resourceType, page, Math.max(offset - count, 0)),
+      });
     }
     const entry = (bundle.entry ?? []).map((e) => ({ fullUrl: this.fullUrl(e.resource), ...e }));
     return {
@@ -136,7 +138,15 @@ export class FhirApi {
         entry.request.url = this.relative(entry.request.url);
       }
     }
-    const req = { method: 'POST', url: '', pathname: '', params: {}, query: {}, body, config: { transactions: true } };
+    const req = {
+      method: 'POST',
+      url: '',
+      pathname: '',
+      params: {},
+      query: {},
+      body,
+      config: { transactions: true },
+    };
     const result = await new SandboxBatchProcessor(this.router, this.repo, body, req).run();
     result.entry = (result.entry ?? []).map((entry) => this.bundleResponseEntry(entry));
     return { status: 200, body: result };
@@ -164,7 +174,8 @@ export class FhirApi {
       resource: e.resource,
       request: {
         method: i === versions.length - 1 ? 'POST' : 'PUT',
-        url: i === versions.length - 1 ? e.resource.resourceType : `${e.resource.resourceType}/${e.resource.id}`,
+        url:
+          i === versions.length - 1 ? e.resource.resourceType : `${e.resource.resourceType}/${e.resource.id}`,
       },
       response: {
         status: i === versions.length - 1 ? '201' : '200',

@@ -142,9 +142,10 @@ export class Authorizer {
     }
     await this.permitWrite(api, patient, interaction, resourceType, id, request.body);
     const result = await api.handle(request);
-    const resources = result.body?.resourceType === 'Bundle'
-      ? (result.body.entry ?? []).map((e) => e.resource)
-      : [result.body];
+    const resources =
+      result.body?.resourceType === 'Bundle'
+        ? (result.body.entry ?? []).map((e) => e.resource)
+        : [result.body];
     if (result.status < 300 && !resources.every((r) => !r || this.inCompartment(r, patient))) {
       throw forbidden("The resource is outside the token's patient compartment");
     }

@@ -66,9 +66,7 @@ function security(smartConfig, v1Only) {
       ['introspect', smartConfig.introspection_endpoint],
       ['manage', smartConfig.management_endpoint],
     ].filter(([, url]) => url);
-    result.extension = [
-      { url: OAUTH_URIS, extension: uris.map(([url, valueUri]) => ({ url, valueUri })) },
-    ];
+    result.extension = [{ url: OAUTH_URIS, extension: uris.map(([url, valueUri]) => ({ url, valueUri })) }];
   }
   return result;
 }

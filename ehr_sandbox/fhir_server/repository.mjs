@@ -185,7 +185,10 @@ function isExactFilter(resourceType) {
 function matchesExactly(resourceType, resource, filter) {
   const param = getSearchParameter(resourceType, filter.code);
   const wanted = filter.value.split(',');
-  const values = evalFhirPath(param.expression, resource).map((v) => (typeof v === 'object' ? v?.reference : v));
-  const comparable = param.type === 'reference' ? values.map((v) => String(v).split('|')[0]) : values.map(String);
+  const values = evalFhirPath(param.expression, resource).map((v) =>
+    typeof v === 'object' ? v?.reference : v,
+  );
+  const comparable =
+    param.type === 'reference' ? values.map((v) => String(v).split('|')[0]) : values.map(String);
   return comparable.some((v) => wanted.includes(v));
 }

@@ -41,7 +41,9 @@ function parseOptions(argv) {
     publicUrl: values['public-url']?.replace(/\/+$/, ''),
     seed: values.seed,
     jwks: values['auth-jwks'] ? JSON.parse(readFileSync(values['auth-jwks'], 'utf8')) : undefined,
-    smartConfig: values['smart-config'] ? JSON.parse(readFileSync(values['smart-config'], 'utf8')) : undefined,
+    smartConfig: values['smart-config']
+      ? JSON.parse(readFileSync(values['smart-config'], 'utf8'))
+      : undefined,
     v1Only: values['v1-only'],
   };
 }
@@ -61,7 +63,9 @@ async function seed(api, file) {
     bundle.type = 'transaction';
     for (const entry of bundle.entry ?? []) {
       const { resourceType, id } = entry.resource;
-      entry.request = id ? { method: 'PUT', url: `${resourceType}/${id}` } : { method: 'POST', url: resourceType };
+      entry.request = id
+        ? { method: 'PUT', url: `${resourceType}/${id}` }
+        : { method: 'POST', url: resourceType };
     }
   }
   const result = await api.bundle(bundle);
