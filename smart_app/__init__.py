@@ -49,6 +49,8 @@ DEFAULTS: dict[str, Any] = {
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app: defaults, then ``ATTACH_*`` environment, then ``test_config``."""
     app = Flask(__name__)
+    # httpx logs every request URL at INFO; ours carry patient ids in paths and queries.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     app.config.from_mapping(DEFAULTS)
     app.config.from_prefixed_env("ATTACH")
     if test_config is not None:

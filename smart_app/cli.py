@@ -3,6 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import sys
+
+from werkzeug.serving import WSGIRequestHandler
+
+
+class PathOnlyRequestHandler(WSGIRequestHandler):
+    """Access log without query strings: launch tokens, codes and state travel there."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        """Log method, path (no query) and status."""
+        path = self.path.split("?", 1)[0]
+        self.log("info", '"%s %s" %s %s', self.command, path, code, size)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -15,8 +27,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from werkzeug.serving import run_simple
+
+    from attach_fhir.errors import AttachError
     from smart_app import create_app
 
-    app = create_app()
-    app.run(host=args.host, port=args.port)
+    try:
+        app = create_app({"REGISTRATIONS": args.registrations})
+    except AttachError as exc:  # a bad registrations file: say which key, exit non-zero
+        print(f"attach-fhir serve: {exc.description}", file=sys.stderr)
+        return 2
+    run_simple(args.host, args.port, app, threaded=True, request_handler=PathOnlyRequestHandler)
     return 0

@@ -95,7 +95,9 @@ class LaunchContext:
         token = self.record["token"]
         if rejected is not None:
             return self._refresh(seen=rejected)
-        leeway = current_app.config["TOKEN_REFRESH_LEEWAY"]
+        leeway = float(current_app.config["TOKEN_REFRESH_LEEWAY"])
+        if isinstance(token.get("expires_in"), int | float):  # short-lived tokens: a quarter
+            leeway = min(leeway, token["expires_in"] / 4)
         expires_at = token.get("expires_at")
         if expires_at is not None and float(expires_at) - leeway <= time.time():
             return self._refresh(seen=str(token["access_token"]))
@@ -128,6 +130,7 @@ class LaunchContext:
                 "access_token": new["access_token"],
                 "refresh_token": new.get("refresh_token") or refresh_token,
                 "expires_at": new.get("expires_at"),
+                "expires_in": new.get("expires_in"),
                 "scope": new.get("scope") or token.get("scope"),
             }
             fresh["refresh_count"] = int(fresh.get("refresh_count", 0)) + 1

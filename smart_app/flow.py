@@ -161,6 +161,7 @@ def _launch_record(
             "access_token": token["access_token"],
             "refresh_token": token.get("refresh_token"),
             "expires_at": token.get("expires_at"),
+            "expires_in": token.get("expires_in"),
             "scope": token.get("scope") or " ".join(pending["scopes"]),
         },
         "requested_scope": " ".join(pending["scopes"]),

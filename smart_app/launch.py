@@ -133,10 +133,17 @@ def _read_user(launch: LaunchContext) -> str | None:
     client = launch.fhir()
     try:
         resource = client.read_reference(launch.fhir_user)
-    except AttachError as exc:  # a user we cannot read is shown as unnamed, not an error page
+    except AttachError as exc:  # a user we may not read is shown by type, not an error page
         log.info("launch.fhir_user outcome=%s", exc.code)
-        return None
-    return human_name(resource.get("name")) or None
+        return _reference_type(launch.fhir_user)
+    return human_name(resource.get("name")) or _reference_type(launch.fhir_user)
+
+
+def _reference_type(reference: str) -> str:
+    """``a Practitioner`` from ``.../Practitioner/123`` (shown when the name is unreadable)."""
+    parts = reference.rstrip("/").split("/")
+    kind = parts[-2] if len(parts) >= 2 and parts[-2].isalpha() else "user"
+    return f"a {kind}"
 
 
 def human_name(names: Any) -> str:

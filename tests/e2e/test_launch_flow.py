@@ -1,0 +1,176 @@
+"""Full SMART launches over real HTTP: the app, the sandbox's authorization and FHIR servers."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import json
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from joserfc import jws, jwt
+from joserfc.jwk import KeySet
+
+from ehr_sandbox.authz.config import Knobs
+from ehr_sandbox.runner import Sandbox
+from ehr_sandbox.seed import build_seed_bundle
+from tests.fixtures.smart_app_server import (
+    CLIENT_TYPES,
+    AppServer,
+    Browser,
+    ehr_launch_url,
+)
+
+pytestmark = pytest.mark.e2e
+
+ADULT = "sandbox-adult-29"
+ADOLESCENT = "sandbox-adolescent-15"
+V2_EHR_SCOPE = (
+    "launch openid fhirUser patient/Patient.r patient/Questionnaire.rs "
+    "patient/QuestionnaireResponse.crus patient/Observation.cs patient/CarePlan.crus "
+    "patient/Goal.crus offline_access"
+)
+
+
+def seeded_patient(patient_id: str) -> dict[str, Any]:
+    """The patient as the sandbox seeds it today (names and birth dates from the seed file)."""
+    for entry in build_seed_bundle(dt.date.today())["entry"]:
+        resource: dict[str, Any] = entry["resource"]
+        if resource["resourceType"] == "Patient" and resource["id"] == patient_id:
+            return resource
+    raise AssertionError(patient_id)
+
+
+def launch_record(server: AppServer, landing_url: str) -> dict[str, Any]:
+    """The server-side launch record behind a landing URL ``/app/<ctx>/``."""
+    ctx = urlsplit(landing_url).path.split("/")[2]
+    with server.app.app_context():
+        record = server.app.extensions["attach_fhir"].store.get("launch", ctx)
+    assert record is not None
+    return dict(record)
+
+
+def authorize_params(browser: Browser, issuer: str) -> dict[str, str]:
+    """The query of the authorization request the app sent the browser to."""
+    url = next(u for u in browser.visited if u.startswith(f"{issuer}/authorize?"))
+    return {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
+
+
+@pytest.mark.parametrize("kind", CLIENT_TYPES)
+def test_ehr_launch_shows_the_patient_for_each_client_type(
+    kind: str,
+    launch_sandbox: Sandbox,
+    app_servers: dict[str, AppServer],
+    browser: Browser,
+    launch_knobs: Knobs,
+) -> None:
+    launch_knobs.need_patient_banner = True
+    server = app_servers[kind]
+    assert launch_sandbox.urls is not None
+    issuer = launch_sandbox.urls.issuer
+    page = browser.go(ehr_launch_url(launch_sandbox, server.client_id, ADULT))
+
+    assert page.status_code == 200, page.text
+    seeded = seeded_patient(ADULT)
+    assert f'id="patient-name">{seeded["name"][0]["text"]}<' in page.text
+    assert f'id="patient-birth-date">{seeded["birthDate"]}<' in page.text
+    # The authorization request: PKCE S256 over the stored verifier, aud = iss, our scopes.
+    params = authorize_params(browser, issuer)
+    assert params["aud"] == launch_sandbox.urls.fhir_base
+    assert params["scope"] == V2_EHR_SCOPE
+    assert params["code_challenge_method"] == "S256"
+    assert len(base64.urlsafe_b64decode(params["state"] + "==")) >= 16  # >= 128 bits
+    record = launch_record(server, browser.visited[-1])
+    assert record["patient"] == ADULT
+    assert record["fhir_user"].endswith("Practitioner/sandbox-practitioner-rowan")
+    assert record["token"]["scope"].split() == V2_EHR_SCOPE.split()
+
+
+@pytest.mark.parametrize("kind", ["public", "rs384"])
+def test_pkce_challenge_is_the_s256_of_the_verifier_sent_with_the_code(
+    kind: str, launch_sandbox: Sandbox, app_servers: dict[str, AppServer], browser: Browser
+) -> None:
+    server = app_servers[kind]
+    assert launch_sandbox.urls is not None
+    server.transport.clear()
+    browser.go(ehr_launch_url(launch_sandbox, server.client_id, ADULT))
+    params = authorize_params(browser, launch_sandbox.urls.issuer)
+    sent = zip(server.transport.requests, server.transport.bodies, strict=True)
+    token_body = next(
+        parse_qs(body.decode())
+        for (method, url), body in sent
+        if method == "POST" and url == f"{launch_sandbox.urls.issuer}/token"
+    )
+    verifier = token_body["code_verifier"][0]
+    digest = hashlib.sha256(verifier.encode("ascii")).digest()
+    assert params["code_challenge"] == base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+    if kind == "rs384":  # private_key_jwt: short-lived assertion with a kid the JWKS URL serves
+        assertion = token_body["client_assertion"][0]
+        jwks = KeySet.import_key_set(json.loads(browser.http.get(f"{server.url}/jwks.json").text))
+        decoded = jwt.decode(assertion, jwks, algorithms=["RS384"])
+        assert decoded.header["alg"] == "RS384"
+        assert decoded.claims["iss"] == decoded.claims["sub"] == server.client_id
+        assert decoded.claims["aud"] == f"{launch_sandbox.urls.issuer}/token"
+        assert 0 < decoded.claims["exp"] - decoded.claims["iat"] <= 300
+    else:
+        assert "client_assertion" not in token_body
+        assert token_body["client_id"] == [server.client_id]
+
+
+def test_two_assertions_never_share_a_jti(
+    launch_sandbox: Sandbox, app_servers: dict[str, AppServer], browser: Browser
+) -> None:
+    server = app_servers["es384"]
+    server.transport.clear()
+    for _ in range(2):
+        browser.go(ehr_launch_url(launch_sandbox, server.client_id, ADULT))
+    assertions = [
+        parse_qs(body.decode())["client_assertion"][0]
+        for body in server.transport.bodies
+        if b"client_assertion=" in body
+    ]
+    assert len(assertions) == 2
+    jtis = {json.loads(jws.extract_compact(a.encode()).payload)["jti"] for a in assertions}
+    assert len(jtis) == 2
+
+
+def test_standalone_patient_launch_reads_the_signed_in_patient(
+    launch_sandbox: Sandbox, app_servers: dict[str, AppServer]
+) -> None:
+    server = app_servers["symmetric"]
+    assert launch_sandbox.urls is not None
+    patient = Browser(sign_in_as=f"Patient/{ADOLESCENT}")
+    try:
+        start = patient.go(f"{server.url}/")
+        link = f"/launch/standalone?iss={launch_sandbox.urls.fhir_base}"
+        assert f'href="{link}&amp;role=patient"' in start.text
+        page = patient.go(f"{server.url}{link}&role=patient")
+        assert page.status_code == 200, page.text
+        seeded = seeded_patient(ADOLESCENT)
+        assert f'id="patient-name">{seeded["name"][0]["text"]}<' in page.text
+        params = authorize_params(patient, launch_sandbox.urls.issuer)
+        assert params["scope"].split()[0] == "launch/patient"
+        assert "launch" not in params
+    finally:
+        patient.close()
+
+
+def test_standalone_clinician_launch_picks_the_patient_at_the_ehr(
+    launch_sandbox: Sandbox, app_servers: dict[str, AppServer]
+) -> None:
+    server = app_servers["public"]
+    assert launch_sandbox.urls is not None
+    clinician = Browser(patient=ADOLESCENT)
+    try:
+        page = clinician.go(
+            f"{server.url}/launch/standalone?iss={launch_sandbox.urls.fhir_base}&role=clinician"
+        )
+        assert page.status_code == 200, page.text
+        record = launch_record(server, clinician.visited[-1])
+        assert record["patient"] == ADOLESCENT
+        scope = authorize_params(clinician, launch_sandbox.urls.issuer)["scope"].split()
+        assert "launch/patient" in scope and "user/Patient.rs" in scope
+    finally:
+        clinician.close()
