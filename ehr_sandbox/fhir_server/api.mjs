@@ -13,12 +13,14 @@ import { BatchProcessor, FhirRouter } from '@medplum/fhir-router';
 export const DEFAULT_PAGE_SIZE = 20;
 export const MAX_PAGE_SIZE = 1000;
 
-// Medplum caps transactions with conditional entries at 8 entries because its PostgreSQL
-// repository runs them SERIALIZABLE; here every request is already serialised, so lift the cap.
+// Medplum caps transactions with conditional entries at 8 entries (its PostgreSQL repository runs
+// them SERIALIZABLE) and at 50 updates; here every request is already serialised and a seed may
+// be larger, so lift both caps.
 class SandboxBatchProcessor extends BatchProcessor {
   async preprocessBundle() {
     const info = await super.preprocessBundle();
     info.requiresStrongTransaction = false;
+    info.updates = 0;
     return info;
   }
 }

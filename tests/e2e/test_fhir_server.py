@@ -205,6 +205,24 @@ def test_transaction_with_if_none_exist_twice_creates_once(fhir: httpx.Client) -
     assert fhir.get("QuestionnaireResponse", params={"patient": pid}).json()["total"] == 1
 
 
+def test_large_conditional_transaction_is_accepted(fhir: httpx.Client) -> None:
+    # Medplum itself refuses more than 8 entries when any is conditional; the sandbox lifts it.
+    pid, key = _new_patient(fhir), uuid.uuid4().hex
+    entries = _write_back(pid, key)["entry"][1:] * 10
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": []}
+    for n, entry in enumerate(entries):
+        obs = {
+            **entry["resource"],
+            "identifier": [{"system": "urn:test:obs", "value": f"{key}-{n}"}],
+        }
+        del obs["derivedFrom"]
+        request = {**entry["request"], "ifNoneExist": f"identifier=urn:test:obs|{key}-{n}"}
+        bundle["entry"].append({"resource": obs, "request": request})
+    assert fhir.post("", json=bundle).status_code == 200
+    assert fhir.post("", json=bundle).status_code == 200
+    assert fhir.get("Observation", params={"patient": pid}).json()["total"] == 10
+
+
 def test_failed_transaction_leaves_nothing_behind(fhir: httpx.Client) -> None:
     pid, key = _new_patient(fhir), uuid.uuid4().hex
     bundle = _write_back(pid, key)
