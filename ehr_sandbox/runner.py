@@ -173,6 +173,7 @@ class Sandbox:
         if app_server is not None:
             app_url = f"http://localhost:{app_server.port}"
             clients.append(self._app_client(app_url))
+            self._app_key()
         config = {
             "issuer": issuer,
             "fhir_base": fhir_base,
@@ -184,7 +185,7 @@ class Sandbox:
         self._authz_app = create_authz_app(config)
         authz.start(self._authz_app)
         if app_server is not None and app_url is not None:
-            app_server.start(self._create_app(app_url, fhir_base))
+            app_server.start(self._create_app(app_url, fhir_base, issuer))
         self.urls = SandboxUrls(
             ehr=f"{issuer}/ehr", issuer=issuer, fhir_base=fhir_base, app=app_url
         )
@@ -203,21 +204,17 @@ class Sandbox:
         return path
 
     def _app_client(self, app_url: str) -> dict[str, Any]:
-        from joserfc.jwk import RSAKey
-
-        key = RSAKey.import_key(json.loads(self._app_key().read_text(encoding="utf-8")))
-        public = key.as_dict(private=False)
-        public.update({"alg": "RS384", "use": "sig", "kid": key.kid or key.thumbprint()})
+        """The app's registration: its keys come from the JWKS URL it publishes."""
         return {
             "client_id": APP_CLIENT_ID,
             "name": "attach-fhir",
             "type": "confidential-asymmetric",
             "redirect_uris": [f"{app_url}/callback"],
-            "jwks": {"keys": [public]},
+            "jwks_url": f"{app_url}/jwks.json",
             "launch_url": f"{app_url}/launch",
         }
 
-    def _create_app(self, app_url: str, fhir_base: str) -> WSGIApp:
+    def _create_app(self, app_url: str, fhir_base: str, ehr_origin: str) -> WSGIApp:
         """The attach-fhir app, registered with this sandbox (imported lazily: E owns it)."""
         from smart_app import create_app
 
@@ -230,6 +227,8 @@ class Sandbox:
                     "client_type": "confidential-asymmetric",
                     "private_key": str(self._app_key()),
                     "private_key_alg": "RS384",
+                    "allow_addresses": ["loopback"],
+                    "frame_ancestors": [ehr_origin],
                 }
             ]
         }

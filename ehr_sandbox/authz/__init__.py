@@ -11,10 +11,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from flask import Flask
+from flask import Flask, render_template
 
 from .config import AuthzConfig, AuthzConfigError, Knobs, load_config
-from .directory import Directory
+from .directory import Directory, DirectoryError
 from .discovery import smart_configuration
 from .keys import generate_signing_key, import_signing_key, public_jwks
 from .server import SmartAuthorizationServer
@@ -59,4 +59,10 @@ def create_authz_app(config: Mapping[str, Any] | AuthzConfig) -> Flask:
     )
     app.register_blueprint(views.bp)
     app.register_blueprint(ehr.bp)
+
+    @app.errorhandler(DirectoryError)
+    def fhir_unavailable(exc: DirectoryError) -> tuple[str, int]:
+        page = render_template("authz/error.html", error=exc.code, description=exc.description)
+        return page, exc.status_code
+
     return app
