@@ -191,6 +191,12 @@ class Outbox:
             self.store.mark_failed(sid, exc.user_text(), exc.log_text(), self.clock())
             log.warning("outbox failed submission=%s target=%s %s", sid, host, exc.log_text())
             return "failed", exc.log_text()
+        except (KeyError, TypeError, ValueError) as exc:
+            # A malformed payload fails the same way every time: never retry it.
+            code = f"invalid_payload {type(exc).__name__}"
+            self.store.mark_failed(sid, "The stored submission is malformed.", code, self.clock())
+            log.error("outbox failed submission=%s target=%s %s", sid, host, code)
+            return "failed", code
         except (httpx.HTTPError, OSError) as exc:
             return self._retry(
                 item, type(exc).__name__, "The FHIR server could not be reached.", None

@@ -1,0 +1,49 @@
+"""The outbox cases of tests/lib/outbox_cases.py on the real local PostgreSQL, one fresh schema
+per test (dropped afterwards)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from attach_fhir.outbox_store import PostgresOutboxStore, open_store
+from tests.lib.outbox_cases import *  # noqa: F403  (the shared cases and their fixtures)
+from tests.lib.outbox_cases import StoreSpec
+
+pytestmark = pytest.mark.e2e
+
+DSN = os.environ.get("ATTACH_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture
+def store_spec() -> Iterator[StoreSpec]:
+    schema = f"outbox_test_{uuid.uuid4().hex[:12]}"
+    yield StoreSpec(
+        open=lambda: PostgresOutboxStore(DSN, schema),
+        dsn=DSN,
+        env={"ATTACH_OUTBOX_SCHEMA": schema},
+    )
+    with psycopg.connect(DSN, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+
+
+def test_a_postgres_dsn_opens_the_postgres_store(
+    store_spec: StoreSpec, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ATTACH_OUTBOX_SCHEMA", store_spec.env["ATTACH_OUTBOX_SCHEMA"])
+    monkeypatch.setenv("ATTACH_OUTBOX_DSN", DSN)
+    store = open_store()
+    try:
+        assert isinstance(store, PostgresOutboxStore)
+        store.enqueue("s-1", "http://a/fhir", {}, 1.0)
+    finally:
+        store.close()
+    with psycopg.connect(DSN) as conn:
+        table = sql.Identifier(store_spec.env["ATTACH_OUTBOX_SCHEMA"], "outbox")
+        rows = conn.execute(sql.SQL("SELECT submission_id, status FROM {}").format(table))
+        assert rows.fetchall() == [("s-1", "queued")]
