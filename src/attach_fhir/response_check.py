@@ -205,22 +205,14 @@ def _holds(condition: EnableWhen, answers: Mapping[str, list[object]]) -> bool:
 
 def disabled_items(model: ScoringModel, answers: Mapping[str, list[object]]) -> frozenset[str]:
     """The linkIds that enableWhen (on the item or an ancestor) disables, given the answers."""
-    enabled: dict[str, bool] = {}
-
-    def is_enabled(spec: ItemSpec) -> bool:
-        known = enabled.get(spec.link_id)
-        if known is not None:
-            return known
-        result = True
-        if spec.enable_when:
-            checks = (_holds(c, answers) for c in spec.enable_when)
-            result = any(checks) if spec.enable_any else all(checks)
-        if result and spec.parent is not None:
-            result = is_enabled(model.items[spec.parent])
-        enabled[spec.link_id] = result
-        return result
-
-    return frozenset(s.link_id for s in model.conditional if not is_enabled(s))
+    disabled: set[str] = set()
+    for rule in model.enable_rules:
+        for conditions, any_of in rule.levels:
+            checks = (_holds(c, answers) for c in conditions)
+            if not (any(checks) if any_of else all(checks)):
+                disabled.update(rule.link_ids)
+                break
+    return frozenset(disabled)
 
 
 def _fast_walk(
@@ -282,7 +274,7 @@ def check_response(model: ScoringModel, response: object) -> CheckedResponse:
         except (KeyError, TypeError, AttributeError, ValueError):
             accepted = False
         if accepted:
-            disabled = disabled_items(model, answers) if model.conditional else frozenset()
+            disabled = disabled_items(model, answers) if model.enable_rules else frozenset()
             if _complete(model, answers, disabled, response["status"]):
                 return CheckedResponse(answers, disabled)
     return _thorough_check(model, response)
@@ -308,7 +300,7 @@ def _thorough_check(model: ScoringModel, response: object) -> CheckedResponse:
         walk.problem("status", f"{ROOT}.status", "a response entered in error is not scored")
     walk.walk(response.get("item", []), model.top_items, ROOT)
     answers = walk.answers
-    disabled = disabled_items(model, answers) if model.conditional else frozenset()
+    disabled = disabled_items(model, answers) if model.enable_rules else frozenset()
     for link_id in disabled:
         if answers.get(link_id):
             walk.problem(
@@ -317,7 +309,8 @@ def _thorough_check(model: ScoringModel, response: object) -> CheckedResponse:
                 f"item {link_id!r} is answered although enableWhen disables it",
             )
     for spec in model.required if status in FINISHED else ():
-        if not answers.get(spec.link_id) and spec.link_id not in disabled:
+        # An item whose answers were all refused above is not reported missing as well.
+        if spec.link_id not in answers and spec.link_id not in disabled:
             walk.problem(
                 "missing-required",
                 f"{ROOT}.item.where(linkId='{spec.link_id}')",

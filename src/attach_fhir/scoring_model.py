@@ -40,6 +40,15 @@ class EnableWhen:
 
 
 @dataclass(frozen=True, slots=True)
+class EnableRule:
+    """Items sharing one chain of enableWhen levels (the item's own, then each ancestor's)."""
+
+    #: Each level: (conditions, True if any may hold, False if all must).
+    levels: tuple[tuple[tuple[EnableWhen, ...], bool], ...]
+    link_ids: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
 class ItemSpec:
     """What the response checker needs to know about one Questionnaire item."""
 
@@ -106,13 +115,13 @@ class ScoringModel:
     top_items: Mapping[str, ItemSpec]
     required: tuple[ItemSpec, ...]
     required_ids: frozenset[str]
-    conditional: tuple[ItemSpec, ...]
+    enable_rules: tuple[EnableRule, ...]
     scores: tuple[ScoreSpec, ...]
 
     @property
     def has_enable_when(self) -> bool:
         """Whether any item (or an ancestor) depends on enableWhen."""
-        return bool(self.conditional)
+        return bool(self.enable_rules)
 
 
 def _ordinal(option: Mapping[str, Any]) -> float | None:
@@ -239,7 +248,7 @@ def _mean_items(
             pivot = min(values.values()) + max(values.values())
             values = {code: pivot - value for code, value in values.items()}
         compiled.append((link_id, dict(values)))
-    if not compiled:
+    if not raw.get("items"):
         problems.append(f"score {raw['code']!r}: a mean needs at least one item")
     return tuple(compiled)
 
@@ -351,14 +360,16 @@ def compile_model(questionnaire: Mapping[str, Any]) -> ScoringModel:
     if problems:
         raise InvalidScoringModel(problems=problems)
 
-    def conditional(spec: ItemSpec) -> bool:
-        while True:
-            if spec.enable_when:
-                return True
-            if spec.parent is None:
-                return False
-            spec = specs[spec.parent]
-
+    chains: dict[tuple[tuple[tuple[EnableWhen, ...], bool], ...], set[str]] = {}
+    for spec in specs.values():
+        levels = []
+        node: ItemSpec | None = spec
+        while node is not None:
+            if node.enable_when:
+                levels.append((node.enable_when, node.enable_any))
+            node = specs[node.parent] if node.parent is not None else None
+        if levels:
+            chains.setdefault(tuple(levels), set()).add(spec.link_id)
     required = tuple(s for s in specs.values() if s.required and s.type not in ("group", "display"))
     return ScoringModel(
         questionnaire=f"{questionnaire.get('url')}|{questionnaire.get('version')}",
@@ -368,6 +379,6 @@ def compile_model(questionnaire: Mapping[str, Any]) -> ScoringModel:
         top_items=top,
         required=required,
         required_ids=frozenset(s.link_id for s in required),
-        conditional=tuple(s for s in specs.values() if conditional(s)),
+        enable_rules=tuple(EnableRule(k, frozenset(v)) for k, v in chains.items()),
         scores=ordered,
     )
