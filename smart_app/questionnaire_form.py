@@ -45,6 +45,15 @@ class Option:
     point: str | None
     ordinal: float | None
     answer: dict[str, Any]
+    index: int = 0
+    caption: Markup = field(default_factory=Markup)
+
+    def __post_init__(self) -> None:
+        # What follows the control: the scale point in bold, then the label. Built once here
+        # because the template would otherwise format it for every radio of every render.
+        point = Markup("<b>{}</b>").format(self.point) if self.point else Markup("")
+        label = Markup(" <span>{}</span>").format(self.label) if self.label else Markup("")
+        self.caption = point + label
 
 
 @dataclass
@@ -289,9 +298,10 @@ def _options(raw: Mapping[str, Any], questionnaire: Mapping[str, Any]) -> list[O
         point = key if weight is not None and shown != key else None
         label = escape(shown) if shown else (Markup("") if point else escape(key))
         options.append(Option(key, label, point, weight, {key_name: value}))
-    if len({o.key for o in options}) < len(options):
-        for n, opt in enumerate(options):
-            opt.key = f"#{n}"
+    unique = len({o.key for o in options}) == len(options)
+    for n, opt in enumerate(options):
+        opt.index = n
+        opt.key = opt.key if unique else f"#{n}"
     return options
 
 
