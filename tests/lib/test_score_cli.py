@@ -1,0 +1,151 @@
+"""``attach-fhir score`` through the installed console script, run from a scratch directory."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from attach_fhir.canonical import questionnaire_url
+from attach_fhir.instruments import library
+from tests.lib.scoring_examples import cycle
+from tests.lib.scoring_responses import from_answers
+
+Json = dict[str, Any]
+SCRIPT = Path(sys.executable).with_name("attach-fhir")
+ALL_SEVEN = cycle(1, 36, {n: 7 for n in range(1, 37)})
+
+
+def instrument(qid: str) -> Json:
+    return library().questionnaire(questionnaire_url(qid))
+
+
+def run(cwd: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    assert SCRIPT.exists(), "the package must be installed (scripts/bootstrap)"
+    return subprocess.run(
+        [str(SCRIPT), "score", *args],
+        cwd=cwd,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def write(path: Path, document: object) -> str:
+    path.write_text(json.dumps(document), encoding="utf-8")
+    return path.name
+
+
+def test_scores_a_response_from_the_packaged_library(tmp_path: Path) -> None:
+    name = write(tmp_path / "r.json", from_answers(instrument("ecr-r"), ALL_SEVEN))
+    done = run(tmp_path, name)
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = json.loads(done.stdout)
+    assert out["questionnaire"] == "http://attach-fhir.org/fhir/Questionnaire/ecr-r|1.0.0"
+    # all 7: anxiety (16 x 7 + 2 x 1) / 18, avoidance (6 x 7 + 12 x 1) / 18 (scoring_examples)
+    assert out["scores"]["ecr-r-anxiety"]["value"] == pytest.approx(114 / 18)
+    assert out["scores"]["ecr-r-anxiety"]["status"] == "final"
+    assert out["scores"]["ecr-r-avoidance"]["value"] == pytest.approx(3.0)
+
+
+def test_an_invalid_response_exits_1_with_every_problem(tmp_path: Path) -> None:
+    response = from_answers(instrument("ecr-r"), ALL_SEVEN)
+    response["item"][0]["answer"][0]["valueCoding"]["code"] = "8"
+    del response["item"][1]
+    done = run(tmp_path, write(tmp_path / "r.json", response))
+    assert done.returncode == 1
+    error = json.loads(done.stdout)["error"]
+    assert error["code"] == "invalid_response"
+    assert [(p["code"], p["path"]) for p in error["problems"]] == [
+        ("invalid-answer", "QuestionnaireResponse.item[0].answer[0].valueCoding"),
+        ("missing-required", "QuestionnaireResponse.item.where(linkId='2')"),
+    ]
+
+
+def test_an_unknown_questionnaire_and_unreadable_input_exit_1(tmp_path: Path) -> None:
+    response = from_answers(instrument("ecr-r"), ALL_SEVEN)
+    response["questionnaire"] = "http://example.org/Questionnaire/other|1"
+    done = run(tmp_path, write(tmp_path / "r.json", response))
+    assert (done.returncode, json.loads(done.stdout)["error"]["code"]) == (1, "unknown_instrument")
+    (tmp_path / "bad.json").write_text("{", encoding="utf-8")
+    done = run(tmp_path, "bad.json")
+    assert (done.returncode, json.loads(done.stdout)["error"]["code"]) == (1, "invalid_json")
+
+
+def test_questionnaire_file_and_prorate(tmp_path: Path) -> None:
+    questionnaire = instrument("prfq")
+    answers = cycle(1, 18, {11: 1, 18: 7})
+    del answers["4"]
+    response = from_answers(questionnaire, answers, status="in-progress")
+    q_name = write(tmp_path / "q.json", questionnaire)
+    r_name = write(tmp_path / "r.json", response)
+
+    plain = json.loads(run(tmp_path, r_name, "--questionnaire", q_name).stdout)
+    assert plain["scores"]["prfq-pre-mentalizing"]["status"] == "not-scored"
+    assert plain["scores"]["prfq-pre-mentalizing"]["missing"] == ["4"]
+
+    done = run(tmp_path, r_name, "--questionnaire", q_name, "--prorate", "--min-answered", "0.8")
+    pm = json.loads(done.stdout)["scores"]["prfq-pre-mentalizing"]
+    # PM items 1,7,10,13,16 answered 1,7,3,6,2 = 19 over 5 answered (5/6 = 0.83 >= 0.8)
+    assert pm == {
+        "value": pytest.approx(19 / 5),
+        "status": "prorated",
+        "prorated": True,
+        "answered": 5,
+        "expected": 6,
+    }
+    refused = run(tmp_path, r_name, "--prorate", "--min-answered", "0.9")
+    assert json.loads(refused.stdout)["scores"]["prfq-pre-mentalizing"]["status"] == "not-scored"
+
+
+def ndjson_lines() -> list[str]:
+    ecr_r = instrument("ecr-r")
+    rq = instrument("rq")
+    return [
+        json.dumps(from_answers(ecr_r, ALL_SEVEN)),
+        "{this is not json",
+        json.dumps({**from_answers(ecr_r, ALL_SEVEN), "status": "done"}),
+        json.dumps(
+            from_answers(rq, {"secure": "6", "fearful": "2", "preoccupied": "3", "dismissing": "5"})
+        ),
+    ]
+
+
+@pytest.mark.parametrize("source", ["file", "stdin"])
+def test_ndjson_goes_on_past_bad_lines(tmp_path: Path, source: str) -> None:
+    text = "\n".join(ndjson_lines()) + "\n"
+    if source == "file":
+        (tmp_path / "in.ndjson").write_text(text, encoding="utf-8")
+        done = run(tmp_path, "--ndjson", "in.ndjson")
+    else:
+        done = run(tmp_path, "--ndjson", "-", stdin=text)
+    assert done.returncode == 1  # some lines failed
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    assert len(lines) == 4
+    assert lines[0]["scores"]["ecr-r-anxiety"]["value"] == pytest.approx(114 / 18)
+    assert lines[1]["line"] == 2
+    assert lines[1]["error"]["code"] == "invalid_json"
+    assert lines[2]["line"] == 3
+    assert lines[2]["error"]["problems"][0]["path"] == "QuestionnaireResponse.status"
+    # RQ: model of self = (6 + 5) - (2 + 3) = 6
+    assert lines[3]["scores"]["rq-model-of-self"]["value"] == 6.0
+    assert "done: 4 responses (2 scored, 2 errors)" in done.stderr
+    assert "responses/s" in done.stderr
+
+
+def test_ndjson_progress_goes_to_stderr_only(tmp_path: Path) -> None:
+    line = json.dumps(from_answers(instrument("ecr-r"), ALL_SEVEN))
+    (tmp_path / "in.ndjson").write_text((line + "\n") * 600, encoding="utf-8")
+    done = run(tmp_path, "--ndjson", "in.ndjson", "--progress-seconds", "0")
+    assert done.returncode == 0
+    assert len(done.stdout.splitlines()) == 600
+    assert all(json.loads(out)["scores"] for out in done.stdout.splitlines())
+    progress = [x for x in done.stderr.splitlines() if x.startswith("progress: ")]
+    assert len(progress) == 2  # every 256 lines: after 256 and 512
+    assert done.stderr.splitlines()[-1].startswith("done: 600 responses (600 scored, 0 errors)")
