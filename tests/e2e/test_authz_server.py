@@ -428,3 +428,22 @@ def test_v1_only_sandbox_has_no_well_known_and_accepts_v1_scopes(
         assert read.status_code == 200
     finally:
         driver.close()
+
+
+def test_authorize_accepts_post(authz_driver: AuthzDriver) -> None:
+    launch = authz_driver.launch(PUBLIC, ADULT, ROWAN)
+    oauth = authz_driver.oauth(PUBLIC, "launch patient/Patient.rs")
+    verifier = generate_token(48)
+    url, state = oauth.create_authorization_url(
+        f"{authz_driver.urls.issuer}/authorize",
+        code_verifier=verifier,
+        aud=authz_driver.urls.fhir_base,
+        launch=launch["launch"],
+    )
+    form = dict(httpx.URL(url).params)
+    response = authz_driver.http.post(f"{authz_driver.urls.issuer}/authorize", data=form)
+    assert response.status_code == 302
+    callback = httpx.URL(response.headers["location"]).params
+    assert callback["state"] == state
+    token = oauth.fetch_token(authz_driver.token_url, code=callback["code"], code_verifier=verifier)
+    assert token["patient"] == ADULT
