@@ -8,9 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from werkzeug.datastructures import MultiDict
 
 from smart_app.form_response import (
+    STATUSES,
     UnknownResponseStatus,
     parse_form,
     response_to_values,
@@ -279,3 +282,62 @@ def test_read_only_items_are_never_taken_from_the_post() -> None:
 def test_unknown_status_is_refused() -> None:
     with pytest.raises(UnknownResponseStatus):
         parse_form(SYNTHETIC, post({}), status="amended")
+
+
+ITEM_TYPES = ["group", "display", "choice", "open-choice", "boolean", "integer", "decimal"]
+ITEM_TYPES += ["string", "text", "date", "dateTime", "quantity", "attachment", "", "no-such"]
+LINK_IDS = st.sampled_from(["a", "b", "c", "a.b", "x y", "é"])
+ANSWERS = st.sampled_from(
+    [{"valueString": "s"}, {"valueCoding": {"code": "a"}}, {"valueInteger": 1}, {"nothing": 1}]
+)
+ITEM = st.fixed_dictionaries(
+    {"linkId": LINK_IDS, "type": st.sampled_from(ITEM_TYPES)},
+    optional={
+        "text": st.text(max_size=5),
+        "required": st.booleans(),
+        "repeats": st.booleans(),
+        "readOnly": st.booleans(),
+        "answerOption": st.lists(ANSWERS, max_size=3),
+        "answerValueSet": st.sampled_from(["#vs", "http://x", "#"]),
+        "enableWhen": st.lists(
+            st.fixed_dictionaries(
+                {
+                    "question": LINK_IDS,
+                    "operator": st.sampled_from(["exists", "=", "!=", ">", "<", "?"]),
+                },
+                optional={"answerBoolean": st.booleans(), "answerString": st.text(max_size=2)},
+            ),
+            max_size=2,
+        ),
+        "enableBehavior": st.sampled_from(["all", "any"]),
+    },
+)
+ITEMS = st.recursive(
+    st.lists(ITEM, max_size=4),
+    lambda children: st.lists(
+        st.builds(lambda item, kids: {**item, "item": kids}, ITEM, children), max_size=3
+    ),
+    max_leaves=8,
+)
+POSTS = st.dictionaries(
+    st.sampled_from(["q:a", "q:b", "q:c", "o:a", "q:a.b", "q:x y", "q:é", "other"]),
+    st.lists(st.text(max_size=4), max_size=3),
+)
+
+
+@given(items=ITEMS, posted=POSTS, status=st.sampled_from(STATUSES))
+@settings(max_examples=60, deadline=None)
+def test_any_questionnaire_shape_parses_without_crashing(
+    items: list[dict[str, Any]], posted: dict[str, list[str]], status: str
+) -> None:
+    questionnaire = {"resourceType": "Questionnaire", "item": items}
+    parsed = parse_form(questionnaire, post(posted), status=status)
+    assert parsed.response["status"] == status
+    assert parsed.values == {k: v for k, v in posted.items() if k != "other" and v}
+    assert set(parsed.errors) <= {i.link_id for i in parsed.form.walk()}
+    # what was accepted shows again as the same values, and parses to the same response
+    again = response_to_values(questionnaire, parsed.response)
+    if not parsed.errors and len({i.link_id for i in parsed.form.walk()}) == len(
+        list(parsed.form.walk())
+    ):
+        assert parse_form(questionnaire, post(again), status=status).response == parsed.response

@@ -470,3 +470,18 @@ def test_html_ids_are_safe_and_distinct() -> None:
     ids = [html_id(x) for x in ("a.b", "a_b", "a b", "a-b", "é", "a_2e_b")]
     assert len(set(ids)) == len(ids)
     assert all(i.replace("-", "").replace("_", "").isalnum() and i.isascii() for i in ids)
+
+
+def test_malformed_items_render_without_crashing(app: Flask) -> None:
+    odd = {
+        "item": [
+            {"type": "choice", "text": 5, "answerOption": [{}, {"valueReference": {}}]},
+            {"linkId": "q", "type": "quantity", "enableWhen": [{"question": "nowhere"}]},
+            {"linkId": "g", "type": "group", "item": [{"linkId": "t", "type": "time"}]},
+            {"linkId": "o", "type": "open-choice"},
+        ]
+    }
+    page = render(app, odd)
+    assert len(page.all("p", class_="q-notice")) == 3  # the choice without options, quantity, time
+    assert page.one("input", name="o:o").attrs["type"] == "text"  # open-choice: free text only
+    assert not page.one("input", name="o:o").hidden()
