@@ -12,9 +12,10 @@ from flask import Flask, g, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from attach_fhir.errors import AttachError
+from smart_app import kept_forms, security, services
 from smart_app import registrations as registrations_module
-from smart_app import security, services
 from smart_app.discovery import DiscoveryCache
+from smart_app.errors import AuthorizationExpired
 from smart_app.session_store import open_store
 
 log = logging.getLogger(__name__)
@@ -116,11 +117,14 @@ def _register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(AttachError)
     def attach_error(exc: AttachError) -> Any:
-        log.info("request.error code=%s path=%s", exc.code, request.path)
+        log.info("request.error code=%s", exc.code)
         status = int(getattr(exc, "status_code", 400))
+        note = None
+        if isinstance(exc, AuthorizationExpired) and kept_forms.keep_posted_form():
+            note = exc.kept_note
         if _wants_json():
             return jsonify({"code": exc.code, "description": exc.description}), status
-        page = render_template("error.html", code=exc.code, description=exc.description)
+        page = render_template("error.html", code=exc.code, description=exc.description, note=note)
         return page, status
 
     @app.errorhandler(HTTPException)

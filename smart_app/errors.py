@@ -101,9 +101,10 @@ class AuthorizationExpired(AttachError):
 
     code = "authorization_expired"
     description = (
-        "Your connection to the EHR has expired and could not be renewed. Anything you typed "
-        "has been kept; please launch the app again from your EHR to continue."
+        "Your connection to the EHR has expired and could not be renewed. "
+        "Please launch the app again from your EHR to continue."
     )
+    kept_note = "What you typed has been kept: it will be there when you open the form again."
     status_code = 401
 
 

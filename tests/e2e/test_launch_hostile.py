@@ -82,7 +82,7 @@ def canary_app(canary: Canary, tmp_path_factory: pytest.TempPathFactory) -> Iter
     )
     yield server
     server.thread.stop()
-    server.transport.close()
+    server.transport.shutdown()
 
 
 @pytest.mark.parametrize(
