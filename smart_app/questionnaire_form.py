@@ -102,7 +102,7 @@ class FormItem:
     def first_input_id(self) -> str:
         """The id an error-summary link should focus."""
         if self.kind in {"radio", "likert", "checkbox", "boolean"}:
-            return f"{self.id}-0"
+            return f"{self.id}-0" if self.options else f"{self.id}-o"
         return self.id
 
     @property
