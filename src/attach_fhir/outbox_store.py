@@ -242,6 +242,9 @@ class PostgresOutboxStore(SqlOutboxStore):
             raise OutboxConfigError("PostgreSQL needs the 'postgres' extra (psycopg).") from exc
         self._sql = sql
         self._table = sql.Identifier(schema, "outbox")
+        self._dsn = dsn
+        self._lost = psycopg.OperationalError
+        self._connect = psycopg.connect
         try:
             self._conn = psycopg.connect(dsn, autocommit=True)
             self._conn.execute(
@@ -271,7 +274,14 @@ class PostgresOutboxStore(SqlOutboxStore):
     def _run(self, query: str, params: Sequence[Any] = ()) -> tuple[list[Sequence[Any]], int]:
         statement = self._sql.SQL(query.replace("?", "%s")).format(t=self._table)
         with self._lock:
-            cursor = self._conn.execute(statement, tuple(params))
+            try:
+                cursor = self._conn.execute(statement, tuple(params))
+            except self._lost:
+                # The connection dropped (server restart, idle timeout): reconnect once. Every
+                # statement here is safe to repeat (guarded updates, insert-or-nothing).
+                self._conn.close()
+                self._conn = self._connect(self._dsn, autocommit=True)
+                cursor = self._conn.execute(statement, tuple(params))
             rows: list[Sequence[Any]] = list(cursor.fetchall()) if cursor.description else []
             return rows, cursor.rowcount
 

@@ -47,3 +47,16 @@ def test_a_postgres_dsn_opens_the_postgres_store(
         table = sql.Identifier(store_spec.env["ATTACH_OUTBOX_SCHEMA"], "outbox")
         rows = conn.execute(sql.SQL("SELECT submission_id, status FROM {}").format(table))
         assert rows.fetchall() == [("s-1", "queued")]
+
+
+def test_the_store_reconnects_after_losing_its_connection(store_spec: StoreSpec) -> None:
+    store = store_spec.open()
+    try:
+        store.enqueue("s-1", "http://a/fhir", {}, 1.0)
+        pid = store._conn.info.backend_pid
+        with psycopg.connect(DSN, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        assert store.counts()["queued"] == 1
+        assert store._conn.info.backend_pid != pid
+    finally:
+        store.close()

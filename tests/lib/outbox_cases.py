@@ -6,6 +6,8 @@ stands in only for faults (a 503 with Retry-After, a 429, a refused connection, 
 from __future__ import annotations
 
 import json
+import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -299,6 +301,32 @@ def test_items_queued_before_a_restart_drain_after_it_once(
             ("Provenance", "Provenance"),
         ):
             assert count(client, kind, identifier_value(submission, role)) == 1
+
+
+def test_the_worker_thread_delivers_and_stops(
+    store: SqlOutboxStore, fhir_server: Any, http: httpx.Client
+) -> None:
+    client = FhirClient(fhir_server.base_url, http)
+    submission = sid()
+    store.enqueue(
+        submission, client.base_url, ecr_r_payload(seeded_patient(client), submission), T0
+    )
+    stop = threading.Event()
+    worker = threading.Thread(target=Outbox(store, lambda base: client).run, args=(stop, 0.05))
+    worker.start()
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            item = store.get(submission)
+            if item is not None and item.status == "delivered":
+                break
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        worker.join(timeout=30)
+    assert not worker.is_alive()
+    assert store.get(submission).status == "delivered"  # type: ignore[union-attr]
+    assert count(client, "Provenance", identifier_value(submission, "Provenance")) == 1
 
 
 # -- the CLI ------------------------------------------------------------------------------------
