@@ -1,0 +1,268 @@
+"""The assess blueprint: choose an instrument, fill it, save a draft, submit, see what happened.
+
+URLs live under ``/app/<ctx>/assess/`` (see :mod:`smart_app.context`). Every POST carries the
+CSRF token (checked app-wide) and the form's submission id, generated once when the form is
+first shown. What the EHR allows (CapabilityStatement and granted scopes) is told on the Choose
+page before anyone starts, and buttons it does not allow are disabled with the reason.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import re
+import uuid
+from typing import Any, cast
+
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    abort,
+    current_app,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask.blueprints import BlueprintSetupState
+
+from attach_fhir.errors import AttachError
+from attach_fhir.instruments import library
+from attach_fhir.response_check import InvalidResponse
+from smart_app import delivery, kept_forms, patient_facts, responses, submission
+from smart_app.context import LaunchContext, current_launch
+from smart_app.errors import BadLaunchRequest
+from smart_app.form_response import parse_form, response_to_values
+from smart_app.instrument_choice import choices
+from smart_app.questionnaire_form import ErrorLink, QuestionnaireForm, build_form
+from smart_app.questionnaire_source import Resolved, instrument, resolve
+from smart_app.server_profile import WritePlan, capabilities, plan
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("assess", __name__, url_prefix="/app/<ctx>/assess")
+SUBMISSION_ID = re.compile(r"^[A-Za-z0-9-]{16,64}$")
+
+
+@bp.record_once
+def _setup(state: BlueprintSetupState) -> None:
+    delivery.init_app(cast(Flask, state.app))
+
+
+class NoPatient(AttachError):
+    """The launch has no patient in context: there is no one to assess."""
+
+    code = "no_patient"
+    description = "No patient was selected in the EHR, so there is no one to assess."
+    status_code = 400
+
+
+def _context() -> tuple[LaunchContext, WritePlan, Any]:
+    launch = current_launch()
+    if not launch.patient_id:
+        raise NoPatient()
+    caps = capabilities(delivery.assess_services().capabilities, launch)
+    return launch, plan(caps, launch), caps
+
+
+@bp.get("/")
+def choose(ctx: str) -> str:
+    """Instruments that fit the patient, with earlier responses and drafts in progress."""
+    launch, write_plan, _caps = _context()
+    delivery.remember(launch)
+    patient = patient_facts.load(launch)
+    lib = library()
+    pairs = [(i, lib.questionnaire(f"{i.url}|{i.version}")) for i in lib.instruments()]
+    by_url = {i.url: i for i, _ in pairs}
+    drafts: list[responses.StoredResponse] = []
+    history: list[responses.StoredResponse] = []
+    if write_plan.can_search_responses:
+        try:
+            client = launch.fhir()
+            drafts = [
+                r for r in responses.search(client, patient.id, "in-progress") if r.url in by_url
+            ]
+            history = [
+                r for r in responses.search(client, patient.id, "completed") if r.url in by_url
+            ]
+        except AttachError as exc:
+            log.info("assess.responses outcome=%s", exc.code)
+    return render_template(
+        "assess/choose.html",
+        launch=launch,
+        patient=patient,
+        plan=write_plan,
+        choices=choices(pairs, patient.facts, dt.date.today()),
+        drafts=drafts,
+        history=history,
+        by_url=by_url,
+        review_url=_review_url,
+    )
+
+
+@bp.route("/<instrument_id>/", methods=["GET", "POST"])
+def fill(ctx: str, instrument_id: str) -> Any:
+    """GET shows the form (fresh, a draft, or kept answers); POST updates, saves or submits."""
+    launch, write_plan, caps = _context()
+    resolved = resolve(launch, write_plan, caps, instrument(instrument_id))
+    if request.method == "GET":
+        return _show_fresh(launch, write_plan, resolved)
+    sid = request.form.get("submission_id", "")
+    if not SUBMISSION_ID.fullmatch(sid):
+        raise BadLaunchRequest("The form carried no valid submission id; please reload it.")
+    action = request.form.get("action", "submit")
+    if action == "draft":
+        return _save_draft(launch, write_plan, resolved, sid)
+    if action == "submit":
+        return _submit(launch, write_plan, resolved, sid)
+    values = parse_form(resolved.questionnaire, request.form, status="in-progress").values
+    return _page(launch, write_plan, resolved, build_form(resolved.questionnaire, values), sid)
+
+
+def _show_fresh(launch: LaunchContext, write_plan: WritePlan, resolved: Resolved) -> Any:
+    draft_id = request.args.get("draft")
+    if draft_id:
+        draft = _read_draft(launch, resolved, draft_id)
+        values = response_to_values(resolved.questionnaire, draft)
+        sid = responses.submission_tag(draft) or str(uuid.uuid4())
+        form = build_form(resolved.questionnaire, values)
+        saved = draft.get("authored") if request.args.get("saved") else None
+        return _page(launch, write_plan, resolved, form, sid, draft_id=draft_id, saved=saved)
+    kept = kept_forms.take(launch, kept_forms.form_name())
+    if kept is not None:  # answers posted when the last launch expired
+        sid = next(iter(kept.get("submission_id") or []), "")
+        form = build_form(resolved.questionnaire, kept)
+        note = "Your answers from before the connection to the EHR expired are back."
+        sid = sid if SUBMISSION_ID.fullmatch(sid) else str(uuid.uuid4())
+        return _page(launch, write_plan, resolved, form, sid, note=note)
+    form = build_form(resolved.questionnaire)
+    return _page(launch, write_plan, resolved, form, str(uuid.uuid4()))
+
+
+def _read_draft(launch: LaunchContext, resolved: Resolved, draft_id: str) -> dict[str, Any]:
+    if not re.fullmatch(r"[A-Za-z0-9.\-]{1,64}", draft_id):
+        abort(404)
+    draft = launch.fhir().read("QuestionnaireResponse", draft_id)
+    subject = (draft.get("subject") or {}).get("reference")
+    url = str(draft.get("questionnaire") or "").partition("|")[0]
+    if subject != f"Patient/{launch.patient_id}" or url != resolved.instrument.url:
+        abort(404)  # another patient's or another instrument's response: not via this URL
+    if draft.get("status") != "in-progress":
+        abort(409, "This response was already submitted.")
+    return draft
+
+
+def _save_draft(launch: LaunchContext, write_plan: WritePlan, resolved: Resolved, sid: str) -> Any:
+    parsed = parse_form(resolved.questionnaire, request.form, status="in-progress")
+    if not parsed.ok:
+        return _page(launch, write_plan, resolved, parsed.form, sid, status=422)
+    if not write_plan.can_draft:
+        note = write_plan.draft_reason or "Drafts cannot be saved here."
+        return _page(launch, write_plan, resolved, parsed.form, sid, note=note, status=403)
+    if submission.status(launch, sid) is not None:
+        return redirect(url_for(".submitted", ctx=launch.id, sid=sid), code=303)
+    who = submission.people(launch)
+    draft_ctx = responses.DraftContext(
+        submission_id=sid,
+        patient=str(launch.patient_id),
+        author=who.author,
+        source=who.source,
+        encounter=launch.encounter_id,
+        security_labels=submission.registration_option(launch, "security_labels"),
+    )
+    try:
+        draft_id = responses.save_draft(launch.fhir(), parsed.response, draft_ctx)
+    except responses.DraftClosed:
+        return redirect(url_for(".submitted", ctx=launch.id, sid=sid), code=303)
+    except AttachError as exc:
+        note = f"The draft could not be saved: {exc.description} Your answers are still here."
+        return _page(launch, write_plan, resolved, parsed.form, sid, note=note, status=502)
+    target = url_for(".fill", ctx=launch.id, instrument_id=resolved.instrument.id)
+    return redirect(f"{target}?draft={draft_id}&saved=1", code=303)
+
+
+def _submit(launch: LaunchContext, write_plan: WritePlan, resolved: Resolved, sid: str) -> Any:
+    if submission.status(launch, sid) is not None:  # a double click or a retried POST
+        return redirect(url_for(".submitted", ctx=launch.id, sid=sid), code=303)
+    parsed = parse_form(resolved.questionnaire, request.form, status="completed")
+    if not parsed.ok:
+        return _page(launch, write_plan, resolved, parsed.form, sid, status=422)
+    caregiver = None
+    if resolved.instrument.respondent == "parent-caregiver":
+        caregiver = patient_facts.caregiver(launch)
+    try:
+        submission.submit(launch, resolved, parsed.response, write_plan, sid, caregiver)
+    except InvalidResponse as exc:
+        form = parsed.form
+        form.errors.extend(ErrorLink("#", p["message"]) for p in exc.problems)
+        return _page(launch, write_plan, resolved, form, sid, status=422)
+    return redirect(url_for(".submitted", ctx=launch.id, sid=sid), code=303)
+
+
+def _page(
+    launch: LaunchContext,
+    write_plan: WritePlan,
+    resolved: Resolved,
+    form: QuestionnaireForm,
+    sid: str,
+    *,
+    draft_id: str | None = None,
+    saved: str | None = None,
+    note: str | None = None,
+    status: int = 200,
+) -> tuple[str, int]:
+    page = render_template(
+        "assess/fill.html",
+        launch=launch,
+        plan=write_plan,
+        resolved=resolved,
+        form=form,
+        submission_id=sid,
+        action_url=url_for(".fill", ctx=launch.id, instrument_id=resolved.instrument.id),
+        draft_id=draft_id,
+        saved=saved,
+        note=note,
+        ehr_style_url=url_for("launch.ehr_style", ctx=launch.id),
+    )
+    return page, status
+
+
+@bp.get("/submissions/<sid>")
+def submitted(ctx: str, sid: str) -> Any:
+    """What became of a submission: delivered (to the review), waiting to sync, or refused."""
+    launch = current_launch()
+    found = submission.status(launch, sid) if SUBMISSION_ID.fullmatch(sid) else None
+    if found is None:
+        abort(404)
+    reference = found.response_reference
+    review = _review_url(launch, reference) if found.state == "delivered" and reference else None
+    if review:
+        return redirect(review, code=303)
+    codes = library().score_codes()
+    return render_template(
+        "assess/submitted.html", launch=launch, found=found, reference=reference, codes=codes
+    )
+
+
+@bp.get("/submissions/<sid>/export")
+def export(ctx: str, sid: str) -> Response:
+    """The write-back Bundle as a JSON download, while the app still holds it."""
+    launch = current_launch()
+    found = submission.status(launch, sid) if SUBMISSION_ID.fullmatch(sid) else None
+    bundle = submission.export_bundle(found) if found else None
+    if bundle is None:
+        abort(404)
+    body = json.dumps(bundle, indent=2)
+    disposition = f'attachment; filename="attach-fhir-{sid}.json"'
+    return Response(
+        body, mimetype="application/fhir+json", headers={"Content-Disposition": disposition}
+    )
+
+
+def _review_url(launch: LaunchContext, reference: str) -> str | None:
+    """The review page of a delivered response (engineer J's ``review.scores``), if present."""
+    if "review.scores" not in current_app.view_functions:
+        return None
+    return url_for("review.scores", ctx=launch.id, qr_id=reference.rpartition("/")[2])

@@ -1,0 +1,167 @@
+"""Delivery of submissions from the app: the outbox, whose credentials it uses, and its worker.
+
+Every submission goes through :class:`attach_fhir.outbox.Outbox` (store first, then deliver).
+The seam is the outbox's ``ClientFactory``: given a target it returns a ``FhirClient`` or None.
+
+Targets are ``<iss>#cred=<key>``, where ``key`` names *whose* token delivers: a hash of (iss,
+patient, fhirUser). The session store maps that key to the latest live launch of the same user
+for the same patient, so an item queued in one launch is delivered with the token of that launch
+or, once it expired, of the user's next launch for that patient (a patient-scoped token can
+only write its own patient's record). Order is kept per target. A backend-services client
+(system scopes) would be another factory answering plain ``<iss>`` targets; nothing else changes.
+
+The worker is a daemon thread started by ``create_app`` when ``OUTBOX_WORKER`` is true (off by
+default and in tests unless asked); it drains inside an app context so token refresh and the
+SSRF-guarded HTTP clients work as in a request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from flask import Flask, current_app, g
+
+from attach_fhir.capabilities import CapabilityCache
+from attach_fhir.errors import AttachError
+from attach_fhir.fhir_client import FhirClient
+from attach_fhir.fhir_errors import FhirUnauthorized
+from attach_fhir.outbox import Backoff, Outbox
+from attach_fhir.outbox_store import open_store
+from smart_app.context import LAUNCH_NS, LaunchContext
+from smart_app.services import get_services
+
+log = logging.getLogger(__name__)
+
+EXTENSION = "attach_assess"
+CREDENTIAL_NS = "outbox-credential"
+CRED_MARK = "#cred="
+
+
+def credential_key(launch: LaunchContext) -> str:
+    """Whose token delivers: one key per (iss, patient, user)."""
+    raw = f"{launch.iss}|{launch.patient_id or ''}|{launch.fhir_user or ''}"
+    return hashlib.sha256(raw.encode("utf-8")).hexdigest()[:40]
+
+
+def target_for(launch: LaunchContext) -> str:
+    """The outbox target of this launch's submissions."""
+    return f"{launch.iss.rstrip('/')}{CRED_MARK}{credential_key(launch)}"
+
+
+def remember(launch: LaunchContext) -> None:
+    """Make this launch the one whose token delivers its user's queued items for the patient."""
+    ttl = float(current_app.config["LAUNCH_TTL"])
+    launch.services.store.put(CREDENTIAL_NS, credential_key(launch), {"ctx": launch.id}, ttl)
+
+
+def launch_clients(target: str) -> FhirClient | None:
+    """The ``ClientFactory``: a client with the token of the launch the target names, or None."""
+    base, mark, key = target.partition(CRED_MARK)
+    if not mark:
+        return None  # no backend-services credentials yet: plain targets wait
+    store = get_services().store
+    pointer = store.get(CREDENTIAL_NS, key)
+    record = store.get(LAUNCH_NS, str(pointer["ctx"])) if pointer else None
+    if record is None or record.get("refresh_failed") or str(record["iss"]).rstrip("/") != base:
+        return None
+    services = get_services()
+    launch = LaunchContext(
+        id=str(pointer["ctx"]) if pointer else "", record=record, services=services
+    )
+
+    def token_source(rejected: str | None) -> str | None:
+        try:
+            return launch.token_source(rejected)
+        except AttachError as exc:  # expired, not refreshable: wait for the user's next launch
+            raise FhirUnauthorized("The launch's authorization has expired.") from exc
+
+    http = services.http(services.registrations.lookup(launch.iss))
+    g.setdefault("attach_http", []).append(http)  # closed at app-context teardown
+    return FhirClient(launch.iss, http, token_source=token_source)
+
+
+@dataclass
+class AssessServices:
+    """The assess flow's long-lived parts, kept on the app."""
+
+    outbox: Outbox
+    capabilities: CapabilityCache
+    worker: Worker | None = None
+
+    def stop(self) -> None:
+        """Stop the worker (if any) and close the outbox store."""
+        if self.worker is not None:
+            self.worker.stop()
+        self.outbox.store.close()
+
+
+class Worker:
+    """Drains the outbox in the background, in the app's context, until stopped."""
+
+    def __init__(self, app: Flask, outbox: Outbox, poll: float) -> None:
+        self.app = app
+        self.outbox = outbox
+        self.poll = poll
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="attach-outbox", daemon=True)
+
+    def start(self) -> None:
+        """Start draining."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Ask the loop to end and wait for it."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            wait = self.poll
+            try:
+                with self.app.app_context():
+                    report = self.outbox.drain()
+                    if report.delivered or report.failed:
+                        log.info(
+                            "outbox.worker delivered=%d failed=%d retrying=%d",
+                            len(report.delivered),
+                            len(report.failed),
+                            len(report.retrying),
+                        )
+                    due = self.outbox.next_due_in()
+                    if due is not None:
+                        wait = min(self.poll, max(due, 0.05))
+            except Exception:  # keep the worker alive: the store or the network may come back
+                log.exception("outbox.worker drain failed")
+            self._stop.wait(wait)
+
+
+def init_app(app: Flask) -> AssessServices:
+    """Open the outbox (``OUTBOX_DSN``, else SQLite in DATA_DIR) and start the worker if asked."""
+    data_dir = Path(app.config.get("DATA_DIR") or app.instance_path)
+    store = open_store(app.config.get("OUTBOX_DSN") or None, data_dir)
+    backoff = Backoff(
+        base=float(app.config.get("OUTBOX_BACKOFF_BASE", 5.0)),
+        cap=float(app.config.get("OUTBOX_BACKOFF_CAP", 600.0)),
+    )
+    outbox = Outbox(store, launch_clients, backoff=backoff)
+    services = AssessServices(
+        outbox=outbox,
+        capabilities=CapabilityCache(float(app.config.get("CAPABILITIES_TTL", 3600.0))),
+    )
+    if app.config.get("OUTBOX_WORKER"):
+        services.worker = Worker(app, outbox, float(app.config.get("OUTBOX_POLL", 5.0)))
+        services.worker.start()
+        log.info("outbox.worker started")
+    app.extensions[EXTENSION] = services
+    return services
+
+
+def assess_services() -> AssessServices:
+    """The current app's assess services."""
+    found: AssessServices = current_app.extensions[EXTENSION]
+    return found

@@ -1,0 +1,98 @@
+"""Which copy of a Questionnaire the app shows: the EHR's, when it has the same url and version.
+
+The packaged copy (``attach_fhir.instruments``) is always the one that scores: an EHR copy with
+the same canonical ``url|version`` is by definition the same artifact, and the answers are checked
+against the packaged scoring model before anything is written. Where the server allows it and
+the registration asks for it (``create_questionnaires``), the packaged Questionnaire is created
+on the server conditionally on url and version, so the EHR can resolve the canonical itself.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from flask import current_app
+
+from attach_fhir.capabilities import ServerCapabilities
+from attach_fhir.errors import AttachError
+from attach_fhir.instruments import Instrument, UnknownInstrument, library
+from smart_app.context import LaunchContext
+from smart_app.server_profile import WritePlan
+
+log = logging.getLogger(__name__)
+
+Source = Literal["ehr", "packaged", "created"]
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """The Questionnaire to render, the packaged one that scores, and where the first came from."""
+
+    instrument: Instrument
+    questionnaire: dict[str, Any]
+    packaged: dict[str, Any]
+    source: Source
+
+    @property
+    def canonical(self) -> str:
+        """``url|version`` of the instrument."""
+        return f"{self.instrument.url}|{self.instrument.version}"
+
+
+def instrument(instrument_id: str) -> Instrument:
+    """The packaged instrument with this id (UnknownInstrument, a 404, otherwise)."""
+    for candidate in library().instruments():
+        if candidate.id == instrument_id:
+            return candidate
+    raise UnknownInstrument(f"No instrument {instrument_id!r} in the library.")
+
+
+def packaged(inst: Instrument) -> dict[str, Any]:
+    """The packaged Questionnaire of ``inst``."""
+    return library().questionnaire(f"{inst.url}|{inst.version}")
+
+
+def registration_option(launch: LaunchContext, name: str) -> bool:
+    """A per-registration switch: the registration's own field when it has one, else the
+    ``ASSESS_REGISTRATION_OPTIONS`` config mapping (registration name -> {option: bool})."""
+    reg = launch.services.registrations.lookup(launch.iss)
+    value = getattr(reg, name, None)
+    if value is None:
+        options = current_app.config.get("ASSESS_REGISTRATION_OPTIONS") or {}
+        value = (options.get(reg.name) or {}).get(name, False)
+    return bool(value)
+
+
+def resolve(
+    launch: LaunchContext, plan: WritePlan, caps: ServerCapabilities | None, inst: Instrument
+) -> Resolved:
+    """The EHR's copy with the same url and version if readable, else the packaged one."""
+    ours = packaged(inst)
+    if plan.can_read_questionnaires:
+        try:
+            for found in launch.fhir().search(
+                "Questionnaire", {"url": inst.url, "version": inst.version}
+            ):
+                if found.get("url") == inst.url and found.get("version") == inst.version:
+                    return Resolved(inst, found, ours, "ehr")
+        except AttachError as exc:
+            log.info("assess.questionnaire search outcome=%s", exc.code)
+    if (
+        caps is not None
+        and caps.can_conditional_create("Questionnaire")
+        and launch.can("Questionnaire", "c")
+        and registration_option(launch, "create_questionnaires")
+    ):
+        try:
+            condition = f"url={inst.url}&version={inst.version}"
+            launch.fhir().create(_without_id(ours), if_none_exist=condition)
+            return Resolved(inst, ours, ours, "created")
+        except AttachError as exc:
+            log.info("assess.questionnaire create outcome=%s", exc.code)
+    return Resolved(inst, ours, ours, "packaged")
+
+
+def _without_id(questionnaire: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in questionnaire.items() if k not in ("id", "meta")}

@@ -1,0 +1,179 @@
+"""Submit: score, build the write-back, hand it to the outbox; and what became of a submission.
+
+A submission id is generated once per form (a hidden field), so a double click, a browser retry
+or a resubmitted page hands the outbox the same id: the outbox stores it once, and every resource
+carries identifiers derived from it, created conditionally, so nothing is written twice.
+
+The completed QuestionnaireResponse is written as a conditional *update* on its identifier (in a
+transaction): the same identifier the draft carries, so submitting completes the draft resource
+instead of leaving it in progress beside a new one, and a retry still writes nothing new.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from flask import current_app
+
+from attach_fhir.outbox import payload
+from attach_fhir.outbox_store import DELIVERED, FAILED, OutboxItem
+from attach_fhir.scoring import ScoreResult, score_response
+from attach_fhir.writeback import (
+    SUBMISSION_SYSTEM,
+    WritebackContext,
+    build_transaction,
+    identifier_value,
+)
+from smart_app.context import LaunchContext
+from smart_app.delivery import assess_services, credential_key, remember, target_for
+from smart_app.questionnaire_source import Resolved, registration_option
+from smart_app.responses import now
+from smart_app.server_profile import WritePlan
+
+log = logging.getLogger(__name__)
+
+SUBMISSION_NS = "assess-submission"
+KEPT = "kept"  # not written: keep-and-export
+QR = "QuestionnaireResponse"
+
+
+@dataclass(frozen=True)
+class People:
+    """References for the write-back: author (fhirUser), respondent, patient, encounter."""
+
+    patient: str
+    author: str
+    source: str
+    encounter: str | None
+
+
+def people(launch: LaunchContext, caregiver: str | None = None) -> People:
+    """Author = fhirUser (relative when on this server); source = the respondent."""
+    patient = f"Patient/{launch.patient_id}"
+    author = relative(launch.iss, launch.fhir_user) if launch.fhir_user else patient
+    if caregiver:
+        source = caregiver
+    elif author.split("/")[0] in ("Patient", "RelatedPerson"):
+        source = author  # a patient or a caregiver filled it in themselves
+    else:
+        source = patient
+    encounter = f"Encounter/{launch.encounter_id}" if launch.encounter_id else None
+    return People(patient, author, source, encounter)
+
+
+def relative(base: str, reference: str) -> str:
+    """``Type/id`` for an absolute reference under ``base``; other references unchanged."""
+    prefix = base.rstrip("/") + "/"
+    return reference[len(prefix) :] if reference.startswith(prefix) else reference
+
+
+def complete_draft(bundle: dict[str, Any]) -> dict[str, Any]:
+    """The QR entry as a conditional update on its identifier (completes a draft in place)."""
+    first = bundle["entry"][0]
+    value = first["resource"]["identifier"]["value"]
+    first["request"] = {"method": "PUT", "url": f"{QR}?identifier={SUBMISSION_SYSTEM}|{value}"}
+    return bundle
+
+
+def score(resolved: Resolved, response: Mapping[str, Any]) -> ScoreResult:
+    """Score with the packaged (verified) scoring model; InvalidResponse lists every problem."""
+    return score_response(resolved.packaged, response)
+
+
+def submit(
+    launch: LaunchContext,
+    resolved: Resolved,
+    response: Mapping[str, Any],
+    plan: WritePlan,
+    submission_id: str,
+    caregiver: str | None = None,
+) -> dict[str, Any]:
+    """Score, build and store the submission; deliver now if the server answers. The record."""
+    result = score(resolved, response)
+    who = people(launch, caregiver)
+    ctx = WritebackContext(
+        submission_id=submission_id,
+        patient=who.patient,
+        author=who.author,
+        authored=now(),
+        encounter=who.encounter,
+        source=who.source,
+        security_labels=registration_option(launch, "security_labels"),
+        include_provenance=plan.provenance,
+    )
+    bundle = build_transaction(response, resolved.packaged, result, ctx)
+    record: dict[str, Any] = {
+        "cred": credential_key(launch),
+        "instrument": resolved.instrument.id,
+        "scores": result.to_json(),
+        "mode": plan.mode,
+        "created": time.time(),
+    }
+    if not plan.writes:
+        record["bundle"] = bundle  # keep and export: the only copy, for the download
+    store = launch.services.store
+    store.put(SUBMISSION_NS, submission_id, record, _ttl(launch))
+    if plan.writes:
+        remember(launch)
+        mode = plan.mode if plan.mode == "ordered-creates" else "transaction"
+        if mode == "transaction":
+            bundle = complete_draft(bundle)
+        item = assess_services().outbox.submit(
+            submission_id, target_for(launch), payload(bundle, mode)
+        )
+        log.info("assess.submit outcome=%s mode=%s", item.status, mode)
+    return record
+
+
+def _ttl(launch: LaunchContext) -> float:
+    """Records outlive their launch: the status stays visible after a relaunch."""
+    del launch
+    return float(current_app.config["LAUNCH_TTL"]) * 14
+
+
+@dataclass(frozen=True)
+class Status:
+    """What became of a submission, for the status page."""
+
+    submission_id: str
+    record: dict[str, Any]
+    item: OutboxItem | None
+
+    @property
+    def state(self) -> str:
+        """``delivered``, ``waiting``, ``delivering``, ``failed`` or ``kept``."""
+        if self.item is None:
+            return KEPT
+        if self.item.status == DELIVERED:
+            return "delivered"
+        if self.item.status == FAILED:
+            return "failed"
+        return "delivering" if self.item.status == "delivering" else "waiting"
+
+    @property
+    def response_reference(self) -> str | None:
+        """``QuestionnaireResponse/<id>`` on the server once delivered."""
+        receipt = (self.item.receipt if self.item else None) or {}
+        qr_url = f"urn:uuid:{identifier_value(self.submission_id, QR)}"
+        return receipt.get(qr_url)
+
+
+def status(launch: LaunchContext, submission_id: str) -> Status | None:
+    """The submission if it belongs to this user, patient and EHR; None otherwise."""
+    record = launch.services.store.get(SUBMISSION_NS, submission_id)
+    if record is None or record.get("cred") != credential_key(launch):
+        return None
+    return Status(submission_id, record, assess_services().outbox.store.get(submission_id))
+
+
+def export_bundle(found: Status) -> dict[str, Any] | None:
+    """The write-back Bundle while the app still holds it (kept, or not yet delivered)."""
+    if found.item is not None and found.item.payload is not None:
+        bundle: dict[str, Any] = found.item.payload["bundle"]
+        return bundle
+    kept: dict[str, Any] | None = found.record.get("bundle")
+    return kept
