@@ -1,0 +1,159 @@
+"""The review blueprint: a response's scores with their meaning, the patient's history, print.
+
+URLs live under ``/app/<ctx>/review/`` (see :mod:`smart_app.context`):
+
+- ``responses/<qr_id>`` (endpoint ``review.scores``): one QuestionnaireResponse's scores, read
+  back from the EHR (the response, and the Observations ``derivedFrom`` it), set against the
+  patient's earlier scores for the same instrument.
+- ``/`` (``review.history``): every score the patient has, by instrument, across submissions.
+- ``.../print``: the same pages without navigation, with a print stylesheet.
+
+Nothing here computes a score: the values are the EHR's Observations; the words are the
+instrument's (:mod:`attach_fhir.interpretation`).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Blueprint, render_template, url_for
+
+from attach_fhir import history
+from attach_fhir.errors import AttachError
+from attach_fhir.instruments import library
+from attach_fhir.interpretation import InstrumentMeaning, explain
+from smart_app import score_records
+from smart_app.context import LaunchContext, current_launch
+from smart_app.launch import human_name
+from smart_app.review_view import InstrumentView, instrument_view
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("review", __name__, url_prefix="/app/<ctx>/review")
+
+
+class NoPatientInContext(AttachError):
+    """The launch has no patient in context, so there is no history to show."""
+
+    code = "no_patient"
+    description = "No patient was selected in the EHR, so there are no scores to review."
+    status_code = 400
+
+
+def _patient(launch: LaunchContext, patient_id: str | None) -> dict[str, str] | None:
+    """Name and birth date for the banner (and every printout); None when not readable."""
+    if not patient_id or not launch.can("Patient", "r"):
+        return None
+    try:
+        resource = launch.fhir().read("Patient", patient_id)
+    except AttachError as exc:
+        log.info("review.patient outcome=%s", exc.code)
+        return None
+    birth = resource.get("birthDate")
+    return {"name": human_name(resource.get("name")), "birth_date": str(birth or "")}
+
+
+def _subject_id(response: dict[str, Any], launch: LaunchContext) -> str | None:
+    if launch.patient_id:
+        return launch.patient_id
+    reference = str((response.get("subject") or {}).get("reference") or "")
+    return reference.split("Patient/", 1)[1] if "Patient/" in reference else None
+
+
+def _render(template: str, printable: bool, print_url: str, **context: Any) -> str:
+    layout = "review/print_layout.html" if printable else "review/layout.html"
+    return render_template(
+        template, layout=layout, printable=printable, print_url=print_url, **context
+    )
+
+
+def _scores(ctx: str, qr_id: str, printable: bool) -> str:
+    launch = current_launch()
+    client = launch.fhir()
+    response = score_records.read_response(client, qr_id, launch.patient_id)
+    lib = library()
+    canonical = str(response.get("questionnaire") or "")
+    resolved = score_records.resolve_questionnaire(
+        client, canonical, lib, launch.can("Questionnaire", "s")
+    )
+    meaning: InstrumentMeaning | None = None
+    if resolved.explains is not None:
+        meaning = explain(resolved.explains, lib.score_codes())
+    own = score_records.response_observations(client, qr_id, launch.patient_id)
+    patient_id = _subject_id(response, launch)
+    codes = list(meaning.scores) if meaning else sorted({p.code for p in history.points(own)})
+    earlier: list[dict[str, Any]] = []
+    if patient_id and launch.can("Observation", "s"):
+        earlier = score_records.patient_observations(client, patient_id, codes)
+    title = resolved.title or canonical
+    view = instrument_view(
+        meaning.id if meaning else "response",
+        title,
+        meaning,
+        history.points([*earlier, *own]),
+        current=f"QuestionnaireResponse/{qr_id}",
+    )
+    log.info("review.scores outcome=ok scores=%d", len(view.rows))
+    return _render(
+        "review/scores.html",
+        printable,
+        url_for("review.scores_print", ctx=ctx, qr_id=qr_id),
+        launch=launch,
+        patient=_patient(launch, patient_id),
+        response=response,
+        title=title,
+        view=view,
+        questionnaire_source="EHR" if resolved.ehr is not None else "packaged",
+    )
+
+
+@bp.get("/responses/<qr_id>")
+def scores(ctx: str, qr_id: str) -> str:
+    """One response's scores, their meaning, and the patient's history for that instrument."""
+    return _scores(ctx, qr_id, printable=False)
+
+
+@bp.get("/responses/<qr_id>/print")
+def scores_print(ctx: str, qr_id: str) -> str:
+    """The scores page for printing: no navigation, print stylesheet."""
+    return _scores(ctx, qr_id, printable=True)
+
+
+def _history(printable: bool) -> str:
+    launch = current_launch()
+    if not launch.patient_id:
+        raise NoPatientInContext()
+    lib = library()
+    instruments = lib.instruments()
+    owner = {code: inst for inst in instruments for code in inst.score_codes}
+    found = history.points(
+        score_records.patient_observations(launch.fhir(), launch.patient_id, list(owner))
+    )
+    views: list[InstrumentView] = []
+    for inst in instruments:
+        own = [p for p in found if owner.get(p.code) is inst]
+        if own:
+            meaning = explain(lib.questionnaire(inst.url), lib.score_codes())
+            views.append(instrument_view(inst.id, inst.title, meaning, own))
+    log.info("review.history outcome=ok instruments=%d", len(views))
+    return _render(
+        "review/history.html",
+        printable,
+        url_for("review.history_print", ctx=launch.id),
+        launch=launch,
+        patient=_patient(launch, launch.patient_id),
+        views=views,
+    )
+
+
+@bp.get("/")
+def patient_history(ctx: str) -> str:
+    """Every score of the patient in context, by instrument, over time."""
+    return _history(printable=False)
+
+
+@bp.get("/print")
+def history_print(ctx: str) -> str:
+    """The history page for printing."""
+    return _history(printable=True)
