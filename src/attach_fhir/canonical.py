@@ -18,6 +18,9 @@ SCORING_MODEL_EXT = f"{BASE}/StructureDefinition/scoring-model"
 USE_RESTRICTION_EXT = f"{BASE}/StructureDefinition/use-restriction"
 #: Item extension, ``valueCode`` ``attach-fhir``: the item wording is ours, not the instrument's.
 WORDING_SOURCE_EXT = f"{BASE}/StructureDefinition/wording-source"
+#: Root extension, ``valueString``: the Questionnaire is ours and not a validated instrument; it
+#: has no scoring model and yields no scores (e.g. the attachment journal).
+NOT_VALIDATED_EXT = f"{BASE}/StructureDefinition/not-a-validated-instrument"
 #: Root extension, ``valueCode``: who answers (``self``, ``parent-caregiver``).
 RESPONDENT_EXT = f"{BASE}/StructureDefinition/respondent"
 

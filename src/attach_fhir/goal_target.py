@@ -90,7 +90,9 @@ def packaged_scales() -> dict[str, ScoreScale]:
 
     scales: dict[str, ScoreScale] = {}
     for resource in library().files.values():
-        if resource.get("resourceType") == "Questionnaire":
+        if resource.get("resourceType") == "Questionnaire" and any(
+            e.get("url") == SCORING_MODEL_EXT for e in resource.get("extension", ())
+        ):  # unscored Questionnaires (the journal) have no scales
             scales.update(scales_from_questionnaire(resource))
     return scales
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from attach_fhir.canonical import (
     CALCULATED_EXPRESSION_EXT,
+    NOT_VALIDATED_EXT,
     RESPONDENT_EXT,
     SCORES_SYSTEM,
     USE_RESTRICTION_EXT,
@@ -127,6 +128,10 @@ def summarize(questionnaire: Json) -> Instrument:
     )
 
 
+def _unscored(questionnaire: Json) -> bool:
+    return any(e.get("url") == NOT_VALIDATED_EXT for e in questionnaire.get("extension", []))
+
+
 def _version_key(version: str) -> tuple[int, ...]:
     return tuple(int(p) if p.isdigit() else -1 for p in version.split("."))
 
@@ -159,7 +164,9 @@ class Library:
 
     def instruments(self) -> list[Instrument]:
         """A summary of the newest version of every instrument, in title order."""
-        return sorted((summarize(v[0]) for v in self._by_url.values()), key=lambda i: i.title)
+        # An unscored Questionnaire (the journal) is no instrument: it is offered by the plan.
+        scored = (v[0] for v in self._by_url.values() if not _unscored(v[0]))
+        return sorted((summarize(q) for q in scored), key=lambda i: i.title)
 
     def score_codes(self) -> dict[str, Json]:
         """Score code -> its CodeSystem concept (display, definition)."""

@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from attach_fhir.canonical import (
     CALCULATED_EXPRESSION_EXT,
+    NOT_VALIDATED_EXT,
     ORDINAL_VALUE_EXT,
     SCORES_SYSTEM,
     SCORING_MODEL_EXT,
@@ -190,6 +191,14 @@ def check_model(
         done.add(code)
 
 
+def is_unscored(questionnaire: Json) -> bool:
+    """True when the Questionnaire declares itself unscored (``NOT_VALIDATED_EXT`` with text)."""
+    return any(
+        e.get("url") == NOT_VALIDATED_EXT and str(e.get("valueString") or "").strip()
+        for e in questionnaire.get("extension", [])
+    )
+
+
 def validate_questionnaire(
     questionnaire: Json, score_codes: Iterable[str] | None = None
 ) -> Iterator[Problem]:
@@ -231,7 +240,10 @@ def validate_questionnaire(
         for n, e in enumerate(questionnaire.get("extension", []))
         if e.get("url") == SCORING_MODEL_EXT
     ]
-    if len(models) != 1:
+    unscored = is_unscored(questionnaire)
+    if unscored and models:
+        yield Problem("extension", f"{NOT_VALIDATED_EXT} and a scoring model exclude each other")
+    elif len(models) != 1 and not unscored:
         yield Problem(
             "extension", f"expected one {SCORING_MODEL_EXT} extension, found {len(models)}"
         )

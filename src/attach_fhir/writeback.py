@@ -29,7 +29,14 @@ from pydantic import ValidationError
 
 from attach_fhir.canonical import BASE, SCORES_SYSTEM
 from attach_fhir.errors import AttachError
-from attach_fhir.fhir_models import Bundle, Observation, Provenance, QuestionnaireResponse
+from attach_fhir.fhir_models import (
+    Bundle,
+    CarePlan,
+    Goal,
+    Observation,
+    Provenance,
+    QuestionnaireResponse,
+)
 from attach_fhir.scoring import FINAL, PRORATED, Score, ScoreResult
 from attach_fhir.scoring_model import compile_model
 
@@ -74,6 +81,9 @@ class WritebackContext:
     #: ECR-RS target (``mother``, ``partner`` ...) -> RelatedPerson reference, where known.
     related_persons: Mapping[str, str] = field(default_factory=dict)
     include_provenance: bool = True
+    #: Observation.status: ``preliminary`` for a patient's own submission until a clinician
+    #: has reviewed it (docs/care-plan-rules.md, "The patient's side").
+    observation_status: str = "final"
 
 
 def identifier_value(submission_id: str, role: str) -> str:
@@ -211,7 +221,7 @@ def _observation(
         "identifier": [
             {"system": SUBMISSION_SYSTEM, "value": identifier_value(ctx.submission_id, code)}
         ],
-        "status": "final",
+        "status": ctx.observation_status,
         "category": [
             {"coding": [{"system": OBSERVATION_CATEGORY, "code": "survey", "display": "Survey"}]}
         ],
@@ -245,8 +255,19 @@ def _observation(
 
 def _provenance(ctx: WritebackContext, targets: list[str]) -> dict[str, Any]:
     value = identifier_value(ctx.submission_id, "Provenance")
+    return provenance_resource(ctx, targets, tag=(SUBMISSION_SYSTEM, value))
+
+
+def provenance_resource(
+    ctx: WritebackContext,
+    targets: list[str],
+    *,
+    tag: tuple[str, str],
+    activity: str = "CREATE",
+) -> dict[str, Any]:
+    """A Provenance: ``ctx.author`` as author, the app as assembler; ``tag`` is its identity."""
     meta = _meta(ctx)
-    meta["tag"] = [{"system": SUBMISSION_SYSTEM, "code": value}]
+    meta["tag"] = [{"system": tag[0], "code": tag[1]}]
     app_agent: dict[str, Any] = {
         "type": {"coding": [{"system": PARTICIPANT_TYPE, "code": "assembler"}]},
         "who": dict(ctx.app),
@@ -258,7 +279,9 @@ def _provenance(ctx: WritebackContext, targets: list[str]) -> dict[str, Any]:
         "meta": meta,
         "target": [_ref(url) for url in targets],
         "recorded": ctx.authored,
-        "activity": {"coding": [{"system": DATA_OPERATION, "code": "CREATE", "display": "create"}]},
+        "activity": {
+            "coding": [{"system": DATA_OPERATION, "code": activity, "display": activity.lower()}]
+        },
         "agent": [
             {
                 "type": {"coding": [{"system": PARTICIPANT_TYPE, "code": "author"}]},
@@ -270,7 +293,15 @@ def _provenance(ctx: WritebackContext, targets: list[str]) -> dict[str, Any]:
 
 
 def _entry(resource: dict[str, Any], role: str, ctx: WritebackContext) -> dict[str, Any]:
-    value = identifier_value(ctx.submission_id, role)
+    return create_entry(resource, SUBMISSION_SYSTEM, identifier_value(ctx.submission_id, role))
+
+
+def create_entry(resource: dict[str, Any], system: str, value: str) -> dict[str, Any]:
+    """A transaction entry creating ``resource`` unless ``system|value`` already exists.
+
+    The resource must carry that identifier (a Provenance: that ``meta.tag``); the fullUrl is
+    ``urn:uuid:<value>``, so ``value`` must be a UUID.
+    """
     search = "_tag" if resource["resourceType"] == "Provenance" else "identifier"
     return {
         "fullUrl": f"urn:uuid:{value}",
@@ -278,7 +309,7 @@ def _entry(resource: dict[str, Any], role: str, ctx: WritebackContext) -> dict[s
         "request": {
             "method": "POST",
             "url": resource["resourceType"],
-            "ifNoneExist": f"{search}={SUBMISSION_SYSTEM}|{value}",
+            "ifNoneExist": f"{search}={system}|{value}",
         },
     }
 
@@ -331,6 +362,8 @@ _MODELS: dict[str, Any] = {
     "QuestionnaireResponse": QuestionnaireResponse,
     "Observation": Observation,
     "Provenance": Provenance,
+    "CarePlan": CarePlan,
+    "Goal": Goal,
 }
 
 

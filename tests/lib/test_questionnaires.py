@@ -27,6 +27,7 @@ from tests.lib.instrument_data import (
     walk,
 )
 
+BASE = "http://attach-fhir.org/fhir"
 FILES = sorted(p.name for p in QUESTIONNAIRES.glob("*.json"))
 ALL_SCORE_CODES = {
     "ecr-r-anxiety", "ecr-r-avoidance", "ecr-anxiety", "ecr-avoidance", "ecr-category",
@@ -39,6 +40,7 @@ ALL_SCORE_CODES = {
 def test_the_library_holds_the_five_instruments_and_their_codesystems() -> None:
     kinds = {name: load(QUESTIONNAIRES / name)["resourceType"] for name in FILES}
     assert sorted(n for n, k in kinds.items() if k == "Questionnaire") == [
+        "attachment-journal.json",
         "ecr-r.json",
         "ecr-rs.json",
         "ecr.json",
@@ -62,6 +64,30 @@ def test_every_file_parses_as_an_r4_resource(name: str) -> None:
 def test_every_file_passes_the_validator() -> None:
     resources = {name: load(QUESTIONNAIRES / name) for name in FILES}
     assert [str(p) for p in validate_resources(resources)] == []
+
+
+def test_the_journal_is_an_unscored_questionnaire_marked_as_not_validated() -> None:
+    journal = load(QUESTIONNAIRES / "attachment-journal.json")
+    urls = [e["url"] for e in journal["extension"]]
+    assert f"{BASE}/StructureDefinition/not-a-validated-instrument" in urls
+    assert f"{BASE}/StructureDefinition/scoring-model" not in urls
+    assert "not a validated instrument" in journal["title"]
+    assert "NOT a validated instrument" in journal["description"]
+    assert journal["status"] == "active"
+    assert journal["useContext"][0]["valueRange"]["low"]["value"] == 12  # adolescents, adults
+    # Without the marker the same file is an instrument missing its scoring model.
+    unmarked = dict(journal, extension=journal["extension"][1:])
+    assert [str(p) for p in validate_resources({"j.json": unmarked}, set())] == [
+        "j.json#extension: expected one "
+        f"{BASE}/StructureDefinition/scoring-model extension, found 0"
+    ]
+    # A marked Questionnaire may not carry a scoring model as well.
+    both = dict(questionnaire("rq"))
+    both["extension"] = [*both["extension"], journal["extension"][0]]
+    assert [str(p) for p in validate_resources({"rq.json": both})] == [
+        f"rq.json#extension: {BASE}/StructureDefinition/not-a-validated-instrument and a "
+        "scoring model exclude each other"
+    ]
 
 
 def test_score_codesystem_holds_exactly_the_scores_the_models_produce() -> None:
