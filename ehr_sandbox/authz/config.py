@@ -29,7 +29,7 @@ SCHEMA: dict[str, Any] = {
     "$defs": {
         "client": {
             "type": "object",
-            "required": ["client_id", "type", "redirect_uris"],
+            "required": ["client_id", "type"],
             "additionalProperties": False,
             "properties": {
                 "client_id": {"type": "string", "minLength": 1},
@@ -45,8 +45,17 @@ SCHEMA: dict[str, Any] = {
                 "jwks_url": {"type": "string", "pattern": "^https?://"},
                 "launch_url": {"type": "string", "pattern": "^https?://"},
                 "scopes": {"type": "array", "items": {"type": "string"}},
+                "backend_service": {"type": "boolean"},
             },
             "allOf": [
+                {
+                    "if": {
+                        "properties": {"backend_service": {"const": True}},
+                        "required": ["backend_service"],
+                    },
+                    "then": {"properties": {"type": {"const": "confidential-asymmetric"}}},
+                    "else": {"required": ["redirect_uris"]},
+                },
                 {
                     "if": {"properties": {"type": {"const": "confidential-symmetric"}}},
                     "then": {"required": ["secret"]},
@@ -118,6 +127,9 @@ class ClientConfig:
     jwks_url: str | None = None
     launch_url: str | None = None
     scopes: tuple[str, ...] | None = None
+    #: A SMART Backend Services client: client_credentials with private_key_jwt, system/ scopes,
+    #: no user and no redirect URIs.
+    backend_service: bool = False
 
 
 @dataclasses.dataclass
@@ -147,13 +159,14 @@ def _client(c: Mapping[str, Any]) -> ClientConfig:
     return ClientConfig(
         client_id=c["client_id"],
         type=c["type"],
-        redirect_uris=tuple(c["redirect_uris"]),
+        redirect_uris=tuple(c.get("redirect_uris", ())),
         name=c.get("name", c["client_id"]),
         secret=c.get("secret"),
         jwks=c.get("jwks"),
         jwks_url=c.get("jwks_url"),
         launch_url=c.get("launch_url"),
         scopes=tuple(c["scopes"]) if "scopes" in c else None,
+        backend_service=c.get("backend_service", False),
     )
 
 

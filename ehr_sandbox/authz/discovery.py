@@ -37,6 +37,9 @@ TOKEN_AUTH_METHODS_SUPPORTED = [
     "none",
 ]
 
+#: client_credentials serves SMART Backend Services clients (private_key_jwt, system/ scopes).
+GRANT_TYPES_SUPPORTED = ["authorization_code", "refresh_token", "client_credentials"]
+
 #: The colours behind ``smart_style_url`` (SMART styling, a small JSON document).
 STYLE = {
     "color_background": "#edeae3",
@@ -61,7 +64,7 @@ def smart_configuration(issuer: str) -> dict[str, Any]:
         "jwks_uri": f"{issuer}/jwks.json",
         "authorization_endpoint": f"{issuer}/authorize",
         "token_endpoint": f"{issuer}/token",
-        "grant_types_supported": ["authorization_code", "refresh_token"],
+        "grant_types_supported": GRANT_TYPES_SUPPORTED,
         "response_types_supported": ["code"],
         "code_challenge_methods_supported": ["S256"],
         "token_endpoint_auth_methods_supported": TOKEN_AUTH_METHODS_SUPPORTED,
@@ -87,5 +90,5 @@ def openid_configuration(config: AuthzConfig) -> dict[str, Any]:
         "token_endpoint_auth_methods_supported": TOKEN_AUTH_METHODS_SUPPORTED,
         "token_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGS,
         "code_challenge_methods_supported": ["S256"],
-        "grant_types_supported": ["authorization_code", "refresh_token"],
+        "grant_types_supported": GRANT_TYPES_SUPPORTED,
     }

@@ -6,7 +6,12 @@ import time
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx
-from authlib.oauth2.rfc6749 import InvalidClientError, InvalidRequestError, grants
+from authlib.oauth2.rfc6749 import (
+    InvalidClientError,
+    InvalidRequestError,
+    InvalidScopeError,
+    grants,
+)
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oauth2.rfc9207 import IssuerParameter
@@ -127,6 +132,36 @@ class SmartRefreshTokenGrant(grants.RefreshTokenGrant):
     def revoke_old_credential(self, refresh_token: RefreshRecord) -> None:
         """Rotation: the presented refresh token is spent."""
         self.server.store.revoke_refresh(refresh_token)
+
+
+class SmartClientCredentialsGrant(grants.ClientCredentialsGrant):
+    """SMART Backend Services: client_credentials with private_key_jwt, system/ scopes only."""
+
+    TOKEN_ENDPOINT_AUTH_METHODS: ClassVar[list[str]] = ["private_key_jwt"]
+    server: SmartAuthorizationServer
+
+    def validate_token_request(self) -> None:
+        """Authenticate the client, then grant the requested system/ scopes it may have."""
+        super().validate_token_request()
+        client: Client = self.request.client
+        granted = [
+            s
+            for s in scopes.grant(
+                scopes.split(self.request.payload.scope),
+                client.config.scopes,
+                self.server.config.knobs.grant_only,
+            )
+            if scopes.is_system(s)
+        ]
+        if not granted:
+            raise InvalidScopeError("request system/ scopes this client is registered for")
+        self.request.scope = " ".join(granted)
+
+    def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
+        """An access token for the granted scopes; never a refresh token."""
+        token = self.generate_token(scope=self.request.scope, include_refresh_token=False)
+        self.save_token(token)
+        return 200, token, self.TOKEN_RESPONSE_HEADER
 
 
 class SmartOpenIDCode(OpenIDCode):

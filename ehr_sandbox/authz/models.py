@@ -32,8 +32,8 @@ class Client(ClientMixin):
         return self.client_id
 
     def get_default_redirect_uri(self) -> str:
-        """The first registered redirect URI."""
-        return self.config.redirect_uris[0]
+        """The first registered redirect URI ("" for a backend service, which has none)."""
+        return self.config.redirect_uris[0] if self.config.redirect_uris else ""
 
     def get_allowed_scope(self, scope: str) -> str:
         """Scopes are settled by the grant (see ``scopes.grant``); pass the request through."""
@@ -55,11 +55,13 @@ class Client(ClientMixin):
         return method in AUTH_METHODS[self.config.type]
 
     def check_response_type(self, response_type: str) -> bool:
-        """Only the authorization code flow."""
-        return response_type == "code"
+        """Only the authorization code flow, and never for a backend service."""
+        return response_type == "code" and not self.config.backend_service
 
     def check_grant_type(self, grant_type: str) -> bool:
-        """Authorization code and refresh token grants."""
+        """Code and refresh grants for apps; client_credentials for backend services only."""
+        if self.config.backend_service:
+            return grant_type == "client_credentials"
         return grant_type in ("authorization_code", "refresh_token")
 
 

@@ -40,6 +40,10 @@ SCOPES_SUPPORTED = [
     "user/*.read",
     "patient/*.write",
     "user/*.write",
+    "system/*.rs",
+    "system/*.cruds",
+    "system/*.read",
+    "system/*.write",
 ]
 
 
@@ -64,6 +68,11 @@ def is_v2(scope: str) -> bool:
 def is_understood(scope: str) -> bool:
     """Whether the sandbox knows what the scope means."""
     return scope in NON_RESOURCE_SCOPES or is_v1(scope) or is_v2(scope)
+
+
+def is_system(scope: str) -> bool:
+    """Whether the scope is a system/ resource scope (SMART Backend Services), v1 or v2."""
+    return scope.startswith("system/") and (is_v1(scope) or is_v2(scope))
 
 
 def needs_patient(scopes: Iterable[str]) -> bool:

@@ -15,6 +15,7 @@ from .grants import (
     PrivateKeyJwtAuth,
     S256CodeChallenge,
     SmartAuthorizationCodeGrant,
+    SmartClientCredentialsGrant,
     SmartIssuerParameter,
     SmartOpenIDCode,
     SmartRefreshTokenGrant,
@@ -43,6 +44,7 @@ class SmartAuthorizationServer(AuthorizationServer):
             [S256CodeChallenge(required=True), SmartOpenIDCode(self.config, self.key, self.store)],
         )
         self.register_grant(SmartRefreshTokenGrant)
+        self.register_grant(SmartClientCredentialsGrant)
         self.register_client_auth_method(
             "private_key_jwt",
             PrivateKeyJwtAuth(f"{self.config.issuer}/token", self.store, self.http),

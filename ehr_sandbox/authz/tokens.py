@@ -55,8 +55,12 @@ class TokenIssuer:
         self.config = config
         self.key = key
 
-    def access_token(self, client: Client, grantee: Grantee, granted: list[str]) -> str:
-        """A JWT access token for the FHIR server (``aud`` = the FHIR base URL)."""
+    def access_token(self, client: Client, grantee: Grantee | None, granted: list[str]) -> str:
+        """A JWT access token for the FHIR server (``aud`` = the FHIR base URL).
+
+        Without a grantee (a backend service's client_credentials grant) the subject is the
+        client itself and the token carries no user and no patient.
+        """
         now = int(time.time())
         claims: dict[str, Any] = {
             "iss": self.config.issuer,
@@ -66,13 +70,14 @@ class TokenIssuer:
             "jti": new_token(16),
             "scope": " ".join(granted),
             "client_id": client.get_client_id(),
-            "sub": grantee.user_ref,
-            "fhirUser": fhir_user_url(self.config, grantee.user_ref),
+            "sub": client.get_client_id() if grantee is None else grantee.user_ref,
         }
-        if grantee.patient and scopes.needs_patient(granted):
-            claims["patient"] = grantee.patient
-        if grantee.encounter:
-            claims["encounter"] = grantee.encounter
+        if grantee is not None:
+            claims["fhirUser"] = fhir_user_url(self.config, grantee.user_ref)
+            if grantee.patient and scopes.needs_patient(granted):
+                claims["patient"] = grantee.patient
+            if grantee.encounter:
+                claims["encounter"] = grantee.encounter
         header = {"alg": SIGNING_ALG, "kid": self.key.kid, "typ": "at+jwt"}
         return jwt.encode(header, claims, self.key, algorithms=[SIGNING_ALG])
 
@@ -80,7 +85,7 @@ class TokenIssuer:
         self,
         grant_type: str,
         client: Client,
-        user: Grantee,
+        user: Grantee | None,
         scope: str,
         expires_in: int | None = None,
         include_refresh_token: bool = True,
@@ -95,5 +100,6 @@ class TokenIssuer:
         }
         if include_refresh_token and scopes.wants_refresh_token(granted):
             token["refresh_token"] = new_token(32)
-        token.update(launch_context(self.config, user, granted))
+        if user is not None:
+            token.update(launch_context(self.config, user, granted))
         return token
