@@ -25,7 +25,7 @@ def _target(goal: Mapping[str, Any]) -> str:
     if "detailRange" in item:
         low = item["detailRange"].get("low", {}).get("value")
         high = item["detailRange"].get("high", {}).get("value")
-        return f"{low} to {high}"
+        return f"{low}\u2013{high}"
     return "none"
 
 
