@@ -71,6 +71,12 @@ class LaunchContext:
         return str(value) if value else None
 
     @property
+    def intent(self) -> str | None:
+        """The EHR's ``intent`` (e.g. ``reconcile-medications``), for flows that honour it."""
+        value = self.record.get("intent")
+        return str(value) if value else None
+
+    @property
     def granted(self) -> Granted:
         """The scopes the EHR granted (the UI disables what they do not cover)."""
         return Granted.parse(self.record["token"].get("scope"))

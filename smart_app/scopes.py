@@ -43,16 +43,16 @@ def server_is_v1_only(config: SmartConfiguration) -> bool:
     if "permission-v2" in config.capabilities:
         return False
     resource = [s for s in config.scopes_supported if "/" in s and not s.startswith("launch/")]
-    if any(_V2.match(s) for s in resource):
+    if any(_V2.fullmatch(s) for s in resource):
         return False
-    return "permission-v1" in config.capabilities or any(_V1.match(s) for s in resource)
+    return "permission-v1" in config.capabilities or any(_V1.fullmatch(s) for s in resource)
 
 
 def to_v1(scopes: list[str]) -> list[str]:
     """Translate v2 resource scopes to v1 (.r/.s -> .read; .c/.u/.d -> .write), order kept."""
     out: list[str] = []
     for scope in scopes:
-        m = _V2.match(scope)
+        m = _V2.fullmatch(scope)
         if not m:
             out.append(scope)
             continue
@@ -95,10 +95,10 @@ class Granted:
     def allows(self, resource: str, interaction: str) -> bool:
         """True when a granted scope covers ``interaction`` (c, r, u, d or s) on ``resource``."""
         for scope in self.scopes:
-            v2 = _V2.match(scope)
+            v2 = _V2.fullmatch(scope)
             if v2 and v2.group(2) in (resource, "*") and interaction in v2.group(3):
                 return True
-            v1 = _V1.match(scope)
+            v1 = _V1.fullmatch(scope)
             if v1 and v1.group(2) in (resource, "*"):
                 letters = {"read": "rs", "write": "cud", "*": "cruds"}[v1.group(3)]
                 if interaction in letters:

@@ -34,7 +34,7 @@ _COLOUR = re.compile(
 
 def is_colour(value: Any) -> bool:
     """True for a hex colour or an rgb()/rgba() with plain numbers; nothing else."""
-    return isinstance(value, str) and len(value) <= 40 and _COLOUR.match(value) is not None
+    return isinstance(value, str) and len(value) <= 40 and _COLOUR.fullmatch(value) is not None
 
 
 def colours(doc: Any) -> dict[str, str]:
