@@ -3,6 +3,8 @@
 The store comes from ``--dsn`` / ``$ATTACH_OUTBOX_DSN`` (a PostgreSQL DSN, ``sqlite:///path`` or
 a path), else ``outbox.sqlite3`` in ``--data-dir`` / ``$ATTACH_DATA_DIR``. Output never carries
 answers, names or server diagnostics: only submission ids, hosts, states and error codes.
+``drain --backend FILE`` / ``$ATTACH_BACKEND_CONFIG`` authorizes each delivery with a SMART
+Backend Services system token (docs/backend-services.md).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
+from attach_fhir.errors import AttachError
 from attach_fhir.outbox import ClientFactory, Outbox
 from attach_fhir.outbox_store import OutboxItem, open_store
 
@@ -43,9 +46,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     commands.choices["status"].add_argument("--json", action="store_true", help="JSON output")
     commands.choices["drain"].add_argument(
         "--clients",
-        default=os.environ.get("ATTACH_OUTBOX_CLIENTS", DEFAULT_CLIENTS),
+        default=os.environ.get("ATTACH_OUTBOX_CLIENTS"),
         help="module:callable returning a (base_url) -> FhirClient factory "
-        f"(default: $ATTACH_OUTBOX_CLIENTS or {DEFAULT_CLIENTS}, no token)",
+        "(default: $ATTACH_OUTBOX_CLIENTS; else the --backend system token; else "
+        f"{DEFAULT_CLIENTS}, no token)",
+    )
+    commands.choices["drain"].add_argument(
+        "--backend",
+        metavar="FILE",
+        default=os.environ.get("ATTACH_BACKEND_CONFIG"),
+        help="backend-services config: authorize with a SMART Backend Services system token "
+        "for each server it names (default: $ATTACH_BACKEND_CONFIG), see docs/backend-services.md",
     )
 
 
@@ -111,9 +122,24 @@ def _load_clients(spec: str) -> ClientFactory:
     return factory
 
 
+def _drain_clients(args: argparse.Namespace) -> ClientFactory:
+    """--clients when given, else the backend-services token when configured, else open."""
+    if args.clients:
+        return _load_clients(args.clients)
+    if getattr(args, "backend", None):
+        from attach_fhir.backend_services import BackendClients, load_backend_config
+
+        return BackendClients(load_backend_config(args.backend))
+    return _load_clients(DEFAULT_CLIENTS)
+
+
 def _drain(args: argparse.Namespace) -> int:
+    try:
+        clients = _drain_clients(args)
+    except AttachError as exc:
+        print(f"error: {exc.description}", file=sys.stderr)
+        return 2
     store = open_store(args.dsn, args.data_dir)
-    clients = _load_clients(args.clients)
 
     def progress(item: OutboxItem, outcome: str, detail: str) -> None:
         host = urlsplit(item.target).netloc
