@@ -137,6 +137,9 @@ class _Walk:
                 self.walk(nested, spec.children, here)
 
     def value(self, spec: ItemSpec, answer: Mapping[str, Any], path: str) -> object:
+        if sum(1 for key in answer if key.startswith("value")) != 1:
+            self.problem("invalid-answer", path, "an answer has exactly one value[x]")
+            return None
         if spec.type == "choice":
             coding = answer.get("valueCoding")
             if not isinstance(coding, dict):
@@ -217,36 +220,38 @@ def disabled_items(model: ScoringModel, answers: Mapping[str, list[object]]) -> 
 
 def _fast_walk(
     items: Any, expected: Mapping[str, ItemSpec], answers: dict[str, list[object]], seen: set[str]
-) -> bool:
-    """The common case in one tight pass: False (or an exception) at anything unusual."""
+) -> int:
+    """The common case in one tight pass: the number of items walked, or -1 (or an exception)
+    at anything unusual. A repeated linkId shows as fewer distinct linkIds than items walked."""
+    walked = len(items)
     for item in items:
         spec = expected[item["linkId"]]
-        link_id = spec.link_id
-        if link_id in answers or link_id in seen:
-            return False
         raw = item.get("answer")
         if raw is None:
-            seen.add(link_id)
+            seen.add(spec.link_id)
         else:
             # Any JSON value but a one-element list, or an answer with more than a value (a
-            # nested item, an extension), raises or returns False here: the thorough walk judges.
+            # nested item, an extension), raises or returns -1 here: the thorough walk judges.
             (answer,) = raw
             if len(answer) != 1:
-                return False
+                return -1
             if spec.type == "choice":
                 coding = answer["valueCoding"]
-                code = spec.options.get((coding["system"], coding["code"]))
-                if code is None:
-                    return False
-                answers[link_id] = [code]
+                code = coding["code"]
+                if code not in spec.codes or coding["system"] != spec.system:
+                    return -1
+                answers[spec.link_id] = [code]
             elif spec.type == "boolean" and type(answer["valueBoolean"]) is bool:
-                answers[link_id] = [answer["valueBoolean"]]
+                answers[spec.link_id] = [answer["valueBoolean"]]
             else:
-                return False
+                return -1
         children = item.get("item")
-        if children is not None and not _fast_walk(children, spec.children, answers, seen):
-            return False
-    return type(items) is list
+        if children is not None:
+            nested = _fast_walk(children, spec.children, answers, seen)
+            if nested < 0:
+                return -1
+            walked += nested
+    return walked if type(items) is list else -1
 
 
 def _complete(
@@ -255,7 +260,9 @@ def _complete(
     """No disabled item answered, and (when finished) every enabled required item answered."""
     if disabled and not disabled.isdisjoint(answers.keys()):
         return False
-    return status not in FINISHED or answers.keys() >= model.required_ids - disabled
+    if status not in FINISHED:
+        return True
+    return answers.keys() >= (model.required_ids - disabled if disabled else model.required_ids)
 
 
 def check_response(model: ScoringModel, response: object) -> CheckedResponse:
@@ -269,11 +276,12 @@ def check_response(model: ScoringModel, response: object) -> CheckedResponse:
         and response.get("status") in SCORABLE
     ):
         answers: dict[str, list[object]] = {}
+        seen: set[str] = set()
         try:
-            accepted = _fast_walk(response.get("item", []), model.top_items, answers, set())
+            walked = _fast_walk(response.get("item", []), model.top_items, answers, seen)
         except (KeyError, TypeError, AttributeError, ValueError):
-            accepted = False
-        if accepted:
+            walked = -1
+        if walked == len(answers) + len(seen) and seen.isdisjoint(answers):
             disabled = disabled_items(model, answers) if model.enable_rules else frozenset()
             if _complete(model, answers, disabled, response["status"]):
                 return CheckedResponse(answers, disabled)

@@ -13,6 +13,7 @@ the mean of the answered items, if at least ``min_answered`` of them were answer
 from __future__ import annotations
 
 from collections.abc import Mapping
+from operator import getitem, itemgetter
 from typing import Any, NamedTuple
 
 from attach_fhir.response_check import CheckedResponse, check_response
@@ -22,6 +23,8 @@ FINAL = "final"
 PRORATED = "prorated"
 NOT_SCORED = "not-scored"
 NOT_APPLICABLE = "not-applicable"
+
+first = itemgetter(0)
 
 #: Local convention, not an author rule: prorate only when >= 80% of a score's items are answered.
 DEFAULT_MIN_ANSWERED = 0.8
@@ -84,20 +87,14 @@ class ScoreResult(NamedTuple):
 
 def _mean(spec: ScoreSpec, checked: CheckedResponse, prorate: bool, minimum: float) -> Score:
     answers = checked.answers
-    total = 0.0
-    answered = 0
-    missing: list[str] = []
-    for link_id, table in spec.items:
-        values = answers.get(link_id)
-        if values:
-            total += table[values[0]]  # type: ignore[index]
-            answered += 1
-        else:
-            missing.append(link_id)
-    expected = len(spec.items)
-    if answered == expected:
-        return Score(spec.code, total / expected, FINAL, answered, expected, spec.focus)
-    if answered == 0 and checked.disabled and all(i in checked.disabled for i in missing):
+    expected = len(spec.item_ids)
+    got = list(map(answers.get, spec.item_ids))
+    if None not in got:
+        total = sum(map(getitem, spec.tables, map(first, got)))  # type: ignore[arg-type]
+        return Score(spec.code, total / expected, FINAL, expected, expected, spec.focus)
+    missing = [link_id for link_id, values in zip(spec.item_ids, got, strict=True) if not values]
+    answered = expected - len(missing)
+    if answered == 0 and checked.disabled and checked.disabled.issuperset(missing):
         return Score(
             spec.code,
             None,
@@ -108,7 +105,11 @@ def _mean(spec: ScoreSpec, checked: CheckedResponse, prorate: bool, minimum: flo
             reason="enableWhen disables every item",
         )
     if prorate and answered and answered >= minimum * expected:
-        return Score(spec.code, total / answered, PRORATED, answered, expected, spec.focus)
+        subtotal = 0.0
+        for table, values in zip(spec.tables, got, strict=True):
+            if values:
+                subtotal += table[values[0]]  # type: ignore[index]
+        return Score(spec.code, subtotal / answered, PRORATED, answered, expected, spec.focus)
     return Score(
         spec.code,
         None,

@@ -59,6 +59,10 @@ class ItemSpec:
     read_only: bool
     #: (system, code) -> code, for ``choice`` items.
     options: Mapping[OptionKey, str]
+    #: The one system every option shares, and their codes (empty when the systems differ, so
+    #: the checker's fast path defers to the thorough walk).
+    system: str | None
+    codes: frozenset[str]
     children: Mapping[str, ItemSpec]
     enable_when: tuple[EnableWhen, ...]
     enable_any: bool
@@ -92,6 +96,9 @@ class ScoreSpec:
     method: str
     #: ``mean``: (linkId, answer code -> value with any reverse key applied), in model order.
     items: tuple[tuple[str, Mapping[str, float]], ...]
+    #: ``mean``: the same, as two parallel tuples for the hot loop.
+    item_ids: tuple[str, ...]
+    tables: tuple[Mapping[str, float], ...]
     #: ``linear``: the weighted scores.
     terms: tuple[Term, ...]
     constant: float
@@ -186,6 +193,7 @@ def _item_specs(
             EnableWhen(c["question"], c["operator"], _enable_when_answer(c))
             for c in item.get("enableWhen", ())
         )
+        systems = {system for system, _ in options}
         spec = ItemSpec(
             link_id=link_id,
             type=item.get("type", "display"),
@@ -193,6 +201,8 @@ def _item_specs(
             repeats=bool(item.get("repeats", False)),
             read_only=bool(item.get("readOnly", False)),
             options=options,
+            system=next(iter(systems)) if len(systems) == 1 else None,
+            codes=frozenset(code for _, code in options) if len(systems) == 1 else frozenset(),
             children=children,
             enable_when=conditions,
             enable_any=item.get("enableBehavior") == "any",
@@ -300,6 +310,8 @@ def _score_spec(
         link_id=raw["linkId"],
         method=method,
         items=mean_items,
+        item_ids=tuple(link_id for link_id, _ in mean_items),
+        tables=tuple(table for _, table in mean_items),
         terms=terms,
         constant=float(raw.get("constant", 0)),
         candidates=candidates,
