@@ -9,6 +9,7 @@ import json
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import httpx
 import pytest
 from joserfc import jws, jwt
 from joserfc.jwk import KeySet
@@ -174,3 +175,57 @@ def test_standalone_clinician_launch_picks_the_patient_at_the_ehr(
         assert "launch/patient" in scope and "user/Patient.rs" in scope
     finally:
         clinician.close()
+
+
+def test_the_ui_disables_what_the_ehr_did_not_grant(
+    launch_sandbox: Sandbox,
+    app_servers: dict[str, AppServer],
+    browser: Browser,
+    launch_knobs: Knobs,
+) -> None:
+    launch_knobs.grant_only = [
+        "launch",
+        "openid",
+        "fhirUser",
+        "patient/Patient.r",
+        "patient/Questionnaire.rs",
+        "patient/QuestionnaireResponse.crus",
+    ]
+    server = app_servers["public"]
+    page = browser.go(ehr_launch_url(launch_sandbox, server.client_id, ADULT))
+    assert page.status_code == 200, page.text
+    record = launch_record(server, browser.visited[-1])
+    granted_resources = [s for s in record["token"]["scope"].split() if "/" in s]
+    assert granted_resources == [s for s in launch_knobs.grant_only if "/" in s]
+    enabled = [
+        "Read the patient&#39;s record",
+        "Read questionnaires",
+        "Save questionnaire answers",
+    ]
+    disabled = ["Record scores", "Update the care plan", "Set goals"]
+    for label in enabled:
+        assert f'<button type="button" >{label}</button>' in page.text
+    for label in disabled:
+        assert f'<button type="button" disabled aria-disabled="true">{label}</button>' in page.text
+
+
+def test_the_ehr_style_colours_apply_and_nothing_else(
+    launch_sandbox: Sandbox, app_servers: dict[str, AppServer], browser: Browser
+) -> None:
+    server = app_servers["public"]
+    assert launch_sandbox.urls is not None
+    landing = browser.go(ehr_launch_url(launch_sandbox, server.client_id, ADULT))
+    ctx_url = browser.visited[-1]
+    assert f'href="{urlsplit(ctx_url).path}style.css"' in landing.text
+    published = httpx.get(f"{launch_sandbox.urls.issuer}/smart-style.json").json()
+    css = browser.go(f"{ctx_url}style.css")
+    assert css.headers["Content-Type"].startswith("text/css")
+    assert css.text == (
+        ":root {\n"
+        f"  --ehr-background: {published['color_background']};\n"
+        f"  --ehr-text: {published['color_text']};\n"
+        f"  --ehr-highlight: {published['color_highlight']};\n"
+        f"  --ehr-error: {published['color_error']};\n"
+        f"  --ehr-success: {published['color_success']};\n"
+        "}\n"
+    )  # color_modal_backdrop is empty there; fonts and sizes are never taken
