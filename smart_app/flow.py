@@ -96,8 +96,7 @@ def complete(services: Services, sid: str | None, args: dict[str, str]) -> str:
     pending = services.store.take(STATE_NS, state) if 20 <= len(state) <= 200 else None
     if pending is None or sid is None or not secrets.compare_digest(pending["sid"], sid):
         raise StateInvalid()
-    expected_issuer = pending["issuer"] or pending["iss"]
-    if "iss" in args and args["iss"] != expected_issuer:
+    if "iss" in args and not _is_our_issuer(args["iss"], pending):
         raise IssuerMismatch()
     if "iss" not in args and pending["iss_parameter_supported"]:
         raise IssuerMismatch("The sign-in response did not name its authorization server.")
@@ -121,6 +120,15 @@ def complete(services: Services, sid: str | None, args: dict[str, str]) -> str:
     services.store.put(LAUNCH_NS, ctx, record, current_app.config["LAUNCH_TTL"])
     log.info("launch.complete kind=%s registration=%s", pending["kind"], reg.name)
     return ctx
+
+
+def _is_our_issuer(iss: str, pending: dict[str, Any]) -> bool:
+    """RFC 9207: the discovered ``issuer`` exactly; without one (CapabilityStatement discovery)
+    the issuer must be the authorization endpoint's own base (same origin, path prefix)."""
+    if pending["issuer"]:
+        return bool(iss == pending["issuer"])
+    endpoint = pending["authorization_endpoint"]
+    return origin(iss) == origin(endpoint) and endpoint.startswith(iss.rstrip("/") + "/")
 
 
 def _identity(

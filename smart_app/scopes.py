@@ -39,7 +39,10 @@ def default_scopes(kind: str) -> list[str]:
 
 
 def server_is_v1_only(config: SmartConfiguration) -> bool:
-    """True when the server advertises SMART v1 permissions and nothing of v2."""
+    """True for a server that only knows SMART v1: v1 permissions and nothing of v2, or no
+    ``.well-known/smart-configuration`` at all (which every SMART 2 server publishes)."""
+    if config.source == "capability-statement":
+        return True
     if "permission-v2" in config.capabilities:
         return False
     resource = [s for s in config.scopes_supported if "/" in s and not s.startswith("launch/")]

@@ -8,6 +8,7 @@ import pytest
 
 from smart_app import style
 from smart_app.discovery import SmartConfiguration
+from smart_app.flow import _is_our_issuer
 from smart_app.launch import human_name
 from smart_app.netguard import address_class
 from smart_app.scopes import Granted, default_scopes, request_scopes, server_is_v1_only, to_v1
@@ -72,6 +73,12 @@ def test_v1_detection() -> None:
     assert server_is_v1_only(_config(("permission-v1",), ()))
     assert server_is_v1_only(_config((), ("user/*.read", "openid")))
     assert not server_is_v1_only(_config((), ()))  # nothing said: speak v2
+    only_capability_statement = SmartConfiguration(
+        authorization_endpoint="https://a.example/authorize",
+        token_endpoint="https://a.example/token",
+        source="capability-statement",
+    )
+    assert server_is_v1_only(only_capability_statement)  # SMART 2 servers have the well-known
 
 
 def test_to_v1_by_hand() -> None:
@@ -148,3 +155,21 @@ def test_address_classes(address: str, expected: str) -> None:
 )
 def test_human_name(names: object, expected: str) -> None:
     assert human_name(names) == expected
+
+
+@pytest.mark.parametrize(
+    ("issuer", "callback_iss", "expected"),
+    [
+        ("https://a.example/auth", "https://a.example/auth", True),
+        ("https://a.example/auth", "https://a.example/auth/", False),
+        ("https://a.example/auth", "https://a.example", False),
+        (None, "https://a.example", True),  # v1 server: the authorize endpoint's own base
+        (None, "https://a.example/as", True),
+        (None, "https://a.example/a", False),  # not a path-segment prefix of /as/authorize
+        (None, "https://b.example", False),
+        (None, "http://a.example", False),
+    ],
+)
+def test_rfc9207_issuer_rule(issuer: str | None, callback_iss: str, expected: bool) -> None:
+    pending = {"issuer": issuer, "authorization_endpoint": "https://a.example/as/authorize"}
+    assert _is_our_issuer(callback_iss, pending) is expected

@@ -6,6 +6,8 @@ import base64
 import datetime as dt
 import hashlib
 import json
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -21,7 +23,10 @@ from tests.fixtures.smart_app_server import (
     CLIENT_TYPES,
     AppServer,
     Browser,
+    app_registration,
     ehr_launch_url,
+    register_app,
+    start_app,
 )
 
 pytestmark = pytest.mark.e2e
@@ -229,3 +234,45 @@ def test_the_ehr_style_colours_apply_and_nothing_else(
         f"  --ehr-success: {published['color_success']};\n"
         "}\n"
     )  # color_modal_backdrop is empty there; fonts and sizes are never taken
+
+
+def test_v1_only_server_gets_a_v1_request_and_the_launch_works(
+    sandbox_factory: Callable[..., Sandbox], tmp_path: Path
+) -> None:
+    sandbox = sandbox_factory(with_app=False, v1_only=True, need_patient_banner=True)
+    assert sandbox.urls is not None
+    reg, client = app_registration("public", sandbox.urls.fhir_base, tmp_path, "e2e-v1")
+    server = start_app(reg, tmp_path)
+    register_app(sandbox, server, client)
+    browser = Browser()
+    try:
+        page = browser.go(ehr_launch_url(sandbox, server.client_id, ADULT))
+        assert page.status_code == 200, page.text
+        assert f'id="patient-name">{seeded_patient(ADULT)["name"][0]["text"]}<' in page.text
+        scope = authorize_params(browser, sandbox.urls.issuer)["scope"].split()
+        assert "patient/Patient.read" in scope and "patient/Goal.write" in scope
+        assert not [s for s in scope if s.endswith((".r", ".rs", ".cs", ".crus"))]
+    finally:
+        browser.close()
+        server.thread.stop()
+        server.transport.shutdown()
+
+
+def test_launch_with_the_postgresql_session_store(
+    launch_sandbox: Sandbox, launch_knobs: Knobs, tmp_path: Path
+) -> None:
+    launch_knobs.need_patient_banner = True
+    assert launch_sandbox.urls is not None
+    reg, client = app_registration("symmetric", launch_sandbox.urls.fhir_base, tmp_path, "e2e-pg")
+    server = start_app(reg, tmp_path, SESSION_STORE="postgresql://postgres@127.0.0.1:5432/test")
+    register_app(launch_sandbox, server, client)
+    browser = Browser()
+    try:
+        page = browser.go(ehr_launch_url(launch_sandbox, server.client_id, ADOLESCENT))
+        assert page.status_code == 200, page.text
+        assert f'id="patient-name">{seeded_patient(ADOLESCENT)["name"][0]["text"]}<' in page.text
+        assert type(server.app.extensions["attach_fhir"].store).__name__ == "PostgresStore"
+    finally:
+        browser.close()
+        server.thread.stop()
+        server.transport.shutdown()
