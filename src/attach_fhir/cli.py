@@ -21,6 +21,8 @@ DOMAIN_COMMANDS: list[str] = [
     "attach_fhir.commands.questionnaires",
     "attach_fhir.commands.outbox",
     "attach_fhir.commands.score",
+    "attach_fhir.commands.bulk",
+    "attach_fhir.commands.conformance",
 ]
 
 
