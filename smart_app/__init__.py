@@ -88,12 +88,14 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
 def _register_blueprints(app: Flask) -> None:
     """One blueprint per user flow. Add new flows here (e.g. assess, review, cds)."""
-    from smart_app import assess, cds, launch, review
+    from smart_app import assess, careplan, cds, launch, patient, review
 
     app.register_blueprint(launch.bp)
     app.register_blueprint(assess.bp)  # also opens the outbox (and its worker if OUTBOX_WORKER)
     app.register_blueprint(review.bp)
     app.register_blueprint(cds.bp)  # CDS Hooks: /cds-services (config: CDS_* keys, see module)
+    app.register_blueprint(careplan.bp)  # loads and validates ATTACH_CAREPLAN_RULES
+    app.register_blueprint(patient.bp)
 
 
 def _load_registrations(app: Flask) -> registrations_module.Registrations:

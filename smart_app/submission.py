@@ -65,6 +65,14 @@ def people(launch: LaunchContext, caregiver: str | None = None) -> People:
     return People(patient, author, source, encounter)
 
 
+def patient_submitted(launch: LaunchContext, who: People) -> bool:
+    """True for a patient's standalone launch or an author who is the patient or a caregiver."""
+    return launch.record.get("kind") == "patient" or who.author.split("/")[0] in (
+        "Patient",
+        "RelatedPerson",
+    )
+
+
 def relative(base: str, reference: str) -> str:
     """``Type/id`` for an absolute reference under ``base``; other references unchanged."""
     prefix = base.rstrip("/") + "/"
@@ -104,6 +112,9 @@ def submit(
         source=who.source,
         security_labels=registration_option(launch, "security_labels"),
         include_provenance=plan.provenance,
+        # A patient's (or caregiver's) own scores stay preliminary until a clinician reviews
+        # them (careplan.confirm); goals are judged only on final ones.
+        observation_status="preliminary" if patient_submitted(launch, who) else "final",
     )
     bundle = build_transaction(response, resolved.packaged, result, ctx)
     record: dict[str, Any] = {

@@ -188,8 +188,20 @@ def version_of(resource: Mapping[str, Any]) -> str:
     return str(version)
 
 
+_SERVER_META = frozenset({"versionId", "lastUpdated", "source", "author", "project"})
+
+
+def without_version(resource: Mapping[str, Any]) -> dict[str, Any]:
+    """The resource without what the server sets (version, last update); labels and tags stay."""
+    out = {k: v for k, v in resource.items() if k != "meta"}
+    meta = {k: v for k, v in (resource.get("meta") or {}).items() if k not in _SERVER_META}
+    if meta:
+        out["meta"] = meta
+    return out
+
+
 def _content(resource: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in resource.items() if k != "meta"}
+    return without_version(resource)
 
 
 def revision_transaction(

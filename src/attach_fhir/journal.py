@@ -37,7 +37,8 @@ def journal_transaction(
     activity: Mapping[str, str] | None,
     ctx: WritebackContext,
 ) -> dict[str, Any]:
-    """The entry and its Provenance as a transaction (author: ``ctx.author``, the patient)."""
+    """The entry (and its Provenance unless ``ctx.include_provenance`` is off) as a transaction;
+    the author is ``ctx.author``, the patient."""
     value = identifier_value(ctx.submission_id, "QuestionnaireResponse")
     entry: dict[str, Any] = {
         "resourceType": "QuestionnaireResponse",
@@ -59,9 +60,11 @@ def journal_transaction(
     if not entry["item"]:
         del entry["item"]
     entries = [create_entry(entry, SUBMISSION_SYSTEM, value)]
-    tag = identifier_value(ctx.submission_id, "Provenance")
-    provenance = provenance_resource(ctx, [entries[0]["fullUrl"]], tag=(SUBMISSION_SYSTEM, tag))
-    entries.append(create_entry(provenance, SUBMISSION_SYSTEM, tag))
+    if ctx.include_provenance:
+        tag = identifier_value(ctx.submission_id, "Provenance")
+        targets = [entries[0]["fullUrl"]]
+        provenance = provenance_resource(ctx, targets, tag=(SUBMISSION_SYSTEM, tag))
+        entries.append(create_entry(provenance, SUBMISSION_SYSTEM, tag))
     bundle = {"resourceType": "Bundle", "type": "transaction", "entry": entries}
     validate(bundle)
     return bundle
