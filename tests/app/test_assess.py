@@ -1,0 +1,311 @@
+"""The assess blueprint through Flask's test client, against the real (open) sandbox FHIR server.
+
+A launch is put straight into the session store (``launch_as``): these tests are about what the
+assess pages do with a launch, not about the launch itself (tests/e2e covers that end to end).
+Faults a real server cannot produce on demand (a refusal quoting markup, a CapabilityStatement
+without QuestionnaireResponse create) come from a transport wrapping the real one.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from attach_fhir.writeback import SUBMISSION_SYSTEM, identifier_value
+from ehr_sandbox.fhir_process import FhirServerProcess
+from smart_app import create_app
+
+pytestmark = pytest.mark.e2e  # starts the sandbox FHIR server process
+
+ROWAN = "Practitioner/sandbox-practitioner-rowan"
+ALL = (
+    "launch openid fhirUser user/Patient.r user/Questionnaire.crs user/QuestionnaireResponse.crus "
+    "user/Observation.crs user/Provenance.crs"
+)
+READ_ONLY = (
+    "launch openid fhirUser user/Patient.r user/Questionnaire.rs user/QuestionnaireResponse.rs"
+)
+RQ = {"q:secure": "6", "q:fearful": "2", "q:preoccupied": "3", "q:dismissing": "5"}
+
+
+class Wrapped(httpx.BaseTransport):
+    """Real HTTP, with an optional rewrite of one kind of answer (faults only)."""
+
+    def __init__(self) -> None:
+        self.inner = httpx.HTTPTransport()
+        self.rewrite: Callable[[httpx.Request, httpx.Response], httpx.Response] | None = None
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = self.inner.handle_request(request)
+        if self.rewrite is None:
+            return response
+        response.read()
+        return self.rewrite(request, response)
+
+    def close(self) -> None:
+        """Kept open for the whole test (several app clients share it)."""
+
+
+class Session:
+    """One app and one browser with a launch for a patient."""
+
+    def __init__(self, app: Flask, client: FlaskClient, ctx: str, csrf: str) -> None:
+        self.app, self.client, self.ctx, self.csrf = app, client, ctx, csrf
+
+    def url(self, path: str = "") -> str:
+        """A URL under this launch's assess pages."""
+        return f"/app/{self.ctx}/assess/{path}"
+
+    def form(self, instrument: str) -> tuple[str, str]:
+        """The fill page and its submission id."""
+        page = self.client.get(self.url(f"{instrument}/"))
+        assert page.status_code == 200, page.text
+        return page.text, re.search(r'name="submission_id" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+
+    def post(self, instrument: str, data: dict[str, str], action: str, sid: str) -> Any:
+        """Post the fill form."""
+        body = {**data, "action": action, "submission_id": sid, "csrf_token": self.csrf}
+        return self.client.post(self.url(f"{instrument}/"), data=body)
+
+
+@pytest.fixture
+def transport() -> Iterator[Wrapped]:
+    """The app's outbound transport (real HTTP)."""
+    wrapped = Wrapped()
+    yield wrapped
+    wrapped.inner.close()
+
+
+@pytest.fixture
+def launch_as(
+    fhir_server: FhirServerProcess, tmp_path: Path, transport: Wrapped
+) -> Iterator[Callable[..., Session]]:
+    """``launch_as(patient, scope=ALL, **config)``: an app and a browser launched for a patient."""
+    apps: list[Flask] = []
+
+    def launch(patient: str, scope: str = ALL, **config: Any) -> Session:
+        base = fhir_server.base_url.rstrip("/")
+        reg = {
+            "name": "open sandbox",
+            "iss": [base],
+            "client_id": "assess-app-test",
+            "client_type": "public",
+            "allow_addresses": ["loopback"],
+        }
+        app = create_app(
+            {
+                "REGISTRATIONS_DATA": {"registrations": [reg]},
+                "DATA_DIR": str(tmp_path / f"app-{len(apps)}"),
+                "HTTP_TRANSPORT": transport,
+                "TESTING": True,
+                **config,
+            }
+        )
+        apps.append(app)
+        sid, csrf, ctx = (
+            secrets.token_urlsafe(32),
+            secrets.token_urlsafe(32),
+            secrets.token_urlsafe(18),
+        )
+        store = app.extensions["attach_fhir"].store
+        store.put("browser", sid, {"created": 0, "csrf": csrf}, 3600)
+        record = {
+            "sid": sid,
+            "iss": base,
+            "kind": "ehr",
+            "registration": "open sandbox",
+            "token_endpoint": "http://127.0.0.1:9/token",
+            "token": {"access_token": "open-mode", "scope": scope},
+            "patient": patient,
+            "fhir_user": f"{base}/{ROWAN}",
+        }
+        store.put("launch", ctx, record, 3600)
+        client = app.test_client()
+        client.set_cookie("attach_sid", sid)
+        return Session(app, client, ctx, csrf)
+
+    yield launch
+    for app in apps:
+        app.extensions["attach_assess"].stop()
+
+
+def fhir(fhir_server: FhirServerProcess) -> httpx.Client:
+    """A plain client for the open server (to check what was written)."""
+    return httpx.Client(base_url=fhir_server.base_url.rstrip("/") + "/", timeout=30)
+
+
+def article(page: str, instrument: str) -> str:
+    """The Choose page's card for one instrument."""
+    start = page.index(f'id="instrument-{instrument}"')
+    return page[start : page.index("</article>", start)]
+
+
+def test_choose_offers_what_fits_the_patients_age(launch_as: Callable[..., Session]) -> None:
+    session = launch_as("sandbox-child-4")
+    page = session.client.get(session.url()).text
+    ecr_r = article(page, "ecr-r")
+    assert "Does not fit this patient." in ecr_r and "the patient is 4." in ecr_r
+    assert "Start " not in ecr_r
+    prfq = article(page, "prfq")
+    assert "Fits this patient." in prfq and "parent or caregiver about this child" in prfq
+    adult = launch_as("sandbox-adult-29")
+    page = adult.client.get(adult.url()).text
+    assert "Fits this patient." in article(page, "ecr-r")
+    rq = article(page, "rq")
+    assert "not appropriate for use in individual assessments" in rq  # the author's restriction
+    assert '<dd class="length">4 questions</dd>' in rq
+    assert "Does not fit this patient." in article(page, "prfq")  # no child on record
+
+
+def test_a_parent_fits_the_prfq_once_the_child_can_be_read(
+    launch_as: Callable[..., Session],
+) -> None:
+    unknown = launch_as("sandbox-parent-41")  # RelatedPerson not granted: cannot tell
+    assert "May fit this patient." in article(unknown.client.get(unknown.url()).text, "prfq")
+    known = launch_as("sandbox-parent-41", ALL + " user/RelatedPerson.rs")
+    prfq = article(known.client.get(known.url()).text, "prfq")
+    assert "Fits this patient." in prfq and "parent of a young child" in prfq
+
+
+def test_errors_reshow_the_form_with_every_answer_kept(launch_as: Callable[..., Session]) -> None:
+    session = launch_as("sandbox-adult-29")
+    _, sid = session.form("rq")
+    partial = {"q:secure": "6", "q:fearful": "2", "q:best-fit": "secure"}
+    page = session.post("rq", partial, "submit", sid)
+    assert page.status_code == 422
+    assert "There is a problem" in page.text
+    assert len(re.findall(r'<a href="#q-(preoccupied|dismissing)-0">', page.text)) == 2
+    for name, value in partial.items():
+        assert re.search(rf'name="{name}" value="{value}" id="[^"]+"\s*checked', page.text)
+    assert f'name="submission_id" value="{sid}"' in page.text  # still the same submission
+
+
+def test_every_post_needs_the_csrf_token(launch_as: Callable[..., Session]) -> None:
+    session = launch_as("sandbox-adult-29")
+    _, sid = session.form("rq")
+    page = session.client.post(
+        session.url("rq/"), data={**RQ, "action": "submit", "submission_id": sid}
+    )
+    assert page.status_code == 400 and "csrf_failed" in page.text
+    assert session.app.extensions["attach_assess"].outbox.store.get(sid) is None
+
+
+def test_without_write_scopes_the_results_are_kept_and_exported(
+    launch_as: Callable[..., Session], fhir_server: FhirServerProcess
+) -> None:
+    session = launch_as("sandbox-adult-29", READ_ONLY)
+    choose = session.client.get(session.url()).text
+    assert 'id="keep-and-export"' in choose and "did not grant the app permission" in choose
+    page, sid = session.form("rq")
+    assert re.search(r'id="draft-button" disabled aria-describedby="draft-reason"', page)
+    assert 'id="draft-reason">Saving a draft needs permission' in page
+    done = session.post("rq", RQ, "submit", sid)
+    assert done.status_code == 303
+    status = session.client.get(done.headers["Location"])
+    assert 'data-state="kept"' in status.text
+    exported = session.client.get(session.url(f"submissions/{sid}/export"))
+    bundle = json.loads(exported.data)
+    values = {
+        e["resource"]["code"]["coding"][0]["code"]: e["resource"]["valueQuantity"]["value"]
+        for e in bundle["entry"]
+        if e["resource"]["resourceType"] == "Observation"
+    }
+    # By hand from the RQ key: prototypes are the ratings; self = (6 + 5) - (2 + 3) = 6;
+    # other = (6 + 3) - (2 + 5) = 2.
+    assert values == {
+        "rq-secure": 6,
+        "rq-fearful": 2,
+        "rq-preoccupied": 3,
+        "rq-dismissing": 5,
+        "rq-model-of-self": 6,
+        "rq-model-of-other": 2,
+    }
+    with fhir(fhir_server) as client:
+        value = identifier_value(sid, "QuestionnaireResponse")
+        found = client.get(
+            "QuestionnaireResponse", params={"identifier": f"{SUBMISSION_SYSTEM}|{value}"}
+        )
+        assert found.json()["total"] == 0
+
+
+def test_a_server_that_cannot_take_responses_is_said_before_starting(
+    launch_as: Callable[..., Session], transport: Wrapped
+) -> None:
+    def no_qr_create(request: httpx.Request, response: httpx.Response) -> httpx.Response:
+        if not request.url.path.endswith("/metadata"):
+            return response
+        statement = response.json()
+        for res in statement["rest"][0]["resource"]:
+            if res["type"] == "QuestionnaireResponse":
+                res["interaction"] = [i for i in res["interaction"] if i["code"] != "create"]
+        return httpx.Response(
+            200, json=statement, headers={"Content-Type": "application/fhir+json"}
+        )
+
+    transport.rewrite = no_qr_create
+    session = launch_as("sandbox-adult-29")
+    page = session.client.get(session.url()).text
+    assert "This EHR does not accept questionnaire answers or scores" in page
+    assert 'id="keep-and-export"' in page
+
+
+def test_a_refusal_is_shown_escaped(launch_as: Callable[..., Session], transport: Wrapped) -> None:
+    outcome = {
+        "resourceType": "OperationOutcome",
+        "issue": [
+            {"severity": "error", "code": "invalid", "diagnostics": "<script>alert(1)</script> bad"}
+        ],
+    }
+
+    def refuse_bundles(request: httpx.Request, response: httpx.Response) -> httpx.Response:
+        if request.method == "POST" and request.url.path.rstrip("/").endswith("/fhir"):
+            return httpx.Response(422, json=outcome)
+        return response
+
+    session = launch_as("sandbox-adult-29")
+    _, sid = session.form("rq")
+    transport.rewrite = refuse_bundles
+    done = session.post("rq", RQ, "submit", sid)
+    transport.rewrite = None
+    page = session.client.get(done.headers["Location"]).text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; bad" in page
+    assert "<script>alert" not in page
+    assert (
+        session.app.extensions["attach_assess"].outbox.store.get(sid).status == "failed-permanent"
+    )
+
+
+def test_the_ehrs_copy_is_used_and_the_packaged_one_created_when_asked(
+    launch_as: Callable[..., Session], fhir_server: FhirServerProcess
+) -> None:
+    from attach_fhir.instruments import library
+
+    ecr = dict(library().questionnaire("http://attach-fhir.org/fhir/Questionnaire/ecr|1.0.0"))
+    ecr.pop("id", None)
+    ecr["title"] = "ECR as filed in this EHR"
+    with fhir(fhir_server) as client:
+        assert client.post("Questionnaire", json=ecr).status_code == 201
+    session = launch_as("sandbox-adult-29")
+    assert "<h1>ECR as filed in this EHR</h1>" in session.form("ecr")[0]
+
+    creating = launch_as(
+        "sandbox-adult-29",
+        ASSESS_REGISTRATION_OPTIONS={"open sandbox": {"create_questionnaires": True}},
+    )
+    creating.form("ecr-rs")
+    creating.form("ecr-rs")  # conditional on url and version: still one
+    with fhir(fhir_server) as client:
+        found = client.get(
+            "Questionnaire",
+            params={"url": "http://attach-fhir.org/fhir/Questionnaire/ecr-rs", "version": "1.0.0"},
+        ).json()
+        assert len(found.get("entry") or []) == 1
