@@ -10,7 +10,16 @@ import logging
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import Blueprint, Response, jsonify, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 
 from attach_fhir.errors import AttachError
 from smart_app import flow, style
@@ -108,7 +117,26 @@ def landing(ctx: str) -> str:
         patient=patient,
         user=_read_user(launch),
         capabilities=capabilities,
+        flows=_flows(launch),
     )
+
+
+#: Other flows the landing page links to, when installed: endpoint, label, scope it needs.
+FLOWS = (
+    ("assess.choose", "Questionnaires", ("Questionnaire", "r")),
+    ("review.patient_history", "Scores over time", ("Observation", "s")),
+)
+
+
+def _flows(launch: LaunchContext) -> list[tuple[str, str]]:
+    """Links to the installed flows this launch may use (a patient and the scope they need)."""
+    if not launch.patient_id:
+        return []
+    return [
+        (url_for(endpoint, ctx=launch.id), label)
+        for endpoint, label, (resource, interaction) in FLOWS
+        if endpoint in current_app.view_functions and launch.can(resource, interaction)
+    ]
 
 
 @bp.get("/app/<ctx>/style.css")

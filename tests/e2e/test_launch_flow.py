@@ -89,6 +89,9 @@ def test_ehr_launch_shows_the_patient_for_each_client_type(
     assert params["code_challenge_method"] == "S256"
     assert len(base64.urlsafe_b64decode(params["state"] + "==")) >= 16  # >= 128 bits
     record = launch_record(server, browser.visited[-1])
+    landing_path = urlsplit(browser.visited[-1]).path
+    assert f'href="{landing_path}assess/"' in page.text
+    assert f'href="{landing_path}review/"' in page.text
     assert record["patient"] == ADULT
     assert record["fhir_user"].endswith("Practitioner/sandbox-practitioner-rowan")
     assert record["token"]["scope"].split() == V2_EHR_SCOPE.split()
@@ -212,6 +215,9 @@ def test_the_ui_disables_what_the_ehr_did_not_grant(
         assert f'<button type="button" >{label}</button>' in page.text
     for label in disabled:
         assert f'<button type="button" disabled aria-disabled="true">{label}</button>' in page.text
+    landing_path = urlsplit(browser.visited[-1]).path
+    assert f'href="{landing_path}assess/"' in page.text  # questionnaires: granted
+    assert f'href="{landing_path}review/"' not in page.text  # no Observation search granted
 
 
 def test_the_ehr_style_colours_apply_and_nothing_else(
