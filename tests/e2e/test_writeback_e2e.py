@@ -93,7 +93,7 @@ def assert_exactly_one_of_each(client: FhirClient, bundle: dict[str, Any]) -> No
 
 @pytest.mark.parametrize("example", FIRST_PER_INSTRUMENT, ids=lambda e: e.instrument)
 def test_each_instrument_is_written_and_read_back_with_its_references(
-    example: Example, client: FhirClient
+    example: Example, client: FhirClient, tmp_path: Path
 ) -> None:
     mother = client.create(
         {
@@ -113,7 +113,7 @@ def test_each_instrument_is_written_and_read_back_with_its_references(
     )
     mother_ref = f"RelatedPerson/{mother['id']}"
     sid, bundle = submission(example, {"mother": mother_ref})
-    item_store = SqliteOutboxStore(":memory:")
+    item_store = SqliteOutboxStore(tmp_path / "outbox.sqlite3")
     try:
         item = Outbox(item_store, lambda base: client).submit(
             sid, client.base_url, payload(bundle, "transaction")
