@@ -38,15 +38,18 @@ class StubServer:
     def __init__(self) -> None:
         self.routes: dict[str, tuple[int, Any]] = {}
         self.hits: list[str] = []
+        self.authorization: list[str | None] = []
         self._lock = threading.Lock()
         self.thread = ServerThread(0)
         self.base = f"http://127.0.0.1:{self.thread.port}"
         self.thread.start(self._app)
 
     def _app(self, environ: dict[str, Any], start_response: Any) -> Any:
-        path = Request(environ).path
+        request = Request(environ)
+        path = request.path
         with self._lock:
             self.hits.append(path)
+            self.authorization.append(request.headers.get("Authorization"))
         status, body = self.routes.get(path, (404, {"error": "not found"}))
         return Response(json.dumps(body), status, mimetype="application/json")(
             environ, start_response
@@ -78,6 +81,7 @@ def stub() -> Iterator[StubServer]:
 def server(stub: StubServer) -> StubServer:
     stub.routes.clear()
     stub.hits.clear()
+    stub.authorization.clear()
     stub.smart_configuration()
     return stub
 
@@ -349,3 +353,49 @@ def test_token_endpoint_faults_end_on_an_error_page(
     assert f'data-error-code="{code}"' in page.get_data(as_text=True)
     assert seen[-1] == f"{server.base}/auth/token"
     assert "/app/" not in page.headers.get("Location", "")
+
+
+def _seed_launch(app: Flask, client: FlaskClient, record: dict[str, Any]) -> str:
+    """Put a browser session and a launch record in the store, as a finished callback would."""
+    store = app.extensions["attach_fhir"].store
+    store.put("browser", "b" * 43, {"created": 0, "csrf": "t" * 43}, 600)
+    client.set_cookie(COOKIE_NAME, "b" * 43)
+    store.put("launch", "ctx-" + "c" * 20, {"sid": "b" * 43, **record}, 600)
+    return "ctx-" + "c" * 20
+
+
+def test_the_bearer_token_stays_with_the_fhir_server(server: StubServer, tmp_path: Path) -> None:
+    server.routes["/fhir/Patient/p1"] = (
+        200,
+        {"resourceType": "Patient", "id": "p1", "name": [{"text": "<i>Ada</i> Example"}]},
+    )
+    app = make_app(server, tmp_path)
+    client = app.test_client()
+    ctx = _seed_launch(
+        app,
+        client,
+        {
+            "iss": f"{server.base}/fhir",
+            "registration": "stub",
+            "patient": "p1",
+            "fhir_user": "https://evil.example/fhir/Practitioner/9",  # another host
+            "token_endpoint": f"{server.base}/auth/token",
+            "token": {
+                "access_token": "secret-token",
+                "expires_at": 4_000_000_000,
+                "scope": "patient/*.rs",
+            },
+            "style": {"--ehr-background": "#123456"},
+        },
+    )
+    page = client.get(f"/app/{ctx}/").get_data(as_text=True)
+    assert 'id="patient-name">&lt;i&gt;Ada&lt;/i&gt; Example<' in page
+    assert 'Signed in as <span id="user-name">a Practitioner</span>' in page
+    assert server.hits == ["/fhir/Patient/p1"]  # nothing went to evil.example
+    assert server.authorization == ["Bearer secret-token"]
+    assert "secret-token" not in page
+    css = client.get(f"/app/{ctx}/style.css")
+    assert css.get_data(as_text=True) == ":root {\n  --ehr-background: #123456;\n}\n"
+    other = app.test_client()  # another browser: no such launch for it
+    assert other.get(f"/app/{ctx}/").status_code == 404
+    assert other.get(f"/app/{ctx}/style.css").status_code == 404
