@@ -182,6 +182,8 @@ class Sandbox:
             "knobs": self.knobs,
             "v1_only": self.v1_only,
         }
+        if app_url is not None:
+            config["cds_services"] = [f"{app_url}/cds-services"]  # the app's CDS Hooks service
         self._authz_app = create_authz_app(config)
         authz.start(self._authz_app)
         if app_server is not None and app_url is not None:
@@ -241,6 +243,19 @@ class Sandbox:
                 "DATA_DIR": str(app_data),
                 "PUBLIC_URL": app_url,
                 "SECRET_KEY": os.urandom(32).hex(),
+                # The EHR calls the app's CDS Hooks service, signing with its published key.
+                "CDS_CLIENTS_DATA": {
+                    "cds_clients": [
+                        {
+                            "name": "sandbox EHR",
+                            "iss": ehr_origin,
+                            "jwks_url": f"{ehr_origin}/jwks.json",
+                            "fhir_servers": [fhir_base],
+                            "allow_addresses": ["loopback"],
+                            "origins": [ehr_origin],
+                        }
+                    ]
+                },
             }
         )
         return app

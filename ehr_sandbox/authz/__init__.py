@@ -37,7 +37,7 @@ TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
 def create_authz_app(config: Mapping[str, Any] | AuthzConfig) -> Flask:
     """The authorization server app for a validated configuration."""
-    from . import ehr, views
+    from . import cds_client, ehr, views
 
     settings = load_config(config)
     key = (
@@ -59,6 +59,7 @@ def create_authz_app(config: Mapping[str, Any] | AuthzConfig) -> Flask:
     )
     app.register_blueprint(views.bp)
     app.register_blueprint(ehr.bp)
+    app.register_blueprint(cds_client.bp)  # the patient record page calls CDS Hooks services
 
     @app.errorhandler(DirectoryError)
     def fhir_unavailable(exc: DirectoryError) -> tuple[str, int]:

@@ -25,6 +25,8 @@ SCHEMA: dict[str, Any] = {
         "knobs": {"$ref": "#/$defs/knobs"},
         "v1_only": {"type": "boolean"},
         "tenant": {"type": "string"},
+        # CDS Hooks discovery URLs the EHR calls when a patient's record is opened.
+        "cds_services": {"type": "array", "items": {"type": "string", "pattern": "^https?://"}},
     },
     "$defs": {
         "client": {
@@ -144,6 +146,7 @@ class AuthzConfig:
     signing_key: Mapping[str, Any] | None = None
     v1_only: bool = False
     tenant: str | None = None
+    cds_services: list[str] = dataclasses.field(default_factory=list)
 
 
 def _validate(data: Mapping[str, Any]) -> None:
@@ -197,4 +200,5 @@ def load_config(data: Mapping[str, Any] | AuthzConfig) -> AuthzConfig:
         signing_key=data.get("signing_key"),
         v1_only=data.get("v1_only", False),
         tenant=data.get("tenant"),
+        cds_services=list(data.get("cds_services", [])),
     )

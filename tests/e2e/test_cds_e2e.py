@@ -1,21 +1,29 @@
 """CDS Hooks against the real sandbox: the service fetches what was not prefetched from the
 sandbox FHIR server with the token the EHR supplied, and checks the EHR's JWT against the
-sandbox EHR's published JWKS (over HTTP)."""
+sandbox EHR's published JWKS (over HTTP); the sandbox EHR's record page calls the app's
+service and shows the cards, whose SMART link launches the app."""
 
 from __future__ import annotations
 
+import html
+import re
 import secrets
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+from flask import render_template
 from flask.testing import FlaskClient
 from joserfc import jwt
 
 from attach_fhir.fhir_client import FhirClient
+from ehr_sandbox.authz import create_authz_app
+from ehr_sandbox.authz.cds_client import CardView, LinkView
+from ehr_sandbox.authz.directory import Person
 from ehr_sandbox.runner import Sandbox
 from smart_app import create_app
 from tests.fixtures.sandbox import SandboxFactory
@@ -109,8 +117,8 @@ def response(fhir: FhirClient, instrument: str, status: str, when: str, patient:
 
 @pytest.fixture(scope="module")
 def sandbox(sandbox_factory: SandboxFactory) -> Sandbox:
-    """A sandbox of its own with this module's records written to its FHIR server."""
-    box = sandbox_factory()
+    """A sandbox of its own (with the app) and this module's records on its FHIR server."""
+    box = sandbox_factory(with_app=True)
     assert box.urls is not None
     writer = access_token(box, "user/Observation.cruds user/QuestionnaireResponse.cruds")
     with httpx.Client(timeout=15) as http:
@@ -255,3 +263,74 @@ def test_prefetch_in_the_request_is_used_without_any_fhir_call(
     assert answer.status_code == 200
     assert [c["summary"] for c in answer.json["cards"]] == ["No attachment assessment on record"]
     assert len(transport.requests) == 1  # the EHR's JWKS only
+
+
+def test_the_ehr_record_page_shows_the_cards_and_launches_the_app(sandbox: Sandbox) -> None:
+    assert sandbox.urls is not None and sandbox.urls.app is not None
+    issuer = sandbox.urls.issuer
+    with httpx.Client(timeout=30) as http:
+        opened = http.get(
+            f"{issuer}/ehr/record",
+            params={"patient": PATIENT, "practitioner": "sandbox-practitioner-rowan"},
+        )
+        assert opened.status_code == 303
+        page = http.get(f"{issuer}{opened.headers['location']}")
+        assert page.status_code == 200
+        summaries = re.findall(r'<h3 class="summary">([^<]*)</h3>', page.text)
+        assert [html.unescape(s) for s in summaries] == [
+            "Latest ECR-R (2025-06-15): attachment anxiety 4.17, attachment avoidance 3.08",
+            "Latest ECR (2025-03-03): attachment anxiety 2.50, attachment avoidance 5.25, "
+            "attachment category Fearful",
+            "Unfinished RQ saved 2025-07-20",
+        ]
+        assert "cds-problem" not in page.text
+        forms = re.findall(
+            r'<form method="post" action="/ehr/launch" class="smart-link">(.*?)</form>',
+            page.text,
+            re.S,
+        )
+        assert len(forms) == 3
+        fields = dict(re.findall(r'name="([a-z]+)" value="([^"]*)"', forms[0]))
+        assert fields == {
+            "app": "attach-fhir",
+            "patient": PATIENT,
+            "practitioner": "sandbox-practitioner-rowan",
+            "encounter": "latest",
+            "mode": "iframe",
+        }
+        launched = http.post(
+            f"{issuer}/ehr/launch", data=fields, headers={"Accept": "application/json"}
+        )
+        assert launched.status_code == 200
+        launch_url = launched.json()["launch_url"]
+        assert launch_url.startswith(f"{sandbox.urls.app}/launch?")
+        query = parse_qs(urlsplit(launch_url).query)
+        assert query["iss"] == [sandbox.urls.fhir_base]
+        assert launched.json()["patient"] == PATIENT
+
+
+def test_card_text_is_inert_on_the_ehr_page() -> None:
+    hostile = CardView(
+        service="<b>svc</b>",
+        summary="<script>alert(1)</script>",
+        indicator="info",
+        detail='<img src=x onerror="alert(2)">',
+        source_label="<i>src</i>",
+        source_url="javascript:alert(3)",
+        links=(LinkView("<u>go</u>", "javascript:alert(4)", "absolute"),),
+    )
+    authz_app = create_authz_app(
+        {"issuer": "http://127.0.0.1:1", "fhir_base": "http://127.0.0.1:2"}
+    )
+    try:
+        with authz_app.test_request_context():
+            person = Person(ref=f"Patient/{PATIENT}", name="A <b>name</b>")
+            user = Person(ref="Practitioner/x", name="Dr")
+            page = render_template(
+                "ehr/patient.html", patient=person, practitioner=user, cards=[hostile], problems=[]
+            )
+    finally:
+        authz_app.extensions["smart_authz"].server.http.close()
+    assert "<script>" not in page and "<img" not in page and "<b>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "javascript:" not in page
