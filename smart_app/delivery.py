@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 
 from flask import Flask, current_app, g
@@ -84,19 +84,30 @@ def launch_clients(target: str) -> FhirClient | None:
     return FhirClient(launch.iss, http, token_source=token_source)
 
 
-@dataclass
 class AssessServices:
-    """The assess flow's long-lived parts, kept on the app."""
+    """The assess flow's long-lived parts, kept on the app; the outbox store opens on first use."""
 
-    outbox: Outbox
-    capabilities: CapabilityCache
-    worker: Worker | None = None
+    def __init__(self, open_outbox: Callable[[], Outbox], capabilities: CapabilityCache) -> None:
+        self._open_outbox = open_outbox
+        self._outbox: Outbox | None = None
+        self._lock = threading.Lock()
+        self.capabilities = capabilities
+        self.worker: Worker | None = None
+
+    @property
+    def outbox(self) -> Outbox:
+        """The outbox (opened on first use)."""
+        with self._lock:
+            if self._outbox is None:
+                self._outbox = self._open_outbox()
+            return self._outbox
 
     def stop(self) -> None:
-        """Stop the worker (if any) and close the outbox store."""
+        """Stop the worker (if any) and close the outbox store (if it was opened)."""
         if self.worker is not None:
             self.worker.stop()
-        self.outbox.store.close()
+        if self._outbox is not None:
+            self._outbox.store.close()
 
 
 class Worker:
@@ -142,19 +153,21 @@ class Worker:
 
 def init_app(app: Flask) -> AssessServices:
     """Open the outbox (``OUTBOX_DSN``, else SQLite in DATA_DIR) and start the worker if asked."""
-    data_dir = Path(app.config.get("DATA_DIR") or app.instance_path)
-    store = open_store(app.config.get("OUTBOX_DSN") or None, data_dir)
-    backoff = Backoff(
-        base=float(app.config.get("OUTBOX_BACKOFF_BASE", 5.0)),
-        cap=float(app.config.get("OUTBOX_BACKOFF_CAP", 600.0)),
-    )
-    outbox = Outbox(store, launch_clients, backoff=backoff)
+
+    def open_outbox() -> Outbox:
+        data_dir = Path(app.config.get("DATA_DIR") or app.instance_path)
+        store = open_store(app.config.get("OUTBOX_DSN") or None, data_dir)
+        backoff = Backoff(
+            base=float(app.config.get("OUTBOX_BACKOFF_BASE", 5.0)),
+            cap=float(app.config.get("OUTBOX_BACKOFF_CAP", 600.0)),
+        )
+        return Outbox(store, launch_clients, backoff=backoff)
+
     services = AssessServices(
-        outbox=outbox,
-        capabilities=CapabilityCache(float(app.config.get("CAPABILITIES_TTL", 3600.0))),
+        open_outbox, CapabilityCache(float(app.config.get("CAPABILITIES_TTL", 3600.0)))
     )
     if app.config.get("OUTBOX_WORKER"):
-        services.worker = Worker(app, outbox, float(app.config.get("OUTBOX_POLL", 5.0)))
+        services.worker = Worker(app, services.outbox, float(app.config.get("OUTBOX_POLL", 5.0)))
         services.worker.start()
         log.info("outbox.worker started")
     app.extensions[EXTENSION] = services
