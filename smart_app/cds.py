@@ -236,7 +236,9 @@ def _offers(data: PatientData, today: dt.date) -> list[Offer]:
     birth = (data.patient or {}).get("birthDate")
     facts = PatientFacts(birth_date=str(birth) if birth else None, children=None)
     return [
-        Offer(c.instrument.title, c.reason) for c in choices(pairs, facts, today) if c.fit == "fits"
+        Offer(c.instrument.title, c.reason, c.instrument.restrictions)
+        for c in choices(pairs, facts, today)
+        if c.fit == "fits"
     ]
 
 

@@ -61,6 +61,8 @@ class Offer:
 
     title: str
     reason: str
+    #: The instrument's use restrictions, shown with it (e.g. the RQ author's).
+    restrictions: tuple[str, ...] = ()
 
 
 def escape_markdown(text: str) -> str:
@@ -212,7 +214,9 @@ def none_card(offers: Sequence[Offer], hook_instance: str, settings: CardSetting
     lines = ["No score from an attachment instrument is recorded for this patient."]
     if offers:
         lines += ["", f"{settings.app_name} offers this patient:"]
-        lines += [f"- {escape_markdown(o.title)} ({escape_markdown(o.reason)})" for o in offers]
+        for offer in offers:
+            lines.append(f"- {escape_markdown(offer.title)} ({escape_markdown(offer.reason)})")
+            lines += [f"  - Use restriction: {escape_markdown(r)}" for r in offer.restrictions]
     return _card(
         settings,
         card_uuid(hook_instance, "none", "patient"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import secrets
 import time
 from collections.abc import Iterator
@@ -159,6 +160,25 @@ def test_a_good_token_gets_cards(client: FlaskClient) -> None:
         "url": f"{PUBLIC_URL}/launch",
         "type": "smart",
     }
+
+
+def test_the_never_done_card_offers_what_fits_the_patients_age_with_restrictions(
+    client: FlaskClient,
+) -> None:
+    (card,) = call(client, bearer=token()).json["cards"]
+    # Born 1990-05-01: an adult. The RQ is offered with its author's restriction beside it.
+    assert (
+        "- Experiences in Close Relationships - Revised (ECR-R) (For 18+ years; the patient"
+        in (card["detail"])
+    )
+    assert "- Relationship Questionnaire (RQ) (For Adults" in card["detail"]
+    assert "are not appropriate for use in individual assessments" in card["detail"]
+    child = hook_request()
+    four = dt.date.today().replace(year=dt.date.today().year - 4, day=1).isoformat()
+    child["prefetch"]["patient"]["birthDate"] = four
+    (card,) = call(client, child, bearer=token()).json["cards"]
+    assert "(ECR-R)" not in card["detail"]
+    assert "(RQ)" not in card["detail"]
 
 
 def test_es384_and_aud_as_an_array_are_accepted(client: FlaskClient) -> None:

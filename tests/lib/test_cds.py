@@ -77,9 +77,8 @@ def draft(qid: str, authored: str, status: str = "in-progress", rid: str = "d1")
 def cards_for(prefetch: dict[str, Any], settings: CardSettings = SETTINGS) -> list[dict[str, Any]]:
     data, fetched = gather(CONTEXT, prefetch, None)
     assert fetched == []
-    return build_cards(
-        HOOK, data, [Offer("Some instrument", "For 18+ years")], settings, TODAY, library()
-    )
+    offers = [Offer("Some instrument", "For 18+ years", ("Not for <b>individual</b> use.",))]
+    return build_cards(HOOK, data, offers, settings, TODAY, library())
 
 
 ECR_R_TWICE = bundle(
@@ -146,7 +145,8 @@ def test_no_scores_gives_the_never_done_card_with_what_the_app_offers() -> None:
     assert cards[0]["links"][0]["label"] == "Start an assessment in attach-fhir"
     assert cards[0]["detail"] == (
         "No score from an attachment instrument is recorded for this patient.\n\n"
-        "attach-fhir offers this patient:\n- Some instrument (For 18+ years)"
+        "attach-fhir offers this patient:\n- Some instrument (For 18+ years)\n"
+        "  - Use restriction: Not for \\<b\\>individual\\</b\\> use."
     )
 
 
