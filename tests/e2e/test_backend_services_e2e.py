@@ -170,6 +170,23 @@ def test_system_token_from_a_signed_assertion(alg: str, sandbox: Sandbox, keys_d
     assert "patient" not in access and "fhirUser" not in access
 
 
+def test_the_token_is_renewed_shortly_before_it_expires(sandbox: Sandbox, keys_dir: Path) -> None:
+    now = [1_000_000.0]
+    sent: list[httpx.Request] = []
+    with httpx.Client(timeout=30, event_hooks={"request": [sent.append]}) as http:
+        scopes = ["system/Patient.rs"]
+        source = BackendTokenSource(
+            config(keys_dir, sandbox, "RS384", scopes), http, clock=lambda: now[0]
+        )
+        first = source.access_token()
+        # The sandbox issues tokens for 3600 s; renewal is due 60 s before that.
+        now[0] += 3539
+        assert source.access_token() == first
+        now[0] += 1
+        assert source.access_token() != first
+    assert len([r for r in sent if r.url.path == "/token"]) == 2
+
+
 def test_a_key_the_ehr_does_not_know_is_refused(sandbox: Sandbox, keys_dir: Path) -> None:
     assert sandbox.urls is not None
     path = config_file(
