@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -309,3 +310,40 @@ def test_the_ehrs_copy_is_used_and_the_packaged_one_created_when_asked(
             params={"url": "http://attach-fhir.org/fhir/Questionnaire/ecr-rs", "version": "1.0.0"},
         ).json()
         assert len(found.get("entry") or []) == 1
+
+
+def test_create_app_starts_the_worker_when_configured_and_it_delivers_later(
+    launch_as: Callable[..., Session], transport: Wrapped, fhir_server: FhirServerProcess
+) -> None:
+    def refused(request: httpx.Request, response: httpx.Response) -> httpx.Response:
+        if request.method == "POST":  # as a stopped server: nothing reaches it
+            raise httpx.ConnectError("connection refused", request=request)
+        return response
+
+    session = launch_as(
+        "sandbox-adult-29",
+        OUTBOX_WORKER=True,
+        OUTBOX_POLL=0.1,
+        OUTBOX_BACKOFF_BASE=0.2,
+        OUTBOX_BACKOFF_CAP=0.4,
+    )
+    worker = session.app.extensions["attach_assess"].worker
+    assert worker is not None
+    _, sid = session.form("rq")
+    transport.rewrite = refused
+    try:
+        done = session.post("rq", RQ, "submit", sid)
+        assert "Saved, waiting to sync" in session.client.get(done.headers["Location"]).text
+    finally:
+        transport.rewrite = None
+    store = session.app.extensions["attach_assess"].outbox.store
+    deadline = time.time() + 15
+    while store.get(sid).status != "delivered" and time.time() < deadline:
+        time.sleep(0.1)
+    assert store.get(sid).status == "delivered"
+    with fhir(fhir_server) as client:
+        value = identifier_value(sid, "QuestionnaireResponse")
+        found = client.get(
+            "QuestionnaireResponse", params={"identifier": f"{SUBMISSION_SYSTEM}|{value}"}
+        )
+        assert found.json()["total"] == 1
