@@ -218,6 +218,13 @@ def test_every_packaged_questionnaire_renders_each_item(app: Flask, path: Path) 
             if raw["type"] == "group" and raw.get("text"):
                 assert raw["text"] in [h.text() for h in form.all("h2") + form.all("h3")]
             continue
+        if raw["type"] in {"string", "text"}:
+            # Free text (the attachment journal's prompts): a labelled text field, no radios.
+            field = form.one("textarea" if raw["type"] == "text" else "input", name=name)
+            label = form.one("label", **{"for": field.attrs["id"]}).text()
+            assert label == raw["text"] + ("" if raw.get("required") else " (optional)")
+            assert name not in named
+            continue
         assert raw["type"] in {"choice", "boolean"}, raw["type"]
         expected_names.add(name)
         radios = [n for n in form.all("input", name=name)]
