@@ -14,9 +14,13 @@ from typing import Any
 
 import httpx
 
+from attach_fhir.smart_discovery import fetch_json, oauth_uris
 from smart_app.errors import DiscoveryFailed
 
-OAUTH_URIS = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
+# Fetching and the oauth-uris extension are shared with the backend-services token source and
+# the conformance check (attach_fhir.smart_discovery).
+_get_json = fetch_json
+_oauth_uris = oauth_uris
 
 
 @dataclass(frozen=True)
@@ -53,19 +57,6 @@ def discover(iss: str, http: httpx.Client) -> SmartConfiguration:
     raise DiscoveryFailed()
 
 
-def _get_json(http: httpx.Client, url: str, accept: str = "application/json") -> Any:
-    try:
-        response = http.get(url, headers={"Accept": accept})
-    except httpx.HTTPError:
-        return None
-    if response.status_code != 200:
-        return None
-    try:
-        return response.json()
-    except ValueError:
-        return None
-
-
 def _has_endpoints(doc: Any) -> bool:
     return isinstance(doc, dict) and all(
         isinstance(doc.get(k), str) and doc[k].startswith(("https://", "http://"))
@@ -97,21 +88,6 @@ def _from_smart_configuration(doc: dict[str, Any]) -> SmartConfiguration:
         iss_parameter_supported=doc.get("authorization_response_iss_parameter_supported") is True,
         raw=doc,
     )
-
-
-def _oauth_uris(capability: Any) -> dict[str, str]:
-    found: dict[str, str] = {}
-    if not isinstance(capability, dict):
-        return found
-    for rest in capability.get("rest") or []:
-        security = rest.get("security") if isinstance(rest, dict) else None
-        for ext in (security or {}).get("extension") or []:
-            if not isinstance(ext, dict) or ext.get("url") != OAUTH_URIS:
-                continue
-            for sub in ext.get("extension") or []:
-                if isinstance(sub, dict) and isinstance(sub.get("valueUri"), str):
-                    found[str(sub.get("url"))] = sub["valueUri"]
-    return found
 
 
 class DiscoveryCache:
