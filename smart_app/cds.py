@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, current_app, jsonify, request
 from flask.blueprints import BlueprintSetupState
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, ValidationError
 from werkzeug.exceptions import HTTPException
 
 from attach_fhir.cds import CardSettings, Offer, build_cards
@@ -160,14 +160,17 @@ def _body(schema: str) -> dict[str, Any]:
         _validator(schema).iter_errors(body), key=lambda e: [str(p) for p in e.absolute_path]
     )
     if errors:
-        problems = [f"{e.json_path}: {e.message}" for e in errors[:10]]
-        # The messages quote the offending values; never echo a token back.
-        problems = [
-            p if "access_token" not in p else p.split(":")[0] + ": invalid" for p in problems
-        ]
+        problems = [_problem(e) for e in errors[:10]]
         raise BadCdsRequest("The CDS Hooks request is malformed: " + "; ".join(problems))
     result: dict[str, Any] = body
     return result
+
+
+def _problem(error: ValidationError) -> str:
+    """One schema problem, naming the rule broken but never echoing the value (tokens, PHI)."""
+    if error.validator in ("required", "dependentRequired"):
+        return f"{error.json_path}: {error.message}"
+    return f"{error.json_path}: must satisfy {error.validator} {json.dumps(error.validator_value)}"
 
 
 def _keys(client: CdsClient, refetch: bool) -> dict[str, Any]:

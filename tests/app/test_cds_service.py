@@ -302,7 +302,11 @@ def test_tenant_must_match_when_registered(tmp_path: Path) -> None:
             ),
             "$.fhirAuthorization.token_type",
         ),
-        ([1, 2], "is not of type 'object'"),
+        ([1, 2], '$: must satisfy type "object"'),
+        (
+            hook_request(fhirServer=FHIR, fhirAuthorization="secret-token-value"),
+            '$.fhirAuthorization: must satisfy type "object"',
+        ),
     ],
 )
 def test_malformed_requests_get_400_naming_the_problem(
