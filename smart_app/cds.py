@@ -36,7 +36,7 @@ from attach_fhir.cds_prefetch import PREFETCH, PatientData, gather
 from attach_fhir.errors import AttachError
 from attach_fhir.fhir_client import FhirClient
 from attach_fhir.instruments import library
-from smart_app import cds_auth, discovery, netguard, outbound
+from smart_app import cds_auth, netguard, outbound
 from smart_app.cds_auth import CdsClient, CdsClients
 from smart_app.instrument_choice import PatientFacts, choices
 from smart_app.security import csrf_exempt
@@ -117,19 +117,13 @@ class CdsState:
 
 
 def _init(state: BlueprintSetupState) -> None:
-    app = state.app
-    data = app.config.get("CDS_CLIENTS_DATA")
-    path = app.config.get("CDS_CLIENTS")
-    if data is not None:
-        clients = cds_auth.parse_clients(data, source="CDS_CLIENTS_DATA")
-    elif path:
-        clients = cds_auth.load_clients(path)
-    else:
-        clients = CdsClients()
-    unauthenticated = bool(app.config.get("CDS_ALLOW_UNAUTHENTICATED", False))
+    config = state.app.config
+    unauthenticated = bool(config.get("CDS_ALLOW_UNAUTHENTICATED", False))
     if unauthenticated:
         log.warning("cds.start unauthenticated=loopback-only: for the sandbox, never production")
-    app.extensions[EXTENSION] = CdsState(clients, unauthenticated)
+    state.app.extensions[EXTENSION] = CdsState(
+        cds_auth.clients_from_config(config), unauthenticated
+    )
 
 
 bp.record_once(_init)
@@ -173,23 +167,6 @@ def _problem(error: ValidationError) -> str:
     return f"{error.json_path}: must satisfy {error.validator} {json.dumps(error.validator_value)}"
 
 
-def _keys(client: CdsClient, refetch: bool) -> dict[str, Any]:
-    if client.jwks is not None:
-        return dict(client.jwks)
-    assert client.jwks_url is not None
-    services = get_services()
-    url = client.jwks_url
-    if refetch:
-        services.cache.forget("cds-jwks", url)
-
-    def fetch() -> dict[str, Any]:
-        with outbound.client(client.allow_addresses, services.transport) as http:
-            return discovery.fetch_jwks(url, http)
-
-    found: dict[str, Any] = services.cache.get_or_fetch("cds-jwks", url, fetch)
-    return found
-
-
 def _is_loopback(address: str | None) -> bool:
     literal = netguard.literal_address(address or "")
     return literal is not None and netguard.address_class(literal) == "loopback"
@@ -201,7 +178,9 @@ def _caller(audiences: tuple[str, ...]) -> CdsClient | None:
     header = request.headers.get("Authorization")
     if header is None and state.allow_unauthenticated and _is_loopback(request.remote_addr):
         return None
-    return cds_auth.verify(header, audiences, state.clients, _keys, get_services().store)
+    return cds_auth.verify(
+        header, audiences, state.clients, cds_auth.jwks_for, get_services().store
+    )
 
 
 def _fhir_target(body: dict[str, Any], caller: CdsClient | None) -> _Target | None:

@@ -27,7 +27,9 @@ from joserfc.jwk import KeySet
 from jsonschema import Draft202012Validator
 
 from attach_fhir.errors import AttachError
+from smart_app import discovery, outbound
 from smart_app.errors import ConfigurationError
+from smart_app.services import get_services
 from smart_app.session_store import SessionStore
 
 #: Asymmetric signature algorithms only (the spec forbids ``none`` and symmetric ones).
@@ -131,6 +133,33 @@ def load_clients(path: str | Path) -> CdsClients:
     except json.JSONDecodeError as exc:
         raise ConfigurationError(f"CDS clients file {path}: invalid JSON ({exc})") from exc
     return parse_clients(data, source=str(path))
+
+
+def clients_from_config(config: Mapping[str, Any]) -> CdsClients:
+    """The CDS Clients from ``CDS_CLIENTS_DATA`` (a mapping) or the ``CDS_CLIENTS`` file."""
+    data = config.get("CDS_CLIENTS_DATA")
+    if data is not None:
+        return parse_clients(data, source="CDS_CLIENTS_DATA")
+    path = config.get("CDS_CLIENTS")
+    return load_clients(path) if path else CdsClients()
+
+
+def jwks_for(client: CdsClient, refetch: bool) -> dict[str, Any]:
+    """The client's JWK Set: inline, or from its ``jwks_url`` (cached; ``refetch`` renews it)."""
+    if client.jwks is not None:
+        return dict(client.jwks)
+    assert client.jwks_url is not None
+    services = get_services()
+    url = client.jwks_url
+    if refetch:
+        services.cache.forget("cds-jwks", url)
+
+    def fetch() -> dict[str, Any]:
+        with outbound.client(client.allow_addresses, services.transport) as http:
+            return discovery.fetch_jwks(url, http)
+
+    found: dict[str, Any] = services.cache.get_or_fetch("cds-jwks", url, fetch)
+    return found
 
 
 def _segment(part: str) -> Any:
