@@ -287,7 +287,7 @@ def feedback(service_id: str) -> Response:
         outcomes.count("accepted"),
         outcomes.count("overridden"),
     )
-    return jsonify({})
+    return Response(status=200)  # the spec defines no body; JSON may not be an empty {}
 
 
 def _allowed_origin() -> str | None:

@@ -405,7 +405,7 @@ def test_feedback_is_accepted_with_a_jwt_for_the_feedback_url(client: FlaskClien
     signed = token(aud=f"{SERVICE_URL}/feedback")
     response = client.post(url, json=body, headers={"Authorization": f"Bearer {signed}"})
     assert response.status_code == 200
-    assert response.json == {}
+    assert response.data == b""
     accepted = {"feedback": [{"card": "c1", "outcome": "accepted", "outcomeTimestamp": "x"}]}
     response = client.post(url, json=accepted, headers={"Authorization": f"Bearer {token()}"})
     assert response.status_code == 400
