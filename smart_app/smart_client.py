@@ -15,15 +15,16 @@ from typing import Any
 
 import httpx
 from authlib.common.security import generate_token
-from authlib.oauth2.auth import ClientAuth
 from authlib.oauth2.base import OAuth2Error
-from authlib.oauth2.client import OAuth2Client
-from authlib.oauth2.rfc7523 import PrivateKeyJWT, private_key_jwt_sign
 from authlib.oidc.core import CodeIDToken
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
+from attach_fhir.oauth_client import (
+    SmartPrivateKeyJWT,
+    TokenClient,
+)
 from smart_app import outbound
 from smart_app.errors import (
     AuthorizationExpired,
@@ -33,58 +34,9 @@ from smart_app.errors import (
 )
 from smart_app.registrations import Registration
 
-#: SMART: a client assertion expires no more than five minutes after it is made.
-ASSERTION_LIFETIME = 300
 #: Signature algorithms accepted on id_tokens (asymmetric only; never "none" or HMAC).
 ID_TOKEN_ALGS = ["RS256", "RS384", "RS512", "ES256", "ES384", "PS256", "PS384"]
 CLOCK_SKEW = 30
-
-
-class SmartPrivateKeyJWT(PrivateKeyJWT):
-    """authlib's private_key_jwt with SMART's rules: short ``exp``, fresh ``jti``, our ``kid``."""
-
-    def __init__(self, token_endpoint: str, alg: str, kid: str) -> None:
-        super().__init__(token_endpoint=token_endpoint, alg=alg)
-        self.kid = kid
-
-    def sign(self, auth: Any, token_endpoint: str) -> str:
-        """A new assertion per request; authlib adds a fresh random ``jti`` each time."""
-        assertion: str = private_key_jwt_sign(
-            auth.client_secret,
-            client_id=auth.client_id,
-            token_endpoint=token_endpoint,
-            alg=self.alg,
-            header={"kid": self.kid, "typ": "JWT"},
-            expires_in=ASSERTION_LIFETIME,
-        )
-        return assertion
-
-
-class HttpxClientAuth(httpx.Auth, ClientAuth):
-    """authlib's client authentication applied to an httpx request (as authlib's integration)."""
-
-    requires_request_body = True
-
-    def auth_flow(self, request: httpx.Request) -> Any:
-        """Let authlib add client credentials or an assertion to the token request."""
-        url, headers, body = self.prepare(
-            request.method, str(request.url), request.headers, request.content
-        )
-        headers["Content-Length"] = str(len(body))
-        signed = httpx.Request(request.method, url, headers=headers, content=body)
-        signed.extensions = request.extensions
-        yield signed
-
-
-class TokenClient(OAuth2Client):
-    """authlib's OAuth 2 protocol client over our SSRF-guarded ``httpx.Client``.
-
-    (authlib's own httpx integration now targets the httpx2 package; the protocol logic -
-    request bodies, client authentication, token parsing, refresh - is the same class.)
-    """
-
-    client_auth_class = HttpxClientAuth
-    oauth_error_class = OAuth2Error
 
 
 def new_secrets() -> dict[str, str]:
