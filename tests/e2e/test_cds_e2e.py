@@ -16,15 +16,16 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-from flask import render_template
+from flask import Flask, render_template
 from flask.testing import FlaskClient
 from joserfc import jwt
+from joserfc.jwk import RSAKey
 
 from attach_fhir.fhir_client import FhirClient
 from ehr_sandbox.authz import create_authz_app
 from ehr_sandbox.authz.cds_client import CardView, LinkView
 from ehr_sandbox.authz.directory import Person
-from ehr_sandbox.runner import Sandbox
+from ehr_sandbox.runner import Sandbox, ServerThread
 from smart_app import create_app
 from tests.fixtures.sandbox import SandboxFactory
 from tests.fixtures.smart_app_server import RecordingTransport
@@ -334,3 +335,77 @@ def test_card_text_is_inert_on_the_ehr_page() -> None:
     assert "<script>" not in page and "<img" not in page and "<b>" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "javascript:" not in page
+
+
+def test_a_rotated_key_is_fetched_again_from_the_jwks_url(tmp_path: Path) -> None:
+    """The EHR publishes a new key: the cached JWK Set is fetched again once, over HTTP."""
+    old, new, stranger = (RSAKey.generate_key(2048, private=True) for _ in range(3))
+    for key in (old, new, stranger):
+        key.ensure_kid()
+    published = {"keys": [old.as_dict(private=False)]}
+    fetches: list[str] = []
+    jwks_app = Flask("ehr-jwks")
+
+    @jwks_app.get("/jwks.json")
+    def jwks() -> dict[str, Any]:
+        fetches.append("jwks")
+        return published
+
+    server = ServerThread(0)
+    server.start(jwks_app)
+    try:
+        iss = f"http://127.0.0.1:{server.port}"
+        app = create_app(
+            {
+                "TESTING": True,
+                "SECRET_KEY": "test",
+                "DATA_DIR": str(tmp_path),
+                "PUBLIC_URL": APP_URL,
+                "CDS_CLIENTS_DATA": {
+                    "cds_clients": [
+                        {
+                            "name": "rotating EHR",
+                            "iss": iss,
+                            "jwks_url": f"{iss}/jwks.json",
+                            "allow_addresses": ["loopback"],
+                        }
+                    ]
+                },
+            }
+        )
+        client = app.test_client()
+
+        def call(key: RSAKey, **header: str) -> int:
+            now = int(time.time())
+            claims = {
+                "iss": iss,
+                "aud": SERVICE_URL,
+                "iat": now,
+                "exp": now + 60,
+                "jti": secrets.token_hex(8),
+            }
+            head = {"alg": "RS384", "kid": key.kid, "typ": "JWT", **header}
+            signed = jwt.encode(head, claims, key, algorithms=["RS384"])
+            body = {
+                "hook": "patient-view",
+                "hookInstance": "0b8a5c43-2b5b-4c57-9d3c-0b3f9bd7f0a1",
+                "context": {"userId": "Practitioner/p", "patientId": PATIENT},
+                "prefetch": {"patient": None, "scores": None, "drafts": None},
+            }
+            answer = client.post(
+                "/cds-services/attach-fhir-patient-view",
+                json=body,
+                headers={"Authorization": f"Bearer {signed}"},
+            )
+            return answer.status_code
+
+        assert call(old) == 200
+        assert call(old, jku=f"{iss}/jwks.json") == 200
+        assert fetches == ["jwks"]  # cached
+        published = {"keys": [new.as_dict(private=False)]}
+        assert call(new) == 200
+        assert fetches == ["jwks", "jwks"]  # fetched again for the unknown kid
+        assert call(stranger) == 401
+        assert call(old) == 401  # the old key is gone from the set
+    finally:
+        server.stop()
