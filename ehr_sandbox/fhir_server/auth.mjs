@@ -1,7 +1,11 @@
 // SMART on FHIR access control for the sandbox server: bearer tokens from the configured JWKS,
 // v2 (`patient/Observation.rs`) and v1 (`patient/Observation.read`) scopes enforced per resource
 // type and interaction, and `patient/` scopes confined to the token's `patient` compartment.
+// A Provenance is placed through its targets: the search parameter `patient` needs resolve(),
+// which FHIRPath here cannot do, so each target is looked up (an entry of the same Bundle, else
+// the stored resource) and must belong to the patient.
 import { evalFhirPath, getSearchParameter } from '@medplum/core';
+import { MAX_PAGE_SIZE } from './api.mjs';
 import { HttpError } from './errors.mjs';
 import { TokenError, verifyJwt } from './jwt.mjs';
 
@@ -103,9 +107,43 @@ export class Authorizer {
     return principal.patient;
   }
 
-  inCompartment(resource, patient) {
+  /** True when the resource is in the patient's compartment (or in no patient compartment).
+   * `local` maps the references of a Bundle's own entries (fullUrl, Type/id) to their resources. */
+  async inCompartment(api, resource, patient, local = new Map()) {
+    if (resource.resourceType === 'Provenance') {
+      return this.provenanceInCompartment(api, resource, patient, local);
+    }
+    return this.holds(resource, patient);
+  }
+
+  holds(resource, patient) {
     const refs = patientReferences(resource);
     return refs === undefined || refs.includes(`Patient/${patient}`);
+  }
+
+  // Every target must be found and none may belong to another patient; at least one must
+  // belong to this one (a Provenance of only a Questionnaire is not the patient's record).
+  async provenanceInCompartment(api, provenance, patient, local) {
+    let own = false;
+    for (const target of provenance.target ?? []) {
+      const ref = normaliseReference(api, target?.reference);
+      if (!ref) {
+        return false;
+      }
+      const [type, id] = ref.split('/');
+      const found = local.get(ref) ?? (id ? await this.existing(api, type, id) : undefined);
+      if (!found || found.resourceType === 'Provenance') {
+        return false; // unknown, or a Provenance of a Provenance: not placed, so refused
+      }
+      if (patientReferences(found) === undefined) {
+        continue;
+      }
+      if (!this.holds(found, patient)) {
+        return false;
+      }
+      own = true;
+    }
+    return own;
   }
 
   async existing(api, resourceType, id) {
@@ -140,26 +178,49 @@ export class Authorizer {
       }
       return api.handle({ ...request, query });
     }
-    await this.permitWrite(api, patient, interaction, resourceType, id, request.body);
+    const condition =
+      interaction === 'create' ? request.headers?.['if-none-exist'] : id ? undefined : request.query?.toString();
+    await this.permitWrite(api, patient, route, request.body, condition);
     const result = await api.handle(request);
     const resources =
       result.body?.resourceType === 'Bundle'
         ? (result.body.entry ?? []).map((e) => e.resource)
         : [result.body];
-    if (result.status < 300 && !resources.every((r) => !r || this.inCompartment(r, patient))) {
-      throw forbidden("The resource is outside the token's patient compartment");
+    if (result.status < 300) {
+      for (const r of resources) {
+        if (r && !(await this.inCompartment(api, r, patient))) {
+          throw forbidden("The resource is outside the token's patient compartment");
+        }
+      }
     }
     return result;
   }
 
-  async permitWrite(api, patient, interaction, resourceType, id, body) {
-    if (['create', 'update'].includes(interaction) && body && !this.inCompartment(body, patient)) {
+  async permitWrite(api, patient, { interaction, resourceType, id }, body, condition, local = new Map()) {
+    const writes = ['create', 'update'].includes(interaction) && body;
+    if (writes && !(await this.inCompartment(api, body, patient, local))) {
       throw forbidden("The resource is outside the token's patient compartment");
     }
     if (['update', 'patch', 'delete'].includes(interaction) && id) {
       const current = await this.existing(api, resourceType, id);
-      if (current && !this.inCompartment(current, patient)) {
+      if (current && !(await this.inCompartment(api, current, patient))) {
         throw forbidden("The resource is outside the token's patient compartment");
+      }
+    }
+    if (condition && ['create', 'update', 'patch', 'delete'].includes(interaction)) {
+      await this.permitCondition(api, patient, resourceType, condition);
+    }
+  }
+
+  // A conditional create, update, patch or delete acts on whatever its condition matches (a
+  // conditional create's fullUrl then stands for the match): none of it may be another patient's.
+  async permitCondition(api, patient, resourceType, condition) {
+    const query = new URLSearchParams(condition);
+    query.set('_count', String(MAX_PAGE_SIZE));
+    const result = await api.search(resourceType, query);
+    for (const entry of result.body?.entry ?? []) {
+      if (!(await this.inCompartment(api, entry.resource, patient))) {
+        throw forbidden("The condition matches a resource outside the token's patient compartment");
       }
     }
   }
@@ -167,6 +228,7 @@ export class Authorizer {
   // Entries are checked before anything runs; reads inside a bundle need user/system scopes
   // because their results are not filtered per entry.
   async permitBundle(principal, bundle, api) {
+    const local = bundleReferences(api, bundle);
     for (const entry of bundle?.entry ?? []) {
       const method = entry.request?.method;
       const route = method ? api.classify(method, api.relative(entry.request.url ?? '')) : undefined;
@@ -180,7 +242,43 @@ export class Authorizer {
       if (['read', 'vread', 'history-instance', 'search-type'].includes(route.interaction)) {
         throw forbidden('Reads inside a Bundle need user/ or system/ scopes');
       }
-      await this.permitWrite(api, patient, route.interaction, route.resourceType, route.id, entry.resource);
+      const url = entry.request.url ?? '';
+      const condition =
+        route.interaction === 'create' ? entry.request.ifNoneExist : route.id ? undefined : url.split('?')[1];
+      await this.permitWrite(api, patient, route, entry.resource, condition, local);
     }
   }
+}
+
+/** `Type/id` for a relative, versioned or absolute-on-this-server reference; else as given. */
+function normaliseReference(api, reference) {
+  if (typeof reference !== 'string' || !reference) {
+    return undefined;
+  }
+  if (reference.startsWith('urn:')) {
+    return reference;
+  }
+  const relative = api.relative(reference).split('?')[0];
+  const [type, id] = relative.split('/');
+  return /^[A-Z][A-Za-z]+$/.test(type) && id ? `${type}/${id}` : undefined;
+}
+
+/** The resources a Bundle writes: by urn: fullUrl, and a PUT to Type/id by that reference. */
+function bundleReferences(api, bundle) {
+  const local = new Map();
+  for (const entry of bundle?.entry ?? []) {
+    const resource = entry?.resource;
+    if (!resource?.resourceType) {
+      continue;
+    }
+    // A POST gets a new id, so only a urn: fullUrl names it; a PUT keeps the id of its URL.
+    if (entry.fullUrl?.startsWith('urn:')) {
+      local.set(entry.fullUrl, resource);
+    }
+    const url = entry.request?.method === 'PUT' ? normaliseReference(api, entry.request.url) : undefined;
+    if (url?.startsWith(`${resource.resourceType}/`) && !entry.request.url.includes('?')) {
+      local.set(url, resource);
+    }
+  }
+  return local;
 }

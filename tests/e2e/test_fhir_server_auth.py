@@ -215,3 +215,146 @@ def test_v1_only_discovery(fhir_server_factory: FhirServerFactory, tmp_path: Pat
         "authorize": SMART_CONFIG["authorization_endpoint"],
         "token": SMART_CONFIG["token_endpoint"],
     }
+
+
+def _provenance(*targets: str) -> dict[str, Any]:
+    return {
+        "resourceType": "Provenance",
+        "target": [{"reference": t} for t in targets],
+        "recorded": "2024-05-01T10:00:00Z",
+        "agent": [{"who": {"reference": "Practitioner/sandbox-practitioner-rowan"}}],
+    }
+
+
+def _stored_observation(server: FhirServerProcess, token: Token, patient: str) -> str:
+    """``Observation/<id>`` of an Observation stored for ``patient`` with a user/ token."""
+    created = _post(server, "Observation", token("user/*.cruds"), _observation(patient))
+    assert created.status_code == 201, created.text
+    return f"Observation/{created.json()['id']}"
+
+
+PROVENANCE_SCOPE = "patient/Observation.crus patient/Provenance.c"
+
+
+def test_patient_scope_provenance_of_new_resources_in_one_transaction(
+    auth_server: FhirServerProcess, token: Token
+) -> None:
+    tok = token(PROVENANCE_SCOPE, patient=CHILD)
+    obs_url = "urn:uuid:0b6f4a34-0d8a-4f0c-9a6e-3c2a1d7e5f10"
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {
+                "fullUrl": obs_url,
+                "resource": _observation(CHILD),
+                "request": {"method": "POST", "url": "Observation"},
+            },
+            {
+                "resource": _provenance(obs_url),
+                "request": {"method": "POST", "url": "Provenance"},
+            },
+        ],
+    }
+    done = _post(auth_server, "", tok, bundle)
+    assert done.status_code == 200, done.text
+    statuses = [e["response"]["status"] for e in done.json()["entry"]]
+    assert statuses == ["201", "201"]
+    obs_ref = done.json()["entry"][0]["response"]["location"].split("/_history")[0]
+    prov_id = done.json()["entry"][1]["resource"]["id"]
+    stored = _get(auth_server, f"Provenance/{prov_id}", token("user/*.cruds")).json()
+    assert [t["reference"] for t in stored["target"]] == [obs_ref]
+
+
+def test_patient_scope_provenance_of_stored_resources(
+    auth_server: FhirServerProcess, token: Token
+) -> None:
+    tok = token(PROVENANCE_SCOPE, patient=CHILD)
+    own = _stored_observation(auth_server, token, CHILD)
+    theirs = _stored_observation(auth_server, token, SIBLING)
+    absolute = f"{auth_server.base_url}/{own}"
+    assert _post(auth_server, "Provenance", tok, _provenance(own)).status_code == 201
+    assert _post(auth_server, "Provenance", tok, _provenance(absolute)).status_code == 201
+    assert _post(auth_server, "Provenance", tok, _provenance(f"Patient/{CHILD}")).status_code == 201
+    refused = [
+        _provenance(theirs),
+        _provenance(own, theirs),  # one foreign target is enough
+        _provenance(f"Patient/{SIBLING}"),
+        _provenance("Observation/no-such-observation"),  # cannot be placed: refused
+        _provenance("Questionnaire/anything"),  # no target in the patient's compartment
+    ]
+    for body in refused:
+        r = _post(auth_server, "Provenance", tok, body)
+        assert r.status_code == 403, (body["target"], r.text)
+        assert "insufficient_scope" in r.headers["www-authenticate"]
+
+
+def test_patient_scope_provenance_of_another_patients_resources_in_a_transaction(
+    auth_server: FhirServerProcess, token: Token
+) -> None:
+    tok = token(PROVENANCE_SCOPE, patient=CHILD)
+    theirs = _stored_observation(auth_server, token, SIBLING)
+    obs_url = "urn:uuid:6d1f0c2e-8a4b-4f5e-9c3d-2b1a0e9f8d7c"
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {
+                "fullUrl": obs_url,
+                "resource": _observation(CHILD),
+                "request": {"method": "POST", "url": "Observation"},
+            },
+            {
+                "resource": _provenance(obs_url, theirs),
+                "request": {"method": "POST", "url": "Provenance"},
+            },
+        ],
+    }
+    before = _get(auth_server, "Observation", token("user/*.cruds"), params={"_summary": "count"})
+    r = _post(auth_server, "", tok, bundle)
+    assert r.status_code == 403, r.text
+    after = _get(auth_server, "Observation", token("user/*.cruds"), params={"_summary": "count"})
+    assert after.json()["total"] == before.json()["total"]  # nothing of the bundle was written
+    bundle["entry"][1]["resource"] = _provenance("urn:uuid:not-in-this-bundle")
+    assert _post(auth_server, "", tok, bundle).status_code == 403
+
+
+def test_patient_scope_conditions_matching_another_patients_resources_are_refused(
+    auth_server: FhirServerProcess, token: Token
+) -> None:
+    """A conditional create's fullUrl stands for what its condition matches, so a Provenance
+    could otherwise reach a sibling's record through it; a conditional delete likewise."""
+    identifier = "urn:ietf:rfc:3986|urn:uuid:4c8e2f1a-7b3d-4e9a-8f6c-1d2e3f4a5b6c"
+    system, value = identifier.split("|")
+    theirs = {**_observation(SIBLING), "identifier": [{"system": system, "value": value}]}
+    created = _post(auth_server, "Observation", token("user/*.cruds"), theirs)
+    assert created.status_code == 201
+    obs_url = "urn:uuid:9e8d7c6b-5a4f-4e3d-8c2b-1a0f9e8d7c6b"
+    mine = {**_observation(CHILD), "identifier": theirs["identifier"]}
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {
+                "fullUrl": obs_url,
+                "resource": mine,
+                "request": {
+                    "method": "POST",
+                    "url": "Observation",
+                    "ifNoneExist": f"identifier={identifier}",
+                },
+            },
+            {"resource": _provenance(obs_url), "request": {"method": "POST", "url": "Provenance"}},
+        ],
+    }
+    tok = token(PROVENANCE_SCOPE + " patient/Observation.d", patient=CHILD)
+    assert _post(auth_server, "", tok, bundle).status_code == 403
+    r = httpx.delete(
+        f"{auth_server.base_url}/Observation",
+        params={"identifier": identifier},
+        headers={"Authorization": f"Bearer {tok}"},
+        timeout=30,
+    )
+    assert r.status_code == 403
+    still = _get(auth_server, f"Observation/{created.json()['id']}", token("user/*.cruds"))
+    assert still.status_code == 200
