@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 from smart_app.discovery import SmartConfiguration
 
-#: Resource scopes the app asks for by default (SMART v2 syntax), per compartment.
+#: Resource scopes the app asks for by default (SMART v2 syntax), per compartment. Provenance
+#: is created (never read) with every write-back.
 RESOURCE_SCOPES = (
     "Patient.r",
     "Questionnaire.rs",
@@ -15,6 +16,7 @@ RESOURCE_SCOPES = (
     "Observation.cs",
     "CarePlan.crus",
     "Goal.crus",
+    "Provenance.c",
 )
 IDENTITY_SCOPES = ("openid", "fhirUser", "offline_access")
 

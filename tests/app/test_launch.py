@@ -28,7 +28,7 @@ from smart_app.security import COOKIE_NAME
 V2_EHR = (
     "launch openid fhirUser patient/Patient.r patient/Questionnaire.rs "
     "patient/QuestionnaireResponse.crus patient/Observation.cs patient/CarePlan.crus "
-    "patient/Goal.crus offline_access"
+    "patient/Goal.crus patient/Provenance.c offline_access"
 )
 
 
@@ -210,7 +210,8 @@ def test_v1_only_server_gets_v1_scopes(server: StubServer, tmp_path: Path) -> No
         "launch openid fhirUser patient/Patient.read patient/Questionnaire.read "
         "patient/QuestionnaireResponse.read patient/QuestionnaireResponse.write "
         "patient/Observation.read patient/Observation.write patient/CarePlan.read "
-        "patient/CarePlan.write patient/Goal.read patient/Goal.write offline_access"
+        "patient/CarePlan.write patient/Goal.read patient/Goal.write patient/Provenance.write "
+        "offline_access"
     )
 
 

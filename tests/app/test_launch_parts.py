@@ -173,3 +173,12 @@ def test_human_name(names: object, expected: str) -> None:
 def test_rfc9207_issuer_rule(issuer: str | None, callback_iss: str, expected: bool) -> None:
     pending = {"issuer": issuer, "authorization_endpoint": "https://a.example/as/authorize"}
     assert _is_our_issuer(callback_iss, pending) is expected
+
+
+def test_default_scopes_create_provenance_in_v2_and_v1() -> None:
+    """The write-back's Provenance needs create, in the launch's compartment, in both syntaxes."""
+    assert default_scopes("ehr")[-2:] == ["patient/Provenance.c", "offline_access"]
+    assert default_scopes("patient")[-2] == "patient/Provenance.c"
+    assert default_scopes("clinician")[-2] == "user/Provenance.c"
+    v1 = to_v1(default_scopes("clinician"))
+    assert "user/Provenance.write" in v1 and "user/Provenance.read" not in v1

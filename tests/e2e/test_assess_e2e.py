@@ -43,8 +43,8 @@ ADULT = "sandbox-adult-29"
 PARENT = "sandbox-parent-41"
 ADOLESCENT = "sandbox-adolescent-15"
 ROWAN = "Practitioner/sandbox-practitioner-rowan"
-#: user/ scopes: the sandbox's patient compartment test cannot place a Provenance (its patient
-#: parameter needs resolve() on the targets), so patient/Provenance.c is always refused there.
+#: user/ scopes, so the tests can read back every resource, Provenance too (the least-privilege
+#: default only creates Provenance: see ``patient_scoped``).
 SCOPES = (
     "launch openid fhirUser user/Patient.r user/Questionnaire.rs "
     "user/QuestionnaireResponse.crus user/Observation.crs user/Provenance.crs offline_access"
@@ -97,6 +97,22 @@ def env(sandbox_factory: SandboxFactory, tmp_path_factory: pytest.TempPathFactor
     )
     register_app(sandbox, server, client)
     yield Env(sandbox, server, transport)
+    server.thread.stop()
+    server.app.extensions["attach_assess"].stop()
+    transport.shutdown()
+    server.transport.close()
+
+
+@pytest.fixture(scope="module")
+def patient_scoped(env: Env, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+    """A second app on the same sandbox asking for the default, least-privilege patient/ scopes."""
+    data_dir: Path = tmp_path_factory.mktemp("assess-app-patient-scopes")
+    reg, client = app_registration("public", env.fhir_base, data_dir)
+    reg["client_id"] = client["client_id"] = "assess-e2e-patient-scopes"
+    transport = SharedTransport()
+    server = start_app(reg, data_dir, HTTP_TRANSPORT=transport)
+    register_app(env.sandbox, server, client)
+    yield Env(env.sandbox, server, transport)
     server.thread.stop()
     server.app.extensions["attach_assess"].stop()
     transport.shutdown()
@@ -426,3 +442,32 @@ def test_a_refusal_is_shown_with_the_servers_operation_outcome(
     assert "The EHR refused the answers" in page.text
     assert "Conditional PUT matched multiple resources" in page.text
     assert outbox_item(env, sid).status == "failed-permanent"
+
+
+def test_a_patient_scoped_launch_writes_the_provenance(
+    env: Env, patient_scoped: Env, clinician: Clinician
+) -> None:
+    example = PER_INSTRUMENT["ecr-r"]
+    launched = Clinician(patient_scoped)  # the default request: patient/ scopes only
+    try:
+        launched.launch(ADULT)
+        app = patient_scoped.server.app
+        with app.app_context():
+            record = app.extensions["attach_fhir"].store.get("launch", launched.ctx)
+        granted = record["token"]["scope"].split()
+        assert "patient/Provenance.c" in granted
+        assert not [s for s in granted if s.startswith("user/")]
+        sid, page = submit(launched, "ecr-r", fields(example))
+        assert page.status_code in (200, 303), page.text
+        item = outbox_item(patient_scoped, sid)
+        assert item.status == "delivered", item.last_error
+        qr_ref = item.receipt[f"urn:uuid:{identifier_value(sid, QR)}"]
+    finally:
+        launched.close()
+    clinician.launch(ADULT)  # the user/-scoped app reads back what the patient/-scoped one wrote
+    with clinician.fhir() as client:
+        assert count_written(client, sid, list(example.expected)) == (1, 2, 1)
+        observations = search(client, "Observation", **{"derived-from": qr_ref})
+        (provenance,) = search(client, "Provenance", target=qr_ref)
+        targets = {t["reference"] for t in provenance["target"]}
+        assert targets == {qr_ref} | {f"Observation/{o['id']}" for o in observations}

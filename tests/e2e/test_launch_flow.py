@@ -36,7 +36,7 @@ ADOLESCENT = "sandbox-adolescent-15"
 V2_EHR_SCOPE = (
     "launch openid fhirUser patient/Patient.r patient/Questionnaire.rs "
     "patient/QuestionnaireResponse.crus patient/Observation.cs patient/CarePlan.crus "
-    "patient/Goal.crus offline_access"
+    "patient/Goal.crus patient/Provenance.c offline_access"
 )
 
 
