@@ -11,8 +11,8 @@ only write its own patient's record). Order is kept per target. A backend-servic
 (system scopes) would be another factory answering plain ``<iss>`` targets; nothing else changes.
 
 The worker is a daemon thread started by ``create_app`` when ``OUTBOX_WORKER`` is true (off by
-default and in tests unless asked); it drains inside an app context so token refresh and the
-SSRF-guarded HTTP clients work as in a request.
+default and in tests unless asked; ``attach-fhir serve`` turns it on); it drains inside an app
+context so token refresh and the SSRF-guarded HTTP clients work as in a request.
 """
 
 from __future__ import annotations

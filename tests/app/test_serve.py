@@ -1,0 +1,76 @@
+"""``attach-fhir serve``: the app it builds runs the outbox worker unless told not to."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from flask import Flask
+
+from attach_fhir.cli import build_parser
+from smart_app.cli import build_app
+
+REGISTRATIONS = {
+    "registrations": [
+        {
+            "name": "Example EHR",
+            "iss": ["https://ehr.example.org/fhir/R4"],
+            "client_id": "attach-fhir",
+            "client_type": "public",
+        }
+    ]
+}
+
+
+@pytest.fixture
+def serve_app(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[list[Flask], list[str]]]:
+    """``(apps, argv)``: build apps from ``argv`` as ``serve`` would; their workers stop after."""
+    path = tmp_path / "registrations.json"
+    path.write_text(json.dumps(REGISTRATIONS))
+    monkeypatch.setenv("ATTACH_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("ATTACH_OUTBOX_WORKER", raising=False)
+    apps: list[Flask] = []
+    yield apps, ["serve", "--registrations", str(path)]
+    for app in apps:
+        app.extensions["attach_assess"].stop()
+
+
+def built(serve_app: tuple[list[Flask], list[str]], *extra: str) -> Flask:
+    apps, argv = serve_app
+    app = build_app(build_parser().parse_args([*argv, *extra]))
+    apps.append(app)
+    return app
+
+
+def worker_running(app: Flask) -> bool:
+    worker = app.extensions["attach_assess"].worker
+    return worker is not None and worker._thread.is_alive()
+
+
+def test_serve_runs_the_outbox_worker_by_default(
+    serve_app: tuple[list[Flask], list[str]],
+) -> None:
+    app = built(serve_app)
+    assert app.config["OUTBOX_WORKER"] is True
+    assert worker_running(app)
+
+
+def test_serve_without_the_worker_by_flag(serve_app: tuple[list[Flask], list[str]]) -> None:
+    app = built(serve_app, "--no-outbox-worker")
+    assert app.extensions["attach_assess"].worker is None
+
+
+@pytest.mark.parametrize(("env", "running"), [("false", False), ("true", True)])
+def test_serve_follows_attach_outbox_worker(
+    serve_app: tuple[list[Flask], list[str]],
+    monkeypatch: pytest.MonkeyPatch,
+    env: str,
+    running: bool,
+) -> None:
+    monkeypatch.setenv("ATTACH_OUTBOX_WORKER", env)
+    assert worker_running(built(serve_app)) is running
+    assert worker_running(built(serve_app, "--outbox-worker"))  # the flag wins over the env
