@@ -13,8 +13,6 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from flask import current_app
-
 from attach_fhir.capabilities import ServerCapabilities
 from attach_fhir.errors import AttachError
 from attach_fhir.instruments import Instrument, UnknownInstrument, library
@@ -24,6 +22,7 @@ from smart_app.server_profile import WritePlan
 log = logging.getLogger(__name__)
 
 Source = Literal["ehr", "packaged", "created"]
+RegistrationOption = Literal["create_questionnaires", "security_labels"]
 
 
 @dataclass(frozen=True)
@@ -54,15 +53,13 @@ def packaged(inst: Instrument) -> dict[str, Any]:
     return library().questionnaire(f"{inst.url}|{inst.version}")
 
 
-def registration_option(launch: LaunchContext, name: str) -> bool:
-    """A per-registration switch: the registration's own field when it has one, else the
-    ``ASSESS_REGISTRATION_OPTIONS`` config mapping (registration name -> {option: bool})."""
+def registration_option(launch: LaunchContext, name: RegistrationOption) -> bool:
+    """A per-registration switch of the launch's EHR (``create_questionnaires``,
+    ``security_labels``), from its entry in the registrations file."""
     reg = launch.services.registrations.lookup(launch.iss)
-    value = getattr(reg, name, None)
-    if value is None:
-        options = current_app.config.get("ASSESS_REGISTRATION_OPTIONS") or {}
-        value = (options.get(reg.name) or {}).get(name, False)
-    return bool(value)
+    if name == "create_questionnaires":
+        return reg.create_questionnaires
+    return reg.security_labels
 
 
 def resolve(

@@ -37,6 +37,10 @@ class Registration:
     scopes: str | None = None
     allow_addresses: tuple[str, ...] = ()
     frame_ancestors: tuple[str, ...] = ()
+    #: Create the packaged Questionnaire on the server when it has no copy (where allowed).
+    create_questionnaires: bool = False
+    #: Mark written resources with ``meta.security`` (sensitive behavioural-health data).
+    security_labels: bool = False
 
     @property
     def auth_method(self) -> str:
@@ -149,6 +153,8 @@ def _build(raw: dict[str, Any], base_dir: Path, where: str) -> Registration:
         scopes=raw.get("scopes"),
         allow_addresses=tuple(raw.get("allow_addresses", [])),
         frame_ancestors=tuple(raw.get("frame_ancestors", [])),
+        create_questionnaires=bool(raw.get("create_questionnaires", False)),
+        security_labels=bool(raw.get("security_labels", False)),
     )
 
 

@@ -90,10 +90,16 @@ def transport() -> Iterator[Wrapped]:
 def launch_as(
     fhir_server: FhirServerProcess, tmp_path: Path, transport: Wrapped
 ) -> Iterator[Callable[..., Session]]:
-    """``launch_as(patient, scope=ALL, **config)``: an app and a browser launched for a patient."""
+    """``launch_as(patient, scope=ALL, registration=None, **config)``: an app and a browser
+    launched for a patient; ``registration`` adds fields to the app's registration."""
     apps: list[Flask] = []
 
-    def launch(patient: str, scope: str = ALL, **config: Any) -> Session:
+    def launch(
+        patient: str,
+        scope: str = ALL,
+        registration: dict[str, Any] | None = None,
+        **config: Any,
+    ) -> Session:
         base = fhir_server.base_url.rstrip("/")
         reg = {
             "name": "open sandbox",
@@ -101,6 +107,7 @@ def launch_as(
             "client_id": "assess-app-test",
             "client_type": "public",
             "allow_addresses": ["loopback"],
+            **(registration or {}),
         }
         app = create_app(
             {
@@ -298,18 +305,44 @@ def test_the_ehrs_copy_is_used_and_the_packaged_one_created_when_asked(
     session = launch_as("sandbox-adult-29")
     assert "<h1>ECR as filed in this EHR</h1>" in session.form("ecr")[0]
 
-    creating = launch_as(
-        "sandbox-adult-29",
-        ASSESS_REGISTRATION_OPTIONS={"open sandbox": {"create_questionnaires": True}},
-    )
+    url = {"url": "http://attach-fhir.org/fhir/Questionnaire/ecr-rs", "version": "1.0.0"}
+    not_asked = launch_as("sandbox-adult-29")
+    not_asked.form("ecr-rs")
+    with fhir(fhir_server) as client:
+        assert client.get("Questionnaire", params=url).json()["total"] == 0
+    creating = launch_as("sandbox-adult-29", registration={"create_questionnaires": True})
     creating.form("ecr-rs")
     creating.form("ecr-rs")  # conditional on url and version: still one
     with fhir(fhir_server) as client:
-        found = client.get(
-            "Questionnaire",
-            params={"url": "http://attach-fhir.org/fhir/Questionnaire/ecr-rs", "version": "1.0.0"},
-        ).json()
+        found = client.get("Questionnaire", params=url).json()
         assert len(found.get("entry") or []) == 1
+
+
+@pytest.mark.parametrize("labelled", [True, False])
+def test_the_registration_asks_for_security_labels(
+    launch_as: Callable[..., Session], fhir_server: FhirServerProcess, labelled: bool
+) -> None:
+    session = launch_as("sandbox-adult-29", registration={"security_labels": labelled})
+    _, sid = session.form("rq")
+    draft = session.post("rq", {"q:secure": "6"}, "draft", sid)
+    assert draft.status_code == 303, draft.text
+    draft_id = re.search(r"draft=([^&]+)", draft.headers["Location"]).group(1)  # type: ignore[union-attr]
+    with fhir(fhir_server) as client:
+        in_progress = client.get(f"QuestionnaireResponse/{draft_id}").json()
+    done = session.post("rq", RQ, "submit", sid)
+    assert done.status_code == 303
+    item = session.app.extensions["attach_assess"].outbox.store.get(sid)
+    assert item.status == "delivered", item.last_error
+    written = [in_progress]
+    with fhir(fhir_server) as client:
+        for reference in item.receipt.values():
+            written.append(client.get(reference).json())
+    kinds = sorted({r["resourceType"] for r in written})
+    assert kinds == ["Observation", "Provenance", "QuestionnaireResponse"]
+    for resource in written:
+        codes = {s["code"] for s in resource.get("meta", {}).get("security", [])}
+        # v3-ActCode BH (behavioural health) and confidentiality R, only when asked
+        assert codes == ({"BH", "R"} if labelled else set()), resource["resourceType"]
 
 
 def test_create_app_starts_the_worker_when_configured_and_it_delivers_later(

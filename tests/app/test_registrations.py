@@ -227,3 +227,15 @@ def test_serve_refuses_a_bad_file_and_names_the_key(
     path.write_text(json.dumps({"registrations": [reg(client_type="nope")]}))
     assert cli_main(["serve", "--registrations", str(path)]) == 2
     assert "$.registrations[0].client_type" in capsys.readouterr().err
+
+
+def test_write_back_switches_default_off_and_must_be_booleans(tmp_path: Path) -> None:
+    plain = parse({"registrations": [reg()]}, base_dir=tmp_path).lookup(ISS)
+    assert (plain.create_questionnaires, plain.security_labels) == (False, False)
+    both = reg(create_questionnaires=True, security_labels=True)
+    asked = parse({"registrations": [both]}, base_dir=tmp_path).lookup(ISS)
+    assert (asked.create_questionnaires, asked.security_labels) == (True, True)
+    text = problems({"registrations": [reg(security_labels="yes")]}, tmp_path)
+    assert "$.registrations[0].security_labels: 'yes' is not of type 'boolean'" in text
+    text = problems({"registrations": [reg(create_questionnaires=1)]}, tmp_path)
+    assert "$.registrations[0].create_questionnaires: 1 is not of type 'boolean'" in text
