@@ -48,6 +48,7 @@ class ScoreRow:
     recorded: str
     prorated: bool
     method: str | None
+    status: str
     change: Change | None
     baseline_recorded: str | None
 
@@ -120,6 +121,7 @@ def _rows(
                 recorded=shown.recorded,
                 prorated=shown.prorated,
                 method=shown.method,
+                status=shown.status,
                 change=change,
                 baseline_recorded=baseline.recorded if change else None,
             )

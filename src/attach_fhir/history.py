@@ -50,6 +50,8 @@ class ScorePoint:
     prorated: bool
     #: ``Observation.method.text``: the algorithm id and version.
     method: str | None
+    #: ``Observation.status`` (``preliminary``: a patient's own, not yet reviewed).
+    status: str = "final"
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +141,7 @@ def to_point(obs: Mapping[str, Any]) -> ScorePoint | None:
         observation=f"Observation/{obs['id']}" if obs.get("id") else None,
         prorated=any(n.startswith(PRORATED_NOTE) for n in notes),
         method=(obs.get("method") or {}).get("text"),
+        status=str(obs["status"]),
     )
 
 

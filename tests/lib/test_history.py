@@ -1,0 +1,154 @@
+"""Score history from hand-written Observations (as a FHIR search returns them, in any order)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from attach_fhir.canonical import SCORES_SYSTEM
+from attach_fhir.history import (
+    parse_time,
+    plane_points,
+    points,
+    relationship_scores,
+    series,
+    to_point,
+)
+
+
+def obs(
+    code: str,
+    value: float | None,
+    when: str,
+    qr: str | None,
+    *,
+    status: str = "final",
+    category: str | None = None,
+    note: str | None = None,
+    oid: str | None = None,
+) -> dict[str, Any]:
+    """A score Observation shaped like the write-back's."""
+    resource: dict[str, Any] = {
+        "resourceType": "Observation",
+        "status": status,
+        "code": {"coding": [{"system": SCORES_SYSTEM, "code": code}]},
+        "subject": {"reference": "Patient/p1"},
+        "effectiveDateTime": when,
+        "method": {"text": "ecr-r-subscale-means 1.0.0"},
+    }
+    if oid:
+        resource["id"] = oid
+    if qr:
+        resource["derivedFrom"] = [{"reference": f"QuestionnaireResponse/{qr}"}]
+    if value is not None:
+        resource["valueQuantity"] = {"value": value, "unit": "{score}"}
+    if category is not None:
+        resource["valueCodeableConcept"] = {"coding": [{"code": category}]}
+    if note:
+        resource["note"] = [{"text": note}]
+    return resource
+
+
+# Three ECR-R submissions, read back newest first, plus noise a search may return.
+ECR_R = [
+    obs("ecr-r-anxiety", 2.3888888889, "2024-05-10T09:00:00Z", "qr3"),
+    obs("ecr-r-avoidance", 2.1666666667, "2024-05-10T09:00:00Z", "qr3"),
+    obs("ecr-r-avoidance", 4.0, "2024-03-10T09:00:00Z", "qr2"),
+    obs("ecr-r-anxiety", 4.0, "2024-03-10T09:00:00Z", "qr2"),
+    obs("ecr-r-anxiety", 6.0, "2024-01-10T09:00:00Z", "qr1", oid="o1"),
+    obs("ecr-r-avoidance", 2.0, "2024-01-10T09:00:00Z", "qr1"),
+]
+NOISE = [
+    obs("ecr-r-anxiety", 7.0, "2024-04-01T09:00:00Z", "qr9", status="entered-in-error"),
+    {**obs("ecr-r-anxiety", 1.0, "2024-04-01", "qr8"), "code": {"coding": [{"code": "x"}]}},
+    obs("ecr-r-anxiety", None, "2024-04-02", "qr7"),  # no value
+]
+
+
+def test_series_are_per_code_in_time_order_whatever_the_search_order() -> None:
+    found = series(points(ECR_R + NOISE))
+    assert list(found) == ["ecr-r-anxiety", "ecr-r-avoidance"]
+    assert [(p.recorded[:10], p.value) for p in found["ecr-r-anxiety"]] == [
+        ("2024-01-10", 6.0),
+        ("2024-03-10", 4.0),
+        ("2024-05-10", 2.3888888889),
+    ]
+    assert [p.value for p in found["ecr-r-avoidance"]] == [2.0, 4.0, 2.1666666667]
+    assert [p.submission for p in found["ecr-r-anxiety"]] == [
+        "QuestionnaireResponse/qr1",
+        "QuestionnaireResponse/qr2",
+        "QuestionnaireResponse/qr3",
+    ]
+    assert found["ecr-r-anxiety"][0].observation == "Observation/o1"
+
+
+def test_plane_points_pair_anxiety_and_avoidance_of_each_submission() -> None:
+    planes = plane_points(points(ECR_R))
+    assert list(planes) == ["ecr-r"]
+    assert [(p.submission, p.avoidance, p.anxiety) for p in planes["ecr-r"]] == [
+        ("QuestionnaireResponse/qr1", 2.0, 6.0),
+        ("QuestionnaireResponse/qr2", 4.0, 4.0),
+        ("QuestionnaireResponse/qr3", 2.1666666667, 2.3888888889),
+    ]
+
+
+def test_a_submission_missing_one_dimension_is_not_a_point() -> None:
+    only_anxiety = [obs("ecr-anxiety", 3.0, "2024-02-01", "e1")]
+    both = [
+        obs("ecr-anxiety", 3.5, "2024-03-01", "e2"),
+        obs("ecr-avoidance", 2.5, "2024-03-01", "e2"),
+    ]
+    planes = plane_points(points(only_anxiety + both + ECR_R[:2]))
+    assert [(p.avoidance, p.anxiety) for p in planes["ecr"]] == [(2.5, 3.5)]
+    assert [(p.avoidance, p.anxiety) for p in planes["ecr-r"]] == [(2.1666666667, 2.3888888889)]
+
+
+def test_ecr_rs_scores_group_per_submission_and_relationship() -> None:
+    first = [
+        obs("ecr-rs-partner-anxiety", 5.0, "2024-01-05", "rs1"),
+        obs("ecr-rs-partner-avoidance", 2.5, "2024-01-05", "rs1"),
+        obs("ecr-rs-mother-avoidance", 3.0, "2024-01-05", "rs1"),
+        obs("ecr-rs-mother-anxiety", 1.0, "2024-01-05", "rs1"),
+    ]
+    second = [obs("ecr-rs-friend-anxiety", 2.0, "2024-06-05", "rs2")]
+    found = relationship_scores(points(second + first))
+    assert [r.submission for r in found] == [
+        "QuestionnaireResponse/rs1",
+        "QuestionnaireResponse/rs2",
+    ]
+    # Targets in the instrument's order (mother, father, partner, friend), skipped ones absent.
+    assert dict(found[0].targets) == {"mother": (1.0, 3.0), "partner": (5.0, 2.5)}
+    assert list(found[0].targets) == ["mother", "partner"]
+    assert dict(found[1].targets) == {"friend": (2.0, None)}
+
+
+def test_flags_category_and_grouping_without_a_response_reference() -> None:
+    prorated = to_point(
+        obs(
+            "ecr-r-anxiety",
+            3.25,
+            "2024-01-01",
+            None,
+            note="Prorated: mean of the 16 of 18 items answered (local convention)",
+            status="preliminary",
+        )
+    )
+    assert prorated is not None
+    assert prorated.prorated is True
+    assert prorated.status == "preliminary"
+    assert prorated.submission == "at:2024-01-01"
+    assert prorated.method == "ecr-r-subscale-means 1.0.0"
+    category = to_point(obs("ecr-category", None, "2024-01-01", "e1", category="fearful"))
+    assert category is not None
+    assert (category.value, category.category) == (None, "fearful")
+
+
+def test_a_duplicate_observation_of_the_same_submission_counts_once() -> None:
+    twice = [ECR_R[4], {**ECR_R[4], "id": "o1-copy"}]
+    assert [p.observation for p in points(twice)] == ["Observation/o1-copy"]
+
+
+def test_fhir_partial_dates_parse_to_utc() -> None:
+    assert parse_time("2024") == dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+    assert parse_time("2024-03") == dt.datetime(2024, 3, 1, tzinfo=dt.UTC)
+    assert parse_time("2024-03-10T10:00:00+01:00") == dt.datetime(2024, 3, 10, 9, tzinfo=dt.UTC)
