@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from flask import Flask, render_template
+from jinja2 import meta
 
 from smart_app import create_app
 from smart_app.questionnaire_form import build_form, html_id
@@ -492,3 +493,14 @@ def test_malformed_items_render_without_crashing(app: Flask) -> None:
     assert len(page.all("p", class_="q-notice")) == 3  # the choice without options, quantity, time
     assert page.one("input", name="o:o").attrs["type"] == "text"  # open-choice: free text only
     assert not page.one("input", name="o:o").hidden()
+
+
+def test_the_assess_fill_page_fills_the_form_templates_blocks(app: Flask) -> None:
+    """One form rendering: assess/fill.html extends assess/form.html instead of repeating it."""
+    env = app.jinja_env
+    assert env.loader is not None
+    source = env.loader.get_source(env, "assess/fill.html")[0]
+    referenced = set(meta.find_referenced_templates(env.parse(source)))
+    assert "assess/form.html" in referenced
+    assert not referenced & {"base.html", "assess/_form_macros.html"}
+    assert {"hidden_fields", "actions"} <= set(env.get_template("assess/form.html").blocks)
