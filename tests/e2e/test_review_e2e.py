@@ -145,9 +145,7 @@ def submit(writer: FhirClient, patient: str, authored: str, values: dict[str, in
     return str(location.split("/")[1])
 
 
-# Session scope, like tests/fixtures/smart_app_server.py's app servers: stopping the app
-# mid-session surfaces an unclosed pooled socket from its launch-time discovery (not ours).
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def env(
     sandbox_factory: Callable[..., Sandbox], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ReviewEnv]:
@@ -174,7 +172,7 @@ def env(
     finally:
         http.close()
         server.thread.stop()
-        server.transport.close()
+        server.transport.shutdown()
 
 
 @pytest.fixture
