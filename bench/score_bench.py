@@ -3,11 +3,12 @@
 Run: ``.venv/bin/python bench/score_bench.py [--responses 10000] [--peer-subset 300]``.
 
 Both sides score the same seeded, complete ECR-R QuestionnaireResponses (dicts, already parsed)
-on one core. The Python side is ``Scorer.score`` (input checks included) on all of them; the peer
-is fhirpathpy evaluating the Questionnaire's own root ``variable``s and ``calculatedExpression``s
-as an SDC renderer does, each expression compiled once up front. fhirpathpy is slow, so it runs on
-the first ``--peer-subset`` responses and its rate is per response on that subset. The two must
-agree on every response of the subset.
+on one core, timed in CPU seconds of this single-threaded process. The Python side is
+``Scorer.score`` (input checks included) on all of them; the peer is fhirpathpy evaluating the
+Questionnaire's own root ``variable``s and ``calculatedExpression``s as an SDC renderer does,
+each expression compiled once up front. fhirpathpy is slow, so it runs on the first
+``--peer-subset`` responses and its rate is per response on that subset. The two must agree on
+every response of the subset.
 """
 
 from __future__ import annotations
@@ -81,13 +82,17 @@ class FhirpathPeer:
 
 
 def rate(run: Callable[[], object], count: int, repeat: int) -> tuple[float, float]:
-    """(best, median) responses per second over ``repeat`` timed runs of ``count`` responses."""
+    """(best, median) responses per CPU-second over ``repeat`` runs of ``count`` responses.
+
+    CPU time of this process (one thread, so one core), not wall time: on a shared machine
+    other processes' time slices would otherwise count against whichever side runs then.
+    """
     seconds = []
     for _ in range(repeat):
         gc.collect()
-        start = time.perf_counter()
+        start = time.process_time()
         run()
-        seconds.append(time.perf_counter() - start)
+        seconds.append(time.process_time() - start)
     return count / min(seconds), count / statistics.median(seconds)
 
 
@@ -119,6 +124,9 @@ def main(argv: list[str] | None = None) -> int:
     questionnaire = library().questionnaire(questionnaire_url("ecr-r"))
     responses = generate(questionnaire, args.responses, args.seed)
     subset = responses[: args.peer_subset]
+    # The 10,000 parsed responses are long-lived input, not the scorers' garbage: keep the
+    # collector from re-scanning them on every full collection (both sides benefit alike).
+    gc.freeze()
     scorer = Scorer(questionnaire)
     peer = FhirpathPeer(questionnaire)
 
@@ -139,17 +147,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         f"  Python scorer (checks + scores), all {len(responses):,} responses, "
-        f"{args.repeat} runs: median {ours_median:,.0f} responses/s "
+        f"{args.repeat} runs: median {ours_median:,.0f} responses per CPU-second "
         f"({1e6 / ours_median:.1f} us each), best {ours_best:,.0f}/s"
     )
     print(
         f"  fhirpathpy, same expressions compiled once, on the first {len(subset)} responses "
-        f"only (it is slow): {peer_best:,.1f} responses/s ({1e3 / peer_best:.2f} ms each)"
+        f"only (it is slow): {peer_best:,.1f} responses per CPU-second "
+        f"({1e3 / peer_best:.2f} ms each)"
     )
     print(f"  agreement on the subset: {len(subset) - disagreements}/{len(subset)} responses")
     print(f"  ratio (Python median / fhirpathpy): {ratio:,.0f}x")
     print(
-        f"  targets: >= {TARGET_RATE:,} responses/s: "
+        f"  targets: >= {TARGET_RATE:,} responses/s on one core: "
         f"{'met' if ours_median >= TARGET_RATE else 'NOT met'}; >= {TARGET_RATIO}x: "
         f"{'met' if ratio >= TARGET_RATIO else 'NOT met'}"
     )

@@ -9,6 +9,7 @@ disables) and raised together as one ``InvalidResponse`` whose ``problems`` carr
 from __future__ import annotations
 
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from attach_fhir.errors import AttachError
@@ -57,10 +58,15 @@ class InvalidResponse(AttachError):
 
 
 class CheckedResponse(NamedTuple):
-    """A valid response: linkId -> answer values (empty: unanswered), and the disabled linkIds."""
+    """A valid response: each answered linkId's (first) answer value, all values of the items
+    answered more than once, and the linkIds that enableWhen disables."""
 
-    answers: Mapping[str, list[object]]
+    answers: Mapping[str, object]
+    repeated: Mapping[str, tuple[object, ...]]
     disabled: frozenset[str]
+
+
+NO_REPEATS: Mapping[str, tuple[object, ...]] = MappingProxyType({})
 
 
 class _Walk:
@@ -180,8 +186,13 @@ def _has_type(item_type: str, value: object) -> bool:
     return True
 
 
-def _holds(condition: EnableWhen, answers: Mapping[str, list[object]]) -> bool:
-    values = answers.get(condition.question) or []
+def _holds(
+    condition: EnableWhen,
+    answers: Mapping[str, object],
+    repeated: Mapping[str, tuple[object, ...]],
+) -> bool:
+    question = condition.question
+    values = repeated.get(question) or ((answers[question],) if question in answers else ())
     expected = condition.answer
     if condition.operator == "exists":
         return bool(values) == bool(expected)
@@ -206,12 +217,16 @@ def _holds(condition: EnableWhen, answers: Mapping[str, list[object]]) -> bool:
     return False
 
 
-def disabled_items(model: ScoringModel, answers: Mapping[str, list[object]]) -> frozenset[str]:
+def disabled_items(
+    model: ScoringModel,
+    answers: Mapping[str, object],
+    repeated: Mapping[str, tuple[object, ...]] = NO_REPEATS,
+) -> frozenset[str]:
     """The linkIds that enableWhen (on the item or an ancestor) disables, given the answers."""
     disabled: set[str] = set()
     for rule in model.enable_rules:
         for conditions, any_of in rule.levels:
-            checks = (_holds(c, answers) for c in conditions)
+            checks = (_holds(c, answers, repeated) for c in conditions)
             if not (any(checks) if any_of else all(checks)):
                 disabled.update(rule.link_ids)
                 break
@@ -219,20 +234,17 @@ def disabled_items(model: ScoringModel, answers: Mapping[str, list[object]]) -> 
 
 
 def _fast_walk(
-    items: Any, expected: Mapping[str, ItemSpec], answers: dict[str, list[object]], seen: set[str]
+    items: Any, expected: Mapping[str, ItemSpec], answers: dict[str, object], seen: set[str]
 ) -> int:
     """The common case in one tight pass: the number of items walked, or -1 (or an exception)
     at anything unusual. A repeated linkId shows as fewer distinct linkIds than items walked."""
     walked = len(items)
     for item in items:
         spec = expected[item["linkId"]]
-        raw = item.get("answer")
-        if raw is None:
-            seen.add(spec.link_id)
-        else:
+        if "answer" in item:
             # Any JSON value but a one-element list, or an answer with more than a value (a
             # nested item, an extension), raises or returns -1 here: the thorough walk judges.
-            (answer,) = raw
+            (answer,) = item["answer"]
             if len(answer) != 1:
                 return -1
             if spec.type == "choice":
@@ -240,14 +252,15 @@ def _fast_walk(
                 code = coding["code"]
                 if code not in spec.codes or coding["system"] != spec.system:
                     return -1
-                answers[spec.link_id] = [code]
+                answers[spec.link_id] = code
             elif spec.type == "boolean" and type(answer["valueBoolean"]) is bool:
-                answers[spec.link_id] = [answer["valueBoolean"]]
+                answers[spec.link_id] = answer["valueBoolean"]
             else:
                 return -1
-        children = item.get("item")
-        if children is not None:
-            nested = _fast_walk(children, spec.children, answers, seen)
+        else:
+            seen.add(spec.link_id)
+        if "item" in item:
+            nested = _fast_walk(item["item"], spec.children, answers, seen)
             if nested < 0:
                 return -1
             walked += nested
@@ -255,7 +268,7 @@ def _fast_walk(
 
 
 def _complete(
-    model: ScoringModel, answers: Mapping[str, list[object]], disabled: frozenset[str], status: str
+    model: ScoringModel, answers: Mapping[str, object], disabled: frozenset[str], status: str
 ) -> bool:
     """No disabled item answered, and (when finished) every enabled required item answered."""
     if disabled and not disabled.isdisjoint(answers.keys()):
@@ -275,7 +288,7 @@ def check_response(model: ScoringModel, response: object) -> CheckedResponse:
         and response.get("questionnaire") == model.questionnaire
         and response.get("status") in SCORABLE
     ):
-        answers: dict[str, list[object]] = {}
+        answers: dict[str, object] = {}
         seen: set[str] = set()
         try:
             walked = _fast_walk(response.get("item", []), model.top_items, answers, seen)
@@ -284,7 +297,7 @@ def check_response(model: ScoringModel, response: object) -> CheckedResponse:
         if walked == len(answers) + len(seen) and seen.isdisjoint(answers):
             disabled = disabled_items(model, answers) if model.enable_rules else frozenset()
             if _complete(model, answers, disabled, response["status"]):
-                return CheckedResponse(answers, disabled)
+                return CheckedResponse(answers, NO_REPEATS, disabled)
     return _thorough_check(model, response)
 
 
@@ -308,7 +321,9 @@ def _thorough_check(model: ScoringModel, response: object) -> CheckedResponse:
         walk.problem("status", f"{ROOT}.status", "a response entered in error is not scored")
     walk.walk(response.get("item", []), model.top_items, ROOT)
     answers = walk.answers
-    disabled = disabled_items(model, answers) if model.enable_rules else frozenset()
+    first = {link_id: values[0] for link_id, values in answers.items() if values}
+    repeated = {link_id: tuple(v) for link_id, v in answers.items() if len(v) > 1}
+    disabled = disabled_items(model, first, repeated) if model.enable_rules else frozenset()
     for link_id in disabled:
         if answers.get(link_id):
             walk.problem(
@@ -326,7 +341,7 @@ def _thorough_check(model: ScoringModel, response: object) -> CheckedResponse:
             )
     if walk.problems:
         raise InvalidResponse(walk.problems)
-    return CheckedResponse(answers, disabled)
+    return CheckedResponse(first, repeated, disabled)
 
 
 def _problem(code: str, path: str, message: str) -> dict[str, str]:

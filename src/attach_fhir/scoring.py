@@ -13,7 +13,7 @@ the mean of the answered items, if at least ``min_answered`` of them were answer
 from __future__ import annotations
 
 from collections.abc import Mapping
-from operator import getitem, itemgetter
+from operator import getitem
 from typing import Any, NamedTuple
 
 from attach_fhir.response_check import CheckedResponse, check_response
@@ -23,8 +23,6 @@ FINAL = "final"
 PRORATED = "prorated"
 NOT_SCORED = "not-scored"
 NOT_APPLICABLE = "not-applicable"
-
-first = itemgetter(0)
 
 #: Local convention, not an author rule: prorate only when >= 80% of a score's items are answered.
 DEFAULT_MIN_ANSWERED = 0.8
@@ -86,13 +84,21 @@ class ScoreResult(NamedTuple):
 
 
 def _mean(spec: ScoreSpec, checked: CheckedResponse, prorate: bool, minimum: float) -> Score:
+    try:
+        values = map(checked.answers.__getitem__, spec.item_ids)
+        total: float = sum(map(getitem, spec.tables, values))  # type: ignore[arg-type]
+    except KeyError:  # an item unanswered
+        return _incomplete_mean(spec, checked, prorate, minimum)
+    expected = len(spec.item_ids)
+    return Score(spec.code, total / expected, FINAL, expected, expected, spec.focus)
+
+
+def _incomplete_mean(
+    spec: ScoreSpec, checked: CheckedResponse, prorate: bool, minimum: float
+) -> Score:
     answers = checked.answers
     expected = len(spec.item_ids)
-    got = list(map(answers.get, spec.item_ids))
-    if None not in got:
-        total = sum(map(getitem, spec.tables, map(first, got)))  # type: ignore[arg-type]
-        return Score(spec.code, total / expected, FINAL, expected, expected, spec.focus)
-    missing = [link_id for link_id, values in zip(spec.item_ids, got, strict=True) if not values]
+    missing = [link_id for link_id in spec.item_ids if link_id not in answers]
     answered = expected - len(missing)
     if answered == 0 and checked.disabled and checked.disabled.issuperset(missing):
         return Score(
@@ -106,9 +112,9 @@ def _mean(spec: ScoreSpec, checked: CheckedResponse, prorate: bool, minimum: flo
         )
     if prorate and answered and answered >= minimum * expected:
         subtotal = 0.0
-        for table, values in zip(spec.tables, got, strict=True):
-            if values:
-                subtotal += table[values[0]]  # type: ignore[index]
+        for link_id, table in spec.items:
+            if link_id in answers:
+                subtotal += table[answers[link_id]]  # type: ignore[index]
         return Score(spec.code, subtotal / answered, PRORATED, answered, expected, spec.focus)
     return Score(
         spec.code,

@@ -49,8 +49,10 @@ def answer(code: str, system: str = AGREEMENT_7_SYSTEM) -> Json:
 
 def test_a_valid_response_passes_with_its_answers() -> None:
     checked = check_response(model("ecr-r"), ecr_r())
-    assert checked.answers["1"] == ["1"]
-    assert checked.answers["36"] == ["1"]  # item 36 -> ((36 - 1) mod 7) + 1 = 1
+    assert checked.answers["1"] == "1"
+    assert checked.answers["36"] == "1"  # item 36 -> ((36 - 1) mod 7) + 1 = 1
+    assert len(checked.answers) == 36
+    assert checked.repeated == {}
     assert checked.disabled == frozenset()
 
 
@@ -255,8 +257,7 @@ def outcome(check: Any, checked_model: ScoringModel, response: Json) -> object:
         result = check(checked_model, copy.deepcopy(response))
     except InvalidResponse as error:
         return ("invalid", json.dumps(error.problems))
-    answers = {k: v for k, v in result.answers.items() if v}
-    return ("valid", answers, result.disabled)
+    return ("valid", dict(result.answers), dict(result.repeated), result.disabled)
 
 
 @settings(max_examples=150, deadline=None)
