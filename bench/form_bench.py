@@ -20,8 +20,9 @@ from pathlib import Path
 from tempfile import TemporaryDirectory
 from typing import Any
 
+from _browser import chromium
 from flask import Blueprint, Flask, render_template, request
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser
 from werkzeug.serving import make_server
 
 from smart_app import create_app
@@ -30,14 +31,6 @@ from smart_app.questionnaire_form import build_form
 
 ROOT = Path(__file__).resolve().parents[1]
 ECR_R = json.loads((ROOT / "questionnaires" / "ecr-r.json").read_text(encoding="utf-8"))
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 REGISTRATIONS = {
     "registrations": [
         {
@@ -169,12 +162,10 @@ def main() -> int:
     args = parser.parse_args()
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no access log on the console
     with TemporaryDirectory() as data_dir, serve(data_dir) as (app, url):
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        with chromium() as browser:
             page_load(browser, url)  # warm-up: the first launch pays for disk caches
             loads = [page_load(browser, url) for _ in range(args.runs)]
             wall, in_page = clicks(browser, url)
-            browser.close()
         get_ms, post_ms, base_ms = server_times(app, 50)
     wire = statistics.median(w for w, _ in loads)
     tti = statistics.median(t for _, t in loads)

@@ -2,6 +2,7 @@
 module per server, so each can be used alone."""
 
 pytest_plugins: list[str] = [
+    "tests.fixtures.browser",
     "tests.fixtures.fhir_server",
     "tests.fixtures.sandbox",
     "tests.fixtures.smart_app_server",

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from flask import Blueprint, Flask, jsonify, render_template, request
-from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page
 from werkzeug.serving import make_server
 
 from smart_app import create_app
@@ -27,14 +27,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
 ROOT = Path(__file__).resolve().parents[2]
 AXE = ROOT / "tests" / "e2e" / "axe" / "node_modules" / "axe-core" / "axe.min.js"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 ATTACK = '<script>window.pwned=1</script><img src=x onerror="window.pwned=2">'
 XHTML = "http://hl7.org/fhir/StructureDefinition/rendering-xhtml"
@@ -113,17 +105,9 @@ def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     server.server_close()
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-
-
 @pytest.fixture
-def context(browser: Browser) -> Iterator[BrowserContext]:
-    ctx = browser.new_context()
+def context(chromium: Browser) -> Iterator[BrowserContext]:
+    ctx = chromium.new_context()
     yield ctx
     ctx.close()
 
@@ -175,9 +159,9 @@ def axe_violations(page: Page) -> list[dict[str, Any]]:
 
 
 @pytest.fixture
-def axe_context(browser: Browser) -> Iterator[BrowserContext]:
+def axe_context(chromium: Browser) -> Iterator[BrowserContext]:
     # axe is injected as an inline script, which the app's CSP (rightly) refuses.
-    ctx = browser.new_context(bypass_csp=True)
+    ctx = chromium.new_context(bypass_csp=True)
     yield ctx
     ctx.close()
 
@@ -218,8 +202,8 @@ def test_320_px_wide_likert_rows_become_lists(axe_context: BrowserContext, base_
     assert len(set(tops)) == 1  # a single Likert row when there is room
 
 
-def test_enable_when_with_and_without_script(browser: Browser, base_url: str) -> None:
-    with_js = browser.new_context()
+def test_enable_when_with_and_without_script(chromium: Browser, base_url: str) -> None:
+    with_js = chromium.new_context()
     page = with_js.new_page()
     page.goto(f"{base_url}/form/ecr-rs")
     item = page.locator("input[name='q:mother.1']").first
@@ -231,7 +215,7 @@ def test_enable_when_with_and_without_script(browser: Browser, base_url: str) ->
     assert not item.is_visible()
     with_js.close()
 
-    no_js = browser.new_context(java_script_enabled=False)
+    no_js = chromium.new_context(java_script_enabled=False)
     page = no_js.new_page()
     page.goto(f"{base_url}/form/ecr-rs")
     item = page.locator("input[name='q:mother.1']").first
@@ -247,9 +231,9 @@ def test_enable_when_with_and_without_script(browser: Browser, base_url: str) ->
 
 @pytest.mark.parametrize("bypass_csp", [False, True], ids=["with-csp", "escaping-alone"])
 def test_script_in_questionnaire_text_stays_inert(
-    browser: Browser, base_url: str, bypass_csp: bool
+    chromium: Browser, base_url: str, bypass_csp: bool
 ) -> None:
-    ctx = browser.new_context(bypass_csp=bypass_csp)
+    ctx = chromium.new_context(bypass_csp=bypass_csp)
     page = ctx.new_page()
     dialogs: list[str] = []
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
