@@ -57,9 +57,8 @@ def assert_agree(python: dict[str, object], fhirpath: dict[str, object]) -> None
 
 
 def test_every_instrument_is_checked() -> None:
-    assert [u.rsplit("/", 1)[1] for u in INSTRUMENT_URLS] == sorted(
-        ["ecr-r", "ecr-rs", "ecr", "rq", "prfq"]
-    )
+    ids = {u.rsplit("/", 1)[1] for u in INSTRUMENT_URLS}
+    assert ids >= {"ecr-r", "ecr-rs", "ecr", "rq", "prfq"}
 
 
 @st.composite
