@@ -1,0 +1,323 @@
+"""Care plans end to end: a real EHR launch, the app over HTTP, the sandbox FHIR server.
+
+A clinician submits an ECR-R, proposes a plan, edits and approves it; the CarePlan, Goals and
+Provenance are read back with their links. A second ECR-R moves the goals' achievement status.
+A revision that meets someone else's change (412) shows that change and overwrites nothing.
+
+Scores by hand from the published key (reverse items 9, 11 on anxiety; 20, 22, 26-31, 33-36 on
+avoidance; reversed = 8 - raw):
+- baseline: anxiety items raw 6 (9 and 11 raw 2 -> 6): mean 6; avoidance raw 4 (reversed 4):
+  mean 4. Targets (shipped rules: a quarter of the way to 1, rounded down to 2 decimals):
+  anxiety 6 - 0.25 * 5 = 4.75; avoidance 4 - 0.25 * 3 = 3.25.
+- re-assessment: anxiety raw 5 (9, 11 raw 3 -> 5): mean 5, lower than 6 but above 4.75:
+  improving; avoidance plain items raw 2, reversed items raw 6 (-> 2): mean 2 <= 3.25: achieved.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from attach_fhir.careplan_fhir import CAREPLAN_SYSTEM
+from ehr_sandbox.runner import Sandbox
+from tests.fixtures.sandbox import SandboxFactory
+from tests.fixtures.smart_app_server import (
+    AppServer,
+    Browser,
+    app_registration,
+    ehr_launch_url,
+    register_app,
+    start_app,
+)
+
+
+class SharedPool(httpx.HTTPTransport):
+    """The app's outbound transport for this module: one real pool for every request thread.
+
+    The app closes its per-request clients at teardown, and httpx closes their transport with
+    them; with one transport shared across the threaded server's requests, that would close a
+    pool another request is using. So ``close`` keeps it open and ``shutdown`` ends it.
+    """
+
+    def close(self) -> None:
+        """Keep the pool open while the app serves."""
+
+    def shutdown(self) -> None:
+        """Close the pool for good."""
+        super().close()
+
+
+pytestmark = pytest.mark.e2e
+
+ADULT = "sandbox-adult-29"
+ROWAN = "Practitioner/sandbox-practitioner-rowan"
+SCOPES = (
+    "launch openid fhirUser user/Patient.r user/Questionnaire.rs "
+    "user/QuestionnaireResponse.crus user/Observation.crus user/Provenance.crs "
+    "user/CarePlan.crus user/Goal.crus offline_access"
+)
+ECR_R_ANXIETY_REVERSED = {9, 11}
+ECR_R_AVOIDANCE_REVERSED = {20, 22, 26, 27, 28, 29, 30, 31, 33, 34, 35, 36}
+ACHIEVEMENT = "http://terminology.hl7.org/CodeSystem/goal-achievement"
+
+
+def ecr_r_answers(anxiety: int, avoidance: int) -> dict[str, str]:
+    """Answers whose keyed item values are all ``anxiety`` (1-18) and ``avoidance`` (19-36)."""
+    out = {}
+    for n in range(1, 37):
+        keyed, reversed_ = (
+            (anxiety, ECR_R_ANXIETY_REVERSED) if n <= 18 else (avoidance, ECR_R_AVOIDANCE_REVERSED)
+        )
+        out[f"q:{n}"] = str(8 - keyed if n in reversed_ else keyed)
+    return out
+
+
+@pytest.fixture(scope="module")
+def app_env(
+    sandbox_factory: SandboxFactory, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Sandbox, AppServer]]:
+    """A sandbox of its own and an app granted care-plan scopes."""
+    sandbox = sandbox_factory(with_app=False)
+    assert sandbox.urls is not None
+    data_dir: Path = tmp_path_factory.mktemp("careplan-app")
+    reg, client = app_registration("public", sandbox.urls.fhir_base, data_dir)
+    reg["client_id"] = client["client_id"] = "careplan-e2e"
+    reg["scopes"] = SCOPES
+    pool = SharedPool()
+    server = start_app(reg, data_dir, HTTP_TRANSPORT=pool)
+    register_app(sandbox, server, client)
+    yield sandbox, server
+    server.thread.stop()
+    server.app.extensions["attach_assess"].stop()
+    server.transport.close()
+    pool.shutdown()
+
+
+def hidden(page: str, name: str) -> str:
+    match = re.search(rf'name="{re.escape(name)}" value="([^"]*)"', page)
+    assert match, f"no {name} field"
+    return match.group(1)
+
+
+class Clinician:
+    """Rowan, launched from the EHR for the adult patient, using the app like a browser."""
+
+    def __init__(self, sandbox: Sandbox, server: AppServer) -> None:
+        self.sandbox, self.server = sandbox, server
+        self.browser = Browser()
+        page = self.browser.go(ehr_launch_url(sandbox, server.client_id, ADULT))
+        assert page.status_code == 200, page.text
+        self.ctx = urlsplit(self.browser.visited[-1]).path.split("/")[2]
+        self.app = f"{server.url}/app/{self.ctx}"
+        assert sandbox.urls is not None
+        self.fhir_base = sandbox.urls.fhir_base
+
+    def get(self, path: str) -> httpx.Response:
+        return self.browser.request("GET", self.app + path)
+
+    @property
+    def csrf(self) -> str:
+        """This browser's CSRF token (the same on every page)."""
+        return hidden(self.get("/careplan/propose").text, "csrf_token")
+
+    def post(self, path: str, data: dict[str, str]) -> httpx.Response:
+        data = {"csrf_token": self.csrf, **data}
+        return self.browser.request("POST", self.app + path, data=data)
+
+    def follow(self, response: httpx.Response) -> httpx.Response:
+        assert response.status_code == 303, response.text
+        url = httpx.URL(self.app).join(response.headers["location"])
+        return self.browser.request("GET", str(url))
+
+    def submit_ecr_r(self, anxiety: int, avoidance: int) -> None:
+        form = self.get("/assess/ecr-r/")
+        assert form.status_code == 200, form.text
+        data = {
+            **ecr_r_answers(anxiety, avoidance),
+            "submission_id": hidden(form.text, "submission_id"),
+            "action": "submit",
+        }
+        posted = self.post("/assess/ecr-r/", data)
+        assert posted.status_code == 303, posted.text
+
+    def fhir(self) -> httpx.Client:
+        app = self.server.app
+        with app.app_context():
+            record = app.extensions["attach_fhir"].store.get("launch", self.ctx)
+        assert record is not None
+        token = record["token"]["access_token"]
+        headers = {"Authorization": f"Bearer {token}", "Accept": "application/fhir+json"}
+        return httpx.Client(base_url=self.fhir_base + "/", headers=headers, timeout=30)
+
+    def close(self) -> None:
+        self.browser.close()
+
+
+def edit_form(page: str) -> dict[str, str]:
+    """Every field of the edit page as the browser would post it unchanged."""
+    fields: dict[str, str] = {}
+    for name in re.findall(r'name="((?:goal|activity)-\d+-key)"', page):
+        fields[name] = hidden(page, name)
+    for name, value in re.findall(
+        r'name="((?:goal|activity)-\d+-(?:target|due))"[^>]*value="([^"]*)"', page
+    ):
+        fields[name] = value
+    for name, value in re.findall(
+        r'name="((?:goal|activity)-\d+-description)"[^>]*>([^<]*)</textarea>', page
+    ):
+        fields[name] = value.replace("&amp;", "&").replace("&#39;", "'").replace("&#34;", '"')
+    for name, value in re.findall(
+        r'name="(activity-\d+-status)">.*?<option value="([^"]*)" selected', page, re.S
+    ):
+        fields[name] = value
+    return fields  # fmt: skip
+
+
+def search(client: httpx.Client, kind: str, **params: str) -> list[dict[str, Any]]:
+    response = client.get(kind, params=params)
+    assert response.status_code == 200, response.text
+    return [e["resource"] for e in response.json().get("entry") or []]
+
+
+def active_plan(client: httpx.Client) -> dict[str, Any]:
+    (plan,) = [
+        p
+        for p in search(client, "CarePlan", subject=f"Patient/{ADULT}", status="active")
+        if p["identifier"][0]["system"] == CAREPLAN_SYSTEM
+    ]
+    return plan
+
+
+def test_propose_edit_approve_reassess_and_revise(app_env: tuple[Sandbox, AppServer]) -> None:
+    sandbox, server = app_env
+    rowan = Clinician(sandbox, server)
+    try:
+        rowan.submit_ecr_r(anxiety=6, avoidance=4)
+        assert 'id="no-plan"' in rowan.get("/careplan/").text
+
+        # Propose: nothing is written yet; the draft shows the hand-computed targets.
+        draft = rowan.follow(rowan.post("/careplan/propose", {}))
+        assert draft.status_code == 200, draft.text
+        fields = edit_form(draft.text)
+        targets = {fields[f"goal-{n}-target"] for n in range(2)}
+        assert targets == {"4.75", "3.25"}
+        with rowan.fhir() as client:
+            assert search(client, "CarePlan", subject=f"Patient/{ADULT}") == []
+        anxiety = next(n for n in range(2) if fields[f"goal-{n}-target"] == "4.75")
+        activities = len(re.findall(r'name="activity-\d+-description"', draft.text))
+
+        # Edit: a gentler anxiety target, the last activity removed; then approve.
+        fields[f"goal-{anxiety}-target"] = "4.5"
+        fields[f"activity-{activities - 1}-remove"] = "1"
+        draft_path = urlsplit(str(draft.url)).path.removeprefix(f"/app/{rowan.ctx}")
+        done = rowan.follow(rowan.post(draft_path, {**fields, "action": "approve"}))
+        assert 'data-status="delivered"' in done.text, done.text
+
+        with rowan.fhir() as client:
+            plan = active_plan(client)
+            assert (plan["status"], plan["intent"]) == ("active", "plan")
+            assert plan["subject"]["reference"] == f"Patient/{ADULT}"
+            assert plan["author"]["reference"] == ROWAN
+            assert plan["period"]["start"] == dt.date.today().isoformat()
+            assert len(plan["activity"]) == activities - 1
+            goals = {g["reference"]: client.get(g["reference"]).json() for g in plan["goal"]}
+            assert sorted(g["lifecycleStatus"] for g in goals.values()) == ["active", "active"]
+            highs = sorted(g["target"][0]["detailRange"]["high"]["value"] for g in goals.values())
+            assert highs == [3.25, 4.5]
+            linked = {g["reference"] for a in plan["activity"] for g in a["detail"].get("goal", [])}
+            assert linked == set(goals)  # the re-assessment activity serves both goals
+            scores = [client.get(s["reference"]).json() for s in plan["supportingInfo"]]
+            assert sorted(o["valueQuantity"]["value"] for o in scores) == [4, 6]
+            provenance = search(client, "Provenance", target=f"CarePlan/{plan['id']}")
+            assert len(provenance) == 1
+            assert provenance[0]["agent"][0]["who"]["reference"] == ROWAN
+            assert {t["reference"] for t in provenance[0]["target"]} == {
+                f"CarePlan/{plan['id']}",
+                *goals,
+            }
+
+        # Approving the same draft again (a double click) writes nothing new.
+        again = rowan.post(draft_path, {**fields, "action": "approve"})
+        assert again.status_code == 303
+        with rowan.fhir() as client:
+            assert len(search(client, "CarePlan", subject=f"Patient/{ADULT}")) == 1
+            assert len(search(client, "Goal", subject=f"Patient/{ADULT}")) == 2
+
+        # Re-assess: anxiety 5 > 4.5 but below 6: improving; avoidance 2 <= 3.25: achieved.
+        rowan.submit_ecr_r(anxiety=5, avoidance=2)
+        judged = rowan.follow(rowan.post("/careplan/reassess", {}))
+        assert 'data-status="delivered"' in judged.text, judged.text
+        with rowan.fhir() as client:
+            plan = active_plan(client)
+            after = [client.get(g["reference"]).json() for g in plan["goal"]]
+            by_code = {g["target"][0]["measure"]["coding"][0]["code"]: g for g in after}
+            status = {c: g["achievementStatus"]["coding"][0] for c, g in by_code.items()}
+            assert status == {
+                "ecr-r-anxiety": {"system": ACHIEVEMENT, "code": "improving"},
+                "ecr-r-avoidance": {"system": ACHIEVEMENT, "code": "achieved"},
+            }
+            for code, value in (("ecr-r-anxiety", 5), ("ecr-r-avoidance", 2)):
+                (outcome,) = by_code[code]["outcomeReference"]
+                observation = client.get(outcome["reference"]).json()
+                assert observation["valueQuantity"]["value"] == value
+                assert observation["code"]["coding"][0]["code"] == code
+        page = rowan.get("/careplan/")
+        assert page.text.count('class="achievement" data-code="Improving"') == 1
+        assert page.text.count('class="achievement" data-code="Achieved"') == 1
+        assert page.text.count('class="series-point"') == 4  # two points on each goal's line
+        # Judging again with no newer score changes nothing.
+        unchanged = rowan.follow(rowan.post("/careplan/reassess", {}))
+        assert 'id="no-new-scores"' in unchanged.text
+
+        # Revise while someone else changes the plan in the EHR: 412, shown, nothing overwritten.
+        revising = rowan.follow(rowan.get("/careplan/revise"))
+        mine = edit_form(revising.text)
+        mine["activity-0-description"] = "Sessions about attachment, every fortnight."
+        with rowan.fhir() as client:
+            theirs = active_plan(client)
+            theirs["activity"][1]["detail"]["status"] = "in-progress"
+            changed = client.put(
+                f"CarePlan/{theirs['id']}",
+                json=theirs,
+                headers={"Content-Type": "application/fhir+json"},
+            )
+            assert changed.status_code == 200, changed.text
+        revise_path = urlsplit(str(revising.url)).path.removeprefix(f"/app/{rowan.ctx}")
+        conflict = rowan.post(revise_path, {**mine, "action": "approve"})
+        assert conflict.status_code == 409, conflict.text
+        title = theirs["activity"][1]["detail"]["code"]["text"]
+        assert (
+            f"Activity \u201c{title}\u201d: status changed from not-started to in-progress."
+            in conflict.text.replace("&#8220;", "\u201c").replace("&#8221;", "\u201d")
+        )
+        assert "Sessions about attachment, every fortnight." in conflict.text
+        with rowan.fhir() as client:
+            now = active_plan(client)
+            assert now["meta"]["versionId"] == changed.json()["meta"]["versionId"]
+            assert now["activity"][1]["detail"]["status"] == "in-progress"
+            assert now["activity"][0]["detail"]["description"] != mine["activity-0-description"]
+
+        # Start again from the current version: the revision is written with If-Match.
+        fresh = rowan.follow(rowan.get("/careplan/revise"))
+        again_fields = edit_form(fresh.text)
+        again_fields["activity-0-description"] = "Sessions about attachment, every fortnight."
+        fresh_path = urlsplit(str(fresh.url)).path.removeprefix(f"/app/{rowan.ctx}")
+        written = rowan.follow(rowan.post(fresh_path, {**again_fields, "action": "approve"}))
+        assert 'data-status="delivered"' in written.text, written.text
+        with rowan.fhir() as client:
+            final = active_plan(client)
+            assert (
+                final["activity"][0]["detail"]["description"]
+                == again_fields["activity-0-description"]
+            )
+            assert final["activity"][1]["detail"]["status"] == "in-progress"  # theirs kept
+            assert final["meta"]["versionId"] != now["meta"]["versionId"]
+    finally:
+        rowan.close()
