@@ -21,6 +21,7 @@ from flask import (
     Response,
     abort,
     current_app,
+    jsonify,
     redirect,
     render_template,
     request,
@@ -33,7 +34,7 @@ from attach_fhir.instruments import library
 from attach_fhir.response_check import InvalidResponse
 from smart_app import delivery, kept_forms, patient_facts, responses, submission
 from smart_app.context import LaunchContext, current_launch
-from smart_app.errors import BadLaunchRequest
+from smart_app.errors import AuthorizationExpired, BadLaunchRequest
 from smart_app.form_response import parse_form, response_to_values
 from smart_app.instrument_choice import choices
 from smart_app.questionnaire_form import ErrorLink, QuestionnaireForm, build_form
@@ -154,15 +155,8 @@ def _read_draft(launch: LaunchContext, resolved: Resolved, draft_id: str) -> dic
     return draft
 
 
-def _save_draft(launch: LaunchContext, write_plan: WritePlan, resolved: Resolved, sid: str) -> Any:
-    parsed = parse_form(resolved.questionnaire, request.form, status="in-progress")
-    if not parsed.ok:
-        return _page(launch, write_plan, resolved, parsed.form, sid, status=422)
-    if not write_plan.can_draft:
-        note = write_plan.draft_reason or "Drafts cannot be saved here."
-        return _page(launch, write_plan, resolved, parsed.form, sid, note=note, status=403)
-    if submission.status(launch, sid) is not None:
-        return redirect(url_for(".submitted", ctx=launch.id, sid=sid), code=303)
+def _write_draft(launch: LaunchContext, response: dict[str, Any], sid: str) -> str:
+    """Create or update the submission's in-progress QuestionnaireResponse; its id."""
     who = submission.people(launch)
     draft_ctx = responses.DraftContext(
         submission_id=sid,
@@ -172,8 +166,20 @@ def _save_draft(launch: LaunchContext, write_plan: WritePlan, resolved: Resolved
         encounter=launch.encounter_id,
         security_labels=submission.registration_option(launch, "security_labels"),
     )
+    return responses.save_draft(launch.fhir(), response, draft_ctx)
+
+
+def _save_draft(launch: LaunchContext, write_plan: WritePlan, resolved: Resolved, sid: str) -> Any:
+    parsed = parse_form(resolved.questionnaire, request.form, status="in-progress")
+    if not parsed.ok:
+        return _page(launch, write_plan, resolved, parsed.form, sid, status=422)
+    if not write_plan.can_draft:
+        note = write_plan.draft_reason or "Drafts cannot be saved here."
+        return _page(launch, write_plan, resolved, parsed.form, sid, note=note, status=403)
+    if submission.status(launch, sid) is not None:
+        return redirect(url_for(".submitted", ctx=launch.id, sid=sid), code=303)
     try:
-        draft_id = responses.save_draft(launch.fhir(), parsed.response, draft_ctx)
+        draft_id = _write_draft(launch, parsed.response, sid)
     except responses.DraftClosed:
         return redirect(url_for(".submitted", ctx=launch.id, sid=sid), code=303)
     except AttachError as exc:
@@ -181,6 +187,48 @@ def _save_draft(launch: LaunchContext, write_plan: WritePlan, resolved: Resolved
         return _page(launch, write_plan, resolved, parsed.form, sid, note=note, status=502)
     target = url_for(".fill", ctx=launch.id, instrument_id=resolved.instrument.id)
     return redirect(f"{target}?draft={draft_id}&saved=1", code=303)
+
+
+@bp.post("/<instrument_id>/draft")
+def autosave(ctx: str, instrument_id: str) -> tuple[Response, int]:
+    """The answers as the draft, posted by static/autosave.js when the page is left with changes.
+
+    JSON: 200 ``{"draft": id}``; 409 once submitted; 422 answers the form would refuse; 403
+    drafts not allowed here; 502 the server refused; 401 the launch expired, answers kept for
+    the next launch's form. The CSRF token comes with the form.
+    """
+    try:
+        return _autosave(instrument_id)
+    except AuthorizationExpired:
+        # Kept under the fill page's name: the form opened after the next launch shows them.
+        fill = url_for(".fill", ctx=ctx, instrument_id=instrument_id)
+        kept_forms.keep_posted_form(kept_forms.form_name(fill))
+        return jsonify({"code": AuthorizationExpired.code}), 401
+
+
+def _autosave(instrument_id: str) -> tuple[Response, int]:
+    launch, write_plan, caps = _context()
+    resolved = resolve(launch, write_plan, caps, instrument(instrument_id))
+    sid = request.form.get("submission_id", "")
+    if not SUBMISSION_ID.fullmatch(sid):
+        raise BadLaunchRequest("The form carried no valid submission id; please reload it.")
+    parsed = parse_form(resolved.questionnaire, request.form, status="in-progress")
+    if not parsed.ok:
+        return jsonify({"code": "invalid_answers"}), 422
+    if not write_plan.can_draft:
+        return jsonify({"code": "drafts_not_allowed"}), 403
+    if submission.status(launch, sid) is not None:
+        return jsonify({"code": "submitted"}), 409
+    try:
+        draft_id = _write_draft(launch, parsed.response, sid)
+    except responses.DraftClosed:
+        return jsonify({"code": "submitted"}), 409
+    except AuthorizationExpired:
+        raise
+    except AttachError as exc:
+        log.info("assess.autosave outcome=%s", exc.code)
+        return jsonify({"code": exc.code}), 502
+    return jsonify({"draft": draft_id}), 200
 
 
 def _submit(launch: LaunchContext, write_plan: WritePlan, resolved: Resolved, sid: str) -> Any:
@@ -221,6 +269,11 @@ def _page(
         form=form,
         submission_id=sid,
         action_url=url_for(".fill", ctx=launch.id, instrument_id=resolved.instrument.id),
+        autosave_url=(
+            url_for(".autosave", ctx=launch.id, instrument_id=resolved.instrument.id)
+            if write_plan.can_draft
+            else None
+        ),
         draft_id=draft_id,
         saved=saved,
         note=note,

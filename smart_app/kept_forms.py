@@ -27,14 +27,15 @@ def _key(record: dict[str, Any], name: str) -> str:
     return digest
 
 
-def form_name() -> str:
-    """The name a form is kept under: its path below ``/app/<ctx>/``."""
-    parts = request.path.split("/", 3)
+def form_name(path: str | None = None) -> str:
+    """The name a form is kept under: its path (default: this request's) below ``/app/<ctx>/``."""
+    parts = (path or request.path).split("/", 3)
     return parts[3] if len(parts) > 3 else ""
 
 
-def keep_posted_form() -> bool:
-    """Keep the current POST's fields for the launch in the URL; True when something was kept."""
+def keep_posted_form(name: str | None = None) -> bool:
+    """Keep the current POST's fields for the launch in the URL under ``name`` (default: this
+    request's form name); True when something was kept."""
     ctx = (request.view_args or {}).get("ctx")
     if request.method != "POST" or not isinstance(ctx, str):
         return False
@@ -47,7 +48,7 @@ def keep_posted_form() -> bool:
         return False
     launch.services.store.put(
         KEPT_NS,
-        _key(launch.record, form_name()),
+        _key(launch.record, name or form_name()),
         {"fields": fields},
         current_app.config["LAUNCH_TTL"],
     )

@@ -380,3 +380,82 @@ def test_create_app_starts_the_worker_when_configured_and_it_delivers_later(
             "QuestionnaireResponse", params={"identifier": f"{SUBMISSION_SYSTEM}|{value}"}
         )
         assert found.json()["total"] == 1
+
+
+def autosave(session: Session, instrument: str, data: dict[str, str], sid: str, **kw: Any) -> Any:
+    """Post answers to the draft endpoint as static/autosave.js does (the form's own fields)."""
+    body = {**data, "submission_id": sid, "csrf_token": session.csrf, **kw}
+    return session.client.post(session.url(f"{instrument}/draft"), data=body)
+
+
+def test_the_fill_page_autosaves_where_drafts_are_allowed(
+    launch_as: Callable[..., Session],
+) -> None:
+    session = launch_as("sandbox-adult-29")
+    page, _ = session.form("rq")
+    assert f'data-autosave="{session.url("rq/draft")}"' in page
+    assert 'src="/static/autosave.js"' in page
+    read_only, _ = launch_as("sandbox-adult-29", READ_ONLY).form("rq")
+    assert "data-autosave" not in read_only and "autosave.js" not in read_only
+
+
+def test_autosave_writes_one_draft_then_refuses_once_submitted(
+    launch_as: Callable[..., Session], fhir_server: FhirServerProcess
+) -> None:
+    session = launch_as("sandbox-adult-29")
+    _, sid = session.form("rq")
+    first = autosave(session, "rq", {"q:secure": "6"}, sid)
+    assert first.status_code == 200, first.text
+    draft_id = first.json["draft"]
+    second = autosave(session, "rq", {"q:secure": "6", "q:fearful": "2"}, sid)
+    assert second.json == {"draft": draft_id}  # the same resource, updated
+    with fhir(fhir_server) as client:
+        draft = client.get(f"QuestionnaireResponse/{draft_id}").json()
+    assert draft["status"] == "in-progress"
+    assert draft["subject"]["reference"] == "Patient/sandbox-adult-29"
+    answers = {i["linkId"]: i["answer"][0]["valueCoding"]["code"] for i in draft["item"]}
+    assert answers == {"secure": "6", "fearful": "2"}
+    resumed = session.client.get(session.url(f"rq/?draft={draft_id}")).text
+    assert re.search(r'name="q:fearful" value="2" id="[^"]+"\s*checked', resumed)
+    assert session.post("rq", RQ, "submit", sid).status_code == 303
+    late = autosave(session, "rq", {"q:secure": "1"}, sid)  # a beacon after the submit
+    assert late.status_code == 409
+    with fhir(fhir_server) as client:
+        assert client.get(f"QuestionnaireResponse/{draft_id}").json()["status"] == "completed"
+
+
+def test_autosave_needs_the_csrf_token_and_a_submission_id(
+    launch_as: Callable[..., Session], fhir_server: FhirServerProcess
+) -> None:
+    session = launch_as("sandbox-adult-29")
+    _, sid = session.form("rq")
+    forged = autosave(session, "rq", {"q:secure": "6"}, sid, csrf_token="not-the-token")
+    assert forged.status_code == 400 and "csrf_failed" in forged.text
+    assert autosave(session, "rq", {"q:secure": "6"}, "short").status_code == 400
+    bad = autosave(session, "rq", {"q:secure": "8"}, sid)  # not an answer option
+    assert bad.status_code == 422
+    with fhir(fhir_server) as client:
+        value = identifier_value(sid, "QuestionnaireResponse")
+        found = client.get(
+            "QuestionnaireResponse", params={"identifier": f"{SUBMISSION_SYSTEM}|{value}"}
+        )
+        assert found.json()["total"] == 0
+
+
+def test_autosave_after_expiry_keeps_the_answers_for_the_next_form(
+    launch_as: Callable[..., Session],
+) -> None:
+    session = launch_as("sandbox-adult-29")
+    _, sid = session.form("rq")
+    store = session.app.extensions["attach_fhir"].store
+    record = store.get("launch", session.ctx)
+    record["token"]["expires_at"] = time.time() - 60  # expired, and no refresh token
+    store.put("launch", session.ctx, record, 3600)
+    expired = autosave(session, "rq", {"q:secure": "6", "q:fearful": "2"}, sid)
+    assert expired.status_code == 401 and expired.json["code"] == "authorization_expired"
+    record["token"]["expires_at"] = time.time() + 3600  # as after the next launch
+    store.put("launch", session.ctx, record, 3600)
+    page, kept_sid = session.form("rq")
+    assert "Your answers from before the connection to the EHR expired are back." in page
+    assert kept_sid == sid
+    assert re.search(r'name="q:fearful" value="2" id="[^"]+"\s*checked', page)
