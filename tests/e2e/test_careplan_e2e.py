@@ -66,6 +66,9 @@ SCOPES = (
 ECR_R_ANXIETY_REVERSED = {9, 11}
 ECR_R_AVOIDANCE_REVERSED = {20, 22, 26, 27, 28, 29, 30, 31, 33, 34, 35, 36}
 ACHIEVEMENT = "http://terminology.hl7.org/CodeSystem/goal-achievement"
+SCORES = "http://attach-fhir.org/fhir/CodeSystem/attach-scores"
+SURVEY = "http://terminology.hl7.org/CodeSystem/observation-category"
+JOURNAL_URL = "http://attach-fhir.org/fhir/Questionnaire/attachment-journal"
 
 
 def ecr_r_answers(anxiety: int, avoidance: int) -> dict[str, str]:
@@ -319,5 +322,61 @@ def test_propose_edit_approve_reassess_and_revise(app_env: tuple[Sandbox, AppSer
             )
             assert final["activity"][1]["detail"]["status"] == "in-progress"  # theirs kept
             assert final["meta"]["versionId"] != now["meta"]["versionId"]
+    finally:
+        rowan.close()
+
+
+def test_the_clinician_reads_journal_entries_and_confirms_a_patients_own_scores(
+    app_env: tuple[Sandbox, AppServer],
+) -> None:
+    sandbox, server = app_env
+    rowan = Clinician(sandbox, server)
+    try:
+        with rowan.fhir() as client:
+            entry = {
+                "resourceType": "QuestionnaireResponse",
+                "questionnaire": f"{JOURNAL_URL}|1.0.0",
+                "status": "completed",
+                "subject": {"reference": f"Patient/{ADULT}"},
+                "author": {"reference": f"Patient/{ADULT}"},
+                "authored": "2025-02-03T20:00:00Z",
+                "item": [
+                    {"linkId": "moment", "answer": [{"valueString": "Dinner with my partner."}]}
+                ],
+            }
+            own = {
+                "resourceType": "Observation",
+                "status": "preliminary",
+                "category": [{"coding": [{"system": SURVEY, "code": "survey"}]}],
+                "code": {"coding": [{"system": SCORES, "code": "ecr-r-anxiety"}]},
+                "subject": {"reference": f"Patient/{ADULT}"},
+                "effectiveDateTime": "2025-02-03T20:00:00Z",
+                "performer": [{"reference": f"Patient/{ADULT}"}],
+                "valueQuantity": {"value": 3.5},
+            }
+            for resource in (entry, own):
+                made = client.post(
+                    resource["resourceType"],
+                    json=resource,
+                    headers={"Content-Type": "application/fhir+json"},
+                )
+                assert made.status_code == 201, made.text
+            own_id = made.json()["id"]
+        page = rowan.get("/careplan/")
+        assert "Describe a moment in the last few days with someone close to you." in page.text
+        assert "Dinner with my partner." in page.text
+        assert f'value="Observation/{own_id}"' in page.text
+        done = rowan.follow(
+            rowan.post("/careplan/results/confirm", {"observation": f"Observation/{own_id}"})
+        )
+        assert 'data-status="delivered"' in done.text, done.text
+        with rowan.fhir() as client:
+            confirmed = client.get(f"Observation/{own_id}").json()
+            assert confirmed["status"] == "final"
+            assert confirmed["valueQuantity"]["value"] == 3.5
+            (provenance,) = search(client, "Provenance", target=f"Observation/{own_id}")
+            assert provenance["agent"][0]["who"]["reference"] == ROWAN
+            assert provenance["activity"]["coding"][0]["code"] == "UPDATE"
+        assert f'value="Observation/{own_id}"' not in rowan.get("/careplan/").text
     finally:
         rowan.close()
