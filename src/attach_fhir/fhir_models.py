@@ -3,6 +3,7 @@
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.careplan import CarePlan
 from fhir.resources.R4B.codesystem import CodeSystem
+from fhir.resources.R4B.documentreference import DocumentReference
 from fhir.resources.R4B.goal import Goal
 from fhir.resources.R4B.observation import Observation
 from fhir.resources.R4B.provenance import Provenance
@@ -16,6 +17,7 @@ __all__ = [
     "Bundle",
     "CarePlan",
     "CodeSystem",
+    "DocumentReference",
     "Goal",
     "Observation",
     "Provenance",

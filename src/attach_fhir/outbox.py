@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 
@@ -47,6 +47,17 @@ def _local_reference(location: str) -> str:
     return "/".join(parts[-2:])
 
 
+def conditional_update(client: FhirClient, url: str, resource: Mapping[str, Any]) -> dict[str, Any]:
+    """``PUT Type?search``: update the one match (a draft completed in place) or create."""
+    path, _, query = url.partition("?")
+    response = client.request("PUT", path, params=parse_qsl(query), json=resource)
+    if response.content:
+        written: dict[str, Any] = response.json()
+        return written
+    location = response.headers.get("Location") or ""
+    return {"id": _local_reference(location).rpartition("/")[2]} if location else {}
+
+
 def deliver(client: FhirClient, item_payload: Mapping[str, Any]) -> dict[str, str]:
     """Write one payload; return the receipt (bundle fullUrl -> ``Type/id``). Raises FhirError."""
     bundle = item_payload["bundle"]
@@ -69,7 +80,10 @@ def deliver(client: FhirClient, item_payload: Mapping[str, Any]) -> dict[str, st
         return receipt
     for step in ordered_creates(bundle):
         resource = resolve_references(step["resource"], receipt)
-        written = client.create(resource, if_none_exist=step["ifNoneExist"])
+        if "conditionalUrl" in step:
+            written = conditional_update(client, step["conditionalUrl"], resource)
+        else:
+            written = client.create(resource, if_none_exist=step["ifNoneExist"])
         if not written.get("id"):
             raise FhirError("The FHIR server did not say which resource it wrote.")
         receipt[step["fullUrl"]] = f"{resource['resourceType']}/{written['id']}"

@@ -389,15 +389,21 @@ def validate(bundle: Mapping[str, Any]) -> None:
 
 
 def ordered_creates(bundle: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The transaction as ordered conditional creates: ``{fullUrl, resource, ifNoneExist}``."""
-    return [
-        {
-            "fullUrl": entry["fullUrl"],
-            "resource": copy.deepcopy(entry["resource"]),
-            "ifNoneExist": entry["request"]["ifNoneExist"],
-        }
-        for entry in bundle.get("entry") or []
-    ]
+    """The transaction as ordered conditional writes, one step per entry, in order.
+
+    A create is ``{fullUrl, resource, ifNoneExist}``; a conditional update (``PUT Type?search``,
+    e.g. the completed response taking over its draft) is ``{fullUrl, resource, conditionalUrl}``.
+    """
+    steps = []
+    for entry in bundle.get("entry") or []:
+        request = entry["request"]
+        step = {"fullUrl": entry["fullUrl"], "resource": copy.deepcopy(entry["resource"])}
+        if request["method"] == "PUT" and "?" in request["url"]:
+            step["conditionalUrl"] = request["url"]
+        else:
+            step["ifNoneExist"] = request["ifNoneExist"]
+        steps.append(step)
+    return steps
 
 
 def resolve_references(resource: Any, resolved: Mapping[str, str]) -> Any:
