@@ -203,6 +203,7 @@ def test_propose_edit_approve_reassess_and_revise(app_env: tuple[Sandbox, AppSer
     rowan = Clinician(sandbox, server)
     try:
         rowan.submit_ecr_r(anxiety=6, avoidance=4)
+        assert 'id="careplan-link"' in rowan.get("/review/").text
         assert 'id="no-plan"' in rowan.get("/careplan/").text
 
         # Propose: nothing is written yet; the draft shows the hand-computed targets.

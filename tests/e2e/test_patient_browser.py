@@ -171,6 +171,8 @@ def test_a_patient_completes_the_assigned_assessment_and_a_journal_entry(
         sign_in_as_patient(page, server)
         page.locator("#patient-home-link").click()
         home = page.url
+        refused = page.request.get(home.replace("/patient/", "/careplan/"))
+        assert refused.status == 403  # the clinician's pages are not the patient's
         activities = page.locator("#activities li")
         assert "Attachment journaling" in activities.all_inner_texts()[-1]
         assigned = page.locator("#todo li")
