@@ -334,7 +334,7 @@ def test_the_clinician_reads_journal_entries_and_confirms_a_patients_own_scores(
     rowan = Clinician(sandbox, server)
     try:
         with rowan.fhir() as client:
-            entry = {
+            entry: dict[str, Any] = {
                 "resourceType": "QuestionnaireResponse",
                 "questionnaire": f"{JOURNAL_URL}|1.0.0",
                 "status": "completed",
@@ -345,7 +345,7 @@ def test_the_clinician_reads_journal_entries_and_confirms_a_patients_own_scores(
                     {"linkId": "moment", "answer": [{"valueString": "Dinner with my partner."}]}
                 ],
             }
-            own = {
+            own: dict[str, Any] = {
                 "resourceType": "Observation",
                 "status": "preliminary",
                 "category": [{"coding": [{"system": SURVEY, "code": "survey"}]}],
