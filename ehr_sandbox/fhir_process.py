@@ -40,6 +40,10 @@ class FhirServerOptions:
     smart_config: Path | None = None
     v1_only: bool = False
     public_url: str | None = None
+    #: Resource types this server declares and enforces as read-only (writes answer 405).
+    read_only_types: tuple[str, ...] = ()
+    #: Declare and enforce no ``transaction`` interaction (a transaction Bundle answers 405).
+    no_transaction: bool = False
 
     def argv(self) -> list[str]:
         """The server's arguments for these options."""
@@ -54,6 +58,10 @@ class FhirServerOptions:
                 args += [flag, str(value)]
         if self.v1_only:
             args.append("--v1-only")
+        if self.read_only_types:
+            args += ["--read-only-types", ",".join(self.read_only_types)]
+        if self.no_transaction:
+            args.append("--no-transaction")
         return args
 
 

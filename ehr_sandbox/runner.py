@@ -109,6 +109,7 @@ class Sandbox:
         v1_only: bool = False,
         with_app: bool = True,
         fhir_auth: bool = True,
+        fhir_limits: Mapping[str, Any] | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.port_base = port_base
@@ -117,6 +118,8 @@ class Sandbox:
         self.v1_only = v1_only
         self.with_app = with_app
         self.fhir_auth = fhir_auth
+        #: Extra FhirServerOptions (``read_only_types``, ``no_transaction``): a limited EHR.
+        self.fhir_limits = dict(fhir_limits or {})
         self.fhir: FhirServerProcess | None = None
         self._servers: list[ServerThread] = []
         self._authz_app: Any = None
@@ -165,6 +168,7 @@ class Sandbox:
             auth_jwks=jwks_file if self.fhir_auth else None,
             smart_config=smart_file,
             v1_only=self.v1_only,
+            **self.fhir_limits,
         )
         self.fhir = FhirServerProcess(options).start()
         fhir_base = self.fhir.base_url.rstrip("/")

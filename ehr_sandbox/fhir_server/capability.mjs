@@ -3,21 +3,30 @@
 import { getSearchParameters, globalSchema, isResourceType } from '@medplum/core';
 
 const INTERACTIONS = ['read', 'vread', 'update', 'delete', 'history-instance', 'create', 'search-type'];
+const READ_INTERACTIONS = ['read', 'vread', 'history-instance', 'search-type'];
 const OAUTH_URIS = 'http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris';
 
 /** Returns the CapabilityStatement for this server. */
-export function capabilityStatement({ publicBase, smartConfig, v1Only, authEnabled, software }) {
+export function capabilityStatement({
+  publicBase,
+  smartConfig,
+  v1Only,
+  authEnabled,
+  software,
+  readOnlyTypes = new Set(),
+  noTransaction = false,
+}) {
   const resource = Object.keys(globalSchema.types)
     .filter((type) => isResourceType(type) && type !== 'Resource' && type !== 'DomainResource')
     .sort()
     .map((type) => ({
       type,
-      interaction: INTERACTIONS.map((code) => ({ code })),
+      interaction: (readOnlyTypes.has(type) ? READ_INTERACTIONS : INTERACTIONS).map((code) => ({ code })),
       versioning: 'versioned',
       readHistory: true,
-      updateCreate: true,
-      conditionalCreate: true,
-      conditionalUpdate: true,
+      updateCreate: !readOnlyTypes.has(type),
+      conditionalCreate: !readOnlyTypes.has(type),
+      conditionalUpdate: !readOnlyTypes.has(type),
       searchParam: Object.values(getSearchParameters(type) ?? {})
         .filter((p) => !p.code.startsWith('_'))
         .map((p) => ({ name: p.code, type: p.type })),
@@ -25,7 +34,9 @@ export function capabilityStatement({ publicBase, smartConfig, v1Only, authEnabl
   const rest = {
     mode: 'server',
     resource,
-    interaction: [{ code: 'transaction' }, { code: 'batch' }, { code: 'search-system' }],
+    interaction: [{ code: 'transaction' }, { code: 'batch' }, { code: 'search-system' }].filter(
+      ({ code }) => !(noTransaction && code === 'transaction'),
+    ),
   };
   if (authEnabled || smartConfig) {
     rest.security = security(smartConfig, v1Only);

@@ -1,6 +1,7 @@
 // The sandbox EHR's FHIR R4 server: Medplum's FhirRouter over an in-memory repository, served on
 // loopback by node:http. Usage: node server.mjs --port 0 [--base-path /fhir] [--seed FILE]
 // [--auth-jwks FILE] [--smart-config FILE] [--v1-only] [--public-url URL]
+// [--read-only-types Type,Type] [--no-transaction]
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import { parseArgs } from 'node:util';
@@ -10,6 +11,7 @@ import { FhirApi } from './api.mjs';
 import { Authorizer } from './auth.mjs';
 import { capabilityStatement } from './capability.mjs';
 import { HttpError } from './errors.mjs';
+import { checkLimits, parseTypes } from './limits.mjs';
 import { SandboxRepository } from './repository.mjs';
 
 const FHIR_JSON = 'application/fhir+json; charset=utf-8';
@@ -28,6 +30,8 @@ function parseOptions(argv) {
       'auth-jwks': { type: 'string' },
       'smart-config': { type: 'string' },
       'v1-only': { type: 'boolean', default: false },
+      'read-only-types': { type: 'string' },
+      'no-transaction': { type: 'boolean', default: false },
     },
   });
   if (values.host !== '127.0.0.1') {
@@ -45,6 +49,8 @@ function parseOptions(argv) {
       ? JSON.parse(readFileSync(values['smart-config'], 'utf8'))
       : undefined,
     v1Only: values['v1-only'],
+    readOnlyTypes: parseTypes(values['read-only-types']),
+    noTransaction: values['no-transaction'],
   };
 }
 
@@ -164,6 +170,7 @@ function makeHandler(options, state) {
         headers: req.headers,
         body: parseBody(req, raw),
       };
+      checkLimits(options, request);
       const result = await serial(() =>
         authorizer ? authorizer.handle(principal, request, api) : api.handle(request),
       );
@@ -210,6 +217,8 @@ async function main() {
     v1Only: options.v1Only,
     authEnabled: Boolean(options.jwks),
     software: SOFTWARE,
+    readOnlyTypes: options.readOnlyTypes,
+    noTransaction: options.noTransaction,
   });
   if (options.seed) {
     const n = await seed(state.api, options.seed);
