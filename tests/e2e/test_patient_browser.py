@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 from authlib.common.security import generate_token
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
 from attach_fhir.careplan import ProposalInputs, propose
 from attach_fhir.careplan_fhir import build_resources
@@ -50,14 +50,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
 ADULT = "sandbox-adult-29"
 ROWAN = "Practitioner/sandbox-practitioner-rowan"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 #: What a patient portal grants: the patient's own compartment. No Provenance: the sandbox's
 #: compartment check cannot place one (see test_assess_e2e), so the app writes without it.
 PATIENT_SCOPES = (
@@ -137,14 +129,6 @@ def search(fhir: httpx.Client, kind: str, **params: str) -> list[dict[str, Any]]
     response = fhir.get(kind, params=params)
     assert response.status_code == 200, response.text
     return [e["resource"] for e in response.json().get("entry") or []]
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 def sign_in_as_patient(page: Page, server: AppServer) -> None:
