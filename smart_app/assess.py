@@ -30,9 +30,9 @@ from flask import (
 from flask.blueprints import BlueprintSetupState
 
 from attach_fhir.errors import AttachError
-from attach_fhir.instruments import library
+from attach_fhir.instruments import UnknownInstrument, library
 from attach_fhir.response_check import InvalidResponse
-from smart_app import delivery, kept_forms, patient_facts, responses, submission
+from smart_app import delivery, kept_forms, patient_facts, responses, submission, summaries
 from smart_app.context import LaunchContext, current_launch
 from smart_app.errors import AuthorizationExpired, BadLaunchRequest
 from smart_app.form_response import parse_form, response_to_values
@@ -312,6 +312,39 @@ def export(ctx: str, sid: str) -> Response:
     return Response(
         body, mimetype="application/fhir+json", headers={"Content-Disposition": disposition}
     )
+
+
+@bp.get("/submissions/<sid>/summary.pdf")
+def summary_pdf(ctx: str, sid: str) -> Response:
+    """The submission's printable summary (PDF): answers, scores and what they mean."""
+    launch = current_launch()
+    found = submission.status(launch, sid) if SUBMISSION_ID.fullmatch(sid) else None
+    pdf = summaries.submission_pdf(launch, found) if found else None
+    if pdf is None:
+        abort(404)
+    return _pdf(pdf, f"attach-fhir-summary-{sid}.pdf")
+
+
+@bp.get("/responses/<qr_id>/summary.pdf")
+def response_summary_pdf(ctx: str, qr_id: str) -> Response:
+    """The printable summary (PDF) of a completed response of this patient in the record."""
+    launch = current_launch()
+    if not re.fullmatch(r"[A-Za-z0-9.\-]{1,64}", qr_id):
+        abort(404)
+    response = launch.fhir().read("QuestionnaireResponse", qr_id)
+    subject = (response.get("subject") or {}).get("reference")
+    if subject != f"Patient/{launch.patient_id}" or response.get("status") != "completed":
+        abort(404)
+    try:
+        pdf = summaries.response_pdf(launch, response)
+    except (UnknownInstrument, InvalidResponse):
+        abort(404)  # not one of the packaged instruments, or answers it cannot score
+    return _pdf(pdf, f"attach-fhir-summary-{qr_id}.pdf")
+
+
+def _pdf(body: bytes, filename: str) -> Response:
+    disposition = f'attachment; filename="{filename}"'
+    return Response(body, mimetype="application/pdf", headers={"Content-Disposition": disposition})
 
 
 def _review_url(launch: LaunchContext, reference: str) -> str | None:

@@ -31,6 +31,8 @@ class WritePlan:
     can_search_responses: bool
     can_read_questionnaires: bool
     notices: tuple[str, ...] = field(default_factory=tuple)
+    #: Whether the server takes transactions (otherwise ordered conditional writes).
+    transaction: bool = True
 
     @property
     def writes(self) -> bool:
@@ -54,12 +56,27 @@ def plan(caps: ServerCapabilities | None, launch: LaunchContext) -> WritePlan:
     notices: list[str] = []
     mode: WriteMode = caps.write_mode
     scope_qr, scope_obs = launch.can("QuestionnaireResponse", "c"), launch.can("Observation", "c")
-    if mode in ("transaction", "ordered-creates") and not (scope_qr and scope_obs):
+    can_file = caps.can_create("DocumentReference") and launch.can("DocumentReference", "c")
+    if mode in ("transaction", "ordered-creates") and not (scope_qr and scope_obs) and can_file:
+        mode = "document-reference"
+        notices.append(
+            "The EHR did not grant the app permission to save answers and scores as data "
+            "(QuestionnaireResponse and Observation create): when you submit, they will be filed "
+            "in the record as a PDF summary document (DocumentReference) instead."
+        )
+    elif mode in ("transaction", "ordered-creates") and not (scope_qr and scope_obs):
         mode = "keep-and-export"
         notices.append(
             "The EHR did not grant the app permission to save answers and scores "
             "(QuestionnaireResponse and Observation create): you can complete the questionnaire, "
             "see the scores and download the results, but nothing is written to the record."
+        )
+    elif mode == "document-reference" and can_file:
+        notices.append(
+            "This EHR does not accept questionnaire answers or scores as data "
+            "(QuestionnaireResponse or Observation cannot be created): when you submit, the "
+            "answers and scores will be filed in the record as a PDF summary document "
+            "(DocumentReference), and you can download it."
         )
     elif mode in ("document-reference", "keep-and-export"):
         mode = "keep-and-export"
@@ -99,6 +116,7 @@ def plan(caps: ServerCapabilities | None, launch: LaunchContext) -> WritePlan:
         can_read_questionnaires=caps.supports("Questionnaire", "search-type")
         and launch.can("Questionnaire", "s"),
         notices=tuple(notices),
+        transaction=caps.transaction,
     )
 
 

@@ -5,8 +5,11 @@ or a resubmitted page hands the outbox the same id: the outbox stores it once, a
 carries identifiers derived from it, created conditionally, so nothing is written twice.
 
 The completed QuestionnaireResponse is written as a conditional *update* on its identifier (in a
-transaction): the same identifier the draft carries, so submitting completes the draft resource
-instead of leaving it in progress beside a new one, and a retry still writes nothing new.
+transaction, or as the first of the ordered writes where the server has none): the same
+identifier the draft carries, so submitting completes the draft resource instead of leaving it
+in progress beside a new one, and a retry still writes nothing new. Where the EHR takes no
+answers or scores as data but takes documents, the submission is a DocumentReference holding the
+PDF summary (:mod:`smart_app.summaries`), with the same identifier scheme.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from typing import Any
 
 from flask import current_app
 
-from attach_fhir.outbox import payload
+from attach_fhir.outbox import Mode, payload
 from attach_fhir.outbox_store import DELIVERED, FAILED, OutboxItem
 from attach_fhir.scoring import ScoreResult, score_response
 from attach_fhir.writeback import (
@@ -28,6 +31,7 @@ from attach_fhir.writeback import (
     build_transaction,
     identifier_value,
 )
+from smart_app import summaries
 from smart_app.context import LaunchContext
 from smart_app.delivery import assess_services, credential_key, remember, target_for
 from smart_app.questionnaire_source import Resolved, registration_option
@@ -39,6 +43,7 @@ log = logging.getLogger(__name__)
 SUBMISSION_NS = "assess-submission"
 KEPT = "kept"  # not written: keep-and-export
 QR = "QuestionnaireResponse"
+DOCUMENT = "DocumentReference"
 
 
 @dataclass(frozen=True)
@@ -125,18 +130,22 @@ def submit(
         "created": time.time(),
     }
     if not plan.writes:
-        record["bundle"] = bundle  # keep and export: the only copy, for the download
+        record["bundle"] = bundle  # not written as data: the only copy, for the downloads
     store = launch.services.store
     store.put(SUBMISSION_NS, submission_id, record, _ttl(launch))
-    if plan.writes:
+    sending = None
+    if plan.writes:  # the draft (same identifier) is completed in place, in either mode
+        sending = complete_draft(bundle)
+    elif plan.mode == "document-reference":
+        sending = summaries.document_bundle(launch, bundle["entry"][0]["resource"], result, ctx)
+    if sending is not None:
         remember(launch)
-        mode = plan.mode if plan.mode == "ordered-creates" else "transaction"
-        if mode == "transaction":
-            bundle = complete_draft(bundle)
+        ordered = plan.mode == "ordered-creates" or not plan.transaction
+        mode: Mode = "ordered-creates" if ordered else "transaction"
         item = assess_services().outbox.submit(
-            submission_id, target_for(launch), payload(bundle, mode)
+            submission_id, target_for(launch), payload(sending, mode)
         )
-        log.info("assess.submit outcome=%s mode=%s", item.status, mode)
+        log.info("assess.submit outcome=%s mode=%s", item.status, plan.mode)
     return record
 
 
@@ -166,6 +175,12 @@ class Status:
         return "delivering" if self.item.status == "delivering" else "waiting"
 
     @property
+    def document_reference(self) -> str | None:
+        """``DocumentReference/<id>`` of the filed PDF summary once delivered."""
+        receipt = (self.item.receipt if self.item else None) or {}
+        return receipt.get(f"urn:uuid:{identifier_value(self.submission_id, DOCUMENT)}")
+
+    @property
     def response_reference(self) -> str | None:
         """``QuestionnaireResponse/<id>`` on the server once delivered."""
         receipt = (self.item.receipt if self.item else None) or {}
@@ -182,9 +197,12 @@ def status(launch: LaunchContext, submission_id: str) -> Status | None:
 
 
 def export_bundle(found: Status) -> dict[str, Any] | None:
-    """The write-back Bundle while the app still holds it (kept, or not yet delivered)."""
-    if found.item is not None and found.item.payload is not None:
+    """The write-back Bundle while the app still holds it (kept, or not yet delivered).
+
+    The answers and scores as data: the kept Bundle first (also where a PDF summary was filed).
+    """
+    kept: dict[str, Any] | None = found.record.get("bundle")
+    if kept is None and found.item is not None and found.item.payload is not None:
         bundle: dict[str, Any] = found.item.payload["bundle"]
         return bundle
-    kept: dict[str, Any] | None = found.record.get("bundle")
     return kept
