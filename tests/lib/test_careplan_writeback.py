@@ -31,8 +31,11 @@ from attach_fhir.careplan_writeback import (
     revision_transaction,
 )
 from attach_fhir.goal_target import ReliableChange, ScoreScale
+from attach_fhir.instruments import library
 from attach_fhir.journal import CAREPLAN_ACTIVITY_EXT, journal_transaction
-from attach_fhir.writeback import WritebackContext
+from attach_fhir.result_review import confirmation_transaction
+from attach_fhir.scoring import score_response
+from attach_fhir.writeback import WritebackContext, build_transaction
 
 CAREPLAN_SYSTEM = "http://attach-fhir.org/fhir/identifier/careplan"
 SUBMISSION_SYSTEM = "http://attach-fhir.org/fhir/identifier/submission"
@@ -40,6 +43,7 @@ SCORES = "http://attach-fhir.org/fhir/CodeSystem/attach-scores"
 PARTICIPANT = "http://terminology.hl7.org/CodeSystem/provenance-participant-type"
 ACHIEVEMENT = "http://terminology.hl7.org/CodeSystem/goal-achievement"
 ECR_R = "http://attach-fhir.org/fhir/Questionnaire/ecr-r|1.0.0"
+AGREEMENT = "http://attach-fhir.org/fhir/CodeSystem/agreement-7"
 PLAN_ID = "0b5a8a52-1d44-4b0e-9d3c-6f1d2a3b4c5d"
 GOAL_ID = str(uuid.uuid5(uuid.UUID(PLAN_ID), "goal/ecr-r-anxiety"))
 NS = uuid.uuid5(uuid.NAMESPACE_URL, CAREPLAN_SYSTEM)
@@ -440,3 +444,62 @@ def test_the_patient_reads_every_activity_and_finds_the_journal() -> None:
         "system": "http://attach-fhir.org/fhir/CodeSystem/attach-activities",
         "code": "attachment-journaling",
     }
+
+
+# -- a patient's own scores ---------------------------------------------------------------------
+
+
+def test_a_patients_submission_writes_preliminary_scores_authored_by_the_patient() -> None:
+    questionnaire = library().questionnaire("http://attach-fhir.org/fhir/Questionnaire/rq")
+    # RQ ratings: secure 6, fearful 2, preoccupied 3, dismissing 5 (the forced choice skipped).
+    ratings = {"secure": 6, "fearful": 2, "preoccupied": 3, "dismissing": 5}
+    response = {
+        "resourceType": "QuestionnaireResponse",
+        "questionnaire": "http://attach-fhir.org/fhir/Questionnaire/rq|1.0.0",
+        "status": "completed",
+        "item": [
+            {"linkId": link, "answer": [{"valueCoding": {"system": AGREEMENT, "code": str(v)}}]}
+            for link, v in ratings.items()
+        ],
+    }
+    ctx = WritebackContext(
+        submission_id="p-1",
+        patient="Patient/pt1",
+        author="Patient/pt1",
+        authored="2025-02-01T20:00:00Z",
+        observation_status="preliminary",
+    )
+    bundle = build_transaction(
+        response, questionnaire, score_response(questionnaire, response), ctx
+    )
+    resources = [e["resource"] for e in bundle["entry"]]
+    observations = [r for r in resources if r["resourceType"] == "Observation"]
+    values = {o["code"]["coding"][0]["code"]: o["valueQuantity"]["value"] for o in observations}
+    # model of self = (6 + 5) - (2 + 3) = 6; model of other = (6 + 3) - (2 + 5) = 2
+    assert values["rq-model-of-self"] == 6 and values["rq-model-of-other"] == 2
+    assert {o["status"] for o in observations} == {"preliminary"}
+    assert {o["performer"][0]["reference"] for o in observations} == {"Patient/pt1"}
+    assert resources[0]["author"] == {"reference": "Patient/pt1"}
+
+
+def test_the_clinicians_review_makes_only_preliminary_scores_final() -> None:
+    pending = obs("7", "rq-secure", 6, "2025-02-01", status="preliminary") | {
+        "meta": {"versionId": "4", "lastUpdated": "2025-02-01T20:00:01Z",
+                 "security": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
+                               "code": "BH"}]},
+    }  # fmt: skip
+    final = obs("8", "rq-secure", 5, "2025-01-01") | {"meta": {"versionId": "1"}}
+    bundle = confirmation_transaction([pending, final], CTX)
+    assert bundle is not None
+    update, provenance = bundle["entry"]
+    assert update["request"] == {"method": "PUT", "url": "Observation/7", "ifMatch": 'W/"4"'}
+    assert update["resource"]["status"] == "final"
+    assert update["resource"]["valueQuantity"] == {"value": 6}
+    # The server's version fields go; the security label stays.
+    assert update["resource"]["meta"] == {
+        "security": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "BH"}]
+    }
+    assert provenance["resource"]["target"] == [{"reference": "Observation/7"}]
+    assert provenance["resource"]["agent"][0]["who"] == {"reference": "Practitioner/p1"}
+    assert provenance["resource"]["activity"]["coding"][0]["code"] == "UPDATE"
+    assert confirmation_transaction([final], CTX) is None
