@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from importlib import import_module
 from importlib.metadata import entry_points
 
 from attach_fhir import __version__
@@ -17,35 +18,46 @@ from attach_fhir import __version__
 #: takes the parsed namespace and returns the process exit code.
 Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
 
-DOMAIN_COMMANDS: list[str] = [
-    "attach_fhir.commands.questionnaires",
-    "attach_fhir.commands.outbox",
-    "attach_fhir.commands.score",
-    "attach_fhir.commands.bulk",
-    "attach_fhir.commands.conformance",
-]
+#: Domain commands by name. Only the module of the command being run is imported, so
+#: ``attach-fhir score`` does not pay for the FHIR models that ``questionnaires`` loads.
+DOMAIN_COMMANDS: dict[str, str] = {
+    "questionnaires": "attach_fhir.commands.questionnaires",
+    "outbox": "attach_fhir.commands.outbox",
+    "score": "attach_fhir.commands.score",
+    "bulk-score": "attach_fhir.commands.bulk",
+    "conformance": "attach_fhir.commands.conformance",
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full parser: domain commands plus every installed plug-in command."""
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser: every command, or only ``command`` when it names a known one."""
     parser = argparse.ArgumentParser(
         prog="attach-fhir",
         description="Attachment instruments as FHIR Questionnaires: validate, score, serve.",
     )
     parser.add_argument("--version", action="version", version=f"attach-fhir {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module_name in DOMAIN_COMMANDS:
-        module = __import__(module_name, fromlist=["register"])
-        module.register(sub)
-    for ep in sorted(entry_points(group="attach_fhir.commands"), key=lambda e: e.name):
-        ep.load()(sub)
+    plugins = {ep.name: ep for ep in entry_points(group="attach_fhir.commands")}
+    known = DOMAIN_COMMANDS.keys() | plugins.keys()
+    wanted = [command] if command in known else sorted(known)
+    for name in wanted:
+        if name in DOMAIN_COMMANDS:
+            import_module(DOMAIN_COMMANDS[name]).register(sub)
+        else:
+            plugins[name].load()(sub)
     return parser
+
+
+def _command_name(argv: Sequence[str]) -> str | None:
+    """The first argument that is not an option: the command the user asked for."""
+    return next((arg for arg in argv if not arg.startswith("-")), None)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(_command_name(args_list))
+    args = parser.parse_args(args_list)
     func = getattr(args, "func", None)
     if func is None:
         parser.print_help(sys.stderr)
