@@ -72,7 +72,7 @@ def _context() -> tuple[LaunchContext, WritePlan, Any]:
 def choose(ctx: str) -> str:
     """Instruments that fit the patient, with earlier responses and drafts in progress."""
     launch, write_plan, _caps = _context()
-    delivery.remember(launch)
+    delivery.remember(launch, if_changed=True)
     patient = patient_facts.load(launch)
     lib = library()
     pairs = [(i, lib.questionnaire(f"{i.url}|{i.version}")) for i in lib.instruments()]

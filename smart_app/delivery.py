@@ -52,10 +52,16 @@ def target_for(launch: LaunchContext) -> str:
     return f"{launch.iss.rstrip('/')}{CRED_MARK}{credential_key(launch)}"
 
 
-def remember(launch: LaunchContext) -> None:
-    """Make this launch the one whose token delivers its user's queued items for the patient."""
-    ttl = float(current_app.config["LAUNCH_TTL"])
-    launch.services.store.put(CREDENTIAL_NS, credential_key(launch), {"ctx": launch.id}, ttl)
+def remember(launch: LaunchContext, if_changed: bool = False) -> None:
+    """Make this launch the one whose token delivers its user's queued items for the patient.
+
+    ``if_changed``: leave a live pointer to this same launch as it is (a read instead of a
+    write on pages that are only looked at; a submission always writes it, renewing its TTL).
+    """
+    store, key = launch.services.store, credential_key(launch)
+    if if_changed and (store.get(CREDENTIAL_NS, key) or {}).get("ctx") == launch.id:
+        return
+    store.put(CREDENTIAL_NS, key, {"ctx": launch.id}, float(current_app.config["LAUNCH_TTL"]))
 
 
 def launch_clients(target: str) -> FhirClient | None:

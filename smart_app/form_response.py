@@ -22,6 +22,7 @@ from smart_app.questionnaire_form import (
     FormItem,
     QuestionnaireForm,
     Values,
+    add_errors,
     build_form,
     form_values,
 )
@@ -81,8 +82,9 @@ def parse_form(
         response["questionnaire"] = f"{view.url}|{view.version}" if view.version else view.url
     if items:
         response["item"] = items
-    form = build_form(questionnaire, values, errors) if errors else view
-    return ParsedForm(response, errors, values, form)
+    if errors:  # the same values make the same items: only the messages are new
+        add_errors(view, errors)
+    return ParsedForm(response, errors, values, view)
 
 
 def response_to_values(questionnaire: Mapping[str, Any], response: Mapping[str, Any]) -> Values:

@@ -61,19 +61,48 @@ class SqliteStore:
     _locks: ClassVar[dict[tuple[str, str], threading.Lock]] = {}
     _locks_guard: ClassVar[threading.Lock] = threading.Lock()
 
+    #: Idle connections kept open for reuse (more may be open while requests run at once).
+    POOL_SIZE: ClassVar[int] = 8
+
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._idle: list[sqlite3.Connection] = []
+        self._idle_guard = threading.Lock()
         with closing(self._connect()) as db, db:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute(_DDL)
 
     def _connect(self) -> sqlite3.Connection:
-        return sqlite3.connect(self.path, timeout=15, isolation_level=None)
+        # check_same_thread=False: a pooled connection serves one thread at a time, but not
+        # always the thread that opened it (the dev server runs each request in a new thread).
+        return sqlite3.connect(self.path, timeout=15, isolation_level=None, check_same_thread=False)
 
     def _run(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
-        with closing(self._connect()) as db:
-            return db.execute(sql, params).fetchall()
+        # Connections are reused: opening one per statement, and closing the last one (which
+        # checkpoints the WAL), cost milliseconds per request.
+        with self._idle_guard:
+            db = self._idle.pop() if self._idle else None
+        if db is None:
+            db = self._connect()
+        try:
+            rows = db.execute(sql, params).fetchall()
+        except BaseException:
+            db.close()
+            raise
+        with self._idle_guard:
+            if len(self._idle) < self.POOL_SIZE:
+                self._idle.append(db)
+                return rows
+        db.close()
+        return rows
+
+    def close(self) -> None:
+        """Close the idle connections (the store stays usable: new ones open on demand)."""
+        with self._idle_guard:
+            idle, self._idle = self._idle, []
+        for db in idle:
+            db.close()
 
     def get(self, ns: str, key: str) -> Record | None:
         """The live record, or None when absent or expired."""

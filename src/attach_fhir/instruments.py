@@ -21,6 +21,7 @@ from attach_fhir.canonical import (
     WORDING_SOURCE_EXT,
 )
 from attach_fhir.errors import AttachError
+from attach_fhir.frozen import freeze
 
 Json = dict[str, Any]
 PACKAGE = "attach_fhir.questionnaires"
@@ -143,6 +144,7 @@ class Library:
         #: file name -> resource, as loaded.
         self.files = resources
         self._by_url: dict[str, list[Json]] = {}
+        self._instruments: list[Instrument] | None = None
         self.codesystems: dict[str, Json] = {}
         for resource in resources.values():
             if resource.get("resourceType") == "Questionnaire":
@@ -164,9 +166,11 @@ class Library:
 
     def instruments(self) -> list[Instrument]:
         """A summary of the newest version of every instrument, in title order."""
-        # An unscored Questionnaire (the journal) is no instrument: it is offered by the plan.
-        scored = (v[0] for v in self._by_url.values() if not _unscored(v[0]))
-        return sorted((summarize(q) for q in scored), key=lambda i: i.title)
+        if self._instruments is None:  # the resources are fixed at construction
+            # An unscored Questionnaire (the journal) is no instrument: the plan offers it.
+            scored = (v[0] for v in self._by_url.values() if not _unscored(v[0]))
+            self._instruments = sorted((summarize(q) for q in scored), key=lambda i: i.title)
+        return list(self._instruments)
 
     def score_codes(self) -> dict[str, Json]:
         """Score code -> its CodeSystem concept (display, definition)."""
@@ -188,5 +192,9 @@ def read_packaged() -> dict[str, Json]:
 
 @cache
 def library() -> Library:
-    """The packaged library, loaded once per process."""
-    return Library(read_packaged())
+    """The packaged library, loaded once per process; its resources are frozen (never changed,
+    so what is derived from them, e.g. a scoring model, is computed once)."""
+    found = Library(read_packaged())
+    for resource in found.files.values():
+        freeze(resource)
+    return found

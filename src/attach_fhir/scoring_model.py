@@ -17,6 +17,7 @@ from typing import Any
 
 from attach_fhir.canonical import ORDINAL_VALUE_EXT, SCORING_MODEL_EXT
 from attach_fhir.errors import AttachError
+from attach_fhir.frozen import derived
 
 #: An answer option as the response carries it: (Coding.system, Coding.code).
 OptionKey = tuple[str | None, str]
@@ -349,7 +350,14 @@ def _dependency_order(specs: list[ScoreSpec], problems: list[str]) -> tuple[Scor
 
 
 def compile_model(questionnaire: Mapping[str, Any]) -> ScoringModel:
-    """Compile a Questionnaire dict into a ScoringModel, or raise InvalidScoringModel."""
+    """Compile a Questionnaire dict into a ScoringModel, or raise InvalidScoringModel.
+
+    A frozen Questionnaire (the packaged library's) is compiled once per process.
+    """
+    return derived(questionnaire, "scoring_model", lambda: _compile(questionnaire))
+
+
+def _compile(questionnaire: Mapping[str, Any]) -> ScoringModel:
     problems: list[str] = []
     document = _model_document(questionnaire)
     specs, top, ordinals = _item_specs(questionnaire, problems)

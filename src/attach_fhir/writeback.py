@@ -368,13 +368,28 @@ _MODELS: dict[str, Any] = {
 
 
 def validate(bundle: Mapping[str, Any]) -> None:
-    """Parse the Bundle and each resource with the R4B models; raise InvalidWriteback if not."""
+    """Parse the Bundle and each resource with the R4B models; raise InvalidWriteback if not.
+
+    Each resource is parsed once, by its own model (problems named by its type); the Bundle is
+    parsed without the resources those models already checked (parsing them twice doubled the
+    time of a submission).
+    """
     problems: list[str] = []
+    entries = bundle.get("entry") or []
+    envelope = {
+        **bundle,
+        "entry": [
+            {k: v for k, v in e.items() if k != "resource"}
+            if (e.get("resource") or {}).get("resourceType") in _MODELS
+            else e
+            for e in entries
+        ],
+    }
     try:
-        Bundle.model_validate(bundle)
+        Bundle.model_validate(envelope)
     except ValidationError as exc:
         problems.extend(f"Bundle: {e['loc']}: {e['msg']}" for e in exc.errors())
-    for entry in bundle.get("entry") or []:
+    for entry in entries:
         resource = entry["resource"]
         model = _MODELS.get(resource.get("resourceType"))
         if model is None:

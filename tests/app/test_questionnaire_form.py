@@ -504,3 +504,16 @@ def test_the_assess_fill_page_fills_the_form_templates_blocks(app: Flask) -> Non
     assert "assess/form.html" in referenced
     assert not referenced & {"base.html", "assess/_form_macros.html"}
     assert {"hidden_fields", "actions"} <= set(env.get_template("assess/form.html").blocks)
+
+
+def test_forms_of_a_packaged_questionnaire_do_not_share_answers_or_errors() -> None:
+    from attach_fhir.instruments import library  # the frozen copy: its items are compiled once
+
+    packaged = library().questionnaire("http://attach-fhir.org/fhir/Questionnaire/ecr-r|1.0.0")
+    answered = build_form(packaged, {"q:1": ["3"]}, {"2": "Select an answer"})
+    fresh = build_form(packaged)
+    first, second = answered.items[0], answered.items[1]
+    assert (first.values, second.error, len(answered.errors)) == (["3"], "Select an answer", 1)
+    assert (fresh.items[0].values, fresh.items[1].error, fresh.errors) == ([], None, [])
+    assert ' value="3" id="q-1-2" checked>' in str(first.choices_html())
+    assert "checked" not in str(fresh.items[0].choices_html())

@@ -7,6 +7,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -149,3 +150,20 @@ def test_the_cookie_holds_an_opaque_id_only(backend: str, tmp_path: Path) -> Non
     assert set(store.get("browser", sid) or {}) == {"created", "csrf"}
     for attribute in ("Secure", "HttpOnly", "SameSite=None", "Path=/"):
         assert attribute in cookie.split("; ")
+
+
+def test_pooled_sqlite_connections_serve_other_threads_and_see_other_writers(
+    tmp_path: Path, ns: str
+) -> None:
+    writer = SqliteStore(tmp_path / "shared.sqlite3")
+    reader = SqliteStore(tmp_path / "shared.sqlite3")  # e.g. a second app on the same file
+    writer.put(ns, "k", {"n": 1}, 60)
+    assert reader.get(ns, "k") == {"n": 1}
+    writer.put(ns, "k", {"n": 2}, 60)  # after the reader's connection went back to its pool
+    seen: list[Any] = []
+    thread = threading.Thread(target=lambda: seen.append(reader.get(ns, "k")))
+    thread.start()
+    thread.join()
+    assert seen == [{"n": 2}]
+    reader.close()
+    assert reader.get(ns, "k") == {"n": 2}  # usable after close: a new connection opens
