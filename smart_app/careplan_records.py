@@ -98,11 +98,19 @@ def preliminary(observations: list[Json]) -> list[Json]:
 
 def journal_entries(client: FhirClient, patient_id: str) -> list[Json]:
     """The patient's journal entries, newest first."""
+    return journal_of(completed_responses(client, patient_id))
+
+
+def completed_responses(client: FhirClient, patient_id: str) -> list[Json]:
+    """The patient's completed QuestionnaireResponses."""
     params = {"subject": f"Patient/{patient_id}", "status": "completed", "_count": "100"}
+    return list(client.search("QuestionnaireResponse", params))
+
+
+def journal_of(responses: list[Json]) -> list[Json]:
+    """The journal entries among ``responses``, newest first."""
     found = [
-        r
-        for r in client.search("QuestionnaireResponse", params)
-        if str(r.get("questionnaire") or "").partition("|")[0] == JOURNAL_URL
+        r for r in responses if str(r.get("questionnaire") or "").partition("|")[0] == JOURNAL_URL
     ]
     return sorted(found, key=lambda r: str(r.get("authored") or ""), reverse=True)
 

@@ -22,6 +22,7 @@ from attach_fhir.assignments import (
     PlanActivity,
     assignments,
     journal_activity,
+    last_done,
     plan_activities,
 )
 from attach_fhir.errors import AttachError
@@ -81,14 +82,15 @@ def home(ctx: str) -> str:
     launch = _launch()
     tasks = _search(launch, "Task", {"patient": f"Patient/{launch.patient_id}"})
     careplans = _plans(launch)
-    todo = [(a, _instrument_id(a)) for a in assignments(tasks, careplans)]
-    journal = journal_activity(careplans)
-    entries: list[dict[str, Any]] = []
+    responses: list[dict[str, Any]] = []
     if launch.can("QuestionnaireResponse", "s"):
         try:
-            entries = careplan_records.journal_entries(launch.fhir(), str(launch.patient_id))
+            responses = careplan_records.completed_responses(launch.fhir(), str(launch.patient_id))
         except AttachError as exc:
-            log.info("patient.journal outcome=%s", exc.code)
+            log.info("patient.responses outcome=%s", exc.code)
+    todo = [(a, _instrument_id(a), last_done(a, responses)) for a in assignments(tasks, careplans)]
+    journal = journal_activity(careplans)
+    entries = careplan_records.journal_of(responses)
     sid = request.args.get("sid", "")
     item = delivery.assess_services().outbox.store.get(sid) if sid else None
     if item is not None and item.target != delivery.target_for(launch):

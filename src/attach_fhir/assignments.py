@@ -25,6 +25,9 @@ class Assignment:
     source: str
     title: str
     due: str | None = None
+    #: Responses authored from this date-time on count as doing it (Task.authoredOn, or the
+    #: plan's start).
+    since: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,8 +60,9 @@ def from_tasks(tasks: Iterable[Mapping[str, Any]]) -> list[Assignment]:
             continue
         due = (task.get("restriction") or {}).get("period", {}).get("end")
         title = task.get("description") or (task.get("code") or {}).get("text") or "Assessment"
+        since = task.get("authoredOn")
         for canonical in _questionnaire_inputs(task):
-            out.append(Assignment(canonical, f"Task/{task['id']}", str(title), due))
+            out.append(Assignment(canonical, f"Task/{task['id']}", str(title), due, since))
     return out
 
 
@@ -75,8 +79,10 @@ def from_careplans(careplans: Iterable[Mapping[str, Any]]) -> list[Assignment]:
             if detail.get("status") in CLOSED_ACTIVITY:
                 continue
             title = (detail.get("code") or {}).get("text") or "Re-assessment"
+            since = (plan.get("period") or {}).get("start")
             for canonical in detail.get("instantiatesCanonical") or []:
-                out.append(Assignment(str(canonical), f"CarePlan/{plan['id']}", str(title)))
+                ref = f"CarePlan/{plan['id']}"
+                out.append(Assignment(str(canonical), ref, str(title), None, since))
     return out
 
 
@@ -85,6 +91,22 @@ def assignments(
 ) -> list[Assignment]:
     """The Tasks' assignments when the EHR assigns by Task; otherwise the plans'."""
     return from_tasks(tasks) or from_careplans(careplans)
+
+
+def last_done(assignment: Assignment, responses: Iterable[Mapping[str, Any]]) -> str | None:
+    """When the newest completed response to the assignment's Questionnaire was authored, if on
+    or after the day of the assignment; ``responses`` are the patient's QuestionnaireResponses."""
+    url = assignment.questionnaire.partition("|")[0]
+    since = assignment.since or ""
+    dates = [
+        str(r["authored"])
+        for r in responses
+        if r.get("status") == "completed"
+        and str(r.get("questionnaire") or "").partition("|")[0] == url
+        and isinstance(r.get("authored"), str)
+        and r["authored"][:10] >= since[:10]
+    ]
+    return max(dates, default=None)
 
 
 def plan_activities(careplans: Iterable[Mapping[str, Any]]) -> list[PlanActivity]:

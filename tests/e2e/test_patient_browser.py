@@ -192,8 +192,12 @@ def test_a_patient_completes_the_assigned_assessment_and_a_journal_entry(
         assert {o["status"] for o in scores} == {"preliminary"}  # not reviewed by a clinician
         assert {o["performer"][0]["reference"] for o in scores} == {f"Patient/{ADULT}"}
 
-        # A journal entry, linked to the plan's journaling activity.
+        # Back home, the assignment shows as done today; then a journal entry, linked to the
+        # plan's journaling activity.
         page.goto(home)
+        assert (
+            page.locator("#todo li").first.get_attribute("data-done") == response["authored"][:10]
+        )
         page.locator("#journal-link").click()
         page.get_by_label("Describe a moment in the last few days with someone close to you.").fill(
             "My sister called and I let it ring."

@@ -17,7 +17,13 @@ from typing import Any
 
 import pytest
 
-from attach_fhir.assignments import Assignment, assignments, journal_activity, plan_activities
+from attach_fhir.assignments import (
+    Assignment,
+    assignments,
+    journal_activity,
+    last_done,
+    plan_activities,
+)
 from attach_fhir.careplan import ProposalInputs, propose
 from attach_fhir.careplan_diff import plan_changes
 from attach_fhir.careplan_edit import InvalidPlanEdit, WorkingPlan, add_goal, apply_form
@@ -423,7 +429,9 @@ def test_tasks_come_before_the_plans_reassessment_activity() -> None:
         )
     ]
     assert assignments([done], [plan]) == [
-        Assignment(ECR_R, "CarePlan/cp1", "Re-assessment with the same questionnaire")
+        Assignment(
+            ECR_R, "CarePlan/cp1", "Re-assessment with the same questionnaire", None, "2025-01-06"
+        )
     ]
     assert assignments([], [plan | {"status": "completed"}]) == []
 
@@ -503,3 +511,20 @@ def test_the_clinicians_review_makes_only_preliminary_scores_final() -> None:
     assert provenance["resource"]["agent"][0]["who"] == {"reference": "Practitioner/p1"}
     assert provenance["resource"]["activity"]["coding"][0]["code"] == "UPDATE"
     assert confirmation_transaction([final], CTX) is None
+
+
+def test_an_assignment_is_done_by_a_completed_response_since_it_was_given() -> None:
+    task = Assignment(ECR_R, "Task/t1", "ECR-R", since="2025-02-01T09:00:00Z")
+    url = ECR_R.partition("|")[0]
+
+    def qr(status: str, questionnaire: str, authored: str) -> dict[str, str]:
+        return {"status": status, "questionnaire": questionnaire, "authored": authored}
+
+    responses = [
+        qr("completed", f"{url}|1.0.0", "2025-01-20T10:00:00Z"),
+        qr("in-progress", url, "2025-02-05T10:00:00Z"),
+        qr("completed", f"{url}|1.0.0", "2025-02-03T18:00:00Z"),
+        qr("completed", "http://x/Questionnaire/rq", "2025-03-01"),
+    ]
+    assert last_done(task, responses) == "2025-02-03T18:00:00Z"
+    assert last_done(task, responses[:2]) is None  # before the task, or not completed
