@@ -25,7 +25,6 @@ from attach_fhir.careplan_edit import InvalidPlanEdit, WorkingPlan, apply_form
 from attach_fhir.careplan_fhir import PlanResources, build_resources
 from attach_fhir.careplan_rules import CarePlanRules, load_rules, shipped_rules
 from attach_fhir.careplan_writeback import (
-    PlanContext,
     approval_transaction,
     reassessment_transaction,
     revision_transaction,
@@ -33,15 +32,13 @@ from attach_fhir.careplan_writeback import (
 from attach_fhir.errors import AttachError
 from attach_fhir.goal_target import packaged_scales
 from attach_fhir.lifestage import Role
-from attach_fhir.outbox import payload
 from attach_fhir.outbox_store import FAILED
 from attach_fhir.result_review import confirmation_transaction
+from smart_app import careplan_delivery as writes
 from smart_app import careplan_records as records
 from smart_app import careplan_view as view
 from smart_app import delivery, patient_facts
 from smart_app.context import LaunchContext, current_launch
-from smart_app.questionnaire_source import registration_option
-from smart_app.responses import now
 from smart_app.submission import relative
 
 log = logging.getLogger(__name__)
@@ -83,27 +80,6 @@ def _clinician(launch: LaunchContext) -> tuple[str, str]:
     return launch.patient_id, user
 
 
-def _context(launch: LaunchContext, plan_id: str, clinician: str) -> PlanContext:
-    return PlanContext(
-        plan_id=plan_id,
-        patient=f"Patient/{launch.patient_id}",
-        clinician=clinician,
-        recorded=now(),
-        base_url=launch.iss,
-        encounter=f"Encounter/{launch.encounter_id}" if launch.encounter_id else None,
-        security_labels=registration_option(launch, "security_labels"),
-    )
-
-
-def _send(launch: LaunchContext, submission_id: str, bundle: dict[str, Any]) -> Any:
-    delivery.remember(launch)
-    item = delivery.assess_services().outbox.submit(
-        submission_id, delivery.target_for(launch), payload(bundle, "transaction")
-    )
-    log.info("careplan.send outcome=%s", item.status)
-    return item
-
-
 @bp.get("/")
 def show(ctx: str) -> str:
     """The active plan: goals with their trajectory, activities, journal, results to review."""
@@ -123,6 +99,8 @@ def show(ctx: str) -> str:
         journal=view.journal_rows(records.journal_entries(client, patient_id)),
         pending=records.preliminary(observations),
         item=item,
+        update_problem=writes.problem(launch, "update") if plan else None,
+        results_problem=writes.problem(launch, "results"),
     )
 
 
@@ -175,6 +153,7 @@ def revise(ctx: str) -> Any:
     """Load the active plan (with its version) for editing."""
     launch = current_launch()
     patient_id, _ = _clinician(launch)
+    writes.require(launch, "update")
     found = records.active_plan(launch.fhir(), patient_id)
     if found is None:
         raise records.NoActivePlan()
@@ -240,20 +219,23 @@ def edit(ctx: str, draft_id: str) -> Any:
         addable_activities=view.addable_activities(plan, rules()),
         skipped=draft.get("skipped", []),
         errors=errors,
+        write_problem=writes.problem(launch, "update" if draft.get("base") else "approve"),
     ), status
 
 
 def _approve(launch: LaunchContext, draft: dict[str, Any], plan: WorkingPlan, who: str) -> Any:
-    ctx = _context(launch, draft["plan_id"], who)
+    ctx = writes.context(launch, draft["plan_id"], who)
     if draft.get("base") is None:
         resources = PlanResources(
             f"urn:uuid:{draft['plan_id']}", plan.careplan, tuple(plan.goals.items())
         )
-        item = _send(launch, draft["plan_id"], approval_transaction(resources, ctx))
+        item = writes.send(
+            launch, draft["plan_id"], approval_transaction(resources, ctx), "approve"
+        )
         return redirect(url_for(".show", ctx=launch.id, sid=item.submission_id), code=303)
     base = WorkingPlan.from_json(draft["base"])
     bundle = revision_transaction(base.careplan, base.goals, plan.careplan, plan.goals, ctx)
-    item = _send(launch, draft["submission"], bundle)
+    item = writes.send(launch, draft["submission"], bundle, "update")
     if item.status == FAILED and str(item.last_error_code or "").startswith(CONFLICT_CODES):
         server = records.refresh(launch.fhir(), base.careplan["id"])
         page = render_template(
@@ -271,18 +253,19 @@ def reassess(ctx: str) -> Any:
     """Judge every active goal against the latest final score and link the Observation."""
     launch = current_launch()
     patient_id, clinician = _clinician(launch)
+    writes.require(launch, "update")
     client = launch.fhir()
     found = records.active_plan(client, patient_id)
     if found is None:
         raise records.NoActivePlan()
-    context = _context(launch, records.plan_identifier(found.careplan), clinician)
+    context = writes.context(launch, records.plan_identifier(found.careplan), clinician)
     latest = records.latest(client, patient_id)
     bundle = reassessment_transaction(
         found.goals.values(), latest, context, rules().reliable_change
     )
     if bundle is None:
         return redirect(url_for(".show", ctx=ctx, note="no-new-scores"), code=303)
-    item = _send(launch, str(uuid.uuid4()), bundle)
+    item = writes.send(launch, str(uuid.uuid4()), bundle, "update")
     return redirect(url_for(".show", ctx=ctx, sid=item.submission_id), code=303)
 
 
@@ -291,11 +274,12 @@ def confirm(ctx: str) -> Any:
     """The clinician has reviewed the patient's own results: they become final."""
     launch = current_launch()
     patient_id, clinician = _clinician(launch)
+    writes.require(launch, "results")
     pending = records.preliminary(records.score_observations(launch.fhir(), patient_id))
     wanted = set(request.form.getlist("observation"))
     chosen = [o for o in pending if f"Observation/{o['id']}" in wanted]
-    bundle = confirmation_transaction(chosen, _context(launch, str(uuid.uuid4()), clinician))
+    bundle = confirmation_transaction(chosen, writes.context(launch, str(uuid.uuid4()), clinician))
     if bundle is None:
         return redirect(url_for(".show", ctx=ctx), code=303)
-    item = _send(launch, str(uuid.uuid4()), bundle)
+    item = writes.send(launch, str(uuid.uuid4()), bundle, "results")
     return redirect(url_for(".show", ctx=ctx, sid=item.submission_id), code=303)

@@ -18,6 +18,7 @@ assessment write-back it reuses (``writeback.create_entry``, ``writeback.provena
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from attach_fhir.careplan_fhir import (
     goal_measure,
 )
 from attach_fhir.goal_target import InvalidScoreScale, ReliableChange, assess_achievement
+from attach_fhir.history import parse_time
 from attach_fhir.writeback import (
     SECURITY_LABELS,
     WritebackContext,
@@ -244,27 +246,34 @@ def revision_transaction(
     return _bundle(entries)
 
 
+def _order(obs: Mapping[str, Any]) -> tuple[dt.datetime, str]:
+    """Effective time, then the server's write time (two submissions in one second)."""
+    try:
+        when = parse_time(str(obs.get("effectiveDateTime") or ""))
+    except ValueError:
+        when = dt.datetime.min.replace(tzinfo=dt.UTC)
+    return when, str((obs.get("meta") or {}).get("lastUpdated") or "")
+
+
 def latest_scores(observations: Iterable[Mapping[str, Any]]) -> dict[str, ObservedScore]:
     """The latest ``final`` (or amended/corrected) numeric score Observation per score code."""
-    best: dict[str, ObservedScore] = {}
+    best: dict[str, tuple[tuple[dt.datetime, str], ObservedScore]] = {}
     for obs in observations:
         if obs.get("status") not in ("final", "amended", "corrected") or not obs.get("id"):
             continue
         value = (obs.get("valueQuantity") or {}).get("value")
         if isinstance(value, bool) or not isinstance(value, int | float):
             continue
-        when = str(obs.get("effectiveDateTime") or "")
+        order = _order(obs)
+        found = ObservedScore(
+            f"Observation/{obs['id']}", float(value), str(obs.get("effectiveDateTime") or "")
+        )
         for coding in (obs.get("code") or {}).get("coding") or []:
-            if coding.get("system") != SCORES_SYSTEM or not coding.get("code"):
-                continue
-            code = coding["code"]
-            found = ObservedScore(f"Observation/{obs['id']}", float(value), when)
-            if code not in best or (when, found.reference) > (
-                best[code].effective,
-                best[code].reference,
-            ):
-                best[code] = found
-    return best
+            code = coding.get("code")
+            if coding.get("system") == SCORES_SYSTEM and code:
+                if code not in best or order > best[code][0]:
+                    best[code] = (order, found)
+    return {code: found for code, (_, found) in best.items()}
 
 
 def reassessment_transaction(

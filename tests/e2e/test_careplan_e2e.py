@@ -103,6 +103,27 @@ def app_env(
     pool.shutdown()
 
 
+@pytest.fixture(scope="module")
+def create_only_app(
+    app_env: tuple[Sandbox, AppServer], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[AppServer]:
+    """A second app on the same sandbox whose grant lets it create plans but not update them."""
+    sandbox, _ = app_env
+    assert sandbox.urls is not None
+    data_dir: Path = tmp_path_factory.mktemp("careplan-create-only")
+    reg, client = app_registration("public", sandbox.urls.fhir_base, data_dir)
+    reg["client_id"] = client["client_id"] = "careplan-create-only"
+    reg["scopes"] = SCOPES.replace("CarePlan.crus", "CarePlan.crs").replace("Goal.crus", "Goal.crs")
+    pool = SharedPool()
+    server = start_app(reg, data_dir, HTTP_TRANSPORT=pool)
+    register_app(sandbox, server, client)
+    yield server
+    server.thread.stop()
+    server.app.extensions["attach_assess"].stop()
+    server.transport.close()
+    pool.shutdown()
+
+
 def hidden(page: str, name: str) -> str:
     match = re.search(rf'name="{re.escape(name)}" value="([^"]*)"', page)
     assert match, f"no {name} field"
@@ -379,5 +400,27 @@ def test_the_clinician_reads_journal_entries_and_confirms_a_patients_own_scores(
             assert provenance["agent"][0]["who"]["reference"] == ROWAN
             assert provenance["activity"]["coding"][0]["code"] == "UPDATE"
         assert f'value="Observation/{own_id}"' not in rowan.get("/careplan/").text
+    finally:
+        rowan.close()
+
+
+def test_what_the_grant_does_not_allow_is_said_before_and_refused_when_tried(
+    app_env: tuple[Sandbox, AppServer], create_only_app: AppServer
+) -> None:
+    sandbox, _ = app_env
+    rowan = Clinician(sandbox, create_only_app)
+    try:
+        page = rowan.get("/careplan/")
+        assert page.status_code == 200, page.text
+        # The plan written by the first test is there to read, not to revise or judge.
+        assert 'id="update-problem"' in page.text
+        assert "The EHR did not grant the app permission to update CarePlan." in page.text
+        assert 'id="revise-link"' not in page.text
+        refused = rowan.post("/careplan/reassess", {})
+        assert refused.status_code == 409
+        assert "permission to update CarePlan" in refused.text
+        # A new plan is only creates: the approve button is enabled.
+        draft = rowan.follow(rowan.post("/careplan/propose", {}))
+        assert 'id="approve-button">' in draft.text and 'id="write-problem"' not in draft.text
     finally:
         rowan.close()

@@ -356,6 +356,20 @@ def test_latest_scores_take_the_newest_final_value_per_code() -> None:
     }
 
 
+def test_latest_scores_compare_instants_then_the_servers_write_time() -> None:
+    # 10:00+02:00 is 08:00Z, earlier than 09:00Z although its text sorts later.
+    east = obs("e", "ecr-r-anxiety", 5.0, "2025-03-03T10:00:00+02:00")
+    utc = obs("u", "ecr-r-anxiety", 4.0, "2025-03-03T09:00:00Z")
+    assert latest_scores([utc, east])["ecr-r-anxiety"].reference == "Observation/u"
+    # Two submissions in the same second: the one the server wrote last is the latest.
+    first = obs("b", "ecr-r-avoidance", 3.0, "2025-03-03T09:00:00Z")
+    second = obs("a", "ecr-r-avoidance", 2.0, "2025-03-03T09:00:00Z")
+    first["meta"] = {"lastUpdated": "2025-03-03T09:00:00.120Z"}
+    second["meta"] = {"lastUpdated": "2025-03-03T09:00:00.870Z"}
+    assert latest_scores([second, first])["ecr-r-avoidance"].value == 2.0
+    assert latest_scores([first, second])["ecr-r-avoidance"].value == 2.0
+
+
 # -- what changed on the server -------------------------------------------------------------------
 
 
