@@ -26,6 +26,7 @@ from attach_fhir.careplan_writeback import PlanContext, approval_transaction
 from attach_fhir.goal_target import packaged_scales
 from attach_fhir.journal import CAREPLAN_ACTIVITY_EXT, JOURNAL_URL
 from ehr_sandbox.runner import Sandbox
+from tests.e2e.test_form_browser import AXE, axe_violations
 from tests.fixtures.sandbox import SANDBOX_CLIENTS, AuthzDriver, SandboxFactory
 from tests.fixtures.smart_app_server import AppServer, app_registration, register_app, start_app
 
@@ -148,8 +149,10 @@ def test_a_patient_completes_the_assigned_assessment_and_a_journal_entry(
 ) -> None:
     sandbox, server, fhir = world
     assert sandbox.urls is not None
+    assert AXE.is_file(), "run scripts/bootstrap (npm ci in tests/e2e/axe)"
     careplan_id = write_plan(fhir, sandbox.urls.fhir_base)
-    context = chromium.new_context()
+    # axe is injected as an inline script, which the app's CSP (rightly) refuses.
+    context = chromium.new_context(bypass_csp=True)
     page = context.new_page()
     try:
         sign_in_as_patient(page, server)
@@ -198,7 +201,12 @@ def test_a_patient_completes_the_assigned_assessment_and_a_journal_entry(
         assert (
             page.locator("#todo li").first.get_attribute("data-done") == response["authored"][:10]
         )
+        assert axe_violations(page) == []
         page.locator("#journal-link").click()
+        assert axe_violations(page) == []
+        page.locator("#journal-submit").click()  # nothing written: the first prompt is required
+        assert "Enter an answer" in page.locator("main").inner_text()
+        assert axe_violations(page) == []
         page.get_by_label("Describe a moment in the last few days with someone close to you.").fill(
             "My sister called and I let it ring."
         )
