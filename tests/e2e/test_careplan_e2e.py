@@ -133,10 +133,10 @@ def hidden(page: str, name: str) -> str:
 class Clinician:
     """Rowan, launched from the EHR for the adult patient, using the app like a browser."""
 
-    def __init__(self, sandbox: Sandbox, server: AppServer) -> None:
+    def __init__(self, sandbox: Sandbox, server: AppServer, patient: str = ADULT) -> None:
         self.sandbox, self.server = sandbox, server
         self.browser = Browser()
-        page = self.browser.go(ehr_launch_url(sandbox, server.client_id, ADULT))
+        page = self.browser.go(ehr_launch_url(sandbox, server.client_id, patient))
         assert page.status_code == 200, page.text
         self.ctx = urlsplit(self.browser.visited[-1]).path.split("/")[2]
         self.app = f"{server.url}/app/{self.ctx}"
@@ -210,10 +210,10 @@ def search(client: httpx.Client, kind: str, **params: str) -> list[dict[str, Any
     return [e["resource"] for e in response.json().get("entry") or []]
 
 
-def active_plan(client: httpx.Client) -> dict[str, Any]:
+def active_plan(client: httpx.Client, patient: str = ADULT) -> dict[str, Any]:
     (plan,) = [
         p
-        for p in search(client, "CarePlan", subject=f"Patient/{ADULT}", status="active")
+        for p in search(client, "CarePlan", subject=f"Patient/{patient}", status="active")
         if p["identifier"][0]["system"] == CAREPLAN_SYSTEM
     ]
     return plan
@@ -422,5 +422,58 @@ def test_what_the_grant_does_not_allow_is_said_before_and_refused_when_tried(
         # A new plan is only creates: the approve button is enabled.
         draft = rowan.follow(rowan.post("/careplan/propose", {}))
         assert 'id="approve-button">' in draft.text and 'id="write-problem"' not in draft.text
+    finally:
+        rowan.close()
+
+
+def test_the_clinician_adds_a_goal_and_an_activity_before_approving(
+    app_env: tuple[Sandbox, AppServer],
+) -> None:
+    sandbox, server = app_env
+    parent = "sandbox-parent-41"
+    rowan = Clinician(sandbox, server, patient=parent)
+    try:
+        rowan.submit_ecr_r(anxiety=6, avoidance=4)
+        draft = rowan.follow(rowan.post("/careplan/propose", {}))
+        path = urlsplit(str(draft.url)).path.removeprefix(f"/app/{rowan.ctx}")
+        fields = edit_form(draft.text)
+        avoidance = next(n for n in range(2) if fields[f"goal-{n}-target"] == "3.25")
+        # Remove the avoidance goal: its score becomes one a goal can be added for.
+        removed = rowan.post(path, {**fields, f"goal-{avoidance}-remove": "1", "action": "update"})
+        assert removed.status_code == 200, removed.text
+        assert 'option value="ecr-r-avoidance"' in removed.text
+        assert 'option value="life-story"' in removed.text
+        # Add it back with the clinician's own target, and the life-story work.
+        fields = edit_form(removed.text)
+        added = rowan.post(
+            path,
+            {**fields, "new-goal-score": "ecr-r-avoidance", "new-goal-target": "3.5",
+             "new-goal-due": "2031-01-31", "action": "add-goal"},
+        )  # fmt: skip
+        assert added.status_code == 200, added.text
+        fields = edit_form(added.text)
+        added = rowan.post(path, {**fields, "new-activity": "life-story", "action": "add-activity"})
+        # A target on the wrong side of the baseline is refused with the field named.
+        fields = edit_form(added.text)
+        wrong = rowan.post(path, {**fields, "goal-1-target": "5", "action": "approve"})
+        assert wrong.status_code == 422
+        assert 'id="goal-1-target-error"' in wrong.text
+        assert "at most 4.0 (the baseline is 4.0)" in wrong.text
+        done = rowan.follow(rowan.post(path, {**fields, "action": "approve"}))
+        assert 'data-status="delivered"' in done.text, done.text
+        with rowan.fhir() as client:
+            plan = active_plan(client, parent)
+            goals = [client.get(g["reference"]).json() for g in plan["goal"]]
+            targets = {
+                g["target"][0]["measure"]["coding"][0]["code"]: (
+                    g["target"][0]["detailRange"]["high"]["value"],
+                    g["target"][0]["dueDate"],
+                )
+                for g in goals
+            }
+            assert targets["ecr-r-avoidance"] == (3.5, "2031-01-31")
+            assert targets["ecr-r-anxiety"][0] == 4.75
+            codes = [a["detail"]["code"]["coding"][0]["code"] for a in plan["activity"]]
+            assert codes[-1] == "life-story-narrative"
     finally:
         rowan.close()
