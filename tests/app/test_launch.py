@@ -396,7 +396,10 @@ def test_the_bearer_token_stays_with_the_fhir_server(server: StubServer, tmp_pat
     assert server.authorization == ["Bearer secret-token"]
     assert "secret-token" not in page
     css = client.get(f"/app/{ctx}/style.css")
-    assert css.get_data(as_text=True) == ":root {\n  --ehr-background: #123456;\n}\n"
+    # The EHR's background as sent; the app's dark default text is made readable on it.
+    assert css.get_data(as_text=True).startswith(
+        ":root {\n  --ehr-background: #123456;\n  --ehr-text: #"
+    )
     other = app.test_client()  # another browser: no such launch for it
     assert other.get(f"/app/{ctx}/").status_code == 404
     assert other.get(f"/app/{ctx}/style.css").status_code == 404
