@@ -12,7 +12,7 @@ from flask import Flask, g, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from attach_fhir.errors import AttachError
-from smart_app import kept_forms, security, services
+from smart_app import kept_forms, outbound, security, services
 from smart_app import registrations as registrations_module
 from smart_app.discovery import DiscoveryCache
 from smart_app.errors import AuthorizationExpired
@@ -66,7 +66,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
             registrations=regs,
             store=store,
             cache=DiscoveryCache(float(app.config["DISCOVERY_TTL"])),
-            transport=app.config["HTTP_TRANSPORT"],
+            # One transport (one TLS context) for every outbound client; tests may inject one.
+            transport=app.config["HTTP_TRANSPORT"] or outbound.SharedTransport(),
         ),
     )
     frame_ancestors = sorted({*str(app.config["FRAME_ANCESTORS"]).split(), *regs.frame_ancestors()})

@@ -15,6 +15,27 @@ from smart_app import netguard
 TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 
 
+class SharedTransport(httpx.BaseTransport):
+    """One HTTP transport for every outbound client of an app: its TLS context is built once
+    (building one per client cost tens of milliseconds per request). No connection is kept
+    alive between requests, as before, so nothing stays open; a client closing leaves it open.
+    """
+
+    def __init__(self) -> None:
+        self._inner = httpx.HTTPTransport(limits=httpx.Limits(max_keepalive_connections=0))
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        """Send one request."""
+        return self._inner.handle_request(request)
+
+    def close(self) -> None:
+        """Called by each client that closes: the transport outlives them (see ``shutdown``)."""
+
+    def shutdown(self) -> None:
+        """Close the underlying pool."""
+        self._inner.close()
+
+
 def client(allow: Iterable[str], transport: httpx.BaseTransport | None = None) -> httpx.Client:
     """An httpx client whose every request passes ``netguard.check_url`` first."""
     allowed = tuple(allow)
