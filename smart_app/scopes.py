@@ -8,16 +8,21 @@ from dataclasses import dataclass
 from smart_app.discovery import SmartConfiguration
 
 #: Resource scopes the app asks for by default (SMART v2 syntax), per compartment. Provenance
-#: is created (never read) with every write-back.
+#: is created (never read) with every write-back. Score Observations are read back for review
+#: and updated only when a clinician confirms a patient's own (preliminary) scores.
 RESOURCE_SCOPES = (
     "Patient.r",
     "Questionnaire.rs",
     "QuestionnaireResponse.crus",
-    "Observation.cs",
+    "Observation.crus",
     "CarePlan.crus",
     "Goal.crus",
     "Provenance.c",
 )
+#: What a patient's own launch needs instead: no confirming of scores, but the Tasks assigning
+#: them questionnaires.
+PATIENT_SCOPE_CHANGES = {"Observation.crus": "Observation.crs"}
+PATIENT_EXTRA_SCOPES = ("Task.rs",)
 IDENTITY_SCOPES = ("openid", "fhirUser", "offline_access")
 
 _V2 = re.compile(r"^(patient|user|system)/([A-Za-z*]+)\.([cruds]+)(\?.*)?$")
@@ -34,7 +39,10 @@ def default_scopes(kind: str) -> list[str]:
         context, compartment = ["launch/patient"], "user"
     else:
         raise ValueError(f"unknown launch kind {kind!r}")
-    resources = [f"{compartment}/{s}" for s in RESOURCE_SCOPES]
+    wanted = list(RESOURCE_SCOPES)
+    if kind == "patient":
+        wanted = [PATIENT_SCOPE_CHANGES.get(s, s) for s in wanted] + list(PATIENT_EXTRA_SCOPES)
+    resources = [f"{compartment}/{s}" for s in wanted]
     if kind == "clinician":
         resources[0] = "user/Patient.rs"  # the app-side patient picker searches
     return [*context, "openid", "fhirUser", *resources, "offline_access"]

@@ -27,7 +27,7 @@ from smart_app.security import COOKIE_NAME
 
 V2_EHR = (
     "launch openid fhirUser patient/Patient.r patient/Questionnaire.rs "
-    "patient/QuestionnaireResponse.crus patient/Observation.cs patient/CarePlan.crus "
+    "patient/QuestionnaireResponse.crus patient/Observation.crus patient/CarePlan.crus "
     "patient/Goal.crus patient/Provenance.c offline_access"
 )
 

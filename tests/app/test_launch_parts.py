@@ -180,7 +180,17 @@ def test_rfc9207_issuer_rule(issuer: str | None, callback_iss: str, expected: bo
 def test_default_scopes_create_provenance_in_v2_and_v1() -> None:
     """The write-back's Provenance needs create, in the launch's compartment, in both syntaxes."""
     assert default_scopes("ehr")[-2:] == ["patient/Provenance.c", "offline_access"]
-    assert default_scopes("patient")[-2] == "patient/Provenance.c"
+    assert "patient/Provenance.c" in default_scopes("patient")
     assert default_scopes("clinician")[-2] == "user/Provenance.c"
     v1 = to_v1(default_scopes("clinician"))
     assert "user/Provenance.write" in v1 and "user/Provenance.read" not in v1
+
+
+def test_patients_read_their_tasks_but_cannot_confirm_scores() -> None:
+    """A patient's launch reads its assigning Tasks; only clinicians update (confirm) scores."""
+    patient = default_scopes("patient")
+    assert "patient/Task.rs" in patient
+    assert "patient/Observation.crs" in patient and "patient/Observation.crus" not in patient
+    assert "patient/Observation.crus" in default_scopes("ehr")
+    assert "user/Observation.crus" in default_scopes("clinician")
+    assert not any(s.endswith("/Task.rs") for s in default_scopes("ehr"))

@@ -35,7 +35,7 @@ ADULT = "sandbox-adult-29"
 ADOLESCENT = "sandbox-adolescent-15"
 V2_EHR_SCOPE = (
     "launch openid fhirUser patient/Patient.r patient/Questionnaire.rs "
-    "patient/QuestionnaireResponse.crus patient/Observation.cs patient/CarePlan.crus "
+    "patient/QuestionnaireResponse.crus patient/Observation.crus patient/CarePlan.crus "
     "patient/Goal.crus patient/Provenance.c offline_access"
 )
 
