@@ -5,23 +5,40 @@ another process, e.g. ``attach-fhir outbox drain`` from cron, does that instead)
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
+import time
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from werkzeug.serving import WSGIRequestHandler
-
 if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
     from flask import Flask
 
+access_log = logging.getLogger("smart_app.access")
 
-class PathOnlyRequestHandler(WSGIRequestHandler):
-    """Access log without query strings: launch tokens, codes and state travel there."""
 
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        """Log method, path (no query) and status."""
-        path = self.path.split("?", 1)[0]
-        self.log("info", '"%s %s" %s %s', self.command, path, code, size)
+def path_only_access_log(app: WSGIApplication) -> WSGIApplication:
+    """Wrap ``app`` with an access log of method, path and status: never the query string,
+    where launch tokens, codes and state travel."""
+
+    def logged(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        started = time.perf_counter()
+
+        def start(status: str, headers: list[tuple[str, str]], *exc: Any) -> Callable[..., Any]:
+            access_log.info(
+                "request method=%s path=%s status=%s ms=%.1f",
+                environ.get("REQUEST_METHOD", "-"),
+                environ.get("PATH_INFO", "-"),
+                status.split(" ", 1)[0],
+                (time.perf_counter() - started) * 1000,
+            )
+            return start_response(status, headers, *exc)
+
+        return app(environ, start)
+
+    return logged
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -58,7 +75,7 @@ def build_app(args: argparse.Namespace) -> Flask:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from werkzeug.serving import run_simple
+    from waitress import serve
 
     from attach_fhir.errors import AttachError
 
@@ -67,5 +84,11 @@ def _serve(args: argparse.Namespace) -> int:
     except AttachError as exc:  # a bad registrations file: say which key, exit non-zero
         print(f"attach-fhir serve: {exc.description}", file=sys.stderr)
         return 2
-    run_simple(args.host, args.port, app, threaded=True, request_handler=PathOnlyRequestHandler)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    print(
+        f"attach-fhir: serving on http://{args.host}:{args.port} "
+        "(launch URL /launch, redirect URI /callback, JWKS /jwks.json)",
+        file=sys.stderr,
+    )
+    serve(path_only_access_log(app), host=args.host, port=args.port, threads=8, ident="attach-fhir")
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 from flask import Flask
 
 from attach_fhir.cli import build_parser
+from smart_app import create_app
 from smart_app.cli import build_app
 
 REGISTRATIONS = {
@@ -74,3 +76,20 @@ def test_serve_follows_attach_outbox_worker(
     monkeypatch.setenv("ATTACH_OUTBOX_WORKER", env)
     assert worker_running(built(serve_app)) is running
     assert worker_running(built(serve_app, "--outbox-worker"))  # the flag wins over the env
+
+
+def test_the_access_log_names_the_path_but_never_the_query(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Launch tokens, codes and state travel in query strings: they must not reach the log."""
+    from werkzeug.test import Client
+
+    from smart_app.cli import path_only_access_log
+
+    app = path_only_access_log(create_app({"TESTING": True}))
+    with caplog.at_level(logging.INFO, logger="smart_app.access"):
+        Client(app).get("/launch?iss=https://ehr.example/fhir&launch=SECRET-LAUNCH-TOKEN")
+    lines = [r.getMessage() for r in caplog.records if r.name == "smart_app.access"]
+    assert len(lines) == 1
+    assert "path=/launch " in lines[0] and "method=GET" in lines[0]
+    assert "SECRET-LAUNCH-TOKEN" not in lines[0] and "iss=" not in lines[0]
