@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from flask import current_app, g, request
@@ -34,6 +34,7 @@ class LaunchContext:
     id: str
     record: dict[str, Any]
     services: Services
+    _client: FhirClient | None = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
     def load(cls, ctx_id: str) -> LaunchContext:
@@ -145,11 +146,14 @@ class LaunchContext:
             return str(new["access_token"])
 
     def fhir(self) -> FhirClient:
-        """A FHIR client for this launch's server; the token never leaves its base URL."""
-        reg = self.services.registrations.lookup(self.iss)
-        http = self.services.http(reg)
-        g.setdefault("attach_http", []).append(http)  # closed at app-context teardown
-        return FhirClient(self.iss, http, token_source=self.token_source)
+        """A FHIR client for this launch's server (one per request); the token never leaves
+        its base URL."""
+        if self._client is None:
+            reg = self.services.registrations.lookup(self.iss)
+            http = self.services.http(reg)
+            g.setdefault("attach_http", []).append(http)  # closed at app-context teardown
+            self._client = FhirClient(self.iss, http, token_source=self.token_source)
+        return self._client
 
 
 def current_launch() -> LaunchContext:
