@@ -7,6 +7,7 @@ launch every page lives under ``/app/<ctx>/`` (see :mod:`smart_app.context`).
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
@@ -121,21 +122,49 @@ def landing(ctx: str) -> str:
     )
 
 
-#: Other flows the landing page links to, when installed: endpoint, label, scope it needs.
+#: Other flows the landing page lists, when installed: endpoint, label, what it does, the scope
+#: it needs and, in words, what is missing when the EHR did not grant that scope.
 FLOWS = (
-    ("assess.choose", "Questionnaires", ("Questionnaire", "r")),
-    ("review.patient_history", "Scores over time", ("Observation", "s")),
+    (
+        "assess.choose",
+        "Questionnaires",
+        "Choose an attachment questionnaire, fill it in and see the scores.",
+        ("Questionnaire", "r"),
+        "read questionnaires",
+    ),
+    (
+        "review.patient_history",
+        "Scores over time",
+        "Earlier questionnaire scores side by side, to follow change.",
+        ("Observation", "s"),
+        "search recorded scores",
+    ),
 )
 
 
-def _flows(launch: LaunchContext) -> list[tuple[str, str]]:
-    """Links to the installed flows this launch may use (a patient and the scope they need)."""
+@dataclass(frozen=True)
+class FlowLink:
+    """One flow on the landing page: its link (None when not granted) and why it is missing."""
+
+    label: str
+    description: str
+    href: str | None
+    missing: str
+
+
+def _flows(launch: LaunchContext) -> list[FlowLink]:
+    """The installed flows for a launch with a patient; a link only where the scope is granted."""
     if not launch.patient_id:
         return []
     return [
-        (url_for(endpoint, ctx=launch.id), label)
-        for endpoint, label, (resource, interaction) in FLOWS
-        if endpoint in current_app.view_functions and launch.can(resource, interaction)
+        FlowLink(
+            label,
+            description,
+            url_for(endpoint, ctx=launch.id) if launch.can(resource, interaction) else None,
+            missing,
+        )
+        for endpoint, label, description, (resource, interaction), missing in FLOWS
+        if endpoint in current_app.view_functions
     ]
 
 

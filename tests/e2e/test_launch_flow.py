@@ -211,13 +211,19 @@ def test_the_ui_disables_what_the_ehr_did_not_grant(
         "Save questionnaire answers",
     ]
     disabled = ["Record scores", "Update the care plan", "Set goals"]
+    tick, dash = '<span class="mark" aria-hidden="true">&#10003;</span>', "&#8211;"
     for label in enabled:
-        assert f'<button type="button" >{label}</button>' in page.text
+        allowed = '<span class="visually-hidden"> (allowed)</span>'
+        assert f'<li class="granted">{tick} {label}{allowed}</li>' in page.text
     for label in disabled:
-        assert f'<button type="button" disabled aria-disabled="true">{label}</button>' in page.text
+        mark = f'<span class="mark" aria-hidden="true">{dash}</span>'
+        not_granted = '<span class="hint">not granted</span>'
+        assert f'<li class="not-granted">{mark} {label} {not_granted}</li>' in page.text
+    assert "<button" not in page.text  # permissions are a list, not controls
     landing_path = urlsplit(browser.visited[-1]).path
     assert f'href="{landing_path}assess/"' in page.text  # questionnaires: granted
     assert f'href="{landing_path}review/"' not in page.text  # no Observation search granted
+    assert "the EHR has not allowed this app to search recorded scores." in page.text
 
 
 def test_the_ehr_style_colours_apply_and_nothing_else(
