@@ -237,11 +237,14 @@ def test_the_ehr_style_colours_apply_and_nothing_else(
     published = httpx.get(f"{launch_sandbox.urls.issuer}/smart-style.json").json()
     css = browser.go(f"{ctx_url}style.css")
     assert css.headers["Content-Type"].startswith("text/css")
+    # The sandbox's highlight is too light to read on its background (about 2:1); the app
+    # serves it darkened to 4.5:1 (WCAG AA; smart_app.style.readable): #69b5ce x 0.6 = #3f6d7c.
+    assert published["color_highlight"] == "#69b5ce"
     assert css.text == (
         ":root {\n"
         f"  --ehr-background: {published['color_background']};\n"
         f"  --ehr-text: {published['color_text']};\n"
-        f"  --ehr-highlight: {published['color_highlight']};\n"
+        "  --ehr-highlight: #3f6d7c;\n"
         f"  --ehr-error: {published['color_error']};\n"
         f"  --ehr-success: {published['color_success']};\n"
         "}\n"
