@@ -10,6 +10,7 @@ from .parts import (
     Json,
     SourceError,
     choice_item,
+    direction_item,
     enabled_when_true,
     gate_item,
     ours,
@@ -130,7 +131,8 @@ def build_ecr_rs(shared: Path) -> Json:
             "(means of the four relationship scores) are single source and are not computed. "
             "7-point scale; its anchor wording is not verified, so no point is labelled "
             "(1 = strongly disagree ... 7 = strongly agree per two third-party descriptions). "
-            "The relationship headings and skip questions are the app's wording."
+            "The relationship headings, skip questions and the line giving the scale's "
+            "direction (1 = disagree ... 7 = agree) are the app's wording."
         ),
         purpose="Attachment anxiety and avoidance within specific close relationships.",
         age={"text": "Written for a variety of age groups (author); validated with adults."},
@@ -140,7 +142,7 @@ def build_ecr_rs(shared: Path) -> Json:
             "non-commercial use appears customary; commercial use is not addressed in anything "
             "retrieved - confirm with the author.'"
         ],
-        items=groups,
+        items=[direction_item(scale), *groups],
         entries=entries,
         displays={e["code"]: SCORES[e["code"]][0] for e in entries},
         algorithm="ecr-rs-relationship-means",
@@ -155,7 +157,8 @@ def build_ecr(shared: Path) -> Json:
     data = load(shared, "ecr-36.json")
     scale = data["response_scale"]
     options = scale_options(scale, scale["confidence"]["labels"])
-    items = [choice_item(str(i["number"]), i, options) for i in data["items"]]
+    items = [direction_item(scale)]
+    items += [choice_item(str(i["number"]), i, options) for i in data["items"]]
     entries = subscale_entries(
         data, "ecr", [("anxiety", "anxiety", "lower"), ("avoidance", "avoidance", "lower")]
     )
@@ -213,8 +216,9 @@ def build_ecr(shared: Path) -> Json:
             "27, 29, 31, 33 and 35 (8 - x); range 1-7. The four-category classification assigns "
             "the category whose published Fisher function is highest; it is valid only for the "
             "full 36-item ECR, and categorical use is discouraged by later work. 7-point scale; "
-            "point labels are not verified, so none is shown. Respondent instructions (single "
-            "source) are not included."
+            "point labels are not verified, so none is shown; the line giving the scale's "
+            "direction (1 = disagree ... 7 = agree) is the app's wording. Respondent instructions "
+            "(single source) are not included."
         ),
         purpose="Adult romantic attachment: anxiety, avoidance and a four-category classification.",
         age={"text": "Adults"},

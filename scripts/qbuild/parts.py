@@ -78,6 +78,18 @@ def ours(item: Json) -> Json:
     return item
 
 
+def direction_item(scale: Json) -> Json:
+    """A display item (our wording) naming the agree end of a scale whose labels are unverified.
+
+    The scale's points and its direction (reverse keys are relative to agreement) are verified;
+    only the authors' anchor wording is not, so no option gets a label and this text is ours.
+    """
+    verified(scale["confidence"]["points"], "scale points")
+    points = int(scale["points"])
+    text = f"Rate each statement from 1 (disagree) to {points} (agree)."
+    return ours({"linkId": "direction", "text": text, "type": "display"})
+
+
 def gate_item(link_id: str, text: str) -> Json:
     """A boolean question (our wording) that enables a block of items."""
     return ours({"linkId": link_id, "text": text, "type": "boolean"})

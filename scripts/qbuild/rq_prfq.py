@@ -7,7 +7,7 @@ from pathlib import Path
 from attach_fhir.canonical import ATTACHMENT_PATTERN_SYSTEM
 
 from .keys import SCORES, describe, load, subscale_entries
-from .parts import Json, choice_item, mean_spec, ours, scale_options, verified
+from .parts import Json, choice_item, direction_item, mean_spec, ours, scale_options, verified
 from .resources import build_questionnaire
 
 
@@ -118,7 +118,8 @@ def build_prfq(shared: Path) -> Json:
     data = load(shared, "prfq.json")
     scale = data["response_scale"]
     options = scale_options(scale, scale["confidence"]["endpoints"])
-    items = [choice_item(str(i["number"]), i, options) for i in data["items"]]
+    items = [direction_item(scale)]
+    items += [choice_item(str(i["number"]), i, options) for i in data["items"]]
     entries = subscale_entries(
         data,
         "prfq",
@@ -153,7 +154,8 @@ def build_prfq(shared: Path) -> Json:
             "and 18 (8 - x): pre-mentalizing (1, 4, 7, 10, 13, 16), certainty about mental states "
             "(2, 5, 8, 11, 14, 17), interest and curiosity (3, 6, 9, 12, 15, 18). No total score. "
             "Validated core child age 0-3. 7-point scale; point labels are single source, so none "
-            "is shown (1 = strongly disagree ... 7 = strongly agree)."
+            "is shown (1 = strongly disagree ... 7 = strongly agree); the line giving the scale's "
+            "direction is the app's wording."
         ),
         purpose="Parental reflective functioning: the parent's capacity to think about the "
         "child's mental states.",

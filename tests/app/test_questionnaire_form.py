@@ -517,3 +517,16 @@ def test_forms_of_a_packaged_questionnaire_do_not_share_answers_or_errors() -> N
     assert (fresh.items[0].values, fresh.items[1].error, fresh.errors) == ([], None, [])
     assert ' value="3" id="q-1-2" checked>' in str(first.choices_html())
     assert "checked" not in str(fresh.items[0].choices_html())
+
+
+@pytest.mark.parametrize("qid", ["ecr", "ecr-rs", "prfq"])
+def test_unlabelled_scales_show_which_end_is_agree_before_the_first_question(
+    app: Flask, qid: str
+) -> None:
+    questionnaire = json.loads((ROOT / "questionnaires" / f"{qid}.json").read_text("utf-8"))
+    with app.test_request_context():
+        html = render_template("assess/form.html", form=build_form(questionnaire, None, None))
+    page = parse_html(html)
+    lines = [d.text() for d in page.all("div", class_="display")]
+    assert lines == ["Rate each statement from 1 (disagree) to 7 (agree)."]
+    assert html.index(lines[0]) < html.index("<fieldset")

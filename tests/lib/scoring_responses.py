@@ -54,7 +54,7 @@ def build_response(
     def fill(items: list[Json]) -> list[Json]:
         out = []
         for item in items:
-            if item.get("readOnly") or not _enabled(item, answered):
+            if item.get("readOnly") or item["type"] == "display" or not _enabled(item, answered):
                 continue
             if item["type"] == "group":
                 children = fill(item.get("item", []))

@@ -211,6 +211,33 @@ def test_only_verified_scale_labels_are_shown() -> None:
     assert _labels("ecr") == {} and _labels("prfq") == {}
 
 
+WORDING_SOURCE = {
+    "url": "http://attach-fhir.org/fhir/StructureDefinition/wording-source",
+    "valueCode": "attach-fhir",
+}
+
+
+@pytest.mark.parametrize("qid", ["ecr", "ecr-rs", "prfq"])
+def test_unlabelled_scales_say_which_end_is_agree_in_our_own_words(qid: str) -> None:
+    # Anchor wording unverified, 7 points and agreement direction verified: one display item
+    # first, marked as the app's wording, and still no option label.
+    first = questionnaire(qid)["item"][0]
+    assert first == {
+        "linkId": "direction",
+        "text": "Rate each statement from 1 (disagree) to 7 (agree).",
+        "type": "display",
+        "extension": [WORDING_SOURCE],
+    }
+    assert shared(qid)["response_scale"]["points"] == 7
+    options = [o for i in walk(questionnaire(qid)["item"]) for o in i.get("answerOption", [])]
+    assert options and not any("display" in o["valueCoding"] for o in options)
+
+
+@pytest.mark.parametrize("qid", ["ecr-r", "rq"])
+def test_verified_labels_need_no_direction_line(qid: str) -> None:
+    assert not [i for i in walk(questionnaire(qid)["item"]) if i["linkId"] == "direction"]
+
+
 @pytest.mark.parametrize("qid", sorted(SOURCES))
 def test_copyright_carries_citation_and_licence_status(qid: str) -> None:
     data = shared(qid)
