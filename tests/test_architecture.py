@@ -23,4 +23,3 @@ def test_domain_library_never_imports_the_web_layer() -> None:
         for p in SRC.rglob("*.py")
     }
     assert {k: v for k, v in offenders.items() if v} == {}
-
