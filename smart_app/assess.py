@@ -32,7 +32,15 @@ from flask.blueprints import BlueprintSetupState
 from attach_fhir.errors import AttachError
 from attach_fhir.instruments import UnknownInstrument, library
 from attach_fhir.response_check import InvalidResponse
-from smart_app import delivery, kept_forms, patient_facts, responses, submission, summaries
+from smart_app import (
+    delivery,
+    goal_updates,
+    kept_forms,
+    patient_facts,
+    responses,
+    submission,
+    summaries,
+)
 from smart_app.context import LaunchContext, current_launch
 from smart_app.errors import AuthorizationExpired, BadLaunchRequest
 from smart_app.form_response import parse_form, response_to_values
@@ -246,6 +254,9 @@ def _submit(launch: LaunchContext, write_plan: WritePlan, resolved: Resolved, si
         form = parsed.form
         form.errors.extend(ErrorLink("#", p["message"]) for p in exc.problems)
         return _page(launch, write_plan, resolved, form, sid, status=422)
+    found = submission.status(launch, sid)
+    if found is not None:  # delivered now: the care plan's goals follow the new scores
+        goal_updates.judge_after_delivery(launch, found)
     return redirect(url_for(".submitted", ctx=launch.id, sid=sid), code=303)
 
 
@@ -289,13 +300,20 @@ def submitted(ctx: str, sid: str) -> Any:
     found = submission.status(launch, sid) if SUBMISSION_ID.fullmatch(sid) else None
     if found is None:
         abort(404)
+    goals = goal_updates.judge_after_delivery(launch, found)  # delivered later by the worker
     reference = found.response_reference
     review = _review_url(launch, reference) if found.state == "delivered" and reference else None
-    if review:
+    if review and (goals or {}).get("state") != goal_updates.NOT_UPDATED:
         return redirect(review, code=303)
     codes = library().score_codes()
     return render_template(
-        "assess/submitted.html", launch=launch, found=found, reference=reference, codes=codes
+        "assess/submitted.html",
+        launch=launch,
+        found=found,
+        reference=reference,
+        review=review,
+        goals=goals,
+        codes=codes,
     )
 
 

@@ -128,6 +128,9 @@ def submit(
         "scores": result.to_json(),
         "mode": plan.mode,
         "created": time.time(),
+        # goal_updates judges care-plan goals only on a clinician's final scores
+        "observation_status": ctx.observation_status,
+        "authored": ctx.authored,
     }
     if not plan.writes:
         record["bundle"] = bundle  # not written as data: the only copy, for the downloads

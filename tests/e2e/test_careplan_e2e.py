@@ -1,7 +1,9 @@
 """Care plans end to end: a real EHR launch, the app over HTTP, the sandbox FHIR server.
 
 A clinician submits an ECR-R, proposes a plan, edits and approves it; the CarePlan, Goals and
-Provenance are read back with their links. A second ECR-R moves the goals' achievement status.
+Provenance are read back with their links. A second ECR-R, once delivered, moves the goals'
+achievement status by itself (the manual button then finds nothing newer); where the grant does
+not allow the goal update, the submission is still delivered and the page says why.
 A revision that meets someone else's change (412) shows that change and overwrites nothing.
 
 Scores by hand from the published key (reverse items 9, 11 on anxiety; 20, 22, 26-31, 33-36 on
@@ -160,7 +162,7 @@ class Clinician:
         url = httpx.URL(self.app).join(response.headers["location"])
         return self.browser.request("GET", str(url))
 
-    def submit_ecr_r(self, anxiety: int, avoidance: int) -> None:
+    def submit_ecr_r(self, anxiety: int, avoidance: int) -> httpx.Response:
         form = self.get("/assess/ecr-r/")
         assert form.status_code == 200, form.text
         data = {
@@ -170,6 +172,7 @@ class Clinician:
         }
         posted = self.post("/assess/ecr-r/", data)
         assert posted.status_code == 303, posted.text
+        return posted
 
     def fhir(self) -> httpx.Client:
         app = self.server.app
@@ -276,9 +279,8 @@ def test_propose_edit_approve_reassess_and_revise(app_env: tuple[Sandbox, AppSer
             assert len(search(client, "Goal", subject=f"Patient/{ADULT}")) == 2
 
         # Re-assess: anxiety 5 > 4.5 but below 6: improving; avoidance 2 <= 3.25: achieved.
+        # Delivered as a clinician's final scores, the submission judges the goals by itself.
         rowan.submit_ecr_r(anxiety=5, avoidance=2)
-        judged = rowan.follow(rowan.post("/careplan/reassess", {}))
-        assert 'data-status="delivered"' in judged.text, judged.text
         with rowan.fhir() as client:
             plan = active_plan(client)
             after = [client.get(g["reference"]).json() for g in plan["goal"]]
@@ -297,9 +299,14 @@ def test_propose_edit_approve_reassess_and_revise(app_env: tuple[Sandbox, AppSer
         assert page.text.count('class="achievement" data-code="Improving"') == 1
         assert page.text.count('class="achievement" data-code="Achieved"') == 1
         assert page.text.count('class="series-point"') == 4  # two points on each goal's line
-        # Judging again with no newer score changes nothing.
+        # The manual button (the fallback) finds nothing newer: judging again changes nothing.
+        with rowan.fhir() as client:
+            versions = {g["reference"]: client.get(g["reference"]).json() for g in plan["goal"]}
         unchanged = rowan.follow(rowan.post("/careplan/reassess", {}))
         assert 'id="no-new-scores"' in unchanged.text
+        with rowan.fhir() as client:
+            for ref, goal in versions.items():
+                assert client.get(ref).json()["meta"]["versionId"] == goal["meta"]["versionId"]
 
         # Revise while someone else changes the plan in the EHR: 412, shown, nothing overwritten.
         revising = rowan.follow(rowan.get("/careplan/revise"))
@@ -419,6 +426,19 @@ def test_what_the_grant_does_not_allow_is_said_before_and_refused_when_tried(
         refused = rowan.post("/careplan/reassess", {})
         assert refused.status_code == 409
         assert "permission to update CarePlan" in refused.text
+        # A new ECR-R is delivered, but the goals cannot be updated: the page says so and why.
+        with rowan.fhir() as client:
+            before = [client.get(g["reference"]).json() for g in active_plan(client)["goal"]]
+        shown = rowan.follow(rowan.submit_ecr_r(anxiety=4, avoidance=2))
+        assert shown.status_code == 200, shown.text
+        assert 'data-state="delivered"' in shown.text
+        assert 'id="goals-not-updated"' in shown.text
+        assert "permission to update CarePlan" in shown.text
+        assert 'id="careplan-fallback"' in shown.text
+        with rowan.fhir() as client:
+            for goal in before:
+                now = client.get(f"Goal/{goal['id']}").json()
+                assert now["meta"]["versionId"] == goal["meta"]["versionId"]
         # A new plan is only creates: the approve button is enabled.
         draft = rowan.follow(rowan.post("/careplan/propose", {}))
         assert 'id="approve-button">' in draft.text and 'id="write-problem"' not in draft.text
