@@ -66,6 +66,8 @@ def judge_after_delivery(launch: LaunchContext, found: Status) -> dict[str, Any]
     user = relative(launch.iss, launch.fhir_user) if launch.fhir_user else ""
     if not scores or not user.startswith("Practitioner") or not _careplan_enabled():
         return None
+    if not (launch.can("CarePlan", "s") and launch.can("Goal", "r")):
+        return None  # the app may not see care plans here: there is no plan it could follow
     outcome = _judge(launch, found.submission_id, scores, user)
     log.info("goals.autoupdate outcome=%s", outcome["state"])
     record = {**found.record, "goals": outcome}
