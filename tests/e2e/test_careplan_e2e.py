@@ -126,6 +126,36 @@ def create_only_app(
     pool.shutdown()
 
 
+#: A portal's grant that would let the patient's own launch update Goals: only the app's rule
+#: (goals are judged on a clinician's final scores) keeps a patient's submission from doing so.
+PATIENT_SCOPES = (
+    "launch/patient openid fhirUser patient/Patient.r patient/Questionnaire.rs "
+    "patient/QuestionnaireResponse.crus patient/Observation.crs patient/CarePlan.crus "
+    "patient/Goal.crus patient/Task.rs offline_access"
+)
+
+
+@pytest.fixture(scope="module")
+def patient_app(
+    app_env: tuple[Sandbox, AppServer], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[AppServer]:
+    """A third app on the same sandbox for the patient's standalone launch from a portal."""
+    sandbox, _ = app_env
+    assert sandbox.urls is not None
+    data_dir: Path = tmp_path_factory.mktemp("careplan-patient")
+    reg, client = app_registration("public", sandbox.urls.fhir_base, data_dir)
+    reg["client_id"] = client["client_id"] = "careplan-patient"
+    reg["scopes"] = PATIENT_SCOPES
+    pool = SharedPool()
+    server = start_app(reg, data_dir, HTTP_TRANSPORT=pool)
+    register_app(sandbox, server, client)
+    yield server
+    server.thread.stop()
+    server.app.extensions["attach_assess"].stop()
+    server.transport.close()
+    pool.shutdown()
+
+
 def hidden(page: str, name: str) -> str:
     match = re.search(rf'name="{re.escape(name)}" value="([^"]*)"', page)
     assert match, f"no {name} field"
@@ -185,6 +215,25 @@ class Clinician:
 
     def close(self) -> None:
         self.browser.close()
+
+
+class PatientAtHome(Clinician):
+    """The adult patient, launched standalone from the portal (no EHR, no practitioner)."""
+
+    def __init__(self, sandbox: Sandbox, server: AppServer) -> None:
+        self.sandbox, self.server = sandbox, server
+        assert sandbox.urls is not None
+        self.fhir_base = sandbox.urls.fhir_base
+        self.browser = Browser(sign_in_as=f"Patient/{ADULT}")
+        page = self.browser.go(f"{server.url}/launch/standalone?iss={self.fhir_base}&role=patient")
+        assert page.status_code == 200, page.text
+        self.ctx = urlsplit(self.browser.visited[-1]).path.split("/")[2]
+        self.app = f"{server.url}/app/{self.ctx}"
+
+    @property
+    def csrf(self) -> str:
+        """This browser's CSRF token, from a page a patient may open."""
+        return hidden(self.get("/assess/ecr-r/").text, "csrf_token")
 
 
 def edit_form(page: str) -> dict[str, str]:
@@ -352,6 +401,38 @@ def test_propose_edit_approve_reassess_and_revise(app_env: tuple[Sandbox, AppSer
             assert final["activity"][1]["detail"]["status"] == "in-progress"  # theirs kept
             assert final["meta"]["versionId"] != now["meta"]["versionId"]
     finally:
+        rowan.close()
+
+
+def test_a_patients_own_submission_judges_no_goal(
+    app_env: tuple[Sandbox, AppServer], patient_app: AppServer
+) -> None:
+    sandbox, server = app_env
+    rowan = Clinician(sandbox, server)
+    patient = PatientAtHome(sandbox, patient_app)
+    try:
+        with rowan.fhir() as client:
+            before = [client.get(g["reference"]).json() for g in active_plan(client)["goal"]]
+        assert len(before) == 2  # the plan approved and judged in the first test
+        # Anxiety 1 would be "achieved" for the anxiety goal (target at most 4.5), if judged.
+        shown = patient.follow(patient.submit_ecr_r(anxiety=1, avoidance=1))
+        assert shown.status_code == 303  # delivered: straight on to the review, nothing to say
+        assert "/review/responses/" in shown.headers["location"]
+        with rowan.fhir() as client:
+            own = [
+                o
+                for o in search(client, "Observation", subject=f"Patient/{ADULT}")
+                if o["status"] == "preliminary" and o["valueQuantity"]["value"] == 1
+            ]
+            assert len(own) == 2  # anxiety and avoidance, both the patient's own
+            for goal in before:
+                now = client.get(f"Goal/{goal['id']}").json()
+                assert now["meta"]["versionId"] == goal["meta"]["versionId"]
+                assert now["achievementStatus"] == goal["achievementStatus"]
+                refs = {o["reference"] for o in now["outcomeReference"]}
+                assert refs.isdisjoint({f"Observation/{o['id']}" for o in own})
+    finally:
+        patient.close()
         rowan.close()
 
 
