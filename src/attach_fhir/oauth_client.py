@@ -45,20 +45,30 @@ class SigningKey:
     kid: str
 
 
-def load_signing_key(path: Path, alg: str, kid: str | None, where: str) -> SigningKey:
-    """Load a private RSA or EC P-384 key (PEM or JWK); ``where`` names the config key."""
+#: What a key file that is not a key fails with; it is the ``__cause__`` of that KeyFileError.
+KEY_PARSE_ERRORS = (ValueError, TypeError, JoseError)
+
+
+def read_private_key(path: Path, where: str) -> RSAKey | ECKey:
+    """Read a private RSA or EC P-384 key (PEM or JWK); ``where`` names the config key."""
     try:
         raw = path.read_bytes()
     except OSError as exc:
         raise KeyFileError(f"{where}: cannot read key file {path}: {exc.strerror}") from exc
     try:
         key = _import(raw)
-    except (ValueError, TypeError, JoseError) as exc:
+    except KEY_PARSE_ERRORS as exc:
         raise KeyFileError(f"{where}: {path} is not a PEM or JWK key") from exc
     if not isinstance(key, RSAKey | ECKey) or not key.is_private:
         raise KeyFileError(f"{where}: {path} must hold a private RSA or EC P-384 key")
     if isinstance(key, ECKey) and key.curve_name != "P-384":
         raise KeyFileError(f"{where}: EC key {path} must use curve P-384 for ES384")
+    return key
+
+
+def load_signing_key(path: Path, alg: str, kid: str | None, where: str) -> SigningKey:
+    """Load a private RSA or EC P-384 key (PEM or JWK); ``where`` names the config key."""
+    key = read_private_key(path, where)
     if ALG_FOR_KEY[type(key)] != alg:
         raise KeyFileError(f"{where}: alg {alg} does not fit the key in {path}")
     return SigningKey(key=key, alg=alg, kid=kid or key.kid or key.thumbprint())
@@ -74,7 +84,7 @@ def _import(raw: bytes) -> Any:
     for cls in (RSAKey, ECKey):
         try:
             return cls.import_key(text)
-        except (ValueError, TypeError, JoseError):
+        except KEY_PARSE_ERRORS:
             continue
     raise ValueError("neither an RSA nor an EC key")
 
@@ -135,7 +145,9 @@ def assertion_client(
 
 
 __all__ = [
+    "ALG_FOR_KEY",
     "ASSERTION_LIFETIME",
+    "KEY_PARSE_ERRORS",
     "KeyFileError",
     "OAuth2Error",
     "SigningKey",
@@ -143,4 +155,5 @@ __all__ = [
     "TokenClient",
     "assertion_client",
     "load_signing_key",
+    "read_private_key",
 ]
