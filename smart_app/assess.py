@@ -48,11 +48,11 @@ from smart_app.instrument_choice import choices
 from smart_app.questionnaire_form import ErrorLink, QuestionnaireForm, build_form
 from smart_app.questionnaire_source import Resolved, instrument, resolve
 from smart_app.server_profile import WritePlan, capabilities, plan
+from smart_app.submission import SUBMISSION_ID
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("assess", __name__, url_prefix="/app/<ctx>/assess")
-SUBMISSION_ID = re.compile(r"^[A-Za-z0-9-]{16,64}$")
 
 
 @bp.record_once

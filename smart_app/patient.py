@@ -11,7 +11,6 @@ CarePlan (``attach_fhir.journal``).
 from __future__ import annotations
 
 import logging
-import re
 import uuid
 from typing import Any
 
@@ -37,12 +36,11 @@ from smart_app.questionnaire_form import build_form
 from smart_app.questionnaire_source import registration_option
 from smart_app.responses import now
 from smart_app.server_profile import capabilities, plan
-from smart_app.submission import people
+from smart_app.submission import SUBMISSION_ID, people
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("patient", __name__, url_prefix="/app/<ctx>/patient")
-SUBMISSION_ID = re.compile(r"^[A-Za-z0-9-]{16,64}$")
 
 
 def _launch() -> LaunchContext:

@@ -15,6 +15,7 @@ PDF summary (:mod:`smart_app.summaries`), with the same identifier scheme.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -44,6 +45,8 @@ SUBMISSION_NS = "assess-submission"
 KEPT = "kept"  # not written: keep-and-export
 QR = "QuestionnaireResponse"
 DOCUMENT = "DocumentReference"
+#: The submission id a form's hidden field must carry (the pages hand out UUIDs).
+SUBMISSION_ID = re.compile(r"^[A-Za-z0-9-]{16,64}$")
 
 
 @dataclass(frozen=True)
