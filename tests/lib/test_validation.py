@@ -1,5 +1,5 @@
-"""The validator reports every problem with its path; the CLI exits 1 on any; the wheel ships
-the library."""
+"""The validator reports every problem with its path; the CLI exits 1 on any. (That the wheel
+ships the library: tests/test_packaging.py.)"""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import copy
 import json
 import subprocess
 import sys
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,7 @@ import pytest
 
 from attach_fhir.expressions import check_expression
 from attach_fhir.validation import validate_questionnaire
-from tests.lib.instrument_data import QUESTIONNAIRES, REPO, load, questionnaire
+from tests.lib.instrument_data import QUESTIONNAIRES, load, questionnaire
 
 SCORES_CS = load(QUESTIONNAIRES / "codesystem-attach-scores.json")
 SCORE_CODES = {c["code"] for c in SCORES_CS["concept"]}
@@ -167,20 +166,3 @@ def test_cli_lists_every_problem_and_exits_1(tmp_path: Path) -> None:
     assert "broken.json#item[1].linkId: duplicate linkId '1' (first at item[0])" in lines
     assert len([line for line in lines if line.startswith("broken.json#")]) == 10
     assert not [line for line in lines if "rq.json" in line]
-
-
-@pytest.mark.slow
-def test_the_wheel_ships_the_instrument_library(tmp_path: Path) -> None:
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", str(REPO), "-w", str(tmp_path), "-q",
-         "--no-deps", "--no-build-isolation"],
-        check=True,
-        timeout=120,
-        cwd=tmp_path,
-    )  # fmt: skip
-    [wheel] = tmp_path.glob("attach_fhir-*.whl")
-    names = set(zipfile.ZipFile(wheel).namelist())
-    shipped = {n.removeprefix("attach_fhir/questionnaires/") for n in names}
-    for path in QUESTIONNAIRES.glob("*.json"):
-        assert path.name in shipped
-    assert "attach_fhir/schema/scoring-model.schema.json" in names
