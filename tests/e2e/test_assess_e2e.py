@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -82,41 +83,47 @@ class Env:
         return self.sandbox.urls.fhir_base
 
 
+@contextmanager
+def app_env(
+    sandbox: Sandbox, data_dir: Path, client_id: str, scopes: str | None, **config: Any
+) -> Iterator[Env]:
+    """A public-client app (``scopes``, or the default ones) registered with ``sandbox``."""
+    assert sandbox.urls is not None
+    reg, client = app_registration("public", sandbox.urls.fhir_base, data_dir)
+    reg["client_id"] = client["client_id"] = client_id
+    if scopes is not None:
+        reg["scopes"] = scopes
+    transport = SharedTransport()
+    server = start_app(reg, data_dir, HTTP_TRANSPORT=transport, **config)
+    register_app(sandbox, server, client)
+    try:
+        yield Env(sandbox, server, transport)
+    finally:
+        server.thread.stop()
+        server.app.extensions["attach_assess"].stop()
+        transport.shutdown()
+        server.transport.close()
+
+
+#: Quick outbox retries, for the tests that wait for a delivery after a fault.
+QUICK_RETRIES = {"OUTBOX_BACKOFF_BASE": 0.1, "OUTBOX_BACKOFF_CAP": 0.5}
+
+
 @pytest.fixture(scope="module")
 def env(sandbox_factory: SandboxFactory, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     """A sandbox of its own and a public-client app asking for Provenance.c as well."""
     sandbox = sandbox_factory(with_app=False)
-    assert sandbox.urls is not None
     data_dir: Path = tmp_path_factory.mktemp("assess-app")
-    reg, client = app_registration("public", sandbox.urls.fhir_base, data_dir)
-    reg["client_id"] = client["client_id"] = "assess-e2e"
-    reg["scopes"] = SCOPES
-    transport = SharedTransport()
-    server = start_app(
-        reg, data_dir, HTTP_TRANSPORT=transport, OUTBOX_BACKOFF_BASE=0.1, OUTBOX_BACKOFF_CAP=0.5
-    )
-    register_app(sandbox, server, client)
-    yield Env(sandbox, server, transport)
-    server.thread.stop()
-    server.app.extensions["attach_assess"].stop()
-    transport.shutdown()
-    server.transport.close()
+    with app_env(sandbox, data_dir, "assess-e2e", SCOPES, **QUICK_RETRIES) as found:
+        yield found
 
 
 @pytest.fixture(scope="module")
 def patient_scoped(env: Env, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     """A second app on the same sandbox asking for the default, least-privilege patient/ scopes."""
     data_dir: Path = tmp_path_factory.mktemp("assess-app-patient-scopes")
-    reg, client = app_registration("public", env.fhir_base, data_dir)
-    reg["client_id"] = client["client_id"] = "assess-e2e-patient-scopes"
-    transport = SharedTransport()
-    server = start_app(reg, data_dir, HTTP_TRANSPORT=transport)
-    register_app(env.sandbox, server, client)
-    yield Env(env.sandbox, server, transport)
-    server.thread.stop()
-    server.app.extensions["attach_assess"].stop()
-    transport.shutdown()
-    server.transport.close()
+    with app_env(env.sandbox, data_dir, "assess-e2e-patient-scopes", None) as found:
+        yield found
 
 
 @pytest.fixture

@@ -24,16 +24,16 @@ from attach_fhir.writeback import SUBMISSION_SYSTEM, identifier_value
 from tests.e2e.test_assess_e2e import (
     ADULT,
     PER_INSTRUMENT,
+    QUICK_RETRIES,
     ROWAN,
     Clinician,
     Env,
-    SharedTransport,
+    app_env,
     fields,
     outbox_item,
     search,
 )
 from tests.fixtures.sandbox import SandboxFactory
-from tests.fixtures.smart_app_server import app_registration, register_app, start_app
 from tests.lib.instrument_data import shared
 
 pytestmark = pytest.mark.e2e
@@ -52,21 +52,9 @@ def docs_env(
 ) -> Iterator[Env]:
     """A sandbox whose FHIR server takes no answers or scores, and an app asking for documents."""
     sandbox = sandbox_factory(with_app=False, fhir_limits={"read_only_types": READ_ONLY})
-    assert sandbox.urls is not None
     data_dir: Path = tmp_path_factory.mktemp("docs-app")
-    reg, client = app_registration("public", sandbox.urls.fhir_base, data_dir)
-    reg["client_id"] = client["client_id"] = "docs-e2e"
-    reg["scopes"] = SCOPES
-    transport = SharedTransport()
-    server = start_app(
-        reg, data_dir, HTTP_TRANSPORT=transport, OUTBOX_BACKOFF_BASE=0.1, OUTBOX_BACKOFF_CAP=0.5
-    )
-    register_app(sandbox, server, client)
-    yield Env(sandbox, server, transport)
-    server.thread.stop()
-    server.app.extensions["attach_assess"].stop()
-    transport.shutdown()
-    server.transport.close()
+    with app_env(sandbox, data_dir, "docs-e2e", SCOPES, **QUICK_RETRIES) as found:
+        yield found
 
 
 @pytest.fixture

@@ -18,15 +18,15 @@ import pytest
 
 from attach_fhir.writeback import SUBMISSION_SYSTEM, identifier_value
 from tests.e2e.test_assess_e2e import (
+    QUICK_RETRIES,
     SCOPES,
     Clinician,
     Env,
-    SharedTransport,
+    app_env,
     outbox_item,
     search,
 )
 from tests.fixtures.sandbox import SandboxFactory
-from tests.fixtures.smart_app_server import app_registration, register_app, start_app
 
 pytestmark = pytest.mark.e2e
 
@@ -48,21 +48,9 @@ def ordered_env(
 ) -> Iterator[Env]:
     """A sandbox whose FHIR server declares (and enforces) no transaction, and an app."""
     sandbox = sandbox_factory(with_app=False, fhir_limits={"no_transaction": True})
-    assert sandbox.urls is not None
     data_dir: Path = tmp_path_factory.mktemp("ordered-app")
-    reg, client = app_registration("public", sandbox.urls.fhir_base, data_dir)
-    reg["client_id"] = client["client_id"] = "ordered-e2e"
-    reg["scopes"] = SCOPES
-    transport = SharedTransport()
-    server = start_app(
-        reg, data_dir, HTTP_TRANSPORT=transport, OUTBOX_BACKOFF_BASE=0.1, OUTBOX_BACKOFF_CAP=0.5
-    )
-    register_app(sandbox, server, client)
-    yield Env(sandbox, server, transport)
-    server.thread.stop()
-    server.app.extensions["attach_assess"].stop()
-    transport.shutdown()
-    server.transport.close()
+    with app_env(sandbox, data_dir, "ordered-e2e", SCOPES, **QUICK_RETRIES) as found:
+        yield found
 
 
 def test_a_resumed_draft_is_completed_in_place_without_transactions(
