@@ -13,15 +13,9 @@ from playwright.sync_api import Browser
 from ehr_sandbox.runner import Sandbox
 from tests.e2e.test_careplan_e2e import SCOPES, ecr_r_answers
 from tests.e2e.test_form_browser import AXE, axe_violations
-from tests.e2e.test_patient_browser import SharedPool
 from tests.fixtures.sandbox import SandboxFactory
-from tests.fixtures.smart_app_server import (
-    AppServer,
-    app_registration,
-    ehr_launch_url,
-    register_app,
-    start_app,
-)
+from tests.fixtures.shared_pool import pooled_app
+from tests.fixtures.smart_app_server import AppServer, ehr_launch_url
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
@@ -33,19 +27,9 @@ def clinic(
     sandbox_factory: SandboxFactory, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[Sandbox, AppServer]]:
     sandbox = sandbox_factory(with_app=False)
-    assert sandbox.urls is not None
     data_dir: Path = tmp_path_factory.mktemp("careplan-browser")
-    reg, client = app_registration("public", sandbox.urls.fhir_base, data_dir)
-    reg["client_id"] = client["client_id"] = "careplan-browser"
-    reg["scopes"] = SCOPES
-    pool = SharedPool()
-    server = start_app(reg, data_dir, HTTP_TRANSPORT=pool)
-    register_app(sandbox, server, client)
-    yield sandbox, server
-    server.thread.stop()
-    server.app.extensions["attach_assess"].stop()
-    server.transport.close()
-    pool.shutdown()
+    with pooled_app(sandbox, data_dir, "careplan-browser", SCOPES) as server:
+        yield sandbox, server
 
 
 def test_the_care_plan_pages_are_accessible(

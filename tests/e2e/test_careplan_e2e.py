@@ -30,31 +30,8 @@ import pytest
 from attach_fhir.careplan_fhir import CAREPLAN_SYSTEM
 from ehr_sandbox.runner import Sandbox
 from tests.fixtures.sandbox import SandboxFactory
-from tests.fixtures.smart_app_server import (
-    AppServer,
-    Browser,
-    app_registration,
-    ehr_launch_url,
-    register_app,
-    start_app,
-)
-
-
-class SharedPool(httpx.HTTPTransport):
-    """The app's outbound transport for this module: one real pool for every request thread.
-
-    The app closes its per-request clients at teardown, and httpx closes their transport with
-    them; with one transport shared across the threaded server's requests, that would close a
-    pool another request is using. So ``close`` keeps it open and ``shutdown`` ends it.
-    """
-
-    def close(self) -> None:
-        """Keep the pool open while the app serves."""
-
-    def shutdown(self) -> None:
-        """Close the pool for good."""
-        super().close()
-
+from tests.fixtures.shared_pool import pooled_app
+from tests.fixtures.smart_app_server import AppServer, Browser, ehr_launch_url
 
 pytestmark = pytest.mark.e2e
 
@@ -90,19 +67,9 @@ def app_env(
 ) -> Iterator[tuple[Sandbox, AppServer]]:
     """A sandbox of its own and an app granted care-plan scopes."""
     sandbox = sandbox_factory(with_app=False)
-    assert sandbox.urls is not None
     data_dir: Path = tmp_path_factory.mktemp("careplan-app")
-    reg, client = app_registration("public", sandbox.urls.fhir_base, data_dir)
-    reg["client_id"] = client["client_id"] = "careplan-e2e"
-    reg["scopes"] = SCOPES
-    pool = SharedPool()
-    server = start_app(reg, data_dir, HTTP_TRANSPORT=pool)
-    register_app(sandbox, server, client)
-    yield sandbox, server
-    server.thread.stop()
-    server.app.extensions["attach_assess"].stop()
-    server.transport.close()
-    pool.shutdown()
+    with pooled_app(sandbox, data_dir, "careplan-e2e", SCOPES) as server:
+        yield sandbox, server
 
 
 @pytest.fixture(scope="module")
@@ -111,19 +78,10 @@ def create_only_app(
 ) -> Iterator[AppServer]:
     """A second app on the same sandbox whose grant lets it create plans but not update them."""
     sandbox, _ = app_env
-    assert sandbox.urls is not None
     data_dir: Path = tmp_path_factory.mktemp("careplan-create-only")
-    reg, client = app_registration("public", sandbox.urls.fhir_base, data_dir)
-    reg["client_id"] = client["client_id"] = "careplan-create-only"
-    reg["scopes"] = SCOPES.replace("CarePlan.crus", "CarePlan.crs").replace("Goal.crus", "Goal.crs")
-    pool = SharedPool()
-    server = start_app(reg, data_dir, HTTP_TRANSPORT=pool)
-    register_app(sandbox, server, client)
-    yield server
-    server.thread.stop()
-    server.app.extensions["attach_assess"].stop()
-    server.transport.close()
-    pool.shutdown()
+    scopes = SCOPES.replace("CarePlan.crus", "CarePlan.crs").replace("Goal.crus", "Goal.crs")
+    with pooled_app(sandbox, data_dir, "careplan-create-only", scopes) as server:
+        yield server
 
 
 #: A portal's grant that would let the patient's own launch update Goals: only the app's rule
@@ -141,19 +99,9 @@ def patient_app(
 ) -> Iterator[AppServer]:
     """A third app on the same sandbox for the patient's standalone launch from a portal."""
     sandbox, _ = app_env
-    assert sandbox.urls is not None
     data_dir: Path = tmp_path_factory.mktemp("careplan-patient")
-    reg, client = app_registration("public", sandbox.urls.fhir_base, data_dir)
-    reg["client_id"] = client["client_id"] = "careplan-patient"
-    reg["scopes"] = PATIENT_SCOPES
-    pool = SharedPool()
-    server = start_app(reg, data_dir, HTTP_TRANSPORT=pool)
-    register_app(sandbox, server, client)
-    yield server
-    server.thread.stop()
-    server.app.extensions["attach_assess"].stop()
-    server.transport.close()
-    pool.shutdown()
+    with pooled_app(sandbox, data_dir, "careplan-patient", PATIENT_SCOPES) as server:
+        yield server
 
 
 def hidden(page: str, name: str) -> str:

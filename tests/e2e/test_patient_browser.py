@@ -28,24 +28,8 @@ from attach_fhir.journal import CAREPLAN_ACTIVITY_EXT, JOURNAL_URL
 from ehr_sandbox.runner import Sandbox
 from tests.e2e.test_form_browser import AXE, axe_violations
 from tests.fixtures.sandbox import SANDBOX_CLIENTS, AuthzDriver, SandboxFactory
-from tests.fixtures.smart_app_server import AppServer, app_registration, register_app, start_app
-
-
-class SharedPool(httpx.HTTPTransport):
-    """The app's outbound transport for this module: one real pool for every request thread.
-
-    The app closes its per-request clients at teardown, and httpx closes their transport with
-    them; with one transport shared across the threaded server's requests, that would close a
-    pool another request is using. So ``close`` keeps it open and ``shutdown`` ends it.
-    """
-
-    def close(self) -> None:
-        """Keep the pool open while the app serves."""
-
-    def shutdown(self) -> None:
-        """Close the pool for good."""
-        super().close()
-
+from tests.fixtures.shared_pool import pooled_app
+from tests.fixtures.smart_app_server import AppServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
@@ -76,30 +60,21 @@ def world(
     sandbox = sandbox_factory(clients=[public.registration()], with_app=False)
     assert sandbox.urls is not None
     data_dir: Path = tmp_path_factory.mktemp("patient-app")
-    reg, client = app_registration("public", sandbox.urls.fhir_base, data_dir)
-    reg["client_id"] = client["client_id"] = "patient-browser"
-    reg["scopes"] = PATIENT_SCOPES
-    pool = SharedPool()
-    server = start_app(reg, data_dir, HTTP_TRANSPORT=pool)
-    register_app(sandbox, server, client)
-    driver = AuthzDriver(sandbox)
-    launch = driver.launch(public, ADULT, ROWAN.split("/")[1])
-    oauth = driver.oauth(public, CLINICIAN_SCOPES)
-    verifier = generate_token(48)
-    callback = driver.authorize(oauth, verifier, launch=launch["launch"])
-    token = oauth.fetch_token(driver.token_url, code=callback.code, code_verifier=verifier)
-    headers = {
-        "Authorization": f"Bearer {token['access_token']}",
-        "Accept": "application/fhir+json",
-    }
-    fhir = httpx.Client(base_url=sandbox.urls.fhir_base + "/", headers=headers, timeout=30)
-    yield sandbox, server, fhir
-    fhir.close()
-    driver.close()
-    server.thread.stop()
-    server.app.extensions["attach_assess"].stop()
-    server.transport.close()
-    pool.shutdown()
+    with pooled_app(sandbox, data_dir, "patient-browser", PATIENT_SCOPES) as server:
+        driver = AuthzDriver(sandbox)
+        launch = driver.launch(public, ADULT, ROWAN.split("/")[1])
+        oauth = driver.oauth(public, CLINICIAN_SCOPES)
+        verifier = generate_token(48)
+        callback = driver.authorize(oauth, verifier, launch=launch["launch"])
+        token = oauth.fetch_token(driver.token_url, code=callback.code, code_verifier=verifier)
+        headers = {
+            "Authorization": f"Bearer {token['access_token']}",
+            "Accept": "application/fhir+json",
+        }
+        fhir = httpx.Client(base_url=sandbox.urls.fhir_base + "/", headers=headers, timeout=30)
+        yield sandbox, server, fhir
+        fhir.close()
+        driver.close()
 
 
 def write_plan(fhir: httpx.Client, base: str) -> str:
