@@ -219,6 +219,18 @@ def time_x(when: dt.datetime, first: dt.datetime, span_seconds: float) -> float:
     return FRAME_LEFT + (when - first).total_seconds() / span_seconds * FRAME_WIDTH
 
 
+def _framed(
+    chart_id: str, kind: str, title: str, described: str, y: Axis, y_label: str
+) -> list[str]:
+    """The start of a framed chart: the svg element, the plot frame and the y axis."""
+    return [
+        _open(chart_id, kind, FRAME_SVG_WIDTH, FRAME_SVG_HEIGHT, title, described or "No data."),
+        f'<rect class="plot-frame" x="{_n(FRAME_LEFT)}" y="{_n(FRAME_TOP)}" '
+        f'width="{_n(FRAME_WIDTH)}" height="{_n(FRAME_HEIGHT)}" fill="none"/>',
+        *_y_axis(y, FRAME_LEFT, FRAME_LEFT + FRAME_WIDTH, y_label),
+    ]
+
+
 def line_chart(
     chart_id: str,
     lines: Sequence[Series],
@@ -235,16 +247,8 @@ def line_chart(
         f"{s.label}: " + ", ".join(f"{when.date().isoformat()} {_n(v)}" for when, v in s.points)
         for s in lines
     )
-    out = [
-        _open(chart_id, "lines", FRAME_SVG_WIDTH, FRAME_SVG_HEIGHT, title, described or "No data.")
-    ]
-    right = FRAME_LEFT + FRAME_WIDTH
+    out = _framed(chart_id, "lines", title, described, y, y_label)
     bottom = FRAME_TOP + FRAME_HEIGHT
-    out.append(
-        f'<rect class="plot-frame" x="{_n(FRAME_LEFT)}" y="{_n(FRAME_TOP)}" '
-        f'width="{_n(FRAME_WIDTH)}" height="{_n(FRAME_HEIGHT)}" fill="none"/>'
-    )
-    out.extend(_y_axis(y, FRAME_LEFT, right, y_label))
     if not times:
         out.append("</svg>")
         return _markup(out)
@@ -301,16 +305,8 @@ def bar_chart(
         + ", ".join(f"{name} {_n(v) if v is not None else 'not scored'}" for name, v in g.bars)
         for g in groups
     )
-    out = [
-        _open(chart_id, "bars", FRAME_SVG_WIDTH, FRAME_SVG_HEIGHT, title, described or "No data.")
-    ]
-    right = FRAME_LEFT + FRAME_WIDTH
+    out = _framed(chart_id, "bars", title, described, y, y_label)
     bottom = FRAME_TOP + FRAME_HEIGHT
-    out.append(
-        f'<rect class="plot-frame" x="{_n(FRAME_LEFT)}" y="{_n(FRAME_TOP)}" '
-        f'width="{_n(FRAME_WIDTH)}" height="{_n(FRAME_HEIGHT)}" fill="none"/>'
-    )
-    out.extend(_y_axis(y, FRAME_LEFT, right, y_label))
     if not groups:
         out.append("</svg>")
         return _markup(out)
