@@ -52,6 +52,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app = Flask(__name__)
     # httpx logs every request URL at INFO; ours carry patient ids in paths and queries.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    # authlib logs whole token responses at DEBUG ("Issue token {...}"): never below INFO.
+    logging.getLogger("authlib").setLevel(logging.INFO)
     app.config.from_mapping(DEFAULTS)
     app.config.from_prefixed_env("ATTACH")
     if test_config is not None:

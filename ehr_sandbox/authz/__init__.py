@@ -6,6 +6,7 @@ OpenID and SMART discovery documents, and the EHR's own launch page at /ehr.
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
@@ -39,6 +40,8 @@ def create_authz_app(config: Mapping[str, Any] | AuthzConfig) -> Flask:
     """The authorization server app for a validated configuration."""
     from . import cds_client, ehr, views
 
+    # authlib's grants log every issued token at DEBUG ("Issue token {...}"): never below INFO.
+    logging.getLogger("authlib").setLevel(logging.INFO)
     settings = load_config(config)
     key = (
         import_signing_key(settings.signing_key)

@@ -1,0 +1,76 @@
+"""Logs carry events, never secrets or PHI: a real launch, a submission and the review, with
+every logger of the process (app, library, sandbox, httpx) recording at DEBUG, and none of the
+launch's tokens, the patient's name or birth date, or a bearer header in any record."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+from typing import Any
+
+import pytest
+
+from ehr_sandbox.seed import build_seed_bundle
+from tests.e2e.test_assess_e2e import (
+    ADULT,
+    PER_INSTRUMENT,
+    Clinician,
+    clinician,  # noqa: F401  (fixture)
+    env,  # noqa: F401  (fixture)
+    fields,
+    outbox_item,
+    submit,
+)
+
+pytestmark = pytest.mark.e2e
+
+
+def seeded(patient_id: str) -> dict[str, Any]:
+    """The patient as the sandbox seeds it today."""
+    for entry in build_seed_bundle(dt.date.today())["entry"]:
+        resource: dict[str, Any] = entry["resource"]
+        if resource["resourceType"] == "Patient" and resource["id"] == patient_id:
+            return resource
+    raise AssertionError(patient_id)
+
+
+def test_a_launch_submit_and_review_log_no_token_name_or_birth_date(
+    clinician: Clinician,  # noqa: F811
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    clinician.launch(ADULT)
+    sid, page = submit(clinician, "ecr-r", fields(PER_INSTRUMENT["ecr-r"]))
+    assert page.status_code in (200, 303), page.text
+    item = outbox_item(clinician.env, sid)
+    assert item.status == "delivered", item.last_error
+    review = clinician.browser.request(
+        "GET", f"{clinician.env.server.url}/app/{clinician.ctx}/review/"
+    )
+    assert review.status_code == 200
+
+    app = clinician.env.server.app
+    with app.app_context():
+        record = app.extensions["attach_fhir"].store.get("launch", clinician.ctx)
+    assert record is not None
+    token = record["token"]
+    secrets = {
+        k: str(token[k]) for k in ("access_token", "refresh_token", "id_token") if token.get(k)
+    }
+    assert "access_token" in secrets and "refresh_token" in secrets  # the launch did get them
+    patient = seeded(ADULT)
+    name = patient["name"][0]
+    phi = {
+        "family name": name["family"],
+        "given name": name["given"][0],
+        "birth date": patient["birthDate"],
+    }
+
+    logged = [r.getMessage() for r in caplog.records]
+    assert len(logged) > 5  # the flow did log its events
+    for what, value in {**secrets, **phi}.items():
+        leaks = [line for line in logged if value in line]
+        assert leaks == [], f"{what} appears in the log"
+    # A bearer credential (not a WWW-Authenticate challenge such as 'Bearer error="..."').
+    assert not [line for line in logged if re.search(r"Bearer [A-Za-z0-9._~+/-]{20,}", line)]
