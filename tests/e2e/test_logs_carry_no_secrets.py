@@ -4,14 +4,11 @@ launch's tokens, the patient's name or birth date, or a bearer header in any rec
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import re
-from typing import Any
 
 import pytest
 
-from ehr_sandbox.seed import build_seed_bundle
 from tests.e2e.test_assess_e2e import (
     ADULT,
     PER_INSTRUMENT,
@@ -22,17 +19,9 @@ from tests.e2e.test_assess_e2e import (
     outbox_item,
     submit,
 )
+from tests.e2e.test_launch_flow import seeded_patient
 
 pytestmark = pytest.mark.e2e
-
-
-def seeded(patient_id: str) -> dict[str, Any]:
-    """The patient as the sandbox seeds it today."""
-    for entry in build_seed_bundle(dt.date.today())["entry"]:
-        resource: dict[str, Any] = entry["resource"]
-        if resource["resourceType"] == "Patient" and resource["id"] == patient_id:
-            return resource
-    raise AssertionError(patient_id)
 
 
 def test_a_launch_submit_and_review_log_no_token_name_or_birth_date(
@@ -59,7 +48,7 @@ def test_a_launch_submit_and_review_log_no_token_name_or_birth_date(
         k: str(token[k]) for k in ("access_token", "refresh_token", "id_token") if token.get(k)
     }
     assert "access_token" in secrets and "refresh_token" in secrets  # the launch did get them
-    patient = seeded(ADULT)
+    patient = seeded_patient(ADULT)
     name = patient["name"][0]
     phi = {
         "family name": name["family"],
