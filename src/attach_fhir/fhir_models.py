@@ -8,7 +8,10 @@ from fhir.resources.R4B.goal import Goal
 from fhir.resources.R4B.observation import Observation
 from fhir.resources.R4B.provenance import Provenance
 from fhir.resources.R4B.questionnaire import Questionnaire
-from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
+from fhir.resources.R4B.questionnaireresponse import (
+    QuestionnaireResponse,
+    QuestionnaireResponseItem,
+)
 
 FHIR_VERSION = "4.0.1"
 
@@ -23,4 +26,5 @@ __all__ = [
     "Provenance",
     "Questionnaire",
     "QuestionnaireResponse",
+    "QuestionnaireResponseItem",
 ]

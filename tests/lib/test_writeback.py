@@ -340,6 +340,27 @@ def test_resources_that_are_not_fhir_are_refused() -> None:
     assert any(p.startswith("Provenance: ('recorded',)") for p in problems)
 
 
+@pytest.mark.parametrize("attempt", ["first", "again (the remembered verdict)"])
+def test_an_answer_that_is_not_fhir_is_refused_each_time_with_its_place(attempt: str) -> None:
+    del attempt  # the second run meets the verdict the first one left behind
+    items = [*ECR_R_ITEMS]
+    items[4] = {"linkId": "5", "answer": [{"valueDate": "the fifth of May"}]}
+    items[9] = {"linkId": "10", "answer": [{"valueInteger": "seven"}]}
+    qr = {"resourceType": "QuestionnaireResponse", "status": "in-progress", "item": items}
+    with pytest.raises(InvalidWriteback) as caught:
+        build_transaction(qr, load("ecr-r"), ECR_R_RESULT, context())
+    problems = caught.value.details["problems"]
+    assert any(
+        p.startswith("QuestionnaireResponse: ('item', 4, 'answer', 0, 'valueDate')")
+        for p in problems
+    )
+    assert any(
+        p.startswith("QuestionnaireResponse: ('item', 9, 'answer', 0, 'valueInteger')")
+        for p in problems
+    )
+    assert not any("('item', 3," in p or "('item', 5," in p for p in problems)
+
+
 def test_ordered_creates_keep_order_identifiers_and_conditions() -> None:
     bundle = ecr_r_bundle()
     steps = ordered_creates(bundle)
