@@ -145,8 +145,13 @@ class Outbox:
         Returns the stored item: ``delivered`` (with its receipt), ``queued`` (saved, waiting to
         sync; ``last_error`` says why) or ``failed-permanent`` (show ``last_error``).
         """
-        self.store.enqueue(submission_id, target, item_payload, self.clock())
-        self.drain(target=target)
+        stored, claimed = self.store.enqueue_claimed(
+            submission_id, target, item_payload, self.clock(), self.lease
+        )
+        if claimed:  # nothing older pending for the target: this one goes now
+            self._attempt(stored)
+        else:
+            self.drain(target=target)
         item = self.store.get(submission_id)
         assert item is not None
         return item

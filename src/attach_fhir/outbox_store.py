@@ -128,6 +128,18 @@ class SqlOutboxStore:
         assert item is not None
         return item
 
+    def enqueue_claimed(
+        self, submission_id: str, target: str, payload: dict[str, Any], now: float, lease: float
+    ) -> tuple[OutboxItem, bool]:
+        """Store a submission and, where nothing older is pending for its target, claim it for
+        delivery at once. ``(item, True)`` when this call stored and claimed it.
+
+        This portable version stores it queued and claims nothing (the caller drains); a store
+        that can do both in one atomic statement overrides it (one commit instead of two).
+        """
+        del lease
+        return self.enqueue(submission_id, target, payload, now), False
+
     def get(self, submission_id: str) -> OutboxItem | None:
         """One item by submission id."""
         rows, _ = self._run(_GET, (submission_id,))
@@ -225,6 +237,40 @@ class SqliteOutboxStore(SqlOutboxStore):
         with self._lock:
             cursor = self._conn.execute(query.replace("{t}", "outbox"), tuple(params))
             return cursor.fetchall(), cursor.rowcount
+
+    def enqueue_claimed(
+        self, submission_id: str, target: str, payload: dict[str, Any], now: float, lease: float
+    ) -> tuple[OutboxItem, bool]:
+        """One INSERT: ``delivering`` (attempt 1, leased) when no older item of the target is
+        queued or delivering, else ``queued``. SQLite runs a statement alone (one writer at a
+        time), so the check and the insert cannot interleave with another claim."""
+        rows, _ = self._run(
+            "INSERT INTO {t} (submission_id, target, payload, status, attempts, next_attempt_at, "
+            "lease_until, created_at, updated_at) "
+            "SELECT ?, ?, ?, CASE WHEN busy THEN 'queued' ELSE 'delivering' END, "
+            "CASE WHEN busy THEN 0 ELSE 1 END, ?, CASE WHEN busy THEN NULL ELSE ? END, ?, ? "
+            "FROM (SELECT EXISTS (SELECT 1 FROM {t} WHERE target = ? "
+            "AND status IN ('queued', 'delivering')) AS busy) WHERE true "
+            "ON CONFLICT (submission_id) DO NOTHING RETURNING seq, submission_id, target, payload, "
+            "status, attempts, next_attempt_at, lease_until, created_at, updated_at, last_error, "
+            "last_error_code, receipt",
+            (
+                submission_id,
+                target.rstrip("/"),
+                json.dumps(payload),
+                now,
+                now + lease,
+                now,
+                now,
+                target.rstrip("/"),
+            ),
+        )
+        if rows:
+            item = _item(rows[0])
+            return item, item.status == DELIVERING
+        stored = self.get(submission_id)  # stored before: as it is, claimed by no one here
+        assert stored is not None
+        return stored, False
 
     def close(self) -> None:
         """Close the SQLite connection."""

@@ -4,6 +4,7 @@ tests/e2e/test_outbox_postgres.py."""
 from __future__ import annotations
 
 import stat
+import threading
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ import pytest
 from attach_fhir.outbox import Backoff
 from attach_fhir.outbox_store import SqliteOutboxStore, open_store
 from tests.lib.outbox_cases import *  # noqa: F403  (the shared cases and their fixtures)
-from tests.lib.outbox_cases import StoreSpec
+from tests.lib.outbox_cases import FAULT_BASE, T0, StoreSpec
 
 
 @pytest.fixture
@@ -54,3 +55,54 @@ def test_backoff_schedule() -> None:
     assert [backoff.delay(n) for n in range(1, 9)] == [2, 4, 8, 16, 32, 64, 100, 100]
     assert backoff.delay(3, retry_after=1) == 1  # the server's word wins over our schedule
     assert backoff.delay(1, retry_after=3600) == 50  # ... up to its own cap
+
+
+def test_a_submission_for_an_idle_server_is_stored_already_claimed(tmp_path: Path) -> None:
+    store = SqliteOutboxStore(tmp_path / "outbox.sqlite3")
+    item, claimed = store.enqueue_claimed("s-1", FAULT_BASE + "/", {"n": 1}, T0, lease=60)
+    assert claimed
+    assert (item.target, item.status, item.attempts, item.lease_until, item.payload) == (
+        FAULT_BASE,
+        "delivering",
+        1,
+        T0 + 60,
+        {"n": 1},
+    )
+    assert store.claim(item, T0 + 1, lease=60) is None  # leased: no second worker gets it
+    assert store.due(T0 + 59) == []
+    # Stored again (a double click): the stored item as it is, and no second claim.
+    again, claimed_again = store.enqueue_claimed("s-1", FAULT_BASE, {"n": 2}, T0 + 2, lease=60)
+    assert (claimed_again, again) == (False, item)
+
+
+def test_a_submission_behind_a_pending_one_waits_its_turn(tmp_path: Path) -> None:
+    store = SqliteOutboxStore(tmp_path / "outbox.sqlite3")
+    store.enqueue("older", FAULT_BASE, {}, T0)
+    store.mark_retry("older", T0 + 300, "down", "http_error ConnectError", T0)  # not yet due
+    item, claimed = store.enqueue_claimed("newer", FAULT_BASE, {}, T0 + 1, lease=60)
+    assert (claimed, item.status, item.attempts, item.lease_until) == (False, "queued", 0, None)
+    assert store.due(T0 + 300) == [store.get("older")]  # the older one stays first
+    other, claimed_other = store.enqueue_claimed("elsewhere", "http://b/fhir", {}, T0, lease=60)
+    assert (claimed_other, other.status) == (True, "delivering")  # other servers don't wait
+
+
+def test_racing_submissions_for_one_server_claim_exactly_one(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.sqlite3"
+    stores = [SqliteOutboxStore(path) for _ in range(8)]  # one connection each, like processes
+    start = threading.Barrier(len(stores))
+    claims: list[bool] = []
+
+    def submit(n: int) -> None:
+        start.wait()
+        claims.append(stores[n].enqueue_claimed(f"s-{n}", FAULT_BASE, {}, T0, lease=60)[1])
+
+    threads = [threading.Thread(target=submit, args=(n,)) for n in range(len(stores))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(claims) == [False] * 7 + [True]
+    assert stores[0].counts()["delivering"] == 1
+    assert stores[0].counts()["queued"] == 7
+    for store in stores:
+        store.close()
