@@ -56,7 +56,7 @@ def remember(launch: LaunchContext, if_changed: bool = False) -> None:
     """Make this launch the one whose token delivers its user's queued items for the patient.
 
     ``if_changed``: leave a live pointer to this same launch as it is (a read instead of a
-    write on pages that are only looked at; a submission always writes it, renewing its TTL).
+    write where nothing waits on it yet; a submission left waiting writes it, renewing its TTL).
     """
     store, key = launch.services.store, credential_key(launch)
     if if_changed and (store.get(CREDENTIAL_NS, key) or {}).get("ctx") == launch.id:

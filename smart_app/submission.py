@@ -145,12 +145,16 @@ def submit(
     elif plan.mode == "document-reference":
         sending = summaries.document_bundle(launch, bundle["entry"][0]["resource"], result, ctx)
     if sending is not None:
-        remember(launch)
+        # The delivery at once uses this launch's token; an item left waiting renews the
+        # pointer's lifetime so the worker can still find a token when it is due.
+        remember(launch, if_changed=True)
         ordered = plan.mode == "ordered-creates" or not plan.transaction
         mode: Mode = "ordered-creates" if ordered else "transaction"
         item = assess_services().outbox.submit(
             submission_id, target_for(launch), payload(sending, mode)
         )
+        if item.status not in (DELIVERED, FAILED):
+            remember(launch)
         log.info("assess.submit outcome=%s mode=%s", item.status, plan.mode)
     return record
 

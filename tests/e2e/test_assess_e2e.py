@@ -10,6 +10,7 @@ test reads back.
 from __future__ import annotations
 
 import re
+import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -223,6 +224,17 @@ def outbox_item(env: Env, sid: str) -> Any:
     return env.server.app.extensions["attach_assess"].outbox.store.get(sid)
 
 
+def pointer_expiry(env: Env) -> float | None:
+    """When the pointer from this user's outbox items to their launch expires (the session
+    store's own row), or None without one."""
+    path = env.server.app.extensions["attach_fhir"].store.path
+    with sqlite3.connect(path) as db:
+        row = db.execute(
+            "SELECT MAX(expires_at) FROM attach_session WHERE ns = 'outbox-credential'"
+        ).fetchone()
+    return float(row[0]) if row and row[0] is not None else None
+
+
 def submit(
     clinician: Clinician, instrument: str, answers: dict[str, str]
 ) -> tuple[str, httpx.Response]:
@@ -260,10 +272,13 @@ def test_each_instrument_is_written_back_with_its_references(
 ) -> None:
     example = PER_INSTRUMENT[instrument]
     clinician.launch(PARENT if instrument == "prfq" else ADULT)
+    assert clinician.get().status_code == 200  # the choose page sets the pointer
+    pointer_set = pointer_expiry(env)
     sid, page = submit(clinician, instrument, fields(example))
     assert page.status_code in (200, 303), page.text
     item = outbox_item(env, sid)
     assert item.status == "delivered", item.last_error
+    assert pointer_expiry(env) == pointer_set  # delivered at once: nothing waits on it
     qr_ref = item.receipt[f"urn:uuid:{identifier_value(sid, QR)}"]
     with clinician.fhir() as client:
         qr = client.get(qr_ref).json()
@@ -364,6 +379,9 @@ def test_server_down_at_submit_waits_then_is_delivered_once_by_the_worker(
 ) -> None:
     clinician.launch(ADULT)
     example = PER_INSTRUMENT["ecr-r"]
+    assert clinician.get().status_code == 200  # the choose page sets the pointer
+    pointer_set = pointer_expiry(env)
+    assert pointer_set is not None
     real = env.transport.inner
     env.transport.inner = Down(real, env.fhir_base)  # type: ignore[assignment]
     try:
@@ -372,6 +390,9 @@ def test_server_down_at_submit_waits_then_is_delivered_once_by_the_worker(
         assert outbox_item(env, sid).status == "queued"
     finally:
         env.transport.inner = real
+    # Left waiting, the item renews how long the worker can find this launch's token.
+    renewed = pointer_expiry(env)
+    assert renewed is not None and renewed > pointer_set
     with clinician.fhir() as client:
         assert count_written(client, sid, list(example.expected)) == (0, 0, 0)
     worker = Worker(env.server.app, env.server.app.extensions["attach_assess"].outbox, poll=0.1)
