@@ -385,7 +385,7 @@ def validate(bundle: Mapping[str, Any]) -> None:
     Each resource is parsed once, by its own model (problems named by its type); the Bundle is
     parsed without the resources those models already checked (parsing them twice doubled the
     time of a submission). A QuestionnaireResponse's top-level items are parsed one by one
-    through :func:`_item_problems`, which remembers its verdict per item (see there).
+    through :func:`item_problems`, which remembers its verdict per item (see there).
     """
     problems: list[str] = []
     entries = bundle.get("entry") or []
@@ -419,14 +419,14 @@ def validate(bundle: Mapping[str, Any]) -> None:
         for index, item in enumerate(items):
             key = json.dumps(item, sort_keys=True, separators=(",", ":"))
             problems.extend(
-                f"{kind}: {('item', index, *loc)}: {msg}" for loc, msg in _item_problems(key)
+                f"{kind}: {('item', index, *loc)}: {msg}" for loc, msg in item_problems(key)
             )
     if problems:
         raise InvalidWriteback(problems=problems)
 
 
 @functools.lru_cache(maxsize=4096)
-def _item_problems(item_json: str) -> tuple[tuple[tuple[int | str, ...], str], ...]:
+def item_problems(item_json: str) -> tuple[tuple[tuple[int | str, ...], str], ...]:
     """Why one QuestionnaireResponse item (as canonical JSON) is not valid R4: (loc, message).
 
     Parsing an item is a pure function of its content (the R4B models have no rule linking an
