@@ -42,7 +42,8 @@ class PlanActivity:
     coding: Mapping[str, str]
 
 
-def _questionnaire_inputs(task: Mapping[str, Any]) -> list[str]:
+def task_questionnaires(task: Mapping[str, Any]) -> list[str]:
+    """The canonicals of the Questionnaires a Task asks to complete (input, instantiates)."""
     found = [
         str(i["valueCanonical"])
         for i in task.get("input") or []
@@ -61,7 +62,7 @@ def from_tasks(tasks: Iterable[Mapping[str, Any]]) -> list[Assignment]:
         due = (task.get("restriction") or {}).get("period", {}).get("end")
         title = task.get("description") or (task.get("code") or {}).get("text") or "Assessment"
         since = task.get("authoredOn")
-        for canonical in _questionnaire_inputs(task):
+        for canonical in task_questionnaires(task):
             out.append(Assignment(canonical, f"Task/{task['id']}", str(title), due, since))
     return out
 

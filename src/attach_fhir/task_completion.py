@@ -1,0 +1,126 @@
+"""Closing the Task that assigned a questionnaire, once its response is in the record (pure).
+
+SDC's ``sdc-task`` profile asks for a Questionnaire to be completed with a Task whose ``input``
+names it; FHIR Workflow records what a Task produced in ``Task.output``. So a Task is done by a
+response when its ``status`` is ``completed`` and an ``output`` of type ``questionnaire-response``
+(SDC's temporary code system) holds a ``valueReference`` to the QuestionnaireResponse.
+
+:func:`decide` looks at the Task as the server holds it now and says what to do: nothing (it is
+already completed with this response: a retry or a second delivery changes nothing), nothing
+(someone else closed it), refuse (it is not this patient's, or not this questionnaire's), or
+write the new version built here, with ``If-Match`` on the version that was read.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from attach_fhir.assignments import OPEN_TASK, task_questionnaires
+
+SDC_TEMP = "http://hl7.org/fhir/uv/sdc/CodeSystem/temp"
+#: ``Task.output.type`` of the response that completes the Task (SDC ``sdc-task``).
+RESPONSE_OUTPUT: Mapping[str, str] = {
+    "system": SDC_TEMP,
+    "code": "questionnaire-response",
+    "display": "Questionnaire Response",
+}
+
+UPDATE = "update"
+DONE = "done"
+CLOSED = "closed"
+REFUSED = "refused"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What to do with a Task for a delivered response.
+
+    ``action``: ``update`` (write ``task`` with ``If-Match: version``), ``done`` (already
+    completed with this response), ``closed`` (closed otherwise: left alone) or ``refused``
+    (not this patient's or this questionnaire's, or no version to match); ``reason`` in words.
+    """
+
+    action: str
+    task: dict[str, Any] | None = None
+    version: str | None = None
+    reason: str | None = None
+
+
+def local_reference(reference: str) -> str:
+    """``[base/]Type/id[/_history/v]`` -> ``Type/id``."""
+    path = urlsplit(reference).path if "://" in reference else reference
+    parts = path.split("/_history/")[0].strip("/").split("/")
+    return "/".join(parts[-2:])
+
+
+def response_outputs(task: Mapping[str, Any]) -> list[str]:
+    """``Type/id`` of every QuestionnaireResponse the Task's ``output`` references."""
+    found = []
+    for output in task.get("output") or []:
+        reference = (output.get("valueReference") or {}).get("reference")
+        if isinstance(reference, str) and local_reference(reference).startswith(
+            "QuestionnaireResponse/"
+        ):
+            found.append(local_reference(reference))
+    return found
+
+
+def completed_with(task: Mapping[str, Any], response: str) -> bool:
+    """True when the Task is ``completed`` and its output references ``response``."""
+    return task.get("status") == "completed" and local_reference(response) in response_outputs(task)
+
+
+def assignment_problem(task: Mapping[str, Any], patient: str, questionnaire_url: str) -> str | None:
+    """Why the Task is not an assignment of ``questionnaire_url`` to ``patient``; None if it is."""
+    subject = (task.get("for") or {}).get("reference")
+    if not isinstance(subject, str) or local_reference(subject) != patient:
+        return "The task is not this patient's."
+    urls = {c.partition("|")[0] for c in task_questionnaires(task)}
+    if questionnaire_url.partition("|")[0] not in urls:
+        return "The task does not ask for this questionnaire."
+    return None
+
+
+def completed_task(task: Mapping[str, Any], response: str, when: str) -> dict[str, Any]:
+    """The Task as completed by ``response`` at ``when`` (other elements as they were)."""
+    new = copy.deepcopy(dict(task))
+    new["status"] = "completed"
+    new["lastModified"] = when
+    reference = local_reference(response)
+    if reference not in response_outputs(new):
+        output = {
+            "type": {"coding": [dict(RESPONSE_OUTPUT)]},
+            "valueReference": {"reference": reference},
+        }
+        new["output"] = [*(new.get("output") or []), output]
+    meta = {
+        k: v for k, v in (new.get("meta") or {}).items() if k not in ("versionId", "lastUpdated")
+    }
+    if meta:
+        new["meta"] = meta
+    else:
+        new.pop("meta", None)
+    return new
+
+
+def decide(
+    task: Mapping[str, Any], response: str, patient: str, questionnaire_url: str, when: str
+) -> Decision:
+    """What to write (if anything) to close ``task`` with the delivered ``response``."""
+    problem = assignment_problem(task, patient, questionnaire_url)
+    if problem:
+        return Decision(REFUSED, reason=problem)
+    if completed_with(task, response):
+        return Decision(DONE)
+    status = str(task.get("status") or "unknown")
+    if status not in OPEN_TASK:
+        return Decision(CLOSED, reason=f"The clinic's record already shows the task as {status}.")
+    version = (task.get("meta") or {}).get("versionId")
+    if not version:
+        reason = "The EHR did not give the task's version, so it cannot be updated safely."
+        return Decision(REFUSED, reason=reason)
+    return Decision(UPDATE, task=completed_task(task, response, when), version=str(version))

@@ -1,0 +1,151 @@
+"""Closing an assigning Task: what is written, and when nothing is (SDC sdc-task, FHIR Workflow).
+
+The expected Tasks are written out by hand from the SDC profile: ``status`` completed, an
+``output`` typed ``http://hl7.org/fhir/uv/sdc/CodeSystem/temp#questionnaire-response`` with a
+``valueReference`` to the response, ``lastModified`` the time given; everything else untouched.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from attach_fhir.task_completion import (
+    CLOSED,
+    DONE,
+    REFUSED,
+    UPDATE,
+    Decision,
+    assignment_problem,
+    completed_task,
+    completed_with,
+    decide,
+    local_reference,
+)
+
+ECR_R = "http://attach-fhir.org/fhir/Questionnaire/ecr-r"
+WHEN = "2026-03-04T05:06:07Z"
+
+
+def task(**changes: Any) -> dict[str, Any]:
+    """An open SDC-style Task asking patient pt1 to complete the ECR-R."""
+    base: dict[str, Any] = {
+        "resourceType": "Task",
+        "id": "t1",
+        "meta": {"versionId": "7", "lastUpdated": "2026-03-01T00:00:00Z", "tag": [{"code": "x"}]},
+        "status": "requested",
+        "intent": "order",
+        "for": {"reference": "Patient/pt1"},
+        "authoredOn": "2026-03-01",
+        "input": [
+            {
+                "type": {"text": "questionnaire"},
+                "valueCanonical": f"{ECR_R}|1.0.0",
+            }
+        ],
+        "note": [{"text": "Before our next session"}],
+    }
+    return base | changes
+
+
+def test_an_open_task_is_completed_with_the_response_as_output() -> None:
+    decision = decide(task(), "QuestionnaireResponse/qr9", "Patient/pt1", ECR_R, WHEN)
+    assert decision.action == UPDATE and decision.version == "7"
+    assert decision.task == {
+        "resourceType": "Task",
+        "id": "t1",
+        "meta": {"tag": [{"code": "x"}]},  # server-kept version and date are not sent back
+        "status": "completed",
+        "intent": "order",
+        "for": {"reference": "Patient/pt1"},
+        "authoredOn": "2026-03-01",
+        "input": [{"type": {"text": "questionnaire"}, "valueCanonical": f"{ECR_R}|1.0.0"}],
+        "note": [{"text": "Before our next session"}],
+        "lastModified": WHEN,
+        "output": [
+            {
+                "type": {
+                    "coding": [
+                        {
+                            "system": "http://hl7.org/fhir/uv/sdc/CodeSystem/temp",
+                            "code": "questionnaire-response",
+                            "display": "Questionnaire Response",
+                        }
+                    ]
+                },
+                "valueReference": {"reference": "QuestionnaireResponse/qr9"},
+            }
+        ],
+    }
+
+
+def test_building_leaves_the_task_read_unchanged() -> None:
+    read = task()
+    before = copy.deepcopy(read)
+    completed_task(read, "QuestionnaireResponse/qr9", WHEN)
+    assert read == before
+
+
+def test_a_task_completed_with_this_response_is_left_alone() -> None:
+    done = completed_task(task(), "QuestionnaireResponse/qr9", WHEN) | {"meta": {"versionId": "8"}}
+    # The server may hand the reference back absolute or versioned: still the same response.
+    absolute = copy.deepcopy(done)
+    absolute["output"][0]["valueReference"]["reference"] = (
+        "https://ehr.example/fhir/QuestionnaireResponse/qr9/_history/2"
+    )
+    for current in (done, absolute):
+        assert decide(current, "QuestionnaireResponse/qr9", "Patient/pt1", ECR_R, WHEN) == (
+            Decision(DONE)
+        )
+    assert completed_with(done, "QuestionnaireResponse/qr9")
+    assert not completed_with(done, "QuestionnaireResponse/other")
+
+
+def test_an_open_task_already_pointing_at_the_response_gets_no_second_output() -> None:
+    half = completed_task(task(), "QuestionnaireResponse/qr9", WHEN) | {
+        "status": "in-progress",
+        "meta": {"versionId": "8"},
+    }
+    decision = decide(half, "QuestionnaireResponse/qr9", "Patient/pt1", ECR_R, WHEN)
+    assert decision.action == UPDATE and decision.task is not None
+    assert decision.task["status"] == "completed"
+    assert len(decision.task["output"]) == 1
+
+
+@pytest.mark.parametrize("status", ["completed", "cancelled", "rejected", "entered-in-error"])
+def test_a_task_closed_by_someone_else_is_left_alone_and_said(status: str) -> None:
+    decision = decide(task(status=status), "QuestionnaireResponse/qr9", "Patient/pt1", ECR_R, WHEN)
+    assert decision == Decision(
+        CLOSED, reason=f"The clinic's record already shows the task as {status}."
+    )
+
+
+def test_another_patients_or_another_questionnaires_task_is_refused() -> None:
+    theirs = task(**{"for": {"reference": "Patient/pt2"}})
+    assert decide(theirs, "QuestionnaireResponse/qr9", "Patient/pt1", ECR_R, WHEN) == Decision(
+        REFUSED, reason="The task is not this patient's."
+    )
+    rq = "http://attach-fhir.org/fhir/Questionnaire/rq"
+    assert assignment_problem(task(), "Patient/pt1", rq) == (
+        "The task does not ask for this questionnaire."
+    )
+    assert assignment_problem(task(), "Patient/pt1", f"{ECR_R}|2.0.0") is None  # any version
+    assert assignment_problem(task(**{"for": None}), "Patient/pt1", ECR_R) == (
+        "The task is not this patient's."
+    )
+
+
+def test_a_task_without_a_version_is_not_written_blind() -> None:
+    decision = decide(task(meta=None), "QuestionnaireResponse/qr9", "Patient/pt1", ECR_R, WHEN)
+    assert decision.action == REFUSED
+    assert decision.reason == (
+        "The EHR did not give the task's version, so it cannot be updated safely."
+    )
+
+
+def test_local_reference() -> None:
+    assert local_reference("QuestionnaireResponse/a") == "QuestionnaireResponse/a"
+    assert local_reference("https://x.example/r4/Task/t1/_history/3") == "Task/t1"
+    assert local_reference("Patient/pt1/_history/1") == "Patient/pt1"
