@@ -24,6 +24,8 @@ RESOURCE_TYPES = (
     "Questionnaire",
 )
 SMART_OAUTH_URIS = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
+#: FHIR extension on ``rest.resource``: which search modes the server supports (GET, POST, both).
+SEARCH_MODE = "http://hl7.org/fhir/StructureDefinition/capabilitystatement-search-mode"
 
 #: How a submission reaches the record.
 WriteMode = Literal["transaction", "ordered-creates", "document-reference", "keep-and-export"]
@@ -41,6 +43,8 @@ class ServerCapabilities:
     interactions: Mapping[str, frozenset[str]] = field(default_factory=dict, repr=False)
     conditional_create: frozenset[str] = field(default=frozenset(), repr=False)
     oauth_uris: Mapping[str, str] = field(default_factory=dict)
+    #: The declared search mode per resource type (``GET``, ``POST`` or ``both``), if any.
+    search_modes: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_statement(cls, base_url: str, statement: Mapping[str, Any]) -> ServerCapabilities:
@@ -49,6 +53,7 @@ class ServerCapabilities:
         interactions: dict[str, set[str]] = {}
         conditional: set[str] = set()
         oauth: dict[str, str] = {}
+        modes: dict[str, str] = {}
         for rest in statement.get("rest") or []:
             if rest.get("mode", "server") != "server":
                 continue
@@ -64,6 +69,9 @@ class ServerCapabilities:
                 )
                 if res.get("conditionalCreate") is True:
                     conditional.add(rtype)
+                for ext in res.get("extension") or []:
+                    if ext.get("url") == SEARCH_MODE and isinstance(ext.get("valueCode"), str):
+                        modes[rtype] = ext["valueCode"]
             for ext in (rest.get("security") or {}).get("extension") or []:
                 if ext.get("url") == SMART_OAUTH_URIS:
                     for sub in ext.get("extension") or []:
@@ -80,11 +88,18 @@ class ServerCapabilities:
             interactions={k: frozenset(v) for k, v in interactions.items()},
             conditional_create=frozenset(conditional),
             oauth_uris=oauth,
+            search_modes=modes,
         )
 
     def supports(self, resource_type: str, interaction: str) -> bool:
         """Whether the server declares ``interaction`` (e.g. ``create``) on ``resource_type``."""
         return interaction in self.interactions.get(resource_type, frozenset())
+
+    def searches_by_post(self, resource_type: str) -> bool:
+        """Whether to search ``resource_type`` by ``POST [type]/_search``: it declares
+        ``search-type`` and does not declare a search mode of GET only."""
+        declared = self.search_modes.get(resource_type, "both")
+        return self.supports(resource_type, "search-type") and declared != "GET"
 
     def can_create(self, resource_type: str) -> bool:
         """Whether ``resource_type`` can be created."""

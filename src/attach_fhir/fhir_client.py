@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import httpx
 
@@ -25,6 +25,7 @@ from attach_fhir.fhir_errors import (
 log = logging.getLogger(__name__)
 
 FHIR_JSON = "application/fhir+json"
+FORM = "application/x-www-form-urlencoded"
 
 #: Supplies the bearer token. Called with ``None`` for the current token; called with the token
 #: the server just rejected (401) to refresh it: return a new token to retry once, or ``None``.
@@ -126,6 +127,34 @@ class FhirClient:
             seen.add(link)
             bundle = self._json(self.request("GET", link))
 
+    def search_post(self, resource_type: str, params: Params) -> dict[str, Any]:
+        """One searchset page by ``POST [type]/_search``, the parameters form-encoded in the
+        body: they stay out of URLs, so out of every access log between here and the server."""
+        pairs = list(params.items()) if isinstance(params, Mapping) else list(params)
+        body = urlencode(pairs, doseq=True).encode("ascii")
+        response = self.request(
+            "POST", f"{resource_type}/_search", content=body, headers={"Content-Type": FORM}
+        )
+        return self._json(response)
+
+    def search_first_page(
+        self, resource_type: str, params: Params, *, by_post: bool = True
+    ) -> tuple[dict[str, Any], str]:
+        """The first searchset page and the method that fetched it (``POST`` or ``GET``).
+
+        By POST first (the FHIR RESTful API defines search as ``GET [type]?...`` and as ``POST
+        [type]/_search``) unless ``by_post`` is false; by GET when the server answers the POST
+        with 404 or 405. Later pages are not followed: their ``next`` links are GET URLs.
+        """
+        if by_post:
+            try:
+                return self.search_post(resource_type, params), "POST"
+            except FhirError as exc:
+                if exc.http_status not in (404, 405):
+                    raise
+                log.info("fhir search by POST refused http=%s: by GET", exc.http_status)
+        return self._json(self.request("GET", resource_type, params=params)), "GET"
+
     def create(
         self, resource: Mapping[str, Any], if_none_exist: str | None = None
     ) -> dict[str, Any]:
@@ -185,15 +214,19 @@ class FhirClient:
         params: Params | None = None,
         json: Any = None,
         headers: Mapping[str, str] | None = None,
+        content: bytes | None = None,
     ) -> httpx.Response:
-        """Send one request under the base (refresh-once on 401); raise typed errors on failure."""
+        """Send one request under the base (refresh-once on 401); raise typed errors on failure.
+
+        ``json`` is sent as FHIR JSON; ``content`` as it is, typed by ``headers``."""
         url = self.url(path_or_url)
         token = self._token_source(None) if self._token_source else None
-        response = self._send(method, url, params, json, headers, token)
+        body = _Body(json, content)
+        response = self._send(method, url, params, body, headers, token)
         if response.status_code == 401 and self._token_source and token:
             fresh = self._token_source(token)
             if fresh and fresh != token:
-                response = self._send(method, url, params, json, headers, fresh)
+                response = self._send(method, url, params, body, headers, fresh)
         if 300 <= response.status_code < 400:
             raise FhirError("The FHIR server answered with an unexpected redirect.")
         if response.status_code >= 400:
@@ -209,12 +242,12 @@ class FhirClient:
         method: str,
         url: str,
         params: Params | None,
-        body: Any,
+        body: _Body,
         headers: Mapping[str, str] | None,
         token: str | None,
     ) -> httpx.Response:
         all_headers = {"Accept": FHIR_JSON}
-        if body is not None:
+        if body.json is not None:
             all_headers["Content-Type"] = FHIR_JSON
             all_headers["Prefer"] = "return=representation"
         all_headers.update(headers or {})
@@ -226,7 +259,8 @@ class FhirClient:
                     method,
                     url,
                     params=params,  # type: ignore[arg-type]
-                    json=body,
+                    json=body.json,
+                    content=body.content,
                     headers=all_headers,
                     follow_redirects=False,
                 )
@@ -240,6 +274,18 @@ class FhirClient:
             url = self.url(str(response.next_request.url))
             params = None
         raise FhirTransportError("The FHIR server redirected too many times.")
+
+
+class _Body:
+    """A request body: a FHIR JSON resource, or bytes typed by the caller's headers."""
+
+    __slots__ = ("content", "json")
+
+    def __init__(self, json: Any, content: bytes | None) -> None:
+        if json is not None and content is not None:
+            raise ValueError("a request has one body: json or content")
+        self.json = json
+        self.content = content
 
 
 def _path_only(url: str) -> str:

@@ -103,3 +103,17 @@ def test_batch(client: FhirClient) -> None:
     response = client.batch(bundle)
     statuses = [e["response"]["status"][:3] for e in response["entry"]]
     assert statuses == ["200", "404"]
+
+
+def test_patient_search_by_post_finds_what_get_finds(client: FhirClient) -> None:
+    # The seed's adult: Alex Synthetic, born 1997-10-22, MRN SANDBOX-ADULT-29.
+    by_name = {"name": "alex", "birthdate": "1997-10-22"}
+    page, method = client.search_first_page("Patient", by_name)
+    assert method == "POST"
+    assert [e["resource"]["id"] for e in page["entry"]] == ["sandbox-adult-29"]
+    got, _ = client.search_first_page("Patient", by_name, by_post=False)
+    assert [e["resource"]["id"] for e in got["entry"]] == ["sandbox-adult-29"]
+    by_mrn, _ = client.search_first_page("Patient", {"identifier": "SANDBOX-PARENT-41"})
+    assert [e["resource"]["id"] for e in by_mrn["entry"]] == ["sandbox-parent-41"]
+    none, _ = client.search_first_page("Patient", {"name": "alex", "birthdate": "1997-10-23"})
+    assert none.get("entry", []) == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from attach_fhir.capabilities import (
+    SEARCH_MODE,
     SMART_OAUTH_URIS,
     CapabilityCache,
     ServerCapabilities,
@@ -153,3 +154,27 @@ def test_cache_reads_once_per_server_until_expiry() -> None:
     assert adaptation_report(cache.get(b))[0] == (
         "FHIR version 5.0.0 is not R4: results may be rejected"
     )
+
+
+def test_search_by_post_unless_the_server_declares_get_only() -> None:
+    get_only = {
+        **resource("Patient", ["read", "search-type"]),
+        "extension": [{"url": SEARCH_MODE, "valueCode": "GET"}],
+    }
+    both = {
+        **resource("Practitioner", ["read", "search-type"]),
+        "extension": [{"url": SEARCH_MODE, "valueCode": "both"}],
+    }
+    caps = ServerCapabilities.from_statement(
+        "https://ehr/fhir",
+        statement(
+            [get_only, both, resource("Group", ["read"]), resource("Goal", ["search-type"])],
+            [],
+        ),
+    )
+    assert caps.search_modes == {"Patient": "GET", "Practitioner": "both"}
+    assert not caps.searches_by_post("Patient")  # declared GET only
+    assert caps.searches_by_post("Practitioner")
+    assert caps.searches_by_post("Goal")  # search-type without a declared mode: both forms
+    assert not caps.searches_by_post("Group")  # no search at all
+    assert not caps.searches_by_post("Encounter")  # not listed

@@ -293,3 +293,51 @@ def test_bundle_kind_is_checked_before_sending() -> None:
     with pytest.raises(ValueError, match="transaction"):
         client.transaction({"resourceType": "Bundle", "type": "batch"})
     assert recorder.requests == []
+
+
+def test_search_by_post_sends_the_parameters_in_a_form_body_not_the_url() -> None:
+    found = bundle([{"resource": {"resourceType": "Patient", "id": "p1"}}])
+    client, recorder = client_for(lambda r: httpx.Response(200, json=found))
+    page, method = client.search_first_page(
+        "Patient", {"name": "Zoë O'Neil", "birthdate": "1997-10-22", "_count": "20"}
+    )
+    assert (page, method) == (found, "POST")
+    sent = recorder.requests[0]
+    assert (sent.method, str(sent.url)) == ("POST", f"{BASE}/Patient/_search")
+    assert sent.headers["Content-Type"] == "application/x-www-form-urlencoded"
+    # UTF-8 percent-encoded by hand: ë = C3 AB, ' = 27, space = +
+    assert sent.content == b"name=Zo%C3%AB+O%27Neil&birthdate=1997-10-22&_count=20"
+    assert sent.headers["Authorization"] == "Bearer tok-1"
+    assert "Prefer" not in sent.headers
+
+
+@pytest.mark.parametrize("status", [404, 405])
+def test_search_falls_back_to_get_when_the_server_refuses_post(status: int) -> None:
+    found = bundle([{"resource": {"resourceType": "Patient", "id": "p1"}}])
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            return httpx.Response(status, json=OUTCOME)
+        return httpx.Response(200, json=found)
+
+    client, recorder = client_for(handler)
+    assert client.search_first_page("Patient", {"name": "Ada"}) == (found, "GET")
+    assert [(r.method, str(r.url)) for r in recorder.requests] == [
+        ("POST", f"{BASE}/Patient/_search"),
+        ("GET", f"{BASE}/Patient?name=Ada"),
+    ]
+
+
+def test_search_by_post_refused_otherwise_is_an_error_not_a_get() -> None:
+    client, recorder = client_for(lambda r: httpx.Response(403, json=OUTCOME))
+    with pytest.raises(FhirForbidden):
+        client.search_first_page("Patient", {"name": "Ada"})
+    assert [r.method for r in recorder.requests] == ["POST"]
+
+
+def test_search_by_get_when_asked_sends_no_post() -> None:
+    client, recorder = client_for(lambda r: httpx.Response(200, json=bundle([])))
+    assert client.search_first_page("Patient", [("identifier", "MRN-1")], by_post=False)[1] == "GET"
+    assert [(r.method, str(r.url)) for r in recorder.requests] == [
+        ("GET", f"{BASE}/Patient?identifier=MRN-1")
+    ]
