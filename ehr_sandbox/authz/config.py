@@ -78,6 +78,7 @@ SCHEMA: dict[str, Any] = {
                 "need_patient_banner": {"type": ["boolean", "null"]},
                 "smart_style": {"type": "boolean"},
                 "auto_approve": {"type": "boolean"},
+                "standalone_patient_picker": {"type": "boolean"},
             },
         },
     },
@@ -108,6 +109,9 @@ class Knobs:
     smart_style: bool = True
     #: When false the user sees an approval page before the code is issued.
     auto_approve: bool = True
+    #: When false a standalone launch gets no patient picker: ``launch/patient`` is not granted
+    #: and a practitioner's token carries no patient (the app must let them pick one).
+    standalone_patient_picker: bool = True
 
     def update(self, values: Mapping[str, Any]) -> None:
         """Apply validated knob values."""

@@ -121,6 +121,9 @@ def _knob_values(form: Any) -> dict[str, Any]:
         values["smart_style"] = form["smart_style"] in ("on", "true", "1")
     if "auto_approve" in form:
         values["auto_approve"] = form["auto_approve"] in ("on", "true", "1")
+    if "standalone_patient_picker" in form:
+        picker = form["standalone_patient_picker"]
+        values["standalone_patient_picker"] = picker in ("on", "true", "1")
     return values
 
 

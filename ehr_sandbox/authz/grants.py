@@ -77,6 +77,8 @@ class SmartAuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             )
             if not launch and "launch" in granted:
                 granted.remove("launch")
+            if not launch and not config.knobs.standalone_patient_picker:
+                granted = [s for s in granted if s != "launch/patient"]
         except InvalidRequestError as error:
             error.redirect_uri = redirect_uri
             raise

@@ -126,7 +126,7 @@ def _grantee(
         grantee = Grantee(user_ref=pending.user_ref, user_name=pending.user_name)
         if grantee.user_ref.startswith("Patient/"):
             grantee.patient = grantee.user_ref.split("/", 1)[1]
-        elif scopes.needs_patient(granted):
+        elif scopes.needs_patient(granted) and st.config.knobs.standalone_patient_picker:
             if pending.patient is None:
                 return "pick_patient"
             grantee.patient = pending.patient

@@ -66,6 +66,7 @@ def test_knobs_form_changes_the_knobs(authz_server: Sandbox, authz_knobs: Knobs)
             "need_patient_banner": "false",
             "smart_style": "false",
             "auto_approve": "true",
+            "standalone_patient_picker": "false",
         },
     )
     assert response.status_code == 303
@@ -76,6 +77,7 @@ def test_knobs_form_changes_the_knobs(authz_server: Sandbox, authz_knobs: Knobs)
         "need_patient_banner": False,
         "smart_style": False,
         "auto_approve": True,
+        "standalone_patient_picker": False,
     }
     bad = httpx.post(f"{authz_server.urls.issuer}/ehr/settings", json={"access_token_lifetime": 0})
     assert bad.status_code == 400

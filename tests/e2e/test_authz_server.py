@@ -137,6 +137,22 @@ def test_standalone_practitioner_picks_a_patient(authz_driver: AuthzDriver) -> N
     assert claims["patient"] == ADULT
 
 
+def test_without_a_standalone_picker_a_practitioner_gets_no_patient(
+    authz_driver: AuthzDriver, authz_knobs: Knobs
+) -> None:
+    authz_knobs.update({"standalone_patient_picker": False})
+    scope = "launch/patient openid fhirUser user/Patient.rs user/Observation.rs"
+    oauth = authz_driver.oauth(SYMMETRIC, scope)
+    verifier = generate_token(48)
+    # No patient given: the driver fails if the sandbox shows its picker.
+    callback = authz_driver.authorize(oauth, verifier, sign_in_as=f"Practitioner/{ROWAN}")
+    token = oauth.fetch_token(authz_driver.token_url, code=callback.code, code_verifier=verifier)
+    assert "patient" not in token and "need_patient_banner" not in token
+    assert token["scope"] == "openid fhirUser user/Patient.rs user/Observation.rs"
+    claims = jwt.decode(token["access_token"], published_keys_for(authz_driver)).claims
+    assert claims["sub"] == f"Practitioner/{ROWAN}" and "patient" not in claims
+
+
 def test_wrong_pkce_verifier_is_rejected(authz_driver: AuthzDriver) -> None:
     launch = authz_driver.launch(PUBLIC, ADULT, ROWAN)
     oauth = authz_driver.oauth(PUBLIC, EHR_SCOPE)
