@@ -6,9 +6,11 @@ points of each two-dimensional instrument over time (ECR-R, ECR) and, per submis
 scores of each relationship target.
 
 A submission is the QuestionnaireResponse an Observation is ``derivedFrom``; Observations without
-one are grouped by their effective time. Score codes follow docs/scoring-model.md: the pair
-``<prefix>-anxiety`` / ``<prefix>-avoidance`` of one submission is one point on the plane, and
-``ecr-rs-<target>-<dimension>`` names a relationship target.
+one are grouped by their effective time. Submissions are ordered by effective time, then by the
+server's ``meta.lastUpdated`` (the app records effective times to the second, so two submissions
+in one second still come out in the order they were written). Score codes follow
+docs/scoring-model.md: the pair ``<prefix>-anxiety`` / ``<prefix>-avoidance`` of one submission
+is one point on the plane, and ``ecr-rs-<target>-<dimension>`` names a relationship target.
 """
 
 from __future__ import annotations
@@ -52,6 +54,13 @@ class ScorePoint:
     method: str | None
     #: ``Observation.status`` (``preliminary``: a patient's own, not yet reviewed).
     status: str = "final"
+    #: ``Observation.meta.lastUpdated`` as recorded ("" when absent): breaks ties in time.
+    updated: str = ""
+
+    @property
+    def order(self) -> tuple[dt.datetime, str, str]:
+        """Sort key: effective time, then when the server stored it, then the submission."""
+        return (self.when, self.updated, self.submission)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +73,7 @@ class PlanePoint:
     anxiety: float
     avoidance: float
     submission: str
+    updated: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +84,7 @@ class RelationshipScores:
     recorded: str
     submission: str
     targets: Mapping[str, tuple[float | None, float | None]]
+    updated: str = ""
 
 
 def parse_time(value: str) -> dt.datetime:
@@ -142,6 +153,7 @@ def to_point(obs: Mapping[str, Any]) -> ScorePoint | None:
         prorated=any(n.startswith(PRORATED_NOTE) for n in notes),
         method=(obs.get("method") or {}).get("text"),
         status=str(obs["status"]),
+        updated=str((obs.get("meta") or {}).get("lastUpdated") or ""),
     )
 
 
@@ -152,13 +164,13 @@ def points(observations: Iterable[Mapping[str, Any]]) -> list[ScorePoint]:
         point = to_point(obs)
         if point is not None:
             kept[(point.submission, point.code)] = point
-    return sorted(kept.values(), key=lambda p: (p.when, p.submission, p.code))
+    return sorted(kept.values(), key=lambda p: (*p.order, p.code))
 
 
 def series(score_points: Iterable[ScorePoint]) -> dict[str, list[ScorePoint]]:
     """Score code -> its points in time order (codes in order of first appearance)."""
     out: dict[str, list[ScorePoint]] = {}
-    for point in sorted(score_points, key=lambda p: (p.when, p.submission)):
+    for point in sorted(score_points, key=lambda p: p.order):
         out.setdefault(point.code, []).append(point)
     return out
 
@@ -183,18 +195,20 @@ def plane_points(
                 continue
             if anxiety.value is None or avoidance.value is None:
                 continue
+            first = min(anxiety, avoidance, key=lambda p: p.order)
             out.setdefault(prefix, []).append(
                 PlanePoint(
                     prefix=prefix,
-                    when=min(anxiety.when, avoidance.when),
+                    when=first.when,
                     recorded=anxiety.recorded,
                     anxiety=anxiety.value,
                     avoidance=avoidance.value,
                     submission=submission,
+                    updated=first.updated,
                 )
             )
     for found in out.values():
-        found.sort(key=lambda p: (p.when, p.submission))
+        found.sort(key=lambda p: (p.when, p.updated, p.submission))
     return {prefix: out[prefix] for prefix in prefixes if prefix in out}
 
 
@@ -213,7 +227,7 @@ def relationship_scores(
                 times.append(point)
         if not times:
             continue
-        first = min(times, key=lambda p: p.when)
+        first = min(times, key=lambda p: p.order)
         ordered = [t for t in targets if t in found] + sorted(set(found) - set(targets))
         out.append(
             RelationshipScores(
@@ -221,9 +235,32 @@ def relationship_scores(
                 recorded=first.recorded,
                 submission=submission,
                 targets={t: (found[t].get("anxiety"), found[t].get("avoidance")) for t in ordered},
+                updated=first.updated,
             )
         )
-    return sorted(out, key=lambda r: (r.when, r.submission))
+    return sorted(out, key=lambda r: (r.when, r.updated, r.submission))
+
+
+def skipped_targets(response: Mapping[str, Any], targets: Sequence[str] = TARGETS) -> set[str]:
+    """ECR-RS targets the respondent skipped: the gate ``<target>.applies`` not answered true.
+
+    Its items are then disabled and it has no score (docs/scoring-model.md). Only meaningful for
+    a response to the ECR-RS: the caller decides that.
+    """
+    gates: dict[str, bool] = {}
+
+    def walk(items: Any) -> None:
+        for item in items or []:
+            link_id = str(item.get("linkId") or "")
+            if link_id.endswith(".applies"):
+                answers = item.get("answer") or []
+                gates[link_id.removesuffix(".applies")] = any(
+                    a.get("valueBoolean") is True for a in answers
+                )
+            walk(item.get("item"))
+
+    walk(response.get("item"))
+    return {t for t in targets if not gates.get(t, False)}
 
 
 def dimension(code: str) -> tuple[str, str] | None:

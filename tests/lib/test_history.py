@@ -12,6 +12,7 @@ from attach_fhir.history import (
     points,
     relationship_scores,
     series,
+    skipped_targets,
     to_point,
 )
 
@@ -152,3 +153,33 @@ def test_fhir_partial_dates_parse_to_utc() -> None:
     assert parse_time("2024") == dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
     assert parse_time("2024-03") == dt.datetime(2024, 3, 1, tzinfo=dt.UTC)
     assert parse_time("2024-03-10T10:00:00+01:00") == dt.datetime(2024, 3, 10, 9, tzinfo=dt.UTC)
+
+
+def test_submissions_in_the_same_second_keep_the_order_the_server_stored_them() -> None:
+    # Two submissions recorded in one second; "zz" was stored first, "aa" 40 ms later.
+    stored_first = obs("ecr-rs-partner-anxiety", 3.0, "2024-06-05T10:00:00Z", "zz")
+    stored_first["meta"] = {"lastUpdated": "2024-06-05T10:00:00.120Z"}
+    stored_later = obs("ecr-rs-partner-anxiety", 4.0, "2024-06-05T10:00:00Z", "aa")
+    stored_later["meta"] = {"lastUpdated": "2024-06-05T10:00:00.160Z"}
+    found = points([stored_later, stored_first])
+    assert [p.value for p in series(found)["ecr-rs-partner-anxiety"]] == [3.0, 4.0]
+    assert [r.submission for r in relationship_scores(found)] == [
+        "QuestionnaireResponse/zz",
+        "QuestionnaireResponse/aa",
+    ]
+
+
+def gate(target: str, answer: bool | None) -> dict[str, Any]:
+    """An ECR-RS target group as a QuestionnaireResponse holds it (gate answered or not)."""
+    inner: dict[str, Any] = {"linkId": f"{target}.applies"}
+    if answer is not None:
+        inner["answer"] = [{"valueBoolean": answer}]
+    return {"linkId": target, "item": [inner]}
+
+
+def test_a_relationship_is_skipped_unless_its_gate_is_answered_yes() -> None:
+    response = {
+        "resourceType": "QuestionnaireResponse",
+        "item": [gate("mother", True), gate("father", False), gate("partner", True)],
+    }  # friend's gate left unanswered: the form leaves the item out
+    assert skipped_targets(response) == {"father", "friend"}
