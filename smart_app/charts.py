@@ -77,6 +77,14 @@ class PlaneDatum:
 
 
 @dataclass(frozen=True, slots=True)
+class PlaneTrack:
+    """One relationship's points on the plane, oldest first, each with its submission number."""
+
+    label: str
+    points: Sequence[tuple[int, PlaneDatum]]
+
+
+@dataclass(frozen=True, slots=True)
 class Series:
     """One line: its name and its (time, value) points in time order."""
 
@@ -90,6 +98,8 @@ class BarGroup:
 
     label: str
     bars: Sequence[tuple[str, float | None]]
+    #: Said (in the chart and its description) where a bar has no value: never drawn as zero.
+    missing: str = "not scored"
 
 
 def _markup(parts: list[str]) -> Markup:
@@ -151,6 +161,94 @@ def plane_chart(
         for i, d in enumerate(data, 1)
     )
     desc = f"{len(data)} point(s), oldest first. {described}. {PLANE_CAPTION}"
+    out = _plane_frame(chart_id, title, desc, x, y, x_label, y_label)
+    placed = [(x.place(d.avoidance), y.place(d.anxiety), d) for d in data]
+    if len(placed) > 1:
+        line = " ".join(f"{_n(px)},{_n(py)}" for px, py, _ in placed)
+        out.append(f'<polyline class="trajectory" points="{line}" fill="none"/>')
+    out.append('<g class="points">')
+    for i, (px, py, d) in enumerate(placed, 1):
+        latest = " latest" if i == len(placed) else ""
+        out.append(
+            f'<circle class="point{latest}" cx="{_n(px)}" cy="{_n(py)}" r="{6 if latest else 5}" '
+            f'data-order="{i}" data-avoidance="{_n(d.avoidance)}" data-anxiety="{_n(d.anxiety)}">'
+            f"<title>{i}: {escape(d.label)}, avoidance {_n(d.avoidance)}, anxiety "
+            f"{_n(d.anxiety)}</title></circle>"
+            f'<text class="point-label" x="{_n(px + 8)}" y="{_n(py - 8)}">{i}</text>'
+        )
+    out.append("</g></svg>")
+    return _markup(out)
+
+
+def relationship_plane(
+    chart_id: str,
+    tracks: Sequence[PlaneTrack],
+    *,
+    title: str,
+    absent: Sequence[tuple[str, str]] = (),
+    lo: float = 1,
+    hi: float = 7,
+) -> Markup:
+    """One labelled track per relationship (ECR-RS) on the plane: its points over time, joined.
+
+    Each point carries its submission number; the latest point of a relationship is filled and
+    named. ``absent`` lists (relationship, why) for those with no point: said, never drawn.
+    """
+    x = Axis(lo, hi, PLANE_LEFT, PLANE_SIZE)
+    y = Axis(lo, hi, PLANE_TOP, PLANE_SIZE, inverted=True)
+    parts = [
+        f"{t.label}: "
+        + ", ".join(
+            f"{n} {d.label} avoidance {_n(d.avoidance)}, anxiety {_n(d.anxiety)}"
+            for n, d in t.points
+        )
+        for t in tracks
+    ]
+    parts += [f"{label}: {why}, not drawn" for label, why in absent]
+    desc = (
+        "One point per relationship and submission (numbered oldest first), the latest of "
+        f"each relationship named. {'; '.join(parts) or 'No data'}. {PLANE_CAPTION}"
+    )
+    out = _plane_frame(chart_id, title, desc, x, y, "Attachment avoidance", "Attachment anxiety")
+    for i, track in enumerate(tracks):
+        style = i % len(DASHES)
+        placed = [(x.place(d.avoidance), y.place(d.anxiety), n, d) for n, d in track.points]
+        label = escape(track.label)
+        out.append(f'<g class="track series-{style}" data-label="{label}">')
+        if len(placed) > 1:
+            line = " ".join(f"{_n(px)},{_n(py)}" for px, py, _, _ in placed)
+            out.append(
+                f'<polyline class="trajectory" points="{line}" fill="none" '
+                f'stroke-dasharray="{DASHES[style]}"/>'
+            )
+        for j, (px, py, n, d) in enumerate(placed, 1):
+            last = j == len(placed)
+            name = f"{label} ({n})" if last else str(n)
+            out.append(
+                f'<circle class="point{" latest" if last else ""}" cx="{_n(px)}" cy="{_n(py)}" '
+                f'r="{6 if last else 5}" data-order="{n}" data-avoidance="{_n(d.avoidance)}" '
+                f'data-anxiety="{_n(d.anxiety)}"><title>{label} {n}: {escape(d.label)}, '
+                f"avoidance {_n(d.avoidance)}, anxiety {_n(d.anxiety)}</title></circle>"
+                f'<text class="point-label" x="{_n(px + 8)}" y="{_n(_label_y(py))}">{name}</text>'
+            )
+        out.append("</g>")
+    out.append("</svg>")
+    return _markup(out)
+
+
+def _label_y(py: float) -> float:
+    """A point label's baseline: above the point, clear of the corner names top and bottom."""
+    if py - 8 > PLANE_TOP + PLANE_SIZE - 24:  # would sit on "secure" / "dismissing"
+        return py - 22
+    if py - 8 < PLANE_TOP + 24:  # would sit on "preoccupied" / "fearful"
+        return py + 20
+    return py - 8
+
+
+def _plane_frame(
+    chart_id: str, title: str, desc: str, x: Axis, y: Axis, x_label: str, y_label: str
+) -> list[str]:
+    """The plane up to its points: svg element, corner shading and names, frame, both axes."""
     cid = escape(chart_id)
     out = [_open(chart_id, "plane", PLANE_WIDTH, PLANE_HEIGHT, title, desc), "<defs>"]
     for name, cx, cy in REGIONS:
@@ -189,22 +287,7 @@ def plane_chart(
         f'<text class="axis-label" x="{_n(PLANE_LEFT + PLANE_SIZE / 2)}" y="{_n(bottom + 40)}" '
         f'text-anchor="middle">{escape(x_label)}</text></g>'
     )
-    placed = [(x.place(d.avoidance), y.place(d.anxiety), d) for d in data]
-    if len(placed) > 1:
-        line = " ".join(f"{_n(px)},{_n(py)}" for px, py, _ in placed)
-        out.append(f'<polyline class="trajectory" points="{line}" fill="none"/>')
-    out.append('<g class="points">')
-    for i, (px, py, d) in enumerate(placed, 1):
-        latest = " latest" if i == len(placed) else ""
-        out.append(
-            f'<circle class="point{latest}" cx="{_n(px)}" cy="{_n(py)}" r="{6 if latest else 5}" '
-            f'data-order="{i}" data-avoidance="{_n(d.avoidance)}" data-anxiety="{_n(d.anxiety)}">'
-            f"<title>{i}: {escape(d.label)}, avoidance {_n(d.avoidance)}, anxiety "
-            f"{_n(d.anxiety)}</title></circle>"
-            f'<text class="point-label" x="{_n(px + 8)}" y="{_n(py - 8)}">{i}</text>'
-        )
-    out.append("</g></svg>")
-    return _markup(out)
+    return out
 
 
 def _time_axis(times: Sequence[dt.datetime]) -> tuple[dt.datetime, float]:
@@ -302,7 +385,7 @@ def bar_chart(
     y = Axis(lo, hi, FRAME_TOP, FRAME_HEIGHT, inverted=True)
     described = "; ".join(
         f"{g.label}: "
-        + ", ".join(f"{name} {_n(v) if v is not None else 'not scored'}" for name, v in g.bars)
+        + ", ".join(f"{name} {_n(v) if v is not None else g.missing}" for name, v in g.bars)
         for g in groups
     )
     out = _framed(chart_id, "bars", title, described, y, y_label)
@@ -333,7 +416,7 @@ def bar_chart(
         if all(v is None for _, v in group.bars):
             out.append(
                 f'<text class="not-scored" x="{_n(left + group_width / 2)}" '
-                f'y="{_n(bottom - 8)}" text-anchor="middle">not scored</text>'
+                f'y="{_n(bottom - 8)}" text-anchor="middle">{escape(group.missing)}</text>'
             )
         out.append(
             f'<text class="tick-label" x="{_n(left + group_width / 2)}" y="{_n(bottom + 20)}" '

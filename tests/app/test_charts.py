@@ -14,10 +14,12 @@ from smart_app.charts import (
     PLANE_CAPTION,
     BarGroup,
     PlaneDatum,
+    PlaneTrack,
     Series,
     bar_chart,
     line_chart,
     plane_chart,
+    relationship_plane,
 )
 
 NS = "{http://www.w3.org/2000/svg}"
@@ -159,3 +161,64 @@ def test_bars_stand_side_by_side_per_relationship() -> None:
     }
     not_scored = [t for t in root.iter(f"{NS}text") if t.get("class") == "not-scored"]
     assert [floats(t, "x") for t in not_scored] == [(236.0,)]  # father: 56 + 120 + 60
+
+
+def test_relationship_plane_draws_one_named_track_per_relationship_and_skips_none_as_zero() -> None:
+    tracks = [
+        PlaneTrack(
+            "mother", [(1, PlaneDatum("2024-01-05", 5.0, 2.0)), (2, PlaneDatum("d", 3.0, 4.0))]
+        ),
+        PlaneTrack("romantic partner", [(2, PlaneDatum("2024-06-05", 7.0, 1.0))]),
+    ]
+    root = parse(relationship_plane("r", tracks, title="ECR-RS", absent=[("father", "skipped")]))
+    groups = [g for g in root.iter(f"{NS}g") if (g.get("class") or "").startswith("track ")]
+    assert [(g.get("data-label"), g.get("class")) for g in groups] == [
+        ("mother", "track series-0"),
+        ("romantic partner", "track series-1"),
+    ]
+    mother = [floats(c, "cx", "cy", "data-order") for c in groups[0].findall(f"{NS}circle")]
+    # x = 56 + (avoidance - 1) * 50, y = 16 + (7 - anxiety) * 50.
+    assert mother == [(106.0, 116.0, 1.0), (206.0, 216.0, 2.0)]
+    line = groups[0].find(f"{NS}polyline")
+    assert line is not None and line.get("points") == "106.00,116.00 206.00,216.00"
+    assert line.get("stroke-dasharray") == "none"
+    [partner] = groups[1].findall(f"{NS}circle")
+    assert floats(partner, "cx", "cy") == (56.0, 16.0)  # avoidance 1, anxiety 7: top left
+    assert groups[1].find(f"{NS}polyline") is None
+    labels = [t.text for g in groups for t in g.findall(f"{NS}text")]
+    assert labels == ["1", "mother (2)", "romantic partner (2)"]  # the latest of each named
+    # Labels sit 8 px above their point, except near the top (or bottom) edge, where the corner
+    # names are: the partner's point at y 16 gets its label below it, at 16 + 20.
+    label_y = [float(t.get("y", "")) for g in groups for t in g.findall(f"{NS}text")]
+    assert label_y == [108.0, 208.0, 36.0]
+    assert [c.get("class") for g in groups for c in g.findall(f"{NS}circle")] == [
+        "point",
+        "point latest",
+        "point latest",
+    ]
+    # Nothing is drawn for the skipped relationship; the description says so.
+    assert len(list(root.iter(f"{NS}circle"))) == 3
+    desc = root.find(f"{NS}desc")
+    assert desc is not None and desc.text is not None
+    assert "father: skipped, not drawn" in desc.text
+    assert "mother: 1 2024-01-05 avoidance 2.00, anxiety 5.00, 2 d avoidance 4.00" in desc.text
+
+
+def test_a_bar_group_without_values_says_why_instead_of_a_zero_bar() -> None:
+    groups = [
+        BarGroup("mother", [("anxiety", 2.0), ("avoidance", 3.0)]),
+        BarGroup("father", [("anxiety", None), ("avoidance", None)], "skipped"),
+    ]
+    root = parse(bar_chart("b", groups, title="t", lo=1, hi=7))
+    assert [r.get("data-value") for r in root.iter(f"{NS}rect") if r.get("data-value")] == [
+        "2.00",
+        "3.00",
+    ]
+    said = [
+        (t.text, floats(t, "x")) for t in root.iter(f"{NS}text") if t.get("class") == "not-scored"
+    ]
+    assert said == [("skipped", (416.0,))]  # the father group's middle: 56 + 240 + 120
+    desc = root.find(f"{NS}desc")
+    assert desc is not None and desc.text == (
+        "mother: anxiety 2.00, avoidance 3.00; father: anxiety skipped, avoidance skipped"
+    )
