@@ -26,6 +26,7 @@ from attach_fhir.interpretation import InstrumentMeaning, explain
 from smart_app import score_records
 from smart_app.context import LaunchContext, current_launch
 from smart_app.launch import human_name
+from smart_app.review_figures import targets
 from smart_app.review_view import InstrumentView, instrument_view
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,40 @@ def _subject_id(response: dict[str, Any], launch: LaunchContext) -> str | None:
     return reference.split("Patient/", 1)[1] if "Patient/" in reference else None
 
 
+def _skipped(
+    launch: LaunchContext,
+    patient_id: str | None,
+    meaning: InstrumentMeaning | None,
+    found: list[history.ScorePoint],
+    known: dict[str, Any] | None = None,
+) -> dict[str, frozenset[str]]:
+    """Submission -> the ECR-RS relationships its response skipped, from the responses.
+
+    ``known`` is a response already read (the one the page shows). The others are read with one
+    search; where that is not granted or fails, their missing relationships read "no score
+    recorded" instead of "skipped".
+    """
+    names = targets(meaning, found)
+    if not names or meaning is None or not any(s.focus for s in meaning.scores.values()):
+        return {}
+    out: dict[str, frozenset[str]] = {}
+    if known is not None and known.get("id"):
+        out[f"QuestionnaireResponse/{known['id']}"] = frozenset(
+            history.skipped_targets(known, names)
+        )
+    prefix = "QuestionnaireResponse/"
+    wanted = {
+        r.submission.removeprefix(prefix).split("/")[0]
+        for r in history.relationship_scores(found)
+        if r.submission.startswith(prefix) and r.submission not in out
+    }
+    if wanted and patient_id and launch.can("QuestionnaireResponse", "s"):
+        for response in score_records.responses(launch.fhir(), patient_id, wanted):
+            ref = f"{prefix}{response.get('id')}"
+            out[ref] = frozenset(history.skipped_targets(response, names))
+    return out
+
+
 def _render(template: str, printable: bool, print_url: str, **context: Any) -> str:
     layout = "review/print_layout.html" if printable else "review/layout.html"
     return render_template(
@@ -87,12 +122,14 @@ def _scores(ctx: str, qr_id: str, printable: bool) -> str:
     if patient_id and launch.can("Observation", "s"):
         earlier = score_records.patient_observations(client, patient_id, codes)
     title = resolved.title or canonical
+    found = history.points([*earlier, *own])
     view = instrument_view(
         meaning.id if meaning else "response",
         title,
         meaning,
-        history.points([*earlier, *own]),
+        found,
         current=f"QuestionnaireResponse/{qr_id}",
+        skipped=_skipped(launch, patient_id, meaning, found, response),
     )
     log.info("review.scores outcome=ok scores=%d", len(view.rows))
     return _render(
@@ -135,7 +172,8 @@ def _history(printable: bool) -> str:
         own = [p for p in found if owner.get(p.code) is inst]
         if own:
             meaning = explain(lib.questionnaire(inst.url), lib.score_codes())
-            views.append(instrument_view(inst.id, inst.title, meaning, own))
+            skipped = _skipped(launch, launch.patient_id, meaning, own)
+            views.append(instrument_view(inst.id, inst.title, meaning, own, skipped=skipped))
     log.info("review.history outcome=ok instruments=%d", len(views))
     return _render(
         "review/history.html",

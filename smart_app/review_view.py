@@ -1,16 +1,14 @@
 """The review pages' view model: one section per instrument, built from score points.
 
 Pure: the blueprint reads the resources, :mod:`attach_fhir.history` turns Observations into
-points, and this module pairs them with what each score means and draws the charts.
+points, and this module pairs them with what each score means; :mod:`smart_app.review_figures`
+draws the charts.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-
-from markupsafe import Markup
 
 from attach_fhir import history
 from attach_fhir.history import ScorePoint
@@ -20,21 +18,8 @@ from attach_fhir.interpretation import (
     ScoreMeaning,
     change_since_baseline,
 )
-from smart_app import charts
-
-_PAREN = re.compile(r"\(([^()]*)\)\s*$")
-
-
-@dataclass(frozen=True)
-class Figure:
-    """A chart with its caption and the data table that stands in for it."""
-
-    svg: Markup
-    caption: str
-    head: Sequence[str]
-    rows: Sequence[Sequence[str]]
-    #: (CSS class, label) per series, for the legend.
-    legend: Sequence[tuple[str, str]] = ()
+from smart_app import review_figures as figs
+from smart_app.review_figures import Figure, Submissions
 
 
 @dataclass(frozen=True)
@@ -64,27 +49,8 @@ class InstrumentView:
     figures: Sequence[Figure]
     #: (date, QuestionnaireResponse id) per submission, oldest first.
     submissions: Sequence[tuple[str, str | None]] = field(default_factory=list)
-
-
-def fmt(value: float | None) -> str:
-    """A score for display: two decimals."""
-    return "" if value is None else f"{value:.2f}"
-
-
-def _date(point_recorded: str) -> str:
-    return point_recorded[:10]
-
-
-def _label(code: str, meaning: InstrumentMeaning | None) -> str:
-    score = meaning.scores.get(code) if meaning else None
-    return score.display if score else code
-
-
-def target_label(meaning: InstrumentMeaning | None, target: str) -> str:
-    """A relationship target's name as the score display gives it (``romantic partner``)."""
-    score = meaning.scores.get(f"ecr-rs-{target}-anxiety") if meaning else None
-    match = _PAREN.search(score.display) if score else None
-    return match.group(1) if match else target
+    #: ECR-RS: the relationships the submission shown skipped (their names), so unscored.
+    skipped: Sequence[str] = ()
 
 
 def _rows(
@@ -115,9 +81,9 @@ def _rows(
         rows.append(
             ScoreRow(
                 code=code,
-                display=_label(code, meaning),
+                display=figs.label(code, meaning),
                 meaning=score,
-                value=fmt(shown.value) if shown.value is not None else str(shown.category),
+                value=figs.fmt(shown.value) if shown.value is not None else str(shown.category),
                 recorded=shown.recorded,
                 prorated=shown.prorated,
                 method=shown.method,
@@ -129,76 +95,17 @@ def _rows(
     return rows
 
 
-def _plane(key: str, title: str, found: Sequence[history.PlanePoint]) -> Figure:
-    data = [charts.PlaneDatum(_date(p.recorded), p.anxiety, p.avoidance) for p in found]
-    svg = charts.plane_chart(f"plane-{key}", data, title=f"{title}: anxiety and avoidance")
-    rows = [
-        [str(i), d.label, fmt(d.avoidance), fmt(d.anxiety)] for i, d in enumerate(data, start=1)
-    ]
-    return Figure(svg, charts.PLANE_CAPTION, ["#", "Date", "Avoidance", "Anxiety"], rows)
-
-
-def _lines(
-    chart_id: str,
-    title: str,
-    codes: Sequence[str],
-    labels: Mapping[str, str],
-    by_code: Mapping[str, list[ScorePoint]],
-    bounds: tuple[float, float],
-) -> Figure:
-    lines = [
-        charts.Series(labels[c], [(p.when, p.value) for p in by_code[c] if p.value is not None])
-        for c in codes
-    ]
-    svg = charts.line_chart(chart_id, lines, title=title, lo=bounds[0], hi=bounds[1])
-    recorded = sorted({(p.when, _date(p.recorded)) for c in codes for p in by_code[c]})
-    rows = []
-    for when, day in recorded:
-        values = {c: next((p for p in by_code[c] if p.when == when), None) for c in codes}
-        rows.append([day, *(fmt(v.value) if v else "" for v in values.values())])
-    legend = [(f"series-{i % len(charts.DASHES)}", labels[c]) for i, c in enumerate(codes)]
-    return Figure(svg, "", ["Date", *(labels[c] for c in codes)], rows, legend)
-
-
-def _line_groups(
-    meaning: InstrumentMeaning | None, by_code: Mapping[str, list[ScorePoint]]
-) -> list[tuple[str, list[str], tuple[float, float]]]:
-    """(title, codes, range) per line chart: ECR-RS by dimension, others by shared range."""
-    groups: dict[tuple[str, tuple[float, float]], list[str]] = {}
-    for code, found in by_code.items():
-        score = meaning.scores.get(code) if meaning else None
-        if not any(p.value is not None for p in found):
-            continue
-        bounds = score.range if score and score.range else _data_range(found)
-        relation = re.match(r"^ecr-rs-[a-z]+-(anxiety|avoidance)$", code)
-        name = f"Attachment {relation.group(1)} by relationship" if relation else "Scores"
-        groups.setdefault((name, bounds), []).append(code)
-    return [(name, codes, bounds) for (name, bounds), codes in groups.items()]
-
-
-def _data_range(found: Sequence[ScorePoint]) -> tuple[float, float]:
-    values = [p.value for p in found if p.value is not None]
-    lo, hi = min(values), max(values)
-    return (lo - 1, hi + 1) if lo == hi else (lo, hi)
-
-
-def _bars(
-    key: str, title: str, meaning: InstrumentMeaning | None, scores: history.RelationshipScores
-) -> Figure:
-    groups = [
-        charts.BarGroup(target_label(meaning, t), [("anxiety", ax), ("avoidance", av)])
-        for t, (ax, av) in scores.targets.items()
-    ]
-    svg = charts.bar_chart(
-        f"bars-{key}",
-        groups,
-        title=f"{title}: by relationship, {_date(scores.recorded)}",
-        lo=1,
-        hi=7,
-    )
-    rows = [[g.label, fmt(g.bars[0][1]), fmt(g.bars[1][1])] for g in groups]
-    legend = [("bar-0", "anxiety"), ("bar-1", "avoidance")]
-    return Figure(svg, "", ["Relationship", "Anxiety", "Avoidance"], rows, legend)
+def submissions(
+    score_points: Sequence[ScorePoint], skipped: Mapping[str, frozenset[str]] | None = None
+) -> Submissions:
+    """The submissions these points come from, oldest first (ties: the order they were stored)."""
+    first: dict[str, ScorePoint] = {}
+    for point in score_points:
+        if point.submission not in first or point.order < first[point.submission].order:
+            first[point.submission] = point
+    order = sorted(first, key=lambda s: first[s].order)
+    dates = {s: figs.date(first[s].recorded) for s in order}
+    return Submissions(order, dates, dict(skipped or {}))
 
 
 def instrument_view(
@@ -207,32 +114,48 @@ def instrument_view(
     meaning: InstrumentMeaning | None,
     score_points: Sequence[ScorePoint],
     current: str | None = None,
+    skipped: Mapping[str, frozenset[str]] | None = None,
 ) -> InstrumentView:
-    """One section: rows (the ``current`` submission's values, else the latest), charts."""
-    if current is not None:  # an older response is shown against its own past only
-        cutoff = max((p.when for p in score_points if p.submission == current), default=None)
-        score_points = [p for p in score_points if cutoff is None or p.when <= cutoff]
+    """One section: rows (the ``current`` submission's values, else the latest), charts.
+
+    ``skipped``: submission -> the ECR-RS relationships its response skipped, where the
+    response was read; elsewhere a missing relationship reads "no score recorded".
+    """
+    subs = submissions(score_points, skipped)
+    if current is not None and current in subs.order:  # shown against its own past only
+        kept = set(subs.order[: subs.number(current)])
+        score_points = [p for p in score_points if p.submission in kept]
+        subs = submissions(score_points, skipped)
+    shown = current or (subs.order[-1] if subs.order else None)
     by_code = history.series(score_points)
     figures: list[Figure] = []
     for prefix, found in history.plane_points(score_points).items():
-        figures.append(_plane(f"{key}-{prefix}", title, found))
-    relations = history.relationship_scores(score_points)
-    if relations:
-        shown = next((r for r in relations if r.submission == current), relations[-1])
-        figures.append(_bars(key, title, meaning, shown))
-    labels = {code: _label(code, meaning) for code in by_code}
-    for i, (name, codes, bounds) in enumerate(_line_groups(meaning, by_code)):
-        chart_title = f"{title}: {name.lower()} over time"
-        figures.append(_lines(f"lines-{key}-{i}", chart_title, codes, labels, by_code, bounds))
-    submissions: dict[str, tuple[str, str | None]] = {}
-    for p in sorted(score_points, key=lambda p: p.when):
-        qr = p.submission.split("/", 1)[1] if p.submission.startswith("Questionnaire") else None
-        submissions.setdefault(p.submission, (_date(p.recorded), qr))
+        figures.append(figs.plane(f"{key}-{prefix}", title, found))
+    figures += figs.relationship_figures(key, title, meaning, score_points, subs, shown)
+    component = figs.component_bars(key, title, meaning, by_code, subs, shown)
+    if component is not None:
+        figures.append(component)
+    labels = {code: figs.label(code, meaning) for code in by_code}
+    for i, (name, codes, bounds) in enumerate(figs.line_groups(meaning, by_code)):
+        chart_title = f"{title}: {name} over time"
+        figures.append(
+            figs.lines(f"lines-{key}-{i}", chart_title, codes, labels, by_code, bounds, subs)
+        )
+    listed = []
+    for submission in subs.order:
+        qr = submission.split("/", 1)[1] if submission.startswith("Questionnaire") else None
+        listed.append((subs.dates[submission], qr))
+    left_out = subs.skipped.get(shown, frozenset()) if shown else frozenset()
     return InstrumentView(
         key=key,
         title=title,
         meaning=meaning,
         rows=_rows(meaning, by_code, current),
         figures=figures,
-        submissions=list(submissions.values()),
+        submissions=listed,
+        skipped=[
+            figs.target_label(meaning, t)
+            for t in figs.targets(meaning, score_points)
+            if t in left_out
+        ],
     )

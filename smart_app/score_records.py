@@ -82,6 +82,32 @@ def patient_observations(client: FhirClient, patient_id: str, codes: Iterable[st
     return [o for o in client.search("Observation", params) if _belongs(o, patient_id)]
 
 
+#: Ids per ``_id`` search, so the query string stays short.
+ID_CHUNK = 40
+
+
+def responses(client: FhirClient, patient_id: str, qr_ids: Iterable[str]) -> list[Json]:
+    """The patient's QuestionnaireResponses with these ids (one search per ``ID_CHUNK`` ids).
+
+    The review reads them only to say which ECR-RS relationships were skipped; a server that
+    refuses the search leaves that unsaid (an empty list), it does not fail the page.
+    """
+    wanted = sorted({i for i in qr_ids if i and len(i) <= 64})
+    found: list[Json] = []
+    try:
+        for start in range(0, len(wanted), ID_CHUNK):
+            chunk = wanted[start : start + ID_CHUNK]
+            params = {"_id": ",".join(chunk), "patient": _patient_ref(patient_id)}
+            params["_count"] = PAGE
+            found += [
+                r for r in client.search("QuestionnaireResponse", params) if _belongs(r, patient_id)
+            ]
+    except AttachError as exc:
+        log.info("review.responses_search outcome=%s", exc.code)
+        return []
+    return found
+
+
 def _usable(questionnaire: Mapping[str, Any]) -> bool:
     """A copy the review can explain: it carries a scoring model that compiles."""
     if not any(e.get("url") == SCORING_MODEL_EXT for e in questionnaire.get("extension") or []):
