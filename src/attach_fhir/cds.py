@@ -128,10 +128,10 @@ def latest_results(observations: Iterable[Mapping[str, Any]], library: Library) 
         submissions = by_instrument.get(inst.id)
         if not submissions:
             continue
-        newest = max(
-            submissions.values(), key=lambda ps: (max(p.when for p in ps), ps[0].submission)
-        )
-        last = max(newest, key=lambda p: p.when)
+        # The same order as the review: effective time, then when the server stored it (two
+        # submissions within one second), then the submission.
+        newest = max(submissions.values(), key=lambda ps: max(p.order for p in ps))
+        last = max(newest, key=lambda p: p.order)
         meaning = explain(library.questionnaire(inst.url), library.score_codes())
         order = list(meaning.scores)
         newest.sort(key=lambda p: order.index(p.code) if p.code in order else len(order))

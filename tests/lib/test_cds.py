@@ -129,6 +129,25 @@ def test_latest_ecr_r_card_states_values_and_their_meaning_without_cut_offs() ->
     )
 
 
+def test_of_two_submissions_in_one_second_the_one_stored_last_is_the_latest() -> None:
+    second = "2025-03-01T10:00:00Z"
+    stored = [
+        {"lastUpdated": "2025-03-01T10:00:00.900Z"},
+        {"lastUpdated": "2025-03-01T10:00:00.100Z"},
+    ]
+    scores = bundle(
+        # qr-a sorts first by name but was stored last: it is the newer submission.
+        obs("ecr-r-anxiety", 2.0, second, "qr-a", meta=stored[0]),
+        obs("ecr-r-avoidance", 3.0, second, "qr-a", meta=stored[0]),
+        obs("ecr-r-anxiety", 6.0, second, "qr-b", meta=stored[1]),
+        obs("ecr-r-avoidance", 5.0, second, "qr-b", meta=stored[1]),
+    )
+    cards = cards_for({"patient": patient(), "scores": scores, "drafts": None})
+    assert [c["summary"] for c in cards] == [
+        "Latest ECR-R (2025-03-01): attachment anxiety 2.00, attachment avoidance 3.00"
+    ]
+
+
 def test_observations_of_other_patients_or_not_final_are_left_out() -> None:
     other = obs("ecr-r-anxiety", 1.0, "2025-06-01T00:00:00Z", "qr-9")
     other["subject"] = {"reference": "Patient/someone-else"}
