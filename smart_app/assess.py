@@ -40,6 +40,7 @@ from smart_app import (
     responses,
     submission,
     summaries,
+    task_updates,
 )
 from smart_app.context import LaunchContext, current_launch
 from smart_app.errors import AuthorizationExpired, BadLaunchRequest
@@ -143,11 +144,24 @@ def _show_fresh(launch: LaunchContext, write_plan: WritePlan, resolved: Resolved
     if kept is not None:  # answers posted when the last launch expired
         sid = next(iter(kept.get("submission_id") or []), "")
         form = build_form(resolved.questionnaire, kept)
-        note = "Your answers from before the connection to the EHR expired are back."
         sid = sid if SUBMISSION_ID.fullmatch(sid) else str(uuid.uuid4())
+        note = _bind_assignment(launch, resolved, sid) or (
+            "Your answers from before the connection to the EHR expired are back."
+        )
         return _page(launch, write_plan, resolved, form, sid, note=note)
-    form = build_form(resolved.questionnaire)
-    return _page(launch, write_plan, resolved, form, str(uuid.uuid4()))
+    form, sid = build_form(resolved.questionnaire), str(uuid.uuid4())
+    closed = _bind_assignment(launch, resolved, sid)
+    return _page(launch, write_plan, resolved, form, sid, note=closed)
+
+
+def _bind_assignment(launch: LaunchContext, resolved: Resolved, sid: str) -> str | None:
+    """``?task=<id>`` (the patient's assignment link): bind that Task to this form's submission
+    id on the server, once the server shows it is this patient's open assignment of this
+    instrument (404 otherwise). A note for the form when it is already closed."""
+    task_id = request.args.get("task")
+    if task_id is None:
+        return None
+    return task_updates.bind(launch, sid, task_id, resolved.instrument.url)
 
 
 def _read_draft(launch: LaunchContext, resolved: Resolved, draft_id: str) -> dict[str, Any]:
@@ -248,15 +262,21 @@ def _submit(launch: LaunchContext, write_plan: WritePlan, resolved: Resolved, si
     caregiver = None
     if resolved.instrument.respondent == "parent-caregiver":
         caregiver = patient_facts.caregiver(launch)
+    assignment = task_updates.bound(launch, sid)
     try:
-        submission.submit(launch, resolved, parsed.response, write_plan, sid, caregiver)
+        submission.submit(
+            launch, resolved, parsed.response, write_plan, sid, caregiver, assignment=assignment
+        )
     except InvalidResponse as exc:
         form = parsed.form
         form.errors.extend(ErrorLink("#", p["message"]) for p in exc.problems)
         return _page(launch, write_plan, resolved, form, sid, status=422)
+    if assignment:
+        task_updates.index(launch, assignment["task"], sid)
     found = submission.status(launch, sid)
     if found is not None:  # delivered now: the care plan's goals follow the new scores
         goal_updates.judge_after_delivery(launch, found)
+        task_updates.complete_after_delivery(launch, found)  # and the assigning Task closes
     return redirect(url_for(".submitted", ctx=launch.id, sid=sid), code=303)
 
 
@@ -301,9 +321,13 @@ def submitted(ctx: str, sid: str) -> Any:
     if found is None:
         abort(404)
     goals = goal_updates.judge_after_delivery(launch, found)  # delivered later by the worker
+    task = task_updates.complete_after_delivery(launch, found)
     reference = found.response_reference
     review = _review_url(launch, reference) if found.state == "delivered" and reference else None
-    if review and (goals or {}).get("state") != goal_updates.NOT_UPDATED:
+    told = (goals or {}).get("state") == goal_updates.NOT_UPDATED or (task or {}).get(
+        "state"
+    ) in task_updates.REPORTED
+    if review and not told:
         return redirect(review, code=303)
     codes = library().score_codes()
     return render_template(
@@ -313,6 +337,7 @@ def submitted(ctx: str, sid: str) -> Any:
         reference=reference,
         review=review,
         goals=goals,
+        task=task,
         codes=codes,
     )
 

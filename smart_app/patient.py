@@ -2,7 +2,8 @@
 
 URLs live under ``/app/<ctx>/patient/``. The patient sees what their clinician assigned (open
 Tasks naming a Questionnaire; without one, the plan's re-assessment activity) and completes it
-with the assess flow's form; their scores are written ``preliminary`` (``submission``) until a
+with the assess flow's form (a Task's link names it, so the delivered response closes it:
+``task_updates``); their scores are written ``preliminary`` (``submission``) until a
 clinician reviews them. Journal entries answer the unscored attachment-journal Questionnaire and
 go through the same outbox as a QuestionnaireResponse authored by the patient, ``basedOn`` the
 CarePlan (``attach_fhir.journal``).
@@ -29,7 +30,7 @@ from attach_fhir.instruments import UnknownInstrument, library
 from attach_fhir.journal import JOURNAL_URL, journal_transaction
 from attach_fhir.outbox import Mode, payload
 from attach_fhir.writeback import WritebackContext
-from smart_app import careplan_records, careplan_view, delivery
+from smart_app import careplan_records, careplan_view, delivery, task_updates
 from smart_app.context import LaunchContext, current_launch
 from smart_app.form_response import parse_form
 from smart_app.questionnaire_form import build_form
@@ -67,6 +68,14 @@ def _plans(launch: LaunchContext) -> list[dict[str, Any]]:
     )
 
 
+def _from_task(assignment: Assignment) -> bool:
+    return assignment.source.startswith("Task/")
+
+
+def _closed_by_us(sent: task_updates.Sent | None) -> bool:
+    return sent is not None and (sent.outcome or {}).get("state") == task_updates.COMPLETED
+
+
 def _instrument_id(assignment: Assignment) -> str | None:
     try:
         return str(library().questionnaire(assignment.questionnaire)["id"])
@@ -86,7 +95,12 @@ def home(ctx: str) -> str:
             responses = careplan_records.completed_responses(launch.fhir(), str(launch.patient_id))
         except AttachError as exc:
             log.info("patient.responses outcome=%s", exc.code)
-    todo = [(a, _instrument_id(a), last_done(a, responses)) for a in assignments(tasks, careplans)]
+    assigned = assignments(tasks, careplans)
+    # Tasks this app's submissions answered: closed now where that was not tried yet; the
+    # others are shown as sent, waiting for the clinic, not as still to do.
+    sent = task_updates.sent_for(launch, [a.source for a in assigned if _from_task(a)])
+    assigned = [a for a in assigned if not _closed_by_us(sent.get(a.source))]
+    todo = [(a, _instrument_id(a), last_done(a, responses)) for a in assigned]
     journal = journal_activity(careplans)
     entries = careplan_records.journal_of(responses)
     sid = request.args.get("sid", "")
@@ -97,6 +111,7 @@ def home(ctx: str) -> str:
         "patient/home.html",
         launch=launch,
         todo=todo,
+        sent=sent,
         activities=plan_activities(careplans),
         journal=journal,
         entries=careplan_view.journal_rows(entries),

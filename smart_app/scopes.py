@@ -20,9 +20,9 @@ RESOURCE_SCOPES = (
     "Provenance.c",
 )
 #: What a patient's own launch needs instead: no confirming of scores, but the Tasks assigning
-#: them questionnaires.
+#: them questionnaires, read to list them and updated to mark one completed by their response.
 PATIENT_SCOPE_CHANGES = {"Observation.crus": "Observation.crs"}
-PATIENT_EXTRA_SCOPES = ("Task.rs",)
+PATIENT_EXTRA_SCOPES = ("Task.rus",)
 IDENTITY_SCOPES = ("openid", "fhirUser", "offline_access")
 
 _V2 = re.compile(r"^(patient|user|system)/([A-Za-z*]+)\.([cruds]+)(\?.*)?$")

@@ -107,8 +107,13 @@ def submit(
     plan: WritePlan,
     submission_id: str,
     caregiver: str | None = None,
+    assignment: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Score, build and store the submission; deliver now if the server answers. The record."""
+    """Score, build and store the submission; deliver now if the server answers. The record.
+
+    ``assignment``: the Task this submission answers (``task_updates.bound``), kept on the
+    record so the Task can be closed once the response is delivered.
+    """
     result = score(resolved, response)
     who = people(launch, caregiver)
     ctx = WritebackContext(
@@ -135,6 +140,8 @@ def submit(
         "observation_status": ctx.observation_status,
         "authored": ctx.authored,
     }
+    if assignment:
+        record["assignment"] = dict(assignment)
     if not plan.writes:
         record["bundle"] = bundle  # not written as data: the only copy, for the downloads
     store = launch.services.store

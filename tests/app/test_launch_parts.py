@@ -186,11 +186,13 @@ def test_default_scopes_create_provenance_in_v2_and_v1() -> None:
     assert "user/Provenance.write" in v1 and "user/Provenance.read" not in v1
 
 
-def test_patients_read_their_tasks_but_cannot_confirm_scores() -> None:
-    """A patient's launch reads its assigning Tasks; only clinicians update (confirm) scores."""
+def test_patients_read_and_close_their_tasks_but_cannot_confirm_scores() -> None:
+    """A patient's launch reads its assigning Tasks and marks one completed by its response;
+    only clinicians update (confirm) scores."""
     patient = default_scopes("patient")
-    assert "patient/Task.rs" in patient
+    assert "patient/Task.rus" in patient
+    assert "patient/Task.write" in to_v1(patient) and "patient/Task.read" in to_v1(patient)
     assert "patient/Observation.crs" in patient and "patient/Observation.crus" not in patient
     assert "patient/Observation.crus" in default_scopes("ehr")
     assert "user/Observation.crus" in default_scopes("clinician")
-    assert not any(s.endswith("/Task.rs") for s in default_scopes("ehr"))
+    assert not any("/Task." in s for s in default_scopes("ehr") + default_scopes("clinician"))

@@ -1,0 +1,286 @@
+"""Closing an assigning Task from the app: what is checked before, and what is said after.
+
+Flask's test client against real (open) sandbox FHIR servers, with a patient's launch put
+straight into the session store (as tests/app/test_assess.py does). One server is started with
+Task read-only (its CapabilityStatement says so and it refuses writes with 405), seeded with
+the Tasks below; the session's open server takes Tasks created by the tests. A refusal quoting
+markup is a fault the real server will not produce on demand: a transport wrapping the real
+one answers that request itself. tests/e2e/test_task_completion_e2e.py closes a Task end to end.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import secrets
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from ehr_sandbox.fhir_process import FhirServerProcess
+from ehr_sandbox.seed import build_seed_bundle
+from smart_app import create_app
+from tests.fixtures.fhir_server import FhirServerFactory
+
+pytestmark = pytest.mark.e2e  # starts sandbox FHIR server processes
+
+ADULT = "sandbox-adult-29"
+OTHER = "sandbox-parent-41"
+RQ_URL = "http://attach-fhir.org/fhir/Questionnaire/rq"
+ECR_R_URL = "http://attach-fhir.org/fhir/Questionnaire/ecr-r"
+RQ = {"q:secure": "6", "q:fearful": "2", "q:preoccupied": "3", "q:dismissing": "5"}
+PATIENT_SCOPES = (
+    "launch/patient openid fhirUser patient/Patient.r patient/Questionnaire.rs "
+    "patient/QuestionnaireResponse.crus patient/Observation.crs patient/Task.rus"
+)
+
+
+def assigning_task(task_id: str, patient: str, questionnaire: str, status: str) -> dict[str, Any]:
+    """An SDC-style Task asking ``patient`` to complete ``questionnaire``."""
+    return {
+        "resourceType": "Task",
+        "id": task_id,
+        "status": status,
+        "intent": "order",
+        "description": "Please fill in the RQ",
+        "for": {"reference": f"Patient/{patient}"},
+        "authoredOn": dt.date.today().isoformat(),
+        "input": [{"type": {"text": "questionnaire"}, "valueCanonical": questionnaire}],
+    }
+
+
+SEEDED = (
+    assigning_task("assigned-rq", ADULT, RQ_URL, "requested"),
+    assigning_task("someone-elses-rq", OTHER, RQ_URL, "requested"),
+    assigning_task("closed-rq", ADULT, RQ_URL, "cancelled"),
+)
+
+
+class Recording(httpx.BaseTransport):
+    """Real HTTP, recorded (method, path); ``refuse`` may answer a request itself, unsent
+    (faults only)."""
+
+    def __init__(self) -> None:
+        self.inner = httpx.HTTPTransport()
+        self.sent: list[tuple[str, str]] = []
+        self.refuse: Callable[[httpx.Request], httpx.Response | None] | None = None
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.sent.append((request.method, request.url.path))
+        refused = self.refuse(request) if self.refuse is not None else None
+        return refused if refused is not None else self.inner.handle_request(request)
+
+    def writes_to(self, path_end: str) -> int:
+        """How many PUTs went to a path ending with ``path_end``."""
+        return sum(1 for m, p in self.sent if m == "PUT" and p.endswith(path_end))
+
+    def close(self) -> None:
+        """Kept open for the whole test (several app clients share it)."""
+
+
+@pytest.fixture(scope="module")
+def read_only_tasks(
+    fhir_server_factory: FhirServerFactory, tmp_path_factory: pytest.TempPathFactory
+) -> FhirServerProcess:
+    """A server that declares Task read-only, seeded with the sandbox people and ``SEEDED``."""
+    bundle = build_seed_bundle(dt.date.today())
+    for task in SEEDED:
+        bundle["entry"].append(
+            {"resource": task, "request": {"method": "PUT", "url": f"Task/{task['id']}"}}
+        )
+    seed = tmp_path_factory.mktemp("task-seed") / "seed.json"
+    seed.write_text(json.dumps(bundle), encoding="utf-8")
+    return fhir_server_factory(seed=seed, read_only_types=("Task",))
+
+
+@pytest.fixture
+def transport() -> Iterator[Recording]:
+    wrapped = Recording()
+    yield wrapped
+    wrapped.inner.close()
+
+
+class Portal:
+    """The adult patient's launch (as a portal's standalone launch records it) and browser."""
+
+    def __init__(self, app: Flask, client: FlaskClient, ctx: str, csrf: str, base: str) -> None:
+        self.app, self.client, self.ctx, self.csrf, self.base = app, client, ctx, csrf, base
+
+    def get(self, path: str) -> Any:
+        return self.client.get(f"/app/{self.ctx}{path}")
+
+    def link(self, task_id: str) -> str:
+        """The assignment's link on the patient's page."""
+        home = self.get("/patient/").text
+        found = re.search(rf'<li data-source="Task/{task_id}"[^>]*>\s*<a href="([^"]+)"', home)
+        assert found, home
+        return found.group(1).replace("&amp;", "&")
+
+    def submit(self, link: str, answers: dict[str, str]) -> tuple[str, Any]:
+        """Open the form at ``link``, submit it; the submission id and the page it ends on."""
+        form = self.client.get(link)
+        assert form.status_code == 200, form.text
+        sid = re.search(r'name="submission_id" value="([^"]+)"', form.text)
+        assert sid
+        posted = self.client.post(
+            link.partition("?")[0],
+            data={**answers, "action": "submit", "submission_id": sid.group(1),
+                  "csrf_token": self.csrf},
+        )  # fmt: skip
+        assert posted.status_code == 303, posted.text
+        return sid.group(1), self.client.get(posted.headers["Location"])
+
+
+@pytest.fixture
+def portal(tmp_path: Path, transport: Recording) -> Iterator[Callable[..., Portal]]:
+    """``portal(server, scope)``: an app and the adult patient's launch against ``server``."""
+    apps: list[Flask] = []
+
+    def launch(server: FhirServerProcess, scope: str = PATIENT_SCOPES) -> Portal:
+        base = server.base_url.rstrip("/")
+        reg = {
+            "name": "open sandbox",
+            "iss": [base],
+            "client_id": "task-app-test",
+            "client_type": "public",
+            "allow_addresses": ["loopback"],
+        }
+        app = create_app(
+            {
+                "REGISTRATIONS_DATA": {"registrations": [reg]},
+                "DATA_DIR": str(tmp_path / f"app-{len(apps)}"),
+                "HTTP_TRANSPORT": transport,
+                "TESTING": True,
+            }
+        )
+        apps.append(app)
+        sid, csrf, ctx = (secrets.token_urlsafe(32) for _ in range(3))
+        store = app.extensions["attach_fhir"].store
+        store.put("browser", sid, {"created": 0, "csrf": csrf}, 3600)
+        record = {
+            "sid": sid,
+            "iss": base,
+            "kind": "patient",
+            "registration": "open sandbox",
+            "token_endpoint": "http://127.0.0.1:9/token",
+            "token": {"access_token": "open-mode", "scope": scope},
+            "patient": ADULT,
+            "fhir_user": f"{base}/Patient/{ADULT}",
+        }
+        store.put("launch", ctx, record, 3600)
+        client = app.test_client()
+        client.set_cookie("attach_sid", sid)
+        return Portal(app, client, ctx, csrf, base)
+
+    yield launch
+    for app in apps:
+        app.extensions["attach_assess"].stop()
+
+
+def task_now(server: FhirServerProcess, task_id: str) -> dict[str, Any]:
+    with httpx.Client(base_url=server.base_url.rstrip("/") + "/", timeout=30) as fhir:
+        found = fhir.get(f"Task/{task_id}")
+        assert found.status_code == 200, found.text
+        task: dict[str, Any] = found.json()
+        return task
+
+
+def create_task(server: FhirServerProcess, questionnaire: str = RQ_URL) -> dict[str, Any]:
+    task = assigning_task("x", ADULT, questionnaire, "requested")
+    del task["id"]
+    with httpx.Client(base_url=server.base_url.rstrip("/") + "/", timeout=30) as fhir:
+        made = fhir.post("Task", json=task)
+        assert made.status_code == 201, made.text
+        created: dict[str, Any] = made.json()
+        return created
+
+
+def test_a_task_the_ehr_declares_read_only_is_not_written_and_the_pages_say_so(
+    portal: Callable[..., Portal], read_only_tasks: FhirServerProcess, transport: Recording
+) -> None:
+    patient = portal(read_only_tasks)
+    before = task_now(read_only_tasks, "assigned-rq")
+    link = patient.link("assigned-rq")
+    assert link.endswith("/assess/rq/?task=assigned-rq")
+    sid, page = patient.submit(link, RQ)
+    assert page.status_code == 200, page.text  # delivered, not straight on to the review
+    assert 'data-state="delivered"' in page.text
+    assert 'id="task-not-updated"' in page.text
+    assert "This EHR does not accept updates of Task." in page.text
+    assert transport.writes_to("/Task/assigned-rq") == 0  # not even tried
+    assert task_now(read_only_tasks, "assigned-rq")["meta"] == before["meta"]
+
+    home = patient.get("/patient/").text
+    item = re.search(r'<li data-source="Task/assigned-rq"[^>]*>.*?</li>', home, re.S)
+    assert item, home
+    assert f'data-sent="{dt.datetime.now(dt.UTC).date().isoformat()}"' in item.group(0)
+    assert "Waiting for your clinic to mark this as done." in item.group(0)
+    assert f"/assess/submissions/{sid}" in item.group(0)
+    assert 'data-source="Task/closed-rq"' not in home  # closed: not an assignment
+    assert 'data-source="Task/someone-elses-rq"' not in home
+
+
+def test_the_link_binds_only_an_open_assignment_of_this_instrument_to_this_patient(
+    portal: Callable[..., Portal], read_only_tasks: FhirServerProcess
+) -> None:
+    patient = portal(read_only_tasks)
+    # The open server hands out anyone's Task: the app's own check refuses it.
+    assert patient.get("/assess/rq/?task=someone-elses-rq").status_code == 404
+    assert patient.get("/assess/ecr-r/?task=assigned-rq").status_code == 404  # another form's
+    assert patient.get("/assess/rq/?task=no-such-task").status_code == 404
+    assert patient.get("/assess/rq/?task=..%2Fmetadata").status_code == 404
+    # A closed one: the form opens and says so; the submission answers no Task.
+    link = f"/app/{patient.ctx}/assess/rq/?task=closed-rq"
+    form = patient.client.get(link)
+    assert "This assignment is already closed in your clinic&#39;s record." in form.text
+    sid, page = patient.submit(link, RQ)
+    assert page.status_code == 303  # delivered: straight on to the review, no Task to tell of
+    with patient.app.app_context():
+        record = patient.app.extensions["attach_fhir"].store.get("assess-submission", sid)
+    assert record is not None and "assignment" not in record
+
+
+def test_without_task_update_in_the_grant_nothing_is_written(
+    portal: Callable[..., Portal], fhir_server: FhirServerProcess, transport: Recording
+) -> None:
+    task = create_task(fhir_server)
+    patient = portal(fhir_server, PATIENT_SCOPES.replace("Task.rus", "Task.rs"))
+    _, page = patient.submit(patient.link(task["id"]), RQ)
+    assert 'id="task-not-updated"' in page.text
+    assert "The EHR did not grant the app permission to update Task." in page.text
+    assert transport.writes_to(f"/Task/{task['id']}") == 0
+    assert task_now(fhir_server, task["id"])["meta"]["versionId"] == task["meta"]["versionId"]
+
+
+def test_a_refusal_of_the_task_update_is_shown_escaped(
+    portal: Callable[..., Portal], fhir_server: FhirServerProcess, transport: Recording
+) -> None:
+    task = create_task(fhir_server)
+    outcome = {
+        "resourceType": "OperationOutcome",
+        "issue": [
+            {"severity": "error", "code": "business-rule",
+             "diagnostics": "<b>Only the clinic</b> closes this task"}
+        ],
+    }  # fmt: skip
+
+    def refuse_task_updates(request: httpx.Request) -> httpx.Response | None:
+        if request.method == "PUT" and "/Task/" in request.url.path:
+            return httpx.Response(422, json=outcome)
+        return None
+
+    patient = portal(fhir_server)
+    transport.refuse = refuse_task_updates
+    _, page = patient.submit(patient.link(task["id"]), RQ)
+    transport.refuse = None
+    assert 'id="task-not-updated"' in page.text and 'data-code="fhir_unprocessable"' in page.text
+    assert "&lt;b&gt;Only the clinic&lt;/b&gt; closes this task" in page.text
+    assert "<b>Only" not in page.text
+    assert transport.writes_to(f"/Task/{task['id']}") == 1  # a 422 is not retried
+    assert task_now(fhir_server, task["id"])["status"] == "requested"
