@@ -262,7 +262,7 @@ def _submit(launch: LaunchContext, write_plan: WritePlan, resolved: Resolved, si
     caregiver = None
     if resolved.instrument.respondent == "parent-caregiver":
         caregiver = patient_facts.caregiver(launch)
-    assignment = task_updates.bound(launch, sid)
+    assignment = task_updates.bound(launch, sid, resolved.instrument.url)
     try:
         submission.submit(
             launch, resolved, parsed.response, write_plan, sid, caregiver, assignment=assignment

@@ -98,11 +98,14 @@ def bind(launch: LaunchContext, sid: str, task_id: str, questionnaire_url: str) 
     return None
 
 
-def bound(launch: LaunchContext, sid: str) -> dict[str, str] | None:
-    """The assignment (``task``, ``questionnaire``) bound to this submission id for this user
-    and patient, if any."""
+def bound(launch: LaunchContext, sid: str, questionnaire_url: str) -> dict[str, str] | None:
+    """The assignment (``task``, ``questionnaire``) bound to this submission id for this user,
+    patient and instrument, if any (a submission id bound on one form and posted with another
+    instrument's answers answers no Task)."""
     record = launch.services.store.get(BIND_NS, sid)
     if record is None or record.get("cred") != delivery.credential_key(launch):
+        return None
+    if record.get("questionnaire") != questionnaire_url:
         return None
     return {"task": str(record["task"]), "questionnaire": str(record["questionnaire"])}
 

@@ -246,6 +246,29 @@ def test_the_link_binds_only_an_open_assignment_of_this_instrument_to_this_patie
     assert record is not None and "assignment" not in record
 
 
+def test_a_bound_submission_id_posted_with_another_instruments_answers_answers_no_task(
+    portal: Callable[..., Portal], fhir_server: FhirServerProcess, transport: Recording
+) -> None:
+    task = create_task(fhir_server)
+    patient = portal(fhir_server)
+    form = patient.client.get(patient.link(task["id"]))  # the RQ form: its id bound to the Task
+    sid = re.search(r'name="submission_id" value="([^"]+)"', form.text)
+    assert sid
+    answers = {f"q:{n}": "4" for n in range(1, 37)}  # an ECR-R, posted under the RQ form's id
+    posted = patient.client.post(
+        f"/app/{patient.ctx}/assess/ecr-r/",
+        data={**answers, "action": "submit", "submission_id": sid.group(1),
+              "csrf_token": patient.csrf},
+    )  # fmt: skip
+    assert posted.status_code == 303, posted.text
+    with patient.app.app_context():
+        record = patient.app.extensions["attach_fhir"].store.get("assess-submission", sid.group(1))
+    assert record is not None and record["instrument"] == "ecr-r"
+    assert "assignment" not in record
+    assert transport.writes_to(f"/Task/{task['id']}") == 0
+    assert task_now(fhir_server, task["id"])["meta"]["versionId"] == task["meta"]["versionId"]
+
+
 def test_without_task_update_in_the_grant_nothing_is_written(
     portal: Callable[..., Portal], fhir_server: FhirServerProcess, transport: Recording
 ) -> None:
