@@ -9,6 +9,7 @@ token source refreshes before expiry and on 401, once, under a per-launch lock.
 from __future__ import annotations
 
 import logging
+import secrets
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +26,11 @@ from smart_app.services import Services, get_services
 log = logging.getLogger(__name__)
 
 LAUNCH_NS = "launch"
+#: Set on a launch record whose patient the app's picker chose (the EHR gave none).
+CHOSEN_BY = "patient_chosen_by"
+#: Who may pick: a user/ (or system/) grant to search and read patients; patient/ scopes are
+#: confined to a patient the token already names.
+_COMPARTMENT_WIDE = ("user/", "system/")
 
 
 @dataclass
@@ -88,8 +94,56 @@ class LaunchContext:
 
     @property
     def show_patient_banner(self) -> bool:
-        """Show our own patient banner unless the EHR said it shows one."""
+        """Show our own patient banner unless the EHR said it shows one (never for a patient
+        the app chose: the EHR's banner, if any, shows no patient or another one)."""
+        if self.patient_chosen_in_app:
+            return True
         return self.record.get("need_patient_banner") is not False
+
+    @property
+    def patient_chosen_in_app(self) -> bool:
+        """True when the app's patient picker chose the patient, not the EHR."""
+        return self.record.get(CHOSEN_BY) == "app"
+
+    @property
+    def patient_choice_refused(self) -> str | None:
+        """Why this launch's user may not choose the patient in the app; None when they may."""
+        if self.record.get("kind") == "patient":
+            return (
+                "This is a patient's own launch: its patient is the person who signed in and "
+                "cannot be changed in the app."
+            )
+        user = (self.fhir_user or "").split("/")
+        if len(user) >= 2 and user[-2] in ("Patient", "RelatedPerson"):
+            return "Only clinicians choose a patient in the app; this sign-in is not a clinician's."
+        if self.patient_id and not self.patient_chosen_in_app:
+            return (
+                "The EHR chose this launch's patient. To work with another patient, choose them "
+                "in the EHR and launch the app again."
+            )
+        wide = Granted(tuple(s for s in self.granted.scopes if s.startswith(_COMPARTMENT_WIDE)))
+        if not (wide.allows("Patient", "s") and wide.allows("Patient", "r")):
+            return "The EHR has not allowed this app to search for and read patients."
+        return None
+
+    def choose_patient(self, patient_id: str) -> LaunchContext:
+        """This launch with ``patient_id`` chosen in the app, under a new context id.
+
+        The old id stops working at once, so a page or form still open for the previous patient
+        can neither read nor write for the new one. The record (and its token) moves under the
+        refresh lock, so a refresh racing the move cannot leave the rotated token behind.
+        """
+        store = self.services.store
+        with store.lock(f"refresh:{self.id}"):
+            fresh = store.get(LAUNCH_NS, self.id)
+            if fresh is None:
+                raise LaunchNotFound()
+            record = {**fresh, "patient": patient_id, CHOSEN_BY: "app"}
+            record.pop("encounter", None)  # the EHR's encounter is no chosen patient's
+            new_id = secrets.token_urlsafe(18)
+            store.put(LAUNCH_NS, new_id, record, current_app.config["LAUNCH_TTL"])
+            store.delete(LAUNCH_NS, self.id)
+        return LaunchContext(id=new_id, record=record, services=self.services)
 
     def save(self) -> None:
         """Write the record back (keeps its remaining lifetime policy)."""

@@ -64,6 +64,15 @@ def remember(launch: LaunchContext, if_changed: bool = False) -> None:
     store.put(CREDENTIAL_NS, key, {"ctx": launch.id}, float(current_app.config["LAUNCH_TTL"]))
 
 
+def follow_move(old: LaunchContext, new: LaunchContext) -> None:
+    """The app changed a launch's patient (a new context id): the previous patient's items
+    waiting on the old id keep this user's token under the new one. Its key stays the previous
+    patient's, so nothing of theirs is shown or delivered as the new patient's."""
+    store, key = old.services.store, credential_key(old)
+    if old.patient_id and (store.get(CREDENTIAL_NS, key) or {}).get("ctx") == old.id:
+        store.put(CREDENTIAL_NS, key, {"ctx": new.id}, float(current_app.config["LAUNCH_TTL"]))
+
+
 def launch_clients(target: str) -> FhirClient | None:
     """The ``ClientFactory``: a client with the token of the launch the target names, or None."""
     base, mark, key = target.partition(CRED_MARK)

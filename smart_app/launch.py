@@ -108,10 +108,12 @@ def jwks() -> Response:
 
 @bp.get("/app/<ctx>/")
 def landing(ctx: str) -> str:
-    """The patient in context (unless the EHR shows its own banner) and what the app may do."""
+    """The patient in context (unless the EHR shows its own banner) and what the app may do;
+    without a patient, the search form of the app's picker where this launch may use it."""
     launch = LaunchContext.load(ctx)
     patient = _read_patient(launch) if launch.show_patient_banner else None
     capabilities = [(label, launch.can(res, act)) for label, res, act in CAPABILITIES]
+    refused = launch.patient_choice_refused
     return render_template(
         "launch/landing.html",
         launch=launch,
@@ -119,6 +121,8 @@ def landing(ctx: str) -> str:
         user=_read_user(launch),
         capabilities=capabilities,
         flows=_flows(launch),
+        can_pick=refused is None and "picker.search" in current_app.view_functions,
+        picker_refused=refused,
     )
 
 
