@@ -9,7 +9,8 @@ for the same patient gets them back. A view restores them with ``take(launch, na
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from flask import current_app, request
 
@@ -17,6 +18,15 @@ from smart_app.context import LaunchContext
 from smart_app.errors import LaunchNotFound
 
 KEPT_NS = "kept_form"
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def not_kept(view: F) -> F:
+    """Mark a view whose posted fields are never kept: nothing restores them, and what they
+    carry (a patient search's name and birth date) is not to be stored."""
+    view._not_kept = True  # type: ignore[attr-defined]
+    return view
 
 
 def _key(record: dict[str, Any], name: str) -> str:
@@ -38,6 +48,9 @@ def keep_posted_form(name: str | None = None) -> bool:
     request's form name); True when something was kept."""
     ctx = (request.view_args or {}).get("ctx")
     if request.method != "POST" or not isinstance(ctx, str):
+        return False
+    view = current_app.view_functions.get(request.endpoint or "")
+    if view is not None and getattr(view, "_not_kept", False):
         return False
     try:
         launch = LaunchContext.load(ctx)

@@ -22,6 +22,7 @@ from attach_fhir.fhir_errors import FhirClientError, FhirError
 from smart_app import delivery, server_profile
 from smart_app.context import LaunchContext, current_launch
 from smart_app.errors import BadLaunchRequest
+from smart_app.kept_forms import not_kept
 from smart_app.patient_search import Criteria, Results, is_fhir_id, is_patient, results
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,7 @@ def search_form(ctx: str) -> str:
 
 
 @bp.post("/")
+@not_kept  # a search expired with the launch is typed again, its criteria never stored
 def search(ctx: str) -> tuple[str, int]:
     """Search the EHR's patients by the posted criteria; the matches, each with Choose."""
     launch = _launch()
@@ -85,6 +87,7 @@ def search(ctx: str) -> tuple[str, int]:
 
 
 @bp.post("/choose")
+@not_kept
 def choose(ctx: str) -> Any:
     """Make the posted Patient this launch's patient, once the launch's token has read it."""
     launch = _launch()

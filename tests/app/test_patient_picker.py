@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -375,3 +376,21 @@ def test_a_landing_without_a_patient_offers_the_search_only_where_allowed(
         '<p class="notice" id="no-patient">No patient was selected in the EHR. The EHR has not '
         "allowed this app to search for and read patients.</p>"
     ) in page
+
+
+def test_a_search_after_the_launch_expired_keeps_nothing(fhir: Fhir, tmp_path: Path) -> None:
+    app = make_app(fhir, tmp_path)
+    client = app.test_client()
+    expired = {"access_token": "old", "expires_at": 1, "scope": "user/Patient.rs"}  # no refresh
+    seed(app, client, fhir, token=expired)
+    page = client.post(
+        f"/app/{CTX}/patients/", data={"csrf_token": CSRF, "name": "Ada", "birth_date": ""}
+    )
+    text = page.get_data(as_text=True)
+    assert page.status_code == 401 and 'data-error-code="authorization_expired"' in text
+    assert 'id="kept-note"' not in text  # no promise that the criteria were kept
+    path = Path(app.extensions["attach_fhir"].store.path)
+    with sqlite3.connect(path) as db:
+        kept = db.execute("SELECT COUNT(*) FROM attach_session WHERE ns = 'kept_form'").fetchone()
+    assert kept == (0,)
+    assert [s for s in fhir.seen if "/Patient" in s[1]] == []
