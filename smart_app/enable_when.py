@@ -2,6 +2,11 @@
 
 Conditions are compiled to the strings the browser posts (an option's form value, ``true`` /
 ``false``, a number), so the script and the server decide the same way from the same data.
+
+Inside repeating groups a question has one occurrence per instance; a condition reads the nearest
+one as FHIR R4 defines it for ``enableWhen.question`` (the same instance first, then the nearest
+preceding occurrence, then the nearest following), and tells the script which through the scope
+it records on the item (``when_scopes``).
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from smart_app.questionnaire_form import FormItem
+    from smart_app.form_items import FormItem
 
 NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 CONDITION_KINDS = {
@@ -26,37 +31,70 @@ CONDITION_KINDS = {
 
 
 def answered(item: FormItem) -> list[str]:
-    """The item's non-blank raw answers (none when it is disabled)."""
-    if not item.enabled:
+    """The item's non-blank raw answers (none when it is disabled, or takes no answers: a
+    value posted under a group's or a read-only item's name answers nothing, as in the script)."""
+    if not item.enabled or not item.is_question:
         return []
     found = [v.strip() for v in item.values if v.strip()]
     return [*found, item.other.strip()] if item.other.strip() else found
 
 
+Targets = dict[int, list["FormItem | None"]]
+
+
 def evaluate_enable_when(items: list[FormItem]) -> None:
     """Set ``enabled`` on every item from its conditions and its ancestors, to a fixpoint."""
-    flat = list(_walk(items))
-    index = {i.link_id: i for i in flat}
+    flat = _walk(items)
+    asked = {c["q"] for item in flat for c in item.when}
+    occurrences: dict[str, list[tuple[int, FormItem]]] = {}
+    for position, item in enumerate(flat):
+        # an instance shares its group's linkId but is never the question
+        if item.link_id in asked and not item.instance:
+            occurrences.setdefault(item.link_id, []).append((position, item))
+    targets: Targets = {}
+    for position, item in enumerate(flat):
+        if item.when:
+            found = [_nearest(occurrences.get(c["q"], []), item, position) for c in item.when]
+            targets[id(item)] = found
+            item.when_scopes = [t.path if t else () for t in found]
     for _ in range(len(flat) + 1):
-        changed = _apply(items, index, parent_on=True)
+        changed = _apply(items, targets, parent_on=True)
         if not changed:
             return
 
 
-def _apply(items: list[FormItem], index: dict[str, FormItem], parent_on: bool) -> bool:
+def _nearest(found: list[tuple[int, FormItem]], item: FormItem, position: int) -> FormItem | None:
+    """The occurrence a condition of ``item`` reads: deepest shared instances, then preceding."""
+    if len(found) < 2:
+        return found[0][1] if found else None
+
+    def shared(other: FormItem) -> int:
+        n = 0
+        while n < min(len(other.path), len(item.path)) and other.path[n] == item.path[n]:
+            n += 1
+        return n
+
+    best = max(shared(other) for _, other in found)
+    closest = [(at, other) for at, other in found if shared(other) == best]
+    before = [other for at, other in closest if at < position]
+    return before[-1] if before else closest[0][1]
+
+
+def _apply(items: list[FormItem], targets: Targets, parent_on: bool) -> bool:
     changed = False
     for item in items:
-        results = [_holds(c, index) for c in item.when]
-        own = any(results) if item.behavior == "any" else all(results)
-        on = parent_on and (own if item.when else True)
+        on = parent_on
+        if item.when:
+            found = targets[id(item)]
+            results = [_holds(c, t) for c, t in zip(item.when, found, strict=True)]
+            on = on and (any(results) if item.behavior == "any" else all(results))
         changed |= on != item.enabled
         item.enabled = on
-        changed |= _apply(item.children, index, on)
+        changed |= _apply(item.children, targets, on)
     return changed
 
 
-def _holds(cond: dict[str, Any], index: dict[str, FormItem]) -> bool:
-    target = index.get(cond["q"])
+def _holds(cond: dict[str, Any], target: FormItem | None) -> bool:
     have = answered(target) if target else []
     op, want, kind = cond["op"], cond["v"], cond["t"]
     if op == "exists":

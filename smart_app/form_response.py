@@ -4,6 +4,9 @@ Parsing never throws an answer away: every posted value stays in ``ParsedForm.va
 form can be shown again with the errors next to the answers the user gave. Answers to items that
 ``enableWhen`` disables, read-only (calculated) items and unsupported item types are left out of
 the response; the scorer fills the calculated ones.
+
+A repeating group becomes one response item per instance that has answers (the group's linkId
+each time, as FHIR wants repeating groups), and a saved response gives its instances back.
 """
 
 from __future__ import annotations
@@ -18,12 +21,21 @@ from typing import Any
 
 from attach_fhir.errors import AttachError
 from smart_app.enable_when import NUMBER, same_coding
+from smart_app.form_fields import (
+    MAX_INSTANCES,
+    Path,
+    count_name,
+    field_name,
+    is_form_field,
+    other_field_name,
+)
+from smart_app.form_items import FormItem
 from smart_app.questionnaire_form import (
-    FormItem,
     QuestionnaireForm,
     Values,
     add_errors,
     build_form,
+    compiled_items,
     form_values,
 )
 
@@ -42,6 +54,11 @@ MSG_BOOLEAN = "Select yes or no"
 MSG_INTEGER = "Enter a whole number, like 12"
 MSG_DECIMAL = "Enter a number, like 2.5"
 MSG_DATE = "Enter a real date as YYYY-MM-DD, like 2024-03-27"
+MSG_FEW_ANSWERS = "Give at least {n} answers"
+MSG_MANY_ANSWERS = "Give no more than {n} answers"
+MSG_ONE_INSTANCE = "Fill in at least one"
+MSG_FEW_INSTANCES = "Fill in at least {n}"
+MSG_MANY_INSTANCES = "Fill in no more than {n}; remove the rest"
 
 
 class UnknownResponseStatus(AttachError):
@@ -54,7 +71,8 @@ class UnknownResponseStatus(AttachError):
 
 @dataclass
 class ParsedForm:
-    """What a post became: the response, the errors by linkId, and the form to show again."""
+    """What a post became: the response, the errors by item key (the linkId outside repeating
+    groups, see ``FormItem.key``), and the form to show again."""
 
     response: dict[str, Any]
     errors: dict[str, str]
@@ -73,7 +91,7 @@ def parse_form(
     """Turn a posted form into a QuestionnaireResponse; required items bind only ``completed``."""
     if status not in STATUSES:
         raise UnknownResponseStatus(status=status)
-    values = {k: v for k, v in form_values(posted).items() if k.startswith(("q:", "o:"))}
+    values = {k: v for k, v in form_values(posted).items() if is_form_field(k)}
     view = build_form(questionnaire, values)
     errors: dict[str, str] = {}
     items = _response_items(view.items, errors, enforce_required=status == "completed")
@@ -89,32 +107,54 @@ def parse_form(
 
 def response_to_values(questionnaire: Mapping[str, Any], response: Mapping[str, Any]) -> Values:
     """The form values that show a saved response again (e.g. to resume a draft)."""
-    found: dict[str, list[dict[str, Any]]] = {}
-    _collect(response.get("item", []), found)
     values: Values = {}
-    for item in build_form(questionnaire, {}).walk():
+    _scope_values(compiled_items(questionnaire), _collect(response.get("item", [])), (), values)
+    return values
+
+
+def _scope_values(
+    items: list[FormItem], found: dict[str, list[Mapping[str, Any]]], path: Path, values: Values
+) -> None:
+    """Values of the items answered in one scope: the response, or one group instance of it.
+
+    Answers are found by linkId anywhere in the scope (a response nested differently from the
+    Questionnaire still shows); a repeating group's instances are its items in the scope, in
+    order, each the scope of its own items."""
+    for item in items:
+        if item.kind == "repeat":
+            instances = found.get(item.link_id, [])[:MAX_INSTANCES]
+            if instances:
+                values[count_name(item.link_id, path)] = [str(len(instances))]
+            for n, entry in enumerate(instances, 1):
+                _scope_values(item.children, _collect(entry.get("item", [])), (*path, n), values)
+            continue
         tokens: list[str] = []
         others: list[str] = []
-        for answer in found.get(item.link_id, []):
+        for answer in (a for entry in found.get(item.link_id, []) for a in entry.get("answer", [])):
             token = _token(item, answer)
             if token is not None:
                 tokens.append(token)
             elif isinstance(answer.get("valueString"), str):
                 others.append(answer["valueString"])
         if tokens:
-            values[item.name] = tokens
+            values[field_name(item.link_id, path)] = tokens
         if others:
-            values[item.other_name] = others[:1]
-    return values
+            values[other_field_name(item.link_id, path)] = others[:1]
+        _scope_values(item.children, found, path, values)
 
 
-def _collect(items: list[Mapping[str, Any]], found: dict[str, list[dict[str, Any]]]) -> None:
-    for entry in items:
-        answers = entry.get("answer", [])
-        found.setdefault(str(entry.get("linkId")), []).extend(answers)
-        _collect(entry.get("item", []), found)
-        for answer in answers:
-            _collect(answer.get("item", []), found)
+def _collect(items: list[Mapping[str, Any]]) -> dict[str, list[Mapping[str, Any]]]:
+    """The response items of a scope by linkId, nested ones (under items or answers) too."""
+    found: dict[str, list[Mapping[str, Any]]] = {}
+    stack = list(reversed(items))
+    while stack:
+        entry = stack.pop()
+        found.setdefault(str(entry.get("linkId")), []).append(entry)
+        nested = [*entry.get("item", [])]
+        for answer in entry.get("answer", []):
+            nested += answer.get("item", [])
+        stack += reversed(nested)
+    return found
 
 
 def _token(item: FormItem, answer: Mapping[str, Any]) -> str | None:
@@ -145,7 +185,15 @@ def _response_items(
     for item in items:
         if not item.enabled:
             continue
+        known = len(errors)
         children = _response_items(item.children, errors, enforce_required=enforce_required)
+        if item.kind == "repeat":  # children: one group item per instance with answers
+            # a message inside an instance already says what is missing there
+            error = _instances_error(item, len(children), enforce_required and len(errors) == known)
+            if error:
+                errors[item.key] = error
+            out += children
+            continue
         entry: dict[str, Any] = {"linkId": item.link_id}
         if item.raw.get("text"):
             entry["text"] = item.raw["text"]
@@ -158,13 +206,34 @@ def _response_items(
         answers, error = _answers(item)
         if error is None and not answers and item.required and enforce_required:
             error = MSG_SELECT if item.type in CHOICE_TYPES | {"boolean"} else MSG_ENTER
+        if error is None and item.repeats:
+            error = _occurs_error(item, len(answers), enforce_required)
         if error:
-            errors[item.link_id] = error
+            errors[item.key] = error
         if answers:
             if children:
                 answers[0]["item"] = children
             out.append({**entry, "answer": answers})
     return out
+
+
+def _instances_error(group: FormItem, filled: int, enforce_required: bool) -> str | None:
+    """Too many instances with answers, or (completed, required) too few."""
+    if group.max_occurs is not None and filled > group.max_occurs:
+        return MSG_MANY_INSTANCES.format(n=group.max_occurs)
+    need = max(group.min_occurs, 1) if group.required else 0
+    if enforce_required and filled < need:
+        return MSG_ONE_INSTANCE if need == 1 else MSG_FEW_INSTANCES.format(n=need)
+    return None
+
+
+def _occurs_error(item: FormItem, given: int, enforce_required: bool) -> str | None:
+    """A repeating question's answers against its maxOccurs, and (completed) its minOccurs."""
+    if item.max_occurs is not None and given > item.max_occurs:
+        return MSG_MANY_ANSWERS.format(n=item.max_occurs)
+    if enforce_required and item.required and 0 < given < item.min_occurs:
+        return MSG_FEW_ANSWERS.format(n=item.min_occurs)
+    return None
 
 
 def _answers(item: FormItem) -> tuple[list[dict[str, Any]], str | None]:

@@ -4,12 +4,15 @@ Everything that comes from a Questionnaire is inert here: plain text is escaped,
 ``rendering-xhtml`` extension only passes through an nh3 allow-list. ``enableWhen`` is evaluated
 on the form's raw values (the same strings the browser posts), so the page is right without JS
 and ``static/enable-when.js`` reproduces the same rules from the ``data-when`` attributes.
+
+A repeating group becomes one set of items per instance (see :mod:`smart_app.form_items`); the
+compiled, unfilled group keeps the Questionnaire's items as children, and each form copies them
+once per instance, with the names of :mod:`smart_app.form_fields`.
 """
 
 from __future__ import annotations
 
 import copy
-import json
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -20,114 +23,32 @@ from markupsafe import Markup, escape
 
 from attach_fhir.frozen import derived
 from smart_app.enable_when import compile_condition, evaluate_enable_when, same_coding
+from smart_app.form_fields import (
+    MAX_INSTANCES,
+    Path,
+    count_name,
+    html_id,
+    instance_count,
+    parse_name,
+)
+from smart_app.form_items import ANSWER_TYPES, FormItem, Option, walk
 
 EXT_XHTML = "http://hl7.org/fhir/StructureDefinition/rendering-xhtml"
 EXT_ORDINAL = "http://hl7.org/fhir/StructureDefinition/ordinalValue"
 EXT_ITEM_CONTROL = "http://hl7.org/fhir/StructureDefinition/questionnaire-itemControl"
 EXT_HIDDEN = "http://hl7.org/fhir/StructureDefinition/questionnaire-hidden"
+EXT_MIN_OCCURS = "http://hl7.org/fhir/StructureDefinition/questionnaire-minOccurs"
+EXT_MAX_OCCURS = "http://hl7.org/fhir/StructureDefinition/questionnaire-maxOccurs"
 EXT_CALCULATED = (
     "http://hl7.org/fhir/uv/sdc/StructureDefinition/sdc-questionnaire-calculatedExpression"
 )
 # Labels and legends take phrasing content only; display items may also carry simple blocks.
 PHRASING_TAGS = {"b", "strong", "i", "em", "u", "s", "sub", "sup", "small", "mark", "span", "br"}
 BLOCK_TAGS = PHRASING_TAGS | {"p", "ul", "ol", "li"}
-ANSWER_TYPES = {"choice", "open-choice", "boolean", "integer", "decimal", "string", "text", "date"}
 CHOICE_CONTROLS = {"radio-button": "radio", "check-box": "checkbox", "drop-down": "dropdown"}
 VALUE_KEYS = ("valueCoding", "valueString", "valueInteger", "valueDate", "valueTime")
 
 Values = dict[str, list[str]]
-
-
-@dataclass
-class Option:
-    """One answer option: its form value, visible label and ordinal weight."""
-
-    key: str
-    label: Markup
-    point: str | None
-    ordinal: float | None
-    answer: dict[str, Any]
-    index: int = 0
-    caption: Markup = field(default_factory=Markup)
-
-    def __post_init__(self) -> None:
-        # What follows the control: the scale point in bold, then the label. Built once here
-        # because the template would otherwise format it for every radio of every render; by
-        # concatenating escaped parts, which is several times faster than Markup.format.
-        point = f"<b>{escape(self.point)}</b>" if self.point else ""
-        label = f" <span>{escape(self.label)}</span>" if self.label else ""
-        self.caption = Markup(point + label)  # noqa: S704 - both parts escaped above
-
-
-@dataclass
-class FormItem:
-    """One Questionnaire item as the template sees it (``kind`` picks the macro)."""
-
-    link_id: str
-    type: str
-    kind: str
-    id: str
-    label: Markup
-    prefix: Markup | None = None
-    text: str = ""
-    required: bool = False
-    read_only: bool = False
-    repeats: bool = False
-    calculated: bool = False
-    max_length: int | None = None
-    control: str | None = None
-    options: list[Option] = field(default_factory=list)
-    values: list[str] = field(default_factory=list)
-    other: str = ""
-    error: str | None = None
-    enabled: bool = True
-    when: list[dict[str, Any]] = field(default_factory=list)
-    behavior: str = "all"
-    children: list[FormItem] = field(default_factory=list)
-    raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
-    #: (option key, markup before " checked", markup after) per option; built at compile time.
-    option_html: tuple[tuple[str, str, str], ...] = field(default=(), repr=False)
-
-    def choices_html(self) -> Markup:
-        """The options as labelled radios or checkboxes, the given answers checked.
-
-        The hot path of the form page (252 radios on the ECR-R): the escaped fragments are built
-        once per compiled Questionnaire, so a render only joins them.
-        """
-        values = set(self.values)
-        return Markup(  # noqa: S704 - fragments escaped in _option_html
-            "".join(
-                f"{before}{' checked' if key in values else ''}{after}"
-                for key, before, after in self.option_html
-            )
-        )
-
-    @property
-    def name(self) -> str:
-        """The form field name carrying this item's answers."""
-        return field_name(self.link_id)
-
-    @property
-    def other_name(self) -> str:
-        """The form field name of an open-choice item's free-text answer."""
-        return other_field_name(self.link_id)
-
-    @property
-    def when_json(self) -> str:
-        """The compiled enableWhen conditions for the ``data-when`` attribute."""
-        return json.dumps(self.when, separators=(",", ":")) if self.when else ""
-
-    @property
-    def first_input_id(self) -> str:
-        """The id an error-summary link should focus."""
-        if self.kind in {"radio", "likert", "checkbox", "boolean"}:
-            return f"{self.id}-0" if self.options else f"{self.id}-o"
-        return self.id
-
-    @property
-    def is_question(self) -> bool:
-        """True when the item takes answers from the form."""
-        return self.type in ANSWER_TYPES and self.kind not in {"unsupported", "readonly", "hidden"}
 
 
 @dataclass
@@ -157,23 +78,10 @@ class QuestionnaireForm:
         """True when some item has enableWhen (the no-JS page then offers an update button)."""
         return any(i.when for i in self.walk())
 
-
-def field_name(link_id: str) -> str:
-    """The form field name for a linkId."""
-    return f"q:{link_id}"
-
-
-def other_field_name(link_id: str) -> str:
-    """The free-text field name for an open-choice linkId."""
-    return f"o:{link_id}"
-
-
-def html_id(link_id: str) -> str:
-    """An injective, CSS-safe element id for a linkId."""
-    safe = "".join(
-        c if c.isascii() and (c.isalnum() or c == "-") else f"_{ord(c):x}_" for c in link_id
-    )
-    return f"q-{safe}"
+    @property
+    def has_repeats(self) -> bool:
+        """True when a repeating group puts add or remove buttons in the form."""
+        return any(i.kind == "repeat" for i in self.walk())
 
 
 def form_values(form: Any) -> Values:
@@ -186,21 +94,20 @@ def form_values(form: Any) -> Values:
     return out
 
 
-def walk(items: list[FormItem]) -> Iterator[FormItem]:
-    """Every item of a tree, depth first in document order."""
-    for item in items:
-        yield item
-        yield from walk(item.children)
-
-
 def build_form(
     questionnaire: Mapping[str, Any],
     values: Any = None,
     errors: Mapping[str, str] | None = None,
+    *,
+    focus: str | None = None,
 ) -> QuestionnaireForm:
-    """Build the view model; ``values=None`` means a fresh form showing ``initial`` answers."""
+    """Build the view model; ``values=None`` means a fresh form showing ``initial`` answers.
+
+    ``errors`` maps item keys (``FormItem.key``) to messages; ``focus`` is the key of the
+    instance the page should focus (after an add or remove button)."""
     vals = form_values(values) if values is not None else None
-    items = [_fill(item, vals) for item in compiled_items(questionnaire)]
+    fill = _Fill(vals, _instances_posted(vals), focus)
+    items = [fill.item(item, (), "") for item in compiled_items(questionnaire)]
     evaluate_enable_when(items)
     form = QuestionnaireForm(
         title=escape(questionnaire.get("title") or questionnaire.get("name") or "Questionnaire"),
@@ -215,7 +122,7 @@ def build_form(
 
 def compiled_items(questionnaire: Mapping[str, Any]) -> list[FormItem]:
     """The form's items without answers (initial answers only): compiled once per frozen
-    (packaged) Questionnaire, so shared between forms and never to be changed; see ``_fill``."""
+    (packaged) Questionnaire, so shared between forms and never to be changed; see ``_Fill``."""
     return derived(questionnaire, "form_items", lambda: _compile(questionnaire))
 
 
@@ -229,6 +136,8 @@ def _compile(questionnaire: Mapping[str, Any]) -> list[FormItem]:
     for item in walk(items):
         if item.kind in {"radio", "likert", "checkbox", "boolean"}:
             item.option_html = _option_html(item)
+        if item.kind == "repeat":
+            item.members = frozenset(i.link_id for i in walk(item.children))
     return items
 
 
@@ -246,26 +155,78 @@ def _option_html(item: FormItem) -> tuple[tuple[str, str, str], ...]:
     )
 
 
-def _fill(compiled: FormItem, vals: Values | None) -> FormItem:
-    """A fresh item for one form: the compiled one with this form's answers."""
-    item = copy.copy(compiled)
-    item.children = [_fill(child, vals) for child in compiled.children]
-    if vals is None:
-        item.values = list(compiled.values)
-    else:
-        item.values = list(vals.get(item.name, []))
-        item.other = next(iter(vals.get(item.other_name, [])), "")
-    return item
+def _instances_posted(vals: Values | None) -> list[tuple[Path, str]]:
+    """(instance path, linkId) of every posted field inside an instance."""
+    found = []
+    for name in vals or {}:
+        parsed = parse_name(name) if name[1:2] == "." else None
+        if parsed is not None:
+            found.append((parsed[1], parsed[2]))
+    return found
+
+
+@dataclass
+class _Fill:
+    """Fresh items for one form: the compiled ones with this form's answers and instances."""
+
+    vals: Values | None
+    posted: list[tuple[Path, str]]
+    focus: str | None
+
+    def item(self, compiled: FormItem, path: Path, where: str) -> FormItem:
+        item = copy.copy(compiled)
+        if path:
+            item.path, item.where, item.id = path, where, html_id(compiled.link_id, path)
+            if compiled.option_html:
+                item.option_html = _option_html(item)
+        if compiled.kind == "repeat":
+            numbers = range(1, self.count(compiled, path) + 1)
+            item.children = [self.instance(compiled, (*path, n), where) for n in numbers]
+        else:
+            item.children = [self.item(child, path, where) for child in compiled.children]
+        if self.vals is None:
+            item.values = list(compiled.values)
+        else:
+            item.values = list(self.vals.get(item.name, []))
+            item.other = next(iter(self.vals.get(item.other_name, [])), "")
+        return item
+
+    def instance(self, group: FormItem, path: Path, where: str) -> FormItem:
+        inst = copy.copy(group)
+        inst.kind, inst.path, inst.instance = "instance", path, path[-1]
+        inst.id, inst.when, inst.values = html_id(group.link_id, path), [], []
+        inst.removable = path[-1] > group.min_instances
+        inst.focus = self.focus is not None and self.focus == inst.key
+        inst.where = f"{where}, {inst.legend}" if where else inst.legend
+        inst.children = [self.item(child, path, inst.where) for child in group.children]
+        return inst
+
+    def count(self, group: FormItem, path: Path) -> int:
+        """The instances to show: the posted count, or more when fields of later ones came."""
+        if self.vals is None:
+            return group.min_instances
+        depth = len(path)
+        seen = max(
+            (
+                at[depth]
+                for at, link_id in self.posted
+                if len(at) > depth and at[:depth] == path and link_id in group.members
+            ),
+            default=0,
+        )
+        posted = instance_count(self.vals.get(count_name(group.link_id, path), []))
+        return min(max(group.min_instances, posted, seen), MAX_INSTANCES)
 
 
 def add_errors(form: QuestionnaireForm, errors: Mapping[str, str]) -> None:
-    """Put each linkId's message on its item and a link to it in the error summary."""
+    """Put each item key's message on its item and a link to it in the error summary."""
     for item in form.walk():
-        message = errors.get(item.link_id)
+        message = errors.get(item.key)
         if message:
             item.error = message
             short = item.text if len(item.text) <= 80 else item.text[:77] + "..."
             label = f"{item.prefix} {short}".strip() if item.prefix else short
+            label = f"{label} ({item.where})" if item.where else label
             form.errors.append(ErrorLink(f"#{item.first_input_id}", f"{label}: {message}"))
 
 
@@ -306,6 +267,8 @@ def _item(raw: Mapping[str, Any], questionnaire: Mapping[str, Any]) -> FormItem:
         calculated=_ext(raw, EXT_CALCULATED) is not None,
         max_length=raw.get("maxLength"),
         control=hint,
+        min_occurs=_occurs(raw, EXT_MIN_OCCURS) or 0,
+        max_occurs=_occurs(raw, EXT_MAX_OCCURS),
         children=[_item(child, questionnaire) for child in raw.get("item", [])],
         raw=raw,
     )
@@ -322,14 +285,21 @@ def _item(raw: Mapping[str, Any], questionnaire: Mapping[str, Any]) -> FormItem:
             Option("true", Markup("Yes"), None, None, {"valueBoolean": True}),
             Option("false", Markup("No"), None, None, {"valueBoolean": False}),
         ]
+    elif type_ == "group" and item.repeats:
+        item.kind = "repeat"
     elif type_ not in ANSWER_TYPES | {"group", "display"}:
         item.kind = "unsupported"
-    if item.read_only and item.kind not in {"group", "display", "unsupported"}:
+    if item.read_only and item.kind not in {"group", "repeat", "display", "unsupported"}:
         item.kind = "readonly"
     if (_ext(raw, EXT_HIDDEN) or {}).get("valueBoolean"):
         item.kind = "hidden"
     item.values = _initial(raw, item.options)
     return item
+
+
+def _occurs(raw: Mapping[str, Any], url: str) -> int | None:
+    value = (_ext(raw, url) or {}).get("valueInteger")
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
 
 
 def _options(raw: Mapping[str, Any], questionnaire: Mapping[str, Any]) -> list[Option]:

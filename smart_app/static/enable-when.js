@@ -1,6 +1,8 @@
 // Progressive enhancement for enableWhen: show or hide items as the user answers. The server
 // applies the same rules (smart_app/enable_when.py) to what is posted, so the form is right
-// without this script; it only saves a round trip. Conditions come from data-when attributes.
+// without this script; it only saves a round trip. Conditions come from data-when attributes:
+// q is the question's linkId, s (when present) the repeating-group instance it is answered in
+// (".2" reads the field "q.2:<linkId>"), as smart_app/form_fields.py names the fields.
 (function () {
   "use strict";
   var NUMBER = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
@@ -12,9 +14,10 @@
   Array.prototype.forEach.call(form.querySelectorAll("[data-nojs]"), function (el) { el.hidden = true; });
   if (!items.length) return;
 
-  function answers(linkId) {
+  function answers(c) {
     var out = [];
-    var names = ["q:" + linkId, "o:" + linkId];
+    var scope = c.s || "";
+    var names = ["q" + scope + ":" + c.q, "o" + scope + ":" + c.q];
     Array.prototype.forEach.call(form.elements, function (el) {
       if (names.indexOf(el.name) < 0 || el.closest("[hidden]")) return;
       if ((el.type === "radio" || el.type === "checkbox") && !el.checked) return;
@@ -43,7 +46,7 @@
   }
 
   function holds(c) {
-    var have = answers(c.q);
+    var have = answers(c);
     if (c.op === "exists") return (have.length > 0) === (c.v === "true");
     if (c.op === "!=") return !have.some(function (a) { return compare(c.t, "=", a, c.v); });
     return have.some(function (a) { return compare(c.t, c.op, a, c.v); });

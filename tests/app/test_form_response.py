@@ -12,12 +12,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from werkzeug.datastructures import MultiDict
 
+from smart_app.form_items import walk
 from smart_app.form_response import (
     STATUSES,
     UnknownResponseStatus,
     parse_form,
     response_to_values,
 )
+from smart_app.questionnaire_form import compiled_items
 
 ROOT = Path(__file__).resolve().parents[2]
 AGREEMENT = "http://attach-fhir.org/fhir/CodeSystem/agreement-7"
@@ -320,7 +322,13 @@ ITEMS = st.recursive(
     max_leaves=8,
 )
 POSTS = st.dictionaries(
-    st.sampled_from(["q:a", "q:b", "q:c", "o:a", "q:a.b", "q:x y", "q:é", "other"]),
+    st.sampled_from(
+        [
+            *["q:a", "q:b", "q:c", "o:a", "q:a.b", "q:x y", "q:é", "other"],
+            # fields of repeating-group instances, and instance counts
+            *["q.1:a", "q.2:b", "o.1:a", "q.1.2:c", "n:a", "n:b", "n.1:c"],
+        ]
+    ),
     st.lists(st.text(max_size=4), max_size=3),
 )
 
@@ -334,10 +342,9 @@ def test_any_questionnaire_shape_parses_without_crashing(
     parsed = parse_form(questionnaire, post(posted), status=status)
     assert parsed.response["status"] == status
     assert parsed.values == {k: v for k, v in posted.items() if k != "other" and v}
-    assert set(parsed.errors) <= {i.link_id for i in parsed.form.walk()}
+    assert set(parsed.errors) <= {i.key for i in parsed.form.walk()}
     # what was accepted shows again as the same values, and parses to the same response
     again = response_to_values(questionnaire, parsed.response)
-    if not parsed.errors and len({i.link_id for i in parsed.form.walk()}) == len(
-        list(parsed.form.walk())
-    ):
+    link_ids = [i.link_id for i in walk(compiled_items(questionnaire))]
+    if not parsed.errors and len(set(link_ids)) == len(link_ids):
         assert parse_form(questionnaire, post(again), status=status).response == parsed.response

@@ -413,6 +413,29 @@ def test_enable_when_any_all_coding_and_nesting() -> None:
     assert enabled({"q:b": ["false"], "q:inner": ["x"]})["grp"] is False
 
 
+def test_a_value_posted_under_a_group_or_read_only_name_answers_no_condition() -> None:
+    questionnaire = {
+        "item": [
+            {"linkId": "grp", "type": "group", "item": [{"linkId": "in", "type": "string"}]},
+            {"linkId": "total", "type": "integer", "readOnly": True},
+            *[
+                {
+                    "linkId": f"on-{target}",
+                    "type": "string",
+                    "enableWhen": [
+                        {"question": target, "operator": "exists", "answerBoolean": True}
+                    ],
+                }
+                for target in ("grp", "total", "in")
+            ],
+        ]
+    }
+    posted = {"q:grp": ["x"], "q:total": ["3"], "q:in": ["y"]}
+    enabled = {i.link_id: i.enabled for i in build_form(questionnaire, posted).walk()}
+    # the page has no field for a group or a read-only item: the script could never see one
+    assert (enabled["on-grp"], enabled["on-total"], enabled["on-in"]) == (False, False, True)
+
+
 def test_errors_show_a_linked_summary_and_described_fields(app: Flask) -> None:
     errors = {"g.age": "Enter a whole number, like 12", "s1": "Select an answer"}
     page = render(app, SYNTHETIC, {"q:g.age": ["twelve"]}, errors)
