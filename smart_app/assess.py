@@ -44,6 +44,7 @@ from smart_app import (
 )
 from smart_app.context import LaunchContext, current_launch
 from smart_app.errors import AuthorizationExpired, BadLaunchRequest
+from smart_app.form_instances import form_after_action
 from smart_app.form_response import parse_form, response_to_values
 from smart_app.instrument_choice import choices
 from smart_app.questionnaire_form import ErrorLink, QuestionnaireForm, build_form
@@ -127,8 +128,11 @@ def fill(ctx: str, instrument_id: str) -> Any:
         return _save_draft(launch, write_plan, resolved, sid)
     if action == "submit":
         return _submit(launch, write_plan, resolved, sid)
+    # "update" (no-JS enableWhen) or a repeating group's add/remove button: the page again with
+    # every answer, nothing saved, submitted or scored
     values = parse_form(resolved.questionnaire, request.form, status="in-progress").values
-    return _page(launch, write_plan, resolved, build_form(resolved.questionnaire, values), sid)
+    form = form_after_action(resolved.questionnaire, values, action)
+    return _page(launch, write_plan, resolved, form, sid)
 
 
 def _show_fresh(launch: LaunchContext, write_plan: WritePlan, resolved: Resolved) -> Any:

@@ -197,6 +197,28 @@ def test_errors_reshow_the_form_with_every_answer_kept(launch_as: Callable[..., 
     assert f'name="submission_id" value="{sid}"' in page.text  # still the same submission
 
 
+@pytest.mark.parametrize("action", ["update", "add:secure", "remove.2:secure", "add:nowhere"])
+def test_actions_other_than_draft_and_submit_never_save_or_submit(
+    launch_as: Callable[..., Session], fhir_server: FhirServerProcess, action: str
+) -> None:
+    """A repeating group's add/remove (or one naming no such group) shows the page again."""
+    session = launch_as("sandbox-adult-29")
+    _, sid = session.form("rq")
+    page = session.post("rq", RQ, action, sid)  # every answer given: a submit would be valid
+    assert page.status_code == 200
+    assert "There is a problem" not in page.text
+    for name, value in RQ.items():
+        assert re.search(rf'name="{name}" value="{value}" id="[^"]+"\s*checked', page.text)
+    assert session.app.extensions["attach_assess"].outbox.store.get(sid) is None
+    assert session.client.get(session.url(f"submissions/{sid}")).status_code == 404
+    value = identifier_value(sid, "QuestionnaireResponse")
+    with fhir(fhir_server) as client:
+        found = client.get(
+            "QuestionnaireResponse", params={"identifier": f"{SUBMISSION_SYSTEM}|{value}"}
+        ).json()
+    assert not found.get("entry")  # no draft either
+
+
 def test_every_post_needs_the_csrf_token(launch_as: Callable[..., Session]) -> None:
     session = launch_as("sandbox-adult-29")
     _, sid = session.form("rq")
