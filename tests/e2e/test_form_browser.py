@@ -1,8 +1,11 @@
 """The fill form in headless Chromium: keyboard only, axe-core, 320 px, enableWhen with and
-without JS, and Questionnaire text that stays inert.
+without JS, Questionnaire text that stays inert, and a repeating group's add button.
 
 A test-only blueprint on the real app (``create_app``: CSP, CSRF, cookies) renders the form for a
-Questionnaire and echoes the parsed QuestionnaireResponse as JSON when a submit is valid.
+Questionnaire and echoes the parsed QuestionnaireResponse as JSON when a submit is valid; other
+actions (update, a repeating group's add or remove) come back as ``assess.fill`` does them. The
+repeating-group form also auto-saves (``static/autosave.js``) to a test endpoint that keeps what
+it was sent.
 """
 
 from __future__ import annotations
@@ -10,16 +13,18 @@ from __future__ import annotations
 import copy
 import json
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from flask import Blueprint, Flask, jsonify, render_template, request
+from flask import Blueprint, Flask, jsonify, render_template, request, url_for
 from playwright.sync_api import Browser, BrowserContext, Page
 from werkzeug.serving import make_server
 
 from smart_app import create_app
+from smart_app.form_instances import form_after_action
 from smart_app.form_response import parse_form
 from smart_app.questionnaire_form import build_form
 
@@ -56,7 +61,18 @@ def hostile() -> dict[str, Any]:
     return q
 
 
-QUESTIONNAIRES = {"ecr-r": load("ecr-r"), "ecr-rs": load("ecr-rs"), "hostile": hostile()}
+QUESTIONNAIRES = {
+    "ecr-r": load("ecr-r"),
+    "ecr-rs": load("ecr-rs"),
+    "hostile": hostile(),
+    # none of the packaged instruments repeats a group: a test fixture in neutral wording
+    "pets": json.loads(
+        (ROOT / "tests" / "fixtures" / "data" / "repeating-group.questionnaire.json").read_text(
+            encoding="utf-8"
+        )
+    ),
+}
+AUTOSAVED: list[dict[str, Any]] = []
 REGISTRATIONS = {
     "registrations": [
         {
@@ -75,15 +91,26 @@ bp = Blueprint("form_test", __name__)
 @bp.route("/form/<name>", methods=["GET", "POST"])
 def form_page(name: str) -> Any:
     questionnaire = QUESTIONNAIRES[name]
+    autosave = url_for("form_test.autosave", name=name) if name == "pets" else None
     if request.method == "GET":
-        return render_template("assess/form.html", form=build_form(questionnaire))
-    submit = request.form.get("action") == "submit"
+        form = build_form(questionnaire)
+        return render_template("assess/form.html", form=form, autosave_url=autosave)
+    action = request.form.get("action")
     parsed = parse_form(
-        questionnaire, request.form, status="completed" if submit else "in-progress"
+        questionnaire, request.form, status="completed" if action == "submit" else "in-progress"
     )
-    if submit and parsed.ok:
-        return jsonify(parsed.response)
-    return render_template("assess/form.html", form=parsed.form)
+    if action == "submit":
+        if parsed.ok:
+            return jsonify(parsed.response)
+        return render_template("assess/form.html", form=parsed.form, autosave_url=autosave)
+    form = form_after_action(questionnaire, parsed.values, action or "update")
+    return render_template("assess/form.html", form=form, autosave_url=autosave)
+
+
+@bp.post("/autosave/<name>")
+def autosave(name: str) -> Any:
+    AUTOSAVED.append(parse_form(QUESTIONNAIRES[name], request.form, status="in-progress").response)
+    return jsonify({"ok": True})
 
 
 @pytest.fixture(scope="module")
@@ -248,3 +275,75 @@ def test_script_in_questionnaire_text_stays_inert(
     assert page.locator("h1").inner_text() == ATTACK
     assert page.locator("legend b").inner_text() == "Bold"  # the allow-list keeps <b>
     ctx.close()
+
+
+def tab_to(page: Page, test: str, most: int = 30) -> None:
+    """Press Tab until ``test`` (a JS expression on ``el``, the focused element) holds."""
+    for _ in range(most):
+        page.keyboard.press("Tab")
+        if page.evaluate(f"(el => !!el && ({test}))(document.activeElement)"):
+            return
+    raise AssertionError(f"Tab never reached {test}")
+
+
+def test_a_repeating_group_instance_added_by_keyboard_only(
+    axe_context: BrowserContext, base_url: str
+) -> None:
+    AUTOSAVED.clear()
+    page = axe_context.new_page()
+    page.goto(f"{base_url}/form/pets")
+    tab_to(page, "el.name === 'q.1:pet.name'")
+    page.keyboard.type("Rex")
+    page.keyboard.press("Tab")
+    assert active_name(page) == "q.1:pet.kind"
+    page.keyboard.press("Space")  # Cat
+    page.keyboard.press("ArrowRight")  # Dog: the walking route applies (enable-when.js)
+    page.keyboard.press("Tab")
+    assert active_name(page) == "q.1:pet.walks"
+    page.keyboard.type("Park")
+    tab_to(page, "el.value === 'add:pet'")
+    assert page.evaluate("document.activeElement.textContent") == "Add another Pet"
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+
+    # the page again: the new instance focused, every answer kept, no error shown
+    assert page.evaluate("document.activeElement.id") == "q_2-pet"
+    legends = page.locator("fieldset.instance > legend").all_inner_texts()
+    assert legends == ["Pet 1", "Pet 2"]
+    assert page.locator("input[name='q.1:pet.name']").input_value() == "Rex"
+    assert page.locator("input[name='q.1:pet.kind'][value=dog]").is_checked()
+    assert page.locator("input[name='q.1:pet.walks']").input_value() == "Park"
+    assert page.locator("input[name='q.2:pet.walks']").is_hidden()  # no kind yet
+    assert page.locator(".err-summary").count() == 0
+    remove = page.get_by_role("button", name="Remove Pet 2")
+    assert remove.get_attribute("value") == "remove.2:pet"
+    page.keyboard.press("Tab")
+    assert active_name(page) == "q.2:pet.name"
+    page.keyboard.type("Tom")
+    with page.expect_navigation():
+        page.keyboard.press("Enter")  # in a text field: the hidden "update", not Remove
+    assert page.locator("fieldset.instance > legend").all_inner_texts() == ["Pet 1", "Pet 2"]
+    assert page.locator("input[name='q.2:pet.name']").input_value() == "Tom"
+    assert page.locator(".err-summary").count() == 0
+    assert axe_violations(page) == []
+
+    # the draft saved when the page is left carries both instances (autosave.js, new names)
+    tab_to(page, "el.name === 'q:household'")
+    page.keyboard.type("Ada")
+    page.goto("about:blank")
+    deadline = time.monotonic() + 10
+    while not AUTOSAVED and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert len(AUTOSAVED) == 1
+    items = AUTOSAVED[0]["item"]
+    assert [i["linkId"] for i in items] == ["household", "pet", "pet"]
+    answers = [{c["linkId"]: c["answer"] for c in pet["item"]} for pet in items[1:]]
+    kind = {"system": "http://example.org/pet-kind", "code": "dog", "display": "Dog"}
+    assert answers == [
+        {
+            "pet.name": [{"valueString": "Rex"}],
+            "pet.kind": [{"valueCoding": kind}],
+            "pet.walks": [{"valueString": "Park"}],
+        },
+        {"pet.name": [{"valueString": "Tom"}]},
+    ]
