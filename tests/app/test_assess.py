@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import secrets
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,7 +22,7 @@ from flask.testing import FlaskClient
 
 from attach_fhir.writeback import SUBMISSION_SYSTEM, identifier_value
 from ehr_sandbox.fhir_process import FhirServerProcess
-from smart_app import create_app
+from tests.fixtures.launched_app import launched_app
 
 pytestmark = pytest.mark.e2e  # starts the sandbox FHIR server process
 
@@ -100,46 +99,20 @@ def launch_as(
         registration: dict[str, Any] | None = None,
         **config: Any,
     ) -> Session:
-        base = fhir_server.base_url.rstrip("/")
-        reg = {
-            "name": "open sandbox",
-            "iss": [base],
-            "client_id": "assess-app-test",
-            "client_type": "public",
-            "allow_addresses": ["loopback"],
-            **(registration or {}),
-        }
-        app = create_app(
-            {
-                "REGISTRATIONS_DATA": {"registrations": [reg]},
-                "DATA_DIR": str(tmp_path / f"app-{len(apps)}"),
-                "HTTP_TRANSPORT": transport,
-                "TESTING": True,
-                **config,
-            }
+        launched = launched_app(
+            fhir_server.base_url,
+            tmp_path / f"app-{len(apps)}",
+            transport,
+            client_id="assess-app-test",
+            kind="ehr",
+            patient=patient,
+            user=ROWAN,
+            scope=scope,
+            registration=registration,
+            **config,
         )
-        apps.append(app)
-        sid, csrf, ctx = (
-            secrets.token_urlsafe(32),
-            secrets.token_urlsafe(32),
-            secrets.token_urlsafe(18),
-        )
-        store = app.extensions["attach_fhir"].store
-        store.put("browser", sid, {"created": 0, "csrf": csrf}, 3600)
-        record = {
-            "sid": sid,
-            "iss": base,
-            "kind": "ehr",
-            "registration": "open sandbox",
-            "token_endpoint": "http://127.0.0.1:9/token",
-            "token": {"access_token": "open-mode", "scope": scope},
-            "patient": patient,
-            "fhir_user": f"{base}/{ROWAN}",
-        }
-        store.put("launch", ctx, record, 3600)
-        client = app.test_client()
-        client.set_cookie("attach_sid", sid)
-        return Session(app, client, ctx, csrf)
+        apps.append(launched.app)
+        return Session(launched.app, launched.client, launched.ctx, launched.csrf)
 
     yield launch
     for app in apps:

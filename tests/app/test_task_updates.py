@@ -1,7 +1,7 @@
 """Closing an assigning Task from the app: what is checked before, and what is said after.
 
 Flask's test client against real (open) sandbox FHIR servers, with a patient's launch put
-straight into the session store (as tests/app/test_assess.py does). One server is started with
+straight into the session store (tests/fixtures/launched_app.py). One server is started with
 Task read-only (its CapabilityStatement says so and it refuses writes with 405), seeded with
 the Tasks below; the session's open server takes Tasks created by the tests. A refusal quoting
 markup is a fault the real server will not produce on demand: a transport wrapping the real
@@ -13,7 +13,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -25,8 +24,8 @@ from flask.testing import FlaskClient
 
 from ehr_sandbox.fhir_process import FhirServerProcess
 from ehr_sandbox.seed import build_seed_bundle
-from smart_app import create_app
 from tests.fixtures.fhir_server import FhirServerFactory
+from tests.fixtures.launched_app import launched_app
 
 pytestmark = pytest.mark.e2e  # starts sandbox FHIR server processes
 
@@ -143,40 +142,18 @@ def portal(tmp_path: Path, transport: Recording) -> Iterator[Callable[..., Porta
     apps: list[Flask] = []
 
     def launch(server: FhirServerProcess, scope: str = PATIENT_SCOPES) -> Portal:
-        base = server.base_url.rstrip("/")
-        reg = {
-            "name": "open sandbox",
-            "iss": [base],
-            "client_id": "task-app-test",
-            "client_type": "public",
-            "allow_addresses": ["loopback"],
-        }
-        app = create_app(
-            {
-                "REGISTRATIONS_DATA": {"registrations": [reg]},
-                "DATA_DIR": str(tmp_path / f"app-{len(apps)}"),
-                "HTTP_TRANSPORT": transport,
-                "TESTING": True,
-            }
+        launched = launched_app(
+            server.base_url,
+            tmp_path / f"app-{len(apps)}",
+            transport,
+            client_id="task-app-test",
+            kind="patient",
+            patient=ADULT,
+            user=f"Patient/{ADULT}",
+            scope=scope,
         )
-        apps.append(app)
-        sid, csrf, ctx = (secrets.token_urlsafe(32) for _ in range(3))
-        store = app.extensions["attach_fhir"].store
-        store.put("browser", sid, {"created": 0, "csrf": csrf}, 3600)
-        record = {
-            "sid": sid,
-            "iss": base,
-            "kind": "patient",
-            "registration": "open sandbox",
-            "token_endpoint": "http://127.0.0.1:9/token",
-            "token": {"access_token": "open-mode", "scope": scope},
-            "patient": ADULT,
-            "fhir_user": f"{base}/Patient/{ADULT}",
-        }
-        store.put("launch", ctx, record, 3600)
-        client = app.test_client()
-        client.set_cookie("attach_sid", sid)
-        return Portal(app, client, ctx, csrf, base)
+        apps.append(launched.app)
+        return Portal(launched.app, launched.client, launched.ctx, launched.csrf, launched.base)
 
     yield launch
     for app in apps:
