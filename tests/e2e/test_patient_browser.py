@@ -17,7 +17,6 @@ from typing import Any
 
 import httpx
 import pytest
-from authlib.common.security import generate_token
 from playwright.sync_api import Browser, Page
 
 from attach_fhir.careplan import ProposalInputs, propose
@@ -27,7 +26,7 @@ from attach_fhir.goal_target import packaged_scales
 from attach_fhir.journal import CAREPLAN_ACTIVITY_EXT, JOURNAL_URL
 from ehr_sandbox.runner import Sandbox
 from tests.e2e.test_form_browser import AXE, axe_violations
-from tests.fixtures.sandbox import SANDBOX_CLIENTS, AuthzDriver, SandboxFactory
+from tests.fixtures.sandbox import SANDBOX_CLIENTS, SandboxFactory, clinician_fhir
 from tests.fixtures.shared_pool import pooled_app
 from tests.fixtures.smart_app_server import AppServer
 
@@ -61,20 +60,9 @@ def world(
     assert sandbox.urls is not None
     data_dir: Path = tmp_path_factory.mktemp("patient-app")
     with pooled_app(sandbox, data_dir, "patient-browser", PATIENT_SCOPES) as server:
-        driver = AuthzDriver(sandbox)
-        launch = driver.launch(public, ADULT, ROWAN.split("/")[1])
-        oauth = driver.oauth(public, CLINICIAN_SCOPES)
-        verifier = generate_token(48)
-        callback = driver.authorize(oauth, verifier, launch=launch["launch"])
-        token = oauth.fetch_token(driver.token_url, code=callback.code, code_verifier=verifier)
-        headers = {
-            "Authorization": f"Bearer {token['access_token']}",
-            "Accept": "application/fhir+json",
-        }
-        fhir = httpx.Client(base_url=sandbox.urls.fhir_base + "/", headers=headers, timeout=30)
+        fhir = clinician_fhir(sandbox, public, ADULT, ROWAN.split("/")[1], CLINICIAN_SCOPES)
         yield sandbox, server, fhir
         fhir.close()
-        driver.close()
 
 
 def write_plan(fhir: httpx.Client, base: str) -> str:

@@ -25,11 +25,10 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from authlib.common.security import generate_token
 
 from ehr_sandbox.runner import Sandbox
 from tests.e2e.test_careplan_e2e import ecr_r_answers, hidden
-from tests.fixtures.sandbox import SANDBOX_CLIENTS, AuthzDriver, SandboxFactory
+from tests.fixtures.sandbox import SANDBOX_CLIENTS, SandboxFactory, clinician_fhir
 from tests.fixtures.smart_app_server import (
     AppServer,
     Browser,
@@ -99,22 +98,11 @@ def world(sandbox_factory: SandboxFactory, data_dir: Path) -> Iterator[World]:
     reg, client = app_registration("public", sandbox.urls.fhir_base, data_dir, "task-e2e")
     server = start_app(reg, data_dir)  # no "scopes": the default patient request
     register_app(sandbox, server, client)
-    driver = AuthzDriver(sandbox)
-    launch = driver.launch(public, ADULT, ROWAN)
-    oauth = driver.oauth(public, CLINICIAN_SCOPES)
-    verifier = generate_token(48)
-    callback = driver.authorize(oauth, verifier, launch=launch["launch"])
-    token = oauth.fetch_token(driver.token_url, code=callback.code, code_verifier=verifier)
-    headers = {
-        "Authorization": f"Bearer {token['access_token']}",
-        "Accept": "application/fhir+json",
-    }
-    clinic = httpx.Client(base_url=sandbox.urls.fhir_base + "/", headers=headers, timeout=30)
+    clinic = clinician_fhir(sandbox, public, ADULT, ROWAN, CLINICIAN_SCOPES)
     try:
         yield World(sandbox, server, clinic)
     finally:
         clinic.close()
-        driver.close()
         server.thread.stop()
         server.app.extensions["attach_assess"].stop()
         server.transport.shutdown()
