@@ -103,7 +103,7 @@ class Browser:
 
     def post(self, fields: dict[str, list[str]], action: str) -> tuple[int, Node]:
         """Post the form with ``action``; the status and the parsed page."""
-        data = MultiDict([(k, v) for k, vs in fields.items() for v in vs])
+        data = post(fields)
         data.add("csrf_token", self.csrf)
         data.add("action", action)
         got = self.client.post(f"/form/{self.name}", data=data)
@@ -466,15 +466,7 @@ def test_nested_repeating_groups_add_remove_and_round_trip(app: Flask) -> None:
         },
     ]
     values = response_to_values(TRIPS, parsed.response)
-    assert values == {
-        "n:trip": ["3"],
-        "q.1:trip.place": ["North"],
-        "q.2:trip.place": ["East"],
-        "q.3:trip.place": ["West"],
-        "n.3:stop": ["2"],
-        "q.3.1:stop.town": ["Ayr"],
-        "q.3.2:stop.town": ["Troon"],
-    }
+    assert values == sent  # every field was answered: the draft gives back exactly the post
     assert parse_form(TRIPS, post(values)).response == parsed.response
 
 
