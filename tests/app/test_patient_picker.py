@@ -113,6 +113,26 @@ def seed(app: Flask, client: FlaskClient, fhir: Fhir, **record: Any) -> None:
     store.put("launch", CTX, {**base, **record}, 600)
 
 
+def launched(fhir: Fhir, tmp_path: Path, **record: Any) -> tuple[Flask, FlaskClient]:
+    """An app registered with ``fhir`` and a browser with a launch ``seed``-ed in it."""
+    app = make_app(fhir, tmp_path)
+    client = app.test_client()
+    seed(app, client, fhir, **record)
+    return app, client
+
+
+def search(client: FlaskClient, **criteria: str) -> Any:
+    """Post the picker's search form."""
+    return client.post(f"/app/{CTX}/patients/", data={"csrf_token": CSRF, **criteria})
+
+
+def choose(client: FlaskClient, patient_id: str) -> Any:
+    """Post the picker's choice of a patient."""
+    return client.post(
+        f"/app/{CTX}/patients/choose", data={"csrf_token": CSRF, "patient_id": patient_id}
+    )
+
+
 def patient(pid: str, name: str, **extra: Any) -> dict[str, Any]:
     return {"resourceType": "Patient", "id": pid, "name": [{"text": name}], **extra}
 
@@ -236,10 +256,8 @@ def test_results_are_inert_and_searched_by_post(fhir: Fhir, tmp_path: Path) -> N
         identifier=[{"value": "<i>MRN</i>"}],
     )
     fhir.answer("POST", "Patient/_search", 200, searchset(hostile))
-    app = make_app(fhir, tmp_path)
-    client = app.test_client()
-    seed(app, client, fhir)
-    page = client.post(f"/app/{CTX}/patients/", data={"csrf_token": CSRF, "name": "Ada <b>"})
+    _, client = launched(fhir, tmp_path)
+    page = search(client, name="Ada <b>")
     text = page.get_data(as_text=True)
     assert page.status_code == 200, text
     assert "<script>" not in text and "<img" not in text and "<svg" not in text
@@ -257,10 +275,8 @@ def test_results_are_inert_and_searched_by_post(fhir: Fhir, tmp_path: Path) -> N
 def test_a_server_declaring_get_only_is_searched_by_get(fhir: Fhir, tmp_path: Path) -> None:
     fhir.answer("GET", "metadata", 200, statement("GET"))
     fhir.answer("GET", "Patient", 200, searchset())
-    app = make_app(fhir, tmp_path)
-    client = app.test_client()
-    seed(app, client, fhir)
-    page = client.post(f"/app/{CTX}/patients/", data={"csrf_token": CSRF, "identifier": "M-1"})
+    _, client = launched(fhir, tmp_path)
+    page = search(client, identifier="M-1")
     assert page.status_code == 200
     assert 'id="no-match"' in page.get_data(as_text=True)
     assert [(m, p, q) for m, p, q, _ in fhir.seen] == [
@@ -271,10 +287,8 @@ def test_a_server_declaring_get_only_is_searched_by_get(fhir: Fhir, tmp_path: Pa
 
 def test_a_server_error_is_shown_on_the_picker(fhir: Fhir, tmp_path: Path) -> None:
     fhir.answer("POST", "Patient/_search", 500, {"resourceType": "OperationOutcome"})
-    app = make_app(fhir, tmp_path)
-    client = app.test_client()
-    seed(app, client, fhir)
-    page = client.post(f"/app/{CTX}/patients/", data={"csrf_token": CSRF, "name": "Ada"})
+    _, client = launched(fhir, tmp_path)
+    page = search(client, name="Ada")
     text = page.get_data(as_text=True)
     assert page.status_code == 502
     assert 'id="search-error" data-error-code="fhir_server_error"' in text
@@ -283,10 +297,8 @@ def test_a_server_error_is_shown_on_the_picker(fhir: Fhir, tmp_path: Path) -> No
 
 
 def test_criteria_problems_are_listed_and_nothing_is_sent(fhir: Fhir, tmp_path: Path) -> None:
-    app = make_app(fhir, tmp_path)
-    client = app.test_client()
-    seed(app, client, fhir)
-    page = client.post(f"/app/{CTX}/patients/", data={"csrf_token": CSRF, "name": "A"})
+    _, client = launched(fhir, tmp_path)
+    page = search(client, name="A")
     assert page.status_code == 422
     assert "<li>Enter at least 2 letters of the name.</li>" in page.get_data(as_text=True)
     assert fhir.seen == []
@@ -294,10 +306,8 @@ def test_criteria_problems_are_listed_and_nothing_is_sent(fhir: Fhir, tmp_path: 
 
 def test_a_read_answering_another_patient_is_not_chosen(fhir: Fhir, tmp_path: Path) -> None:
     fhir.answer("GET", "Patient/p1", 200, patient("p2", "Someone else"))
-    app = make_app(fhir, tmp_path)
-    client = app.test_client()
-    seed(app, client, fhir)
-    page = client.post(f"/app/{CTX}/patients/choose", data={"csrf_token": CSRF, "patient_id": "p1"})
+    app, client = launched(fhir, tmp_path)
+    page = choose(client, "p1")
     assert page.status_code == 403
     assert 'data-error-code="patient_not_readable"' in page.get_data(as_text=True)
     record = app.extensions["attach_fhir"].store.get("launch", CTX)
@@ -308,12 +318,8 @@ def test_choosing_moves_the_launch_and_marks_the_app_as_the_chooser(
     fhir: Fhir, tmp_path: Path
 ) -> None:
     fhir.answer("GET", "Patient/p1", 200, patient("p1", "Ada Example", birthDate="1990-01-02"))
-    app = make_app(fhir, tmp_path)
-    client = app.test_client()
-    seed(app, client, fhir, encounter="e1", need_patient_banner=False)
-    chosen = client.post(
-        f"/app/{CTX}/patients/choose", data={"csrf_token": CSRF, "patient_id": "p1"}
-    )
+    app, client = launched(fhir, tmp_path, encounter="e1", need_patient_banner=False)
+    chosen = choose(client, "p1")
     assert chosen.status_code == 303
     new_ctx = chosen.headers["Location"].split("/")[2]
     store = app.extensions["attach_fhir"].store
@@ -345,13 +351,11 @@ def test_choosing_moves_the_launch_and_marks_the_app_as_the_chooser(
     ],
 )
 def test_who_may_not_pick(fhir: Fhir, tmp_path: Path, record: dict[str, Any], reason: str) -> None:
-    app = make_app(fhir, tmp_path)
-    client = app.test_client()
-    seed(app, client, fhir, **record)
+    _, client = launched(fhir, tmp_path, **record)
     for response in (
         client.get(f"/app/{CTX}/patients/"),
-        client.post(f"/app/{CTX}/patients/", data={"csrf_token": CSRF, "name": "Ada"}),
-        client.post(f"/app/{CTX}/patients/choose", data={"csrf_token": CSRF, "patient_id": "p2"}),
+        search(client, name="Ada"),
+        choose(client, "p2"),
     ):
         text = response.get_data(as_text=True)
         assert response.status_code == 403
@@ -362,9 +366,7 @@ def test_who_may_not_pick(fhir: Fhir, tmp_path: Path, record: dict[str, Any], re
 def test_a_landing_without_a_patient_offers_the_search_only_where_allowed(
     fhir: Fhir, tmp_path: Path
 ) -> None:
-    app = make_app(fhir, tmp_path)
-    client = app.test_client()
-    seed(app, client, fhir)
+    app, client = launched(fhir, tmp_path)
     page = client.get(f"/app/{CTX}/").get_data(as_text=True)
     assert '<section class="find-patient" id="find-patient"' in page
     assert f'action="/app/{CTX}/patients/"' in page and f'value="{CSRF}"' in page
@@ -379,13 +381,9 @@ def test_a_landing_without_a_patient_offers_the_search_only_where_allowed(
 
 
 def test_a_search_after_the_launch_expired_keeps_nothing(fhir: Fhir, tmp_path: Path) -> None:
-    app = make_app(fhir, tmp_path)
-    client = app.test_client()
     expired = {"access_token": "old", "expires_at": 1, "scope": "user/Patient.rs"}  # no refresh
-    seed(app, client, fhir, token=expired)
-    page = client.post(
-        f"/app/{CTX}/patients/", data={"csrf_token": CSRF, "name": "Ada", "birth_date": ""}
-    )
+    app, client = launched(fhir, tmp_path, token=expired)
+    page = search(client, name="Ada", birth_date="")
     text = page.get_data(as_text=True)
     assert page.status_code == 401 and 'data-error-code="authorization_expired"' in text
     assert 'id="kept-note"' not in text  # no promise that the criteria were kept
