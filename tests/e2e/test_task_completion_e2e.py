@@ -89,6 +89,17 @@ class World:
         task: dict[str, Any] = found.json()
         return task
 
+    def note(self, task_id: str, text: str) -> str:
+        """The clinic puts a note on the Task (a real concurrent change); its new versionId."""
+        current = self.task(task_id)
+        current["note"] = [{"text": text}]
+        changed = self.clinic.put(
+            f"Task/{task_id}", json=current, headers={"Content-Type": "application/fhir+json"}
+        )
+        assert changed.status_code == 200, changed.text
+        version: str = changed.json()["meta"]["versionId"]
+        return version
+
 
 def world(sandbox_factory: SandboxFactory, data_dir: Path) -> Iterator[World]:
     """Start a sandbox and the app; stop the app afterwards."""
@@ -193,15 +204,7 @@ def test_the_patients_submission_completes_the_assigned_task_once(open_ehr: Worl
             request: httpx.Request, response: httpx.Response
         ) -> httpx.Response:
             if request.method == "GET" and str(request.url) == task_url and not noted:
-                current = world.task(task["id"])
-                current["note"] = [{"text": "Moved the session to Thursday"}]
-                changed = world.clinic.put(
-                    f"Task/{task['id']}",
-                    json=current,
-                    headers={"Content-Type": "application/fhir+json"},
-                )
-                assert changed.status_code == 200, changed.text
-                noted.append(changed.json()["meta"]["versionId"])
+                noted.append(world.note(task["id"], "Moved the session to Thursday"))
             return response
 
         transport.clear()
@@ -285,15 +288,7 @@ def test_a_task_the_server_keeps_refusing_is_said_and_shown_as_sent(open_ehr: Wo
         request: httpx.Request, response: httpx.Response
     ) -> httpx.Response:
         if request.method == "GET" and str(request.url) == task_url:
-            current = world.task(task["id"])
-            current["note"] = [{"text": f"Edit {len(edits) + 1}"}]
-            changed = world.clinic.put(
-                f"Task/{task['id']}",
-                json=current,
-                headers={"Content-Type": "application/fhir+json"},
-            )
-            assert changed.status_code == 200, changed.text
-            edits.append(changed.json()["meta"]["versionId"])
+            edits.append(world.note(task["id"], f"Edit {len(edits) + 1}"))
         return response
 
     try:
