@@ -126,6 +126,15 @@ def _open(chart_id: str, kind: str, width: float, height: float, title: str, des
     )
 
 
+def _polyline(css_class: str, points: Sequence[tuple[float, float]], dash: str | None) -> list[str]:
+    """A line through ``points`` in order (none for fewer than two), dashed by ``dash``."""
+    if len(points) < 2:
+        return []
+    joined = " ".join(f"{_n(px)},{_n(py)}" for px, py in points)
+    dashed = f' stroke-dasharray="{dash}"' if dash is not None else ""
+    return [f'<polyline class="{css_class}" points="{joined}" fill="none"{dashed}/>']
+
+
 def _y_axis(axis: Axis, left: float, right: float, label: str) -> list[str]:
     out = ['<g class="axis axis-y">']
     for tick in axis.ticks():
@@ -163,9 +172,7 @@ def plane_chart(
     desc = f"{len(data)} point(s), oldest first. {described}. {PLANE_CAPTION}"
     out = _plane_frame(chart_id, title, desc, x, y, x_label, y_label)
     placed = [(x.place(d.avoidance), y.place(d.anxiety), d) for d in data]
-    if len(placed) > 1:
-        line = " ".join(f"{_n(px)},{_n(py)}" for px, py, _ in placed)
-        out.append(f'<polyline class="trajectory" points="{line}" fill="none"/>')
+    out += _polyline("trajectory", [(px, py) for px, py, _ in placed], None)
     out.append('<g class="points">')
     for i, (px, py, d) in enumerate(placed, 1):
         latest = " latest" if i == len(placed) else ""
@@ -215,12 +222,7 @@ def relationship_plane(
         placed = [(x.place(d.avoidance), y.place(d.anxiety), n, d) for n, d in track.points]
         label = escape(track.label)
         out.append(f'<g class="track series-{style}" data-label="{label}">')
-        if len(placed) > 1:
-            line = " ".join(f"{_n(px)},{_n(py)}" for px, py, _, _ in placed)
-            out.append(
-                f'<polyline class="trajectory" points="{line}" fill="none" '
-                f'stroke-dasharray="{DASHES[style]}"/>'
-            )
+        out += _polyline("trajectory", [(px, py) for px, py, _, _ in placed], DASHES[style])
         for j, (px, py, n, d) in enumerate(placed, 1):
             last = j == len(placed)
             name = f"{label} ({n})" if last else str(n)
@@ -354,12 +356,7 @@ def line_chart(
         dash = DASHES[i % len(DASHES)]
         placed = [(time_x(when, first, span), y.place(v), when, v) for when, v in line.points]
         out.append(f'<g class="series series-{i % len(DASHES)}" data-label="{escape(line.label)}">')
-        if len(placed) > 1:
-            path = " ".join(f"{_n(px)},{_n(py)}" for px, py, _, _ in placed)
-            out.append(
-                f'<polyline class="series-line" points="{path}" fill="none" '
-                f'stroke-dasharray="{dash}"/>'
-            )
+        out += _polyline("series-line", [(px, py) for px, py, _, _ in placed], dash)
         for px, py, when, v in placed:
             out.append(
                 f'<circle class="series-point" cx="{_n(px)}" cy="{_n(py)}" r="4" '
