@@ -29,7 +29,7 @@ from ehr_sandbox.runner import Sandbox
 from smart_app.delivery import CREDENTIAL_NS
 from smart_app.security import COOKIE_NAME
 from tests.e2e.test_launch_flow import seeded_patient
-from tests.e2e.test_pages_a11y import AXE, answers, axe_violations, check
+from tests.e2e.test_pages_a11y import AXE, answers, axe_violations, check, hidden
 from tests.fixtures.smart_app_server import (
     AppServer,
     Browser,
@@ -145,13 +145,6 @@ def clinician(picker_app: AppServer, launch_sandbox: Sandbox) -> Iterator[Clinic
     c = Clinician(picker_app, launch_sandbox)
     yield c
     c.close()
-
-
-def hidden(page: str, name: str) -> str:
-    """The value of a hidden input."""
-    match = re.search(rf'name="{name}" value="([^"]*)"', page)
-    assert match, f"no {name} field"
-    return match.group(1)
 
 
 def result_ids(page: str) -> list[str]:
