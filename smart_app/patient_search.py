@@ -13,10 +13,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from attach_fhir.fhir_client import is_fhir_id
 from smart_app.launch import human_name
 
-#: A FHIR resource id (R4 ``id`` datatype).
-FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 #: Rows shown for one search; more matches are reported, not listed.
 PAGE_SIZE = 20
 MAX_LENGTH = 100
@@ -104,11 +103,6 @@ def results(bundle: Mapping[str, Any]) -> Results:
     )
     more = len(matches) > PAGE_SIZE or has_next or (isinstance(total, int) and total > len(rows))
     return Results(rows, more)
-
-
-def is_fhir_id(value: Any) -> bool:
-    """Whether ``value`` is a FHIR resource id (so it can name nothing but one resource)."""
-    return isinstance(value, str) and FHIR_ID.fullmatch(value) is not None
 
 
 def is_patient(resource: Mapping[str, Any], patient_id: str) -> bool:

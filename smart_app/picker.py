@@ -18,12 +18,13 @@ from typing import Any
 from flask import Blueprint, redirect, render_template, request, url_for
 
 from attach_fhir.errors import AttachError
+from attach_fhir.fhir_client import is_fhir_id
 from attach_fhir.fhir_errors import FhirClientError, FhirError
 from smart_app import delivery, server_profile
 from smart_app.context import LaunchContext, current_launch
 from smart_app.errors import BadLaunchRequest
 from smart_app.kept_forms import not_kept
-from smart_app.patient_search import Criteria, Results, is_fhir_id, is_patient, results
+from smart_app.patient_search import Criteria, Results, is_patient, results
 
 log = logging.getLogger(__name__)
 

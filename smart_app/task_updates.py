@@ -23,7 +23,6 @@ submission (``waiting``, after a network fault, is tried again on the next page 
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,7 +30,7 @@ from flask import current_app
 
 from attach_fhir.assignments import OPEN_TASK
 from attach_fhir.errors import AttachError
-from attach_fhir.fhir_client import FhirClient
+from attach_fhir.fhir_client import FhirClient, is_fhir_id
 from attach_fhir.fhir_errors import FhirError, FhirPreconditionFailed, FhirUnauthorized
 from attach_fhir.task_completion import CLOSED as CLOSED_TASK
 from attach_fhir.task_completion import DONE, REFUSED, assignment_problem, decide
@@ -53,7 +52,6 @@ REPORTED = frozenset({CLOSED, NOT_UPDATED, WAITING})
 
 BIND_NS = "assess-task"
 INDEX_NS = "task-submission"
-TASK_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 
 
 class TaskNotAssignable(AttachError):
@@ -81,7 +79,7 @@ def bind(launch: LaunchContext, sid: str, task_id: str, questionnaire_url: str) 
     """Bind the Task to the form's submission id once the server shows it is an open assignment
     of this instrument to this patient. Returns a note for the form (a closed Task is not bound);
     raises TaskNotAssignable for anything else (another patient's, unknown, not readable)."""
-    if not TASK_ID.fullmatch(task_id) or not launch.can("Task", "r"):
+    if not is_fhir_id(task_id) or not launch.can("Task", "r"):
         raise TaskNotAssignable()
     try:
         task = launch.fhir().read("Task", task_id)

@@ -8,6 +8,7 @@ leaves for another host. Errors map onto the typed classes of :mod:`attach_fhir.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -33,9 +34,17 @@ TokenSource = Callable[[str | None], str | None]
 
 Params = Mapping[str, str | int | list[str]] | list[tuple[str, str]]
 
+#: A FHIR resource id (R4 ``id`` datatype).
+FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+
 _MAX_REDIRECTS = 3
 _MAX_PAGES = 1000
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def is_fhir_id(value: Any) -> bool:
+    """Whether ``value`` is a FHIR resource id (so it can name nothing but one resource)."""
+    return isinstance(value, str) and FHIR_ID.fullmatch(value) is not None
 
 
 def _origin_and_path(url: str) -> tuple[str, str, int | None, str]:

@@ -21,13 +21,13 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.wrappers import Request, Response
 
+from attach_fhir.fhir_client import is_fhir_id
 from ehr_sandbox.runner import ServerThread
 from smart_app import create_app
 from smart_app.patient_search import (
     PAGE_SIZE,
     Criteria,
     PatientRow,
-    is_fhir_id,
     results,
 )
 from smart_app.security import COOKIE_NAME
