@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import re
 import uuid
 from typing import Any, cast
 
@@ -30,6 +29,7 @@ from flask import (
 from flask.blueprints import BlueprintSetupState
 
 from attach_fhir.errors import AttachError
+from attach_fhir.fhir_client import is_fhir_id
 from attach_fhir.instruments import UnknownInstrument, library
 from attach_fhir.response_check import InvalidResponse
 from smart_app import (
@@ -169,7 +169,7 @@ def _bind_assignment(launch: LaunchContext, resolved: Resolved, sid: str) -> str
 
 
 def _read_draft(launch: LaunchContext, resolved: Resolved, draft_id: str) -> dict[str, Any]:
-    if not re.fullmatch(r"[A-Za-z0-9.\-]{1,64}", draft_id):
+    if not is_fhir_id(draft_id):
         abort(404)
     draft = launch.fhir().read("QuestionnaireResponse", draft_id)
     subject = (draft.get("subject") or {}).get("reference")
@@ -376,7 +376,7 @@ def summary_pdf(ctx: str, sid: str) -> Response:
 def response_summary_pdf(ctx: str, qr_id: str) -> Response:
     """The printable summary (PDF) of a completed response of this patient in the record."""
     launch = current_launch()
-    if not re.fullmatch(r"[A-Za-z0-9.\-]{1,64}", qr_id):
+    if not is_fhir_id(qr_id):
         abort(404)
     response = launch.fhir().read("QuestionnaireResponse", qr_id)
     subject = (response.get("subject") or {}).get("reference")
