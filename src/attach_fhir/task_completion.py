@@ -86,7 +86,8 @@ def assignment_problem(task: Mapping[str, Any], patient: str, questionnaire_url:
 
 
 def completed_task(task: Mapping[str, Any], response: str, when: str) -> dict[str, Any]:
-    """The Task as completed by ``response`` at ``when`` (other elements as they were)."""
+    """The Task as completed by ``response`` at ``when`` (other elements as they were, but a
+    generated narrative, which would describe the open Task)."""
     new = copy.deepcopy(dict(task))
     new["status"] = "completed"
     new["lastModified"] = when
@@ -97,6 +98,10 @@ def completed_task(task: Mapping[str, Any], response: str, when: str) -> dict[st
             "valueReference": {"reference": reference},
         }
         new["output"] = [*(new.get("output") or []), output]
+    if (new.get("text") or {}).get("status") == "generated":
+        # Made from the structured data alone, it would still say the Task is open; a server
+        # that generates narrative makes it again. A narrative a person wrote is kept.
+        new.pop("text")
     meta = {
         k: v for k, v in (new.get("meta") or {}).items() if k not in ("versionId", "lastUpdated")
     }

@@ -88,6 +88,17 @@ def test_building_leaves_the_task_read_unchanged() -> None:
     assert read == before
 
 
+def test_a_generated_narrative_is_dropped_and_a_written_one_kept() -> None:
+    div = '<div xmlns="http://www.w3.org/1999/xhtml">Task requested: complete the ECR-R</div>'
+    generated = completed_task(
+        task(text={"status": "generated", "div": div}), "QuestionnaireResponse/qr9", WHEN
+    )
+    assert "text" not in generated  # it would still describe a requested Task
+    written = {"status": "additional", "div": div}
+    kept = completed_task(task(text=written), "QuestionnaireResponse/qr9", WHEN)
+    assert kept["text"] == written
+
+
 def test_a_task_completed_with_this_response_is_left_alone() -> None:
     done = completed_task(task(), "QuestionnaireResponse/qr9", WHEN) | {"meta": {"versionId": "8"}}
     # The server may hand the reference back absolute or versioned: still the same response.
