@@ -47,9 +47,13 @@ def task_questionnaires(task: Mapping[str, Any]) -> list[str]:
     found = [
         str(i["valueCanonical"])
         for i in task.get("input") or []
-        if isinstance(i.get("valueCanonical"), str) and "/Questionnaire/" in i["valueCanonical"]
+        if isinstance(i, dict)
+        and isinstance(i.get("valueCanonical"), str)
+        and "/Questionnaire/" in i["valueCanonical"]
     ]
-    found += [c for c in task.get("instantiatesCanonical", []) if "/Questionnaire/" in str(c)]
+    instantiates = task.get("instantiatesCanonical")  # one canonical in R4 (a list elsewhere)
+    named = instantiates if isinstance(instantiates, list) else [instantiates]
+    found += [c for c in named if isinstance(c, str) and "/Questionnaire/" in c]
     return list(dict.fromkeys(found))
 
 

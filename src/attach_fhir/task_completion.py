@@ -74,10 +74,16 @@ def completed_with(task: Mapping[str, Any], response: str) -> bool:
     return task.get("status") == "completed" and local_reference(response) in response_outputs(task)
 
 
+def is_for(task: Mapping[str, Any], patient: str) -> bool:
+    """True when the Task's ``for`` references ``patient`` (``Patient/<id>``)."""
+    subject = task.get("for")
+    reference = subject.get("reference") if isinstance(subject, dict) else None
+    return isinstance(reference, str) and local_reference(reference) == patient
+
+
 def assignment_problem(task: Mapping[str, Any], patient: str, questionnaire_url: str) -> str | None:
     """Why the Task is not an assignment of ``questionnaire_url`` to ``patient``; None if it is."""
-    subject = (task.get("for") or {}).get("reference")
-    if not isinstance(subject, str) or local_reference(subject) != patient:
+    if not is_for(task, patient):
         return "The task is not this patient's."
     urls = {c.partition("|")[0] for c in task_questionnaires(task)}
     if questionnaire_url.partition("|")[0] not in urls:

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from attach_fhir.assignments import task_questionnaires
 from attach_fhir.task_completion import (
     CLOSED,
     DONE,
@@ -22,6 +23,7 @@ from attach_fhir.task_completion import (
     completed_task,
     completed_with,
     decide,
+    is_for,
     local_reference,
 )
 
@@ -160,3 +162,25 @@ def test_local_reference() -> None:
     assert local_reference("QuestionnaireResponse/a") == "QuestionnaireResponse/a"
     assert local_reference("https://x.example/r4/Task/t1/_history/3") == "Task/t1"
     assert local_reference("Patient/pt1/_history/1") == "Patient/pt1"
+
+
+def test_is_for_reads_the_tasks_for_reference_only() -> None:
+    assert is_for(task(), "Patient/pt1")
+    assert is_for(task(**{"for": {"reference": "https://x.example/r4/Patient/pt1"}}), "Patient/pt1")
+    assert not is_for(task(), "Patient/pt2")
+    for subject in (None, "Patient/pt1", {"display": "pt1"}, {"reference": 7}):
+        assert not is_for(task(**{"for": subject}), "Patient/pt1")
+
+
+def test_the_questionnaires_a_task_names() -> None:
+    """R4 ``Task.instantiatesCanonical`` is one canonical; ``input`` may name more."""
+    rq = "http://attach-fhir.org/fhir/Questionnaire/rq"
+    assert task_questionnaires(task()) == [f"{ECR_R}|1.0.0"]
+    assert task_questionnaires(task(input=None, instantiatesCanonical=rq)) == [rq]
+    assert task_questionnaires(
+        task(instantiatesCanonical=[rq, "http://x.example/PlanDefinition/p"])
+    ) == [
+        f"{ECR_R}|1.0.0",
+        rq,
+    ]
+    assert task_questionnaires(task(input=["not an object", {"valueCanonical": 3}])) == []
