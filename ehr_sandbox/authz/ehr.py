@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import urlencode
 
@@ -16,6 +17,22 @@ from .views import state
 bp = Blueprint("ehr", __name__)
 
 LAUNCH_MODES = ("iframe", "window")
+#: One ``fhirContext`` entry as the EHR page takes it: a relative reference ``Type/id``.
+CONTEXT_REFERENCE = re.compile(r"^([A-Z][A-Za-z]{1,63})/[A-Za-z0-9\-.]{1,64}$")
+MAX_CONTEXT = 20
+
+
+def fhir_context(value: str) -> tuple[str, ...] | None:
+    """The references of the ``fhir_context`` field (space separated), or None when one is not
+    ``Type/id``, names a Patient or Encounter (SMART carries those as ``patient`` and
+    ``encounter``) or there are more than ``MAX_CONTEXT``. Whose they are is not checked: a
+    tester may put another patient's Task in context on purpose."""
+    refs = tuple(dict.fromkeys(value.split()))
+    for ref in refs:
+        found = CONTEXT_REFERENCE.fullmatch(ref)
+        if found is None or found.group(1) in ("Patient", "Encounter"):
+            return None
+    return refs if len(refs) <= MAX_CONTEXT else None
 
 
 def _wants_json() -> bool:
@@ -73,6 +90,16 @@ def launch() -> Response | str | tuple[str, int]:
             error="invalid_request",
             description="Choose a patient and a practitioner.",
         ), 400
+    context = fhir_context(form.get("fhir_context", ""))
+    if context is None:
+        return render_template(
+            "authz/error.html",
+            error="invalid_request",
+            description=(
+                f"fhirContext takes up to {MAX_CONTEXT} relative references such as Task/123 "
+                "(no Patient or Encounter), separated by spaces."
+            ),
+        ), 400
     encounter = form.get("encounter", "latest")
     encounter_id: str | None = None
     if encounter == "latest":
@@ -86,6 +113,7 @@ def launch() -> Response | str | tuple[str, int]:
         patient=patient.id,
         encounter=encounter_id,
         intent=form.get("intent") or None,
+        fhir_context=context,
         embedded=mode == "iframe",
     )
     record = st.store.create_launch(client.get_client_id(), grantee)
@@ -93,7 +121,11 @@ def launch() -> Response | str | tuple[str, int]:
     launch_url = f"{client.config.launch_url}?{query}"
     if _wants_json():
         return jsonify(
-            launch=record.token, launch_url=launch_url, patient=patient.id, encounter=encounter_id
+            launch=record.token,
+            launch_url=launch_url,
+            patient=patient.id,
+            encounter=encounter_id,
+            fhir_context=list(context),
         )
     return render_template(
         "ehr/launched.html",

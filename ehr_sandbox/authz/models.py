@@ -74,6 +74,8 @@ class Grantee:
     patient: str | None = None
     encounter: str | None = None
     intent: str | None = None
+    #: Relative references (``Task/123``) the token response names in ``fhirContext``.
+    fhir_context: tuple[str, ...] = ()
     #: Launched from the EHR's own page inside its iframe (the EHR shows a banner).
     embedded: bool = False
     user_name: str | None = None

@@ -29,13 +29,16 @@ def refresh_lifetime(granted: list[str]) -> int:
 
 
 def launch_context(config: AuthzConfig, grantee: Grantee, granted: list[str]) -> dict[str, Any]:
-    """The SMART 2.2 launch context parameters for a token response."""
+    """The SMART 2.2 launch context parameters for a token response (``fhirContext`` for an
+    EHR launch that names resources beside the patient and encounter)."""
     context: dict[str, Any] = {}
     launched = any(s in ("launch", "launch/patient", "launch/encounter") for s in granted)
     if grantee.patient and (launched or scopes.needs_patient(granted)):
         context["patient"] = grantee.patient
     if grantee.encounter and ("launch" in granted or "launch/encounter" in granted):
         context["encounter"] = grantee.encounter
+    if grantee.fhir_context and "launch" in granted:  # SMART 2.x: only the EHR launch has one
+        context["fhirContext"] = [{"reference": ref} for ref in grantee.fhir_context]
     if launched:
         banner = config.knobs.need_patient_banner
         context["need_patient_banner"] = (not grantee.embedded) if banner is None else banner

@@ -29,6 +29,7 @@ def test_ehr_page_lists_seeded_people_and_launchable_apps(authz_server: Sandbox)
     page = httpx.get(authz_server.urls.ehr).text
     patients = re.findall(r'<option value="(sandbox-[a-z0-9-]+)"', page)
     assert {ADULT, "sandbox-child-4", "sandbox-adolescent-15", ROWAN} <= set(patients)
+    assert 'name="fhir_context"' in page  # a Task (or more) the launch names in fhirContext
     apps = set(re.findall(r'name="app" value="([^"]+)"', page))
     assert apps >= {c.client_id for c in SANDBOX_CLIENTS.values()}  # tests may add their own
 

@@ -86,6 +86,28 @@ def test_ehr_launch_issues_context_tokens_and_id_token(
     assert id_token["exp"] > time.time()
 
 
+def test_an_ehr_launch_names_its_tasks_in_fhir_context(authz_driver: AuthzDriver) -> None:
+    named = ("Task/t-1", "Appointment/a.2")
+    launch = authz_driver.launch(PUBLIC, ADULT, ROWAN, fhir_context=named)
+    assert launch["fhir_context"] == list(named)
+    oauth = authz_driver.oauth(PUBLIC, "launch patient/Task.rs")
+    verifier = generate_token(48)
+    callback = authz_driver.authorize(oauth, verifier, launch=launch["launch"])
+    token = oauth.fetch_token(authz_driver.token_url, code=callback.code, code_verifier=verifier)
+    assert token["fhirContext"] == [{"reference": "Task/t-1"}, {"reference": "Appointment/a.2"}]
+    assert "fhirContext" not in ehr_launch_token(authz_driver)[0]  # none named, none sent
+
+    too_many = " ".join(f"Task/t{n}" for n in range(21))
+    for bad in ("Patient/p1", "Encounter/e1", "Task/t1/_history/1", "http://x.example/Task/t1",
+                "Task/" + "a" * 65, "task/t1", too_many):  # fmt: skip
+        refused = authz_driver.http.post(
+            f"{authz_driver.urls.issuer}/ehr/launch",
+            data={"app": PUBLIC.client_id, "patient": ADULT, "practitioner": ROWAN,
+                  "fhir_context": bad},
+        )  # fmt: skip
+        assert refused.status_code == 400, bad
+
+
 def test_id_token_does_not_verify_with_another_key(authz_driver: AuthzDriver) -> None:
     token, _ = ehr_launch_token(authz_driver)
     kid = jwt.decode(token["id_token"], published_keys_for(authz_driver)).header["kid"]
