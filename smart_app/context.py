@@ -83,6 +83,16 @@ class LaunchContext:
         value = self.record.get("intent")
         return str(value) if value else None
 
+    def context_references(self, resource_type: str, role: str = "launch") -> list[str]:
+        """``Type/id`` of the EHR's ``fhirContext`` entries of ``resource_type`` in ``role``
+        (SMART: an entry without a role is in the ``launch`` role), as ``flow`` checked them."""
+        return [
+            str(entry["reference"])
+            for entry in self.record.get("fhir_context") or []
+            if str(entry["reference"]).partition("/")[0] == resource_type
+            and entry.get("role", "launch") == role
+        ]
+
     @property
     def granted(self) -> Granted:
         """The scopes the EHR granted (the UI disables what they do not cover)."""

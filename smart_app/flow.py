@@ -8,13 +8,16 @@ raced callback always fails; the RFC 9207 ``iss`` is compared before the code is
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 import time
+from collections import Counter
 from typing import Any
 from urllib.parse import urlsplit
 
 from flask import current_app, url_for
 
+from attach_fhir.fhir_client import is_fhir_id
 from smart_app import netguard, scopes, smart_client, style
 from smart_app.context import LAUNCH_NS
 from smart_app.errors import (
@@ -33,6 +36,11 @@ STATE_NS = "state"
 KINDS = ("ehr", "patient", "clinician")
 #: Launch context parameters the app keeps from the token response.
 CONTEXT_KEYS = ("patient", "encounter", "need_patient_banner", "intent", "tenant")
+#: At most this many ``fhirContext`` entries are looked at; the rest are dropped.
+MAX_FHIR_CONTEXT = 20
+RESOURCE_TYPE = re.compile(r"^[A-Z][A-Za-z]{1,63}$")
+#: A ``role`` is an absolute URI or a registered word (``launch``): no spaces, bounded.
+ROLE = re.compile(r"^[!-~]{1,200}$")
 
 
 def redirect_uri() -> str:
@@ -179,12 +187,63 @@ def _launch_record(
     for key in CONTEXT_KEYS:
         if isinstance(token.get(key), str | bool):
             record[key] = token[key]
+    if "fhirContext" in token:
+        context = fhir_context(token["fhirContext"])
+        if context:
+            record["fhir_context"] = context
     style_url = token.get("smart_style_url")
     if isinstance(style_url, str):
         trusted = [pending["iss"], pending["token_endpoint"]]
         with services.http(reg) as http:
             record["style"] = style.fetch_colours(style_url, trusted, http)
     return record
+
+
+def fhir_context(value: Any) -> list[dict[str, str]]:
+    """The token response's ``fhirContext`` (SMART 2.x) as the app keeps it: entries with a
+    relative ``reference`` ``Type/id`` (and their ``role``, when a string), at most
+    ``MAX_FHIR_CONTEXT``, each once. The rest (``canonical`` or ``identifier`` only, malformed,
+    a Patient or Encounter in the launch role) is dropped and logged by reason, never by value."""
+    dropped: Counter[str] = Counter()
+    kept: list[dict[str, str]] = []
+    entries = value[:MAX_FHIR_CONTEXT] if isinstance(value, list) else []
+    if not isinstance(value, list):
+        dropped["not_a_list"] += 1
+    else:
+        dropped["over_limit"] += len(value) - len(entries)
+    for entry in entries:
+        problem = _context_problem(entry)
+        if problem:
+            dropped[problem] += 1
+            continue
+        keep = {"reference": entry["reference"]}
+        if "role" in entry:
+            keep["role"] = entry["role"]
+        if keep not in kept:
+            kept.append(keep)
+    reasons = ",".join(f"{code}:{n}" for code, n in sorted(dropped.items()) if n)
+    log.info("launch.fhir_context kept=%d dropped=%s", len(kept), reasons or "none")
+    return kept
+
+
+def _context_problem(entry: Any) -> str | None:
+    """Why one ``fhirContext`` entry is not kept (a reason code); None when it is."""
+    if not isinstance(entry, dict):
+        return "not_an_object"
+    reference = entry.get("reference")
+    if reference is None:
+        return "no_reference"  # canonical or identifier only: nothing the app reads by
+    kind, slash, ident = reference.partition("/") if isinstance(reference, str) else ("", "", "")
+    if not (slash and RESOURCE_TYPE.fullmatch(kind) and is_fhir_id(ident)):
+        return "bad_reference"  # absolute, versioned, contained or not a string
+    if "type" in entry and entry["type"] != kind:
+        return "type_mismatch"
+    role = entry.get("role")
+    if "role" in entry and not (isinstance(role, str) and ROLE.fullmatch(role)):
+        return "bad_role"
+    if kind in ("Patient", "Encounter") and role in (None, "launch"):
+        return "patient_or_encounter"  # SMART: those travel as ``patient`` and ``encounter``
+    return None
 
 
 def origin(url: str) -> str:

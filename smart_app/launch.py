@@ -26,6 +26,7 @@ from attach_fhir.errors import AttachError
 from smart_app import flow, style
 from smart_app.context import LaunchContext
 from smart_app.errors import BadLaunchRequest
+from smart_app.launch_tasks import launch_tasks
 from smart_app.security import browser_session, had_cookie
 from smart_app.services import get_services
 
@@ -108,8 +109,9 @@ def jwks() -> Response:
 
 @bp.get("/app/<ctx>/")
 def landing(ctx: str) -> str:
-    """The patient in context (unless the EHR shows its own banner) and what the app may do;
-    without a patient, the search form of the app's picker where this launch may use it."""
+    """The patient in context (unless the EHR shows its own banner), the assignment of a Task
+    the EHR launched the app for, and what the app may do; without a patient, the search form
+    of the app's picker where this launch may use it."""
     launch = LaunchContext.load(ctx)
     patient = _read_patient(launch) if launch.show_patient_banner else None
     capabilities = [(label, launch.can(res, act)) for label, res, act in CAPABILITIES]
@@ -121,6 +123,7 @@ def landing(ctx: str) -> str:
         user=_read_user(launch),
         capabilities=capabilities,
         flows=_flows(launch),
+        tasks=launch_tasks(launch) if "assess.fill" in current_app.view_functions else None,
         can_pick=refused is None and "picker.search" in current_app.view_functions,
         picker_refused=refused,
     )
