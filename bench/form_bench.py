@@ -1,8 +1,9 @@
 """The ECR-R fill form in headless Chromium: bytes on the wire, time to interactive, time per
-answer click; plus the app's own render and parse time per request.
+answer, for our page and for the peer renderers (LHC-Forms, Smart Forms) measured in the same
+run and browser, with the ratio ours/peer; plus the app's own render and parse time per request.
 
-Run: ``.venv/bin/python bench/form_bench.py [--runs 5]``. The peer figures printed beside ours
-are quoted from issue 4 (measured on this machine when the issue was written), not re-measured.
+Run: ``.venv/bin/python bench/form_bench.py [--runs 7]`` after ``scripts/bootstrap --bench``
+(installs the peers under bench/peers). Method: bench/_page_metrics.py and bench/README.md.
 """
 
 from __future__ import annotations
@@ -16,13 +17,16 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from tempfile import TemporaryDirectory
 from typing import Any
 
 from _browser import chromium
+from _page_metrics import Load, Renderer, answer_all, page_load
+from _peers import renderers, serve_peers
 from flask import Blueprint, Flask, render_template, request
-from playwright.sync_api import Browser
+from playwright.sync_api import Locator, Page
 from werkzeug.serving import make_server
 
 from smart_app import create_app
@@ -30,7 +34,15 @@ from smart_app.form_response import parse_form
 from smart_app.questionnaire_form import build_form
 
 ROOT = Path(__file__).resolve().parents[1]
-ECR_R = json.loads((ROOT / "questionnaires" / "ecr-r.json").read_text(encoding="utf-8"))
+ECR_R_FILE = ROOT / "questionnaires" / "ecr-r.json"
+ECR_R = json.loads(ECR_R_FILE.read_text(encoding="utf-8"))
+CHOICES = [i for i in ECR_R["item"] if i["type"] == "choice"]
+TEXTS = [i["text"] for i in CHOICES]
+# Item n gets answer option (3n mod 7): every scale point used, no two neighbours alike.
+EXPECTED = {
+    i["linkId"]: i["answerOption"][(3 * n) % 7]["valueCoding"]["code"]
+    for n, i in enumerate(CHOICES, 1)
+}
 REGISTRATIONS = {
     "registrations": [
         {
@@ -42,16 +54,12 @@ REGISTRATIONS = {
         }
     ]
 }
-# Quoted from issue 4 ("LHC-Forms measured here: 837 KB, 1.8 s, 181 ms; Smart Forms: 660 KB,
-# 2.2 s, 676 ms"); targets from the same issue.
-TARGETS = {"bytes": 50 * 1024, "tti": 700.0, "click": 100.0}
-PEERS = {
-    "LHC-Forms": {"bytes": 837 * 1024, "tti": 1800.0, "click": 181.0},
-    "Smart Forms": {"bytes": 660 * 1024, "tti": 2200.0, "click": 676.0},
-}
+# Issue 4's targets for our page.
+TARGETS = {"bytes": 50 * 1024, "tti": 700.0, "answer": 100.0}
 
 PATH = "/bench/ecr-r"
-NEXT_FRAME = "() => new Promise(r => requestAnimationFrame(() => setTimeout(r)))"
+OUR_ANSWERS = """Object.fromEntries([...document.querySelectorAll("input[name^='q:']:checked")]
+  .map((i) => [i.name.slice(2), i.value]))"""
 
 bp = Blueprint("form_bench", __name__)
 
@@ -81,47 +89,14 @@ def serve(data_dir: str) -> Iterator[tuple[Flask, str]]:
         server.server_close()
 
 
-def page_load(browser: Browser, url: str) -> tuple[int, float]:
-    """One cold load in a fresh context: (response bytes incl. headers, ms to the load event)."""
-    context = browser.new_context()
-    page = context.new_page()
-    responses = []
-    page.on("requestfinished", lambda req: responses.append(req))
-    page.goto(url, wait_until="load")
-    sizes = [r.sizes() for r in responses]
-    wire = sum(s["responseHeadersSize"] + s["responseBodySize"] for s in sizes)
-    tti = float(page.evaluate("performance.getEntriesByType('navigation')[0].loadEventEnd"))
-    context.close()
-    return wire, tti
+def _our_targets(page: Page, n: int, k: int) -> list[Locator]:
+    return [page.locator(f"input[name='q:{n}']").nth(k).locator("xpath=..")]
 
 
-def clicks(browser: Browser, url: str) -> tuple[list[float], list[float]]:
-    """Click one point on each of the 36 items, as a user would (mouse at the label's centre),
-    timed until the browser has produced the next frame: (round trip ms, in-page ms)."""
-    context = browser.new_context()
-    page = context.new_page()
-    page.goto(url, wait_until="load")
-    page.evaluate(
-        """() => { window.__frames = [];
-        document.addEventListener('click', () => { const t0 = performance.now();
-          requestAnimationFrame(() => setTimeout(() => __frames.push(performance.now() - t0)));
-        }, true); }"""
-    )
-    wall = []
-    for n in range(1, 37):
-        label = page.locator(f"input[name='q:{n}']").nth((3 * n) % 7).locator("xpath=..")
-        label.scroll_into_view_if_needed()
-        box = label.bounding_box()
-        assert box is not None
-        start = time.perf_counter()
-        page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
-        page.evaluate(NEXT_FRAME)
-        wall.append((time.perf_counter() - start) * 1000)
-    in_page = [float(x) for x in page.evaluate("window.__frames")]
-    checked = page.locator("input[type=radio]:checked").count()
-    context.close()
-    assert checked == 36, checked
-    return wall, in_page
+def ours(url: str) -> Renderer:
+    """Our server-rendered page: 7 labelled radios per item, one click per answer."""
+    controls = "input[type=radio][name^='q:']"
+    return Renderer("ours, server-rendered", url, controls, 252, _our_targets, OUR_ANSWERS)
 
 
 def server_times(app: Flask, runs: int) -> tuple[float, float, float]:
@@ -146,42 +121,91 @@ def server_times(app: Flask, runs: int) -> tuple[float, float, float]:
     return statistics.median(get_ms), statistics.median(post_ms), statistics.median(base_ms)
 
 
-def row(label: str, ours: float, unit: str, target: float, key: str) -> str:
-    def fmt(v: float) -> str:
-        return f"{v / 1024:.1f} KB" if unit == "KB" else f"{v:.0f} ms"
+@dataclass
+class Figures:
+    """One page's medians: bytes, bytes if gzip'd, requests, ms to interactive, ms per answer,
+    clicks per answer, in-page ms per answer."""
 
-    peers = "; ".join(f"{name} {fmt(p[key])}" for name, p in PEERS.items())
-    verdict = "meets" if ours <= target else "MISSES"
-    return f"{label:<22} {fmt(ours):>9}  target <= {fmt(target):<7} {verdict:<6}  | quoted: {peers}"
+    wire: float
+    gzipped: float
+    requests: float
+    tti: float
+    answer: float
+    clicks: int
+    in_page: float
+
+    @classmethod
+    def of(cls, loads: list[Load], wall: list[float], in_page: list[float], clicks: int) -> Figures:
+        """Medians of the cold loads and of the 36 answers."""
+        med = statistics.median
+        wire, gzipped = med(x.wire for x in loads), med(x.gzipped for x in loads)
+        requests, tti = med(x.requests for x in loads), med(x.tti for x in loads)
+        return cls(wire, gzipped, requests, tti, med(wall), clicks, med(in_page))
+
+
+def table(figures: dict[str, Figures]) -> list[str]:
+    """Each page's figures, then each peer's ratio ours/peer, then ours against issue 4."""
+    cols = f"{'wire':>10} {'gzip`d':>10} {'requests':>8} {'interactive':>11} {'per answer':>10}"
+    lines = [f"{'page':<30} {cols} {'clicks':>6} {'in page':>8}".replace("`", "'")]
+    for name, f in figures.items():
+        lines.append(
+            f"{name:<30} {f.wire / 1024:>7.1f} KB {f.gzipped / 1024:>7.1f} KB {f.requests:>8.0f}"
+            f" {f.tti:>8.0f} ms {f.answer:>7.0f} ms {f.clicks:>6} {f.in_page:>5.1f} ms"
+        )
+    mine = next(iter(figures.values()))
+    lines.append("ratio ours/peer (below 1: ours is smaller or faster)")
+    for name, f in list(figures.items())[1:]:
+        lines.append(
+            f"  {name:<28} {mine.wire / f.wire:>10.3f} {mine.gzipped / f.gzipped:>10.3f} {'':>8}"
+            f" {mine.tti / f.tti:>11.2f} {mine.answer / f.answer:>10.2f}"
+        )
+    met = [
+        "meets" if v <= TARGETS[k] else "MISSES"
+        for k, v in (("bytes", mine.wire), ("tti", mine.tti), ("answer", mine.answer))
+    ]
+    lines.append(
+        f"{'ours vs issue 4 target':<30} {met[0]:>10} {'':>10} {'':>8} {met[1]:>11} {met[2]:>10}"
+        "  (<= 50 KB, <= 700 ms, <= 100 ms)"
+    )
+    return lines
 
 
 def main() -> int:
-    """Measure and print our figures beside the targets and the quoted peer figures."""
+    """Measure our page and the peers in one run and browser; print figures and ratios."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=7, help="cold page loads (median reported)")
+    parser.add_argument("--runs", type=int, default=7, help="cold loads per page (median)")
     args = parser.parse_args()
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no access log on the console
-    with TemporaryDirectory() as data_dir, serve(data_dir) as (app, url):
+    with (
+        TemporaryDirectory() as data_dir,
+        serve(data_dir) as (app, url),
+        serve_peers(ECR_R_FILE) as peers_url,
+    ):
+        pages = [ours(url), *renderers(peers_url)]
         with chromium() as browser:
-            page_load(browser, url)  # warm-up: the first launch pays for disk caches
-            loads = [page_load(browser, url) for _ in range(args.runs)]
-            wall, in_page = clicks(browser, url)
+            for page in pages:
+                page_load(browser, page)  # warm-up: the first load pays for disk caches
+            loads: dict[str, list[Load]] = {page.name: [] for page in pages}
+            for _ in range(args.runs):  # interleaved, so load on the machine hits all alike
+                for page in pages:
+                    loads[page.name].append(page_load(browser, page))
+            figures = {}
+            for page in pages:
+                wall, in_page, clicks = answer_all(browser, page, TEXTS, EXPECTED)
+                figures[page.name] = Figures.of(loads[page.name], wall, in_page, clicks)
+            chromium_version = browser.version
         get_ms, post_ms, base_ms = server_times(app, 50)
-    wire = statistics.median(w for w, _ in loads)
-    tti = statistics.median(t for _, t in loads)
-    click = statistics.median(wall)
-    print(f"ECR-R fill form, headless Chromium, median of {args.runs} cold loads, 36 clicks")
-    print(row("bytes on the wire", wire, "KB", TARGETS["bytes"], "bytes"))
-    print(row("navigation -> load", tti, "ms", TARGETS["tti"], "tti"))
-    print(row("per answer click", click, "ms", TARGETS["click"], "click"))
-    frame = statistics.median(in_page)
-    print(f"{'  of which in the page':<22} {frame:>6.1f} ms  (click -> next frame)")
+    print(
+        f"ECR-R fill form, headless Chromium {chromium_version}: median of {args.runs} cold loads"
+        " per page (interleaved) and of 36 answers; every page checked to show all 36 items and"
+        " to hold the 36 answers clicked"
+    )
+    print("\n".join(table(figures)))
     print(
         f"{'app: GET the form':<22} {get_ms:>6.1f} ms  (p50 of 50, whole request, target <= 5 ms)"
     )
     print(f"{'app: POST 36 answers':<22} {post_ms:>6.1f} ms  (p50 of 50, parse + validate)")
     print(f"{'app: GET /healthz':<22} {base_ms:>6.1f} ms  (p50 of 50, the app's floor per request)")
-    print("Peer figures are quoted from issue 4, not re-measured in this run.")
     return 0
 
 
