@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+from urllib.parse import quote
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
@@ -176,7 +177,7 @@ class Sandbox:
         app_url = None
         if app_server is not None:
             app_url = f"http://localhost:{app_server.port}"
-            clients.append(self._app_client(app_url))
+            clients.append(self._app_client(app_url, fhir_base))
             self._app_key()
         config = {
             "issuer": issuer,
@@ -209,7 +210,7 @@ class Sandbox:
                 json.dump(key.as_dict(private=True), fh)
         return path
 
-    def _app_client(self, app_url: str) -> dict[str, Any]:
+    def _app_client(self, app_url: str, fhir_base: str) -> dict[str, Any]:
         """The app's registration: its keys come from the JWKS URL it publishes."""
         return {
             "client_id": APP_CLIENT_ID,
@@ -218,6 +219,7 @@ class Sandbox:
             "redirect_uris": [f"{app_url}/callback"],
             "jwks_url": f"{app_url}/jwks.json",
             "launch_url": f"{app_url}/launch",
+            "standalone_url": f"{app_url}/launch/standalone?iss={quote(fhir_base, safe='')}",
         }
 
     def _create_app(self, app_url: str, fhir_base: str, ehr_origin: str) -> WSGIApp:

@@ -46,6 +46,7 @@ SCHEMA: dict[str, Any] = {
                 "jwks": {"type": "object", "required": ["keys"]},
                 "jwks_url": {"type": "string", "pattern": "^https?://"},
                 "launch_url": {"type": "string", "pattern": "^https?://"},
+                "standalone_url": {"type": "string", "pattern": "^https?://"},
                 "scopes": {"type": "array", "items": {"type": "string"}},
                 "backend_service": {"type": "boolean"},
             },
@@ -132,6 +133,9 @@ class ClientConfig:
     jwks: Mapping[str, Any] | None = None
     jwks_url: str | None = None
     launch_url: str | None = None
+    #: Where a patient portal (or a clinician outside the EHR) starts the app's standalone
+    #: launch; ``?role=patient|clinician`` is appended by the EHR page.
+    standalone_url: str | None = None
     scopes: tuple[str, ...] | None = None
     #: A SMART Backend Services client: client_credentials with private_key_jwt, system/ scopes,
     #: no user and no redirect URIs.
@@ -172,6 +176,7 @@ def _client(c: Mapping[str, Any]) -> ClientConfig:
         jwks=c.get("jwks"),
         jwks_url=c.get("jwks_url"),
         launch_url=c.get("launch_url"),
+        standalone_url=c.get("standalone_url"),
         scopes=tuple(c["scopes"]) if "scopes" in c else None,
         backend_service=c.get("backend_service", False),
     )

@@ -17,6 +17,7 @@ import pytest
 from ehr_sandbox.authz.config import Knobs
 from ehr_sandbox.runner import Sandbox
 from tests.fixtures.sandbox import LAUNCH_URL, SANDBOX_CLIENTS
+from tests.fixtures.smart_app_server import Browser
 
 pytestmark = pytest.mark.e2e
 
@@ -103,7 +104,9 @@ def test_sandbox_command_prints_the_ehr_url_and_stops_on_ctrl_c(tmp_path: Path) 
             first = proc.stdout.readline()
             match = re.match(r"Sandbox EHR: open (http://127\.0\.0\.1:\d+/ehr)$", first.strip())
             assert match is not None, first + stderr.read_text()
-            assert httpx.get(match.group(1), timeout=15).status_code == 200
+            ehr_page = httpx.get(match.group(1), timeout=15)
+            assert ehr_page.status_code == 200
+            portal_sign_in(ehr_page.text)
             key = tmp_path / "data" / "app-private-key.json"
             assert key.stat().st_mode & 0o077 == 0
         finally:
@@ -116,3 +119,24 @@ def test_sandbox_command_prints_the_ehr_url_and_stops_on_ctrl_c(tmp_path: Path) 
     assert proc.returncode == 0, stderr.read_text()
     with pytest.raises(httpx.TransportError):
         httpx.get(match.group(1), timeout=2)
+
+
+def portal_sign_in(ehr_page: str) -> None:
+    """The EHR page's patient-portal link starts the app's standalone launch: a patient who
+    signs in lands on the app with themselves in context (what a demo user clicks through)."""
+    links = re.findall(r'<a href="([^"]+)"[^>]*>sign in as a patient</a>', ehr_page)
+    assert len(links) == 1
+    link = html.unescape(links[0])
+    fhir_base = re.search(r"FHIR base: <code>([^<]+)</code>", ehr_page)
+    assert fhir_base is not None
+    start = httpx.URL(link)
+    assert start.path == "/launch/standalone"
+    assert dict(start.params) == {"iss": fhir_base.group(1), "role": "patient"}
+    browser = Browser(sign_in_as=f"Patient/{ADULT}")
+    try:
+        landing = browser.go(link)
+    finally:
+        browser.close()
+    assert landing.status_code == 200, landing.text
+    assert "/app/" in browser.visited[-1]
+    assert "Alex Synthetic" in landing.text
