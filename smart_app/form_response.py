@@ -11,7 +11,6 @@ each time, as FHIR wants repeating groups), and a saved response gives its insta
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
 import math
 import re
@@ -20,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from attach_fhir.errors import AttachError
+from attach_fhir.writeback import json_copy
 from smart_app.enable_when import NUMBER, same_coding
 from smart_app.form_fields import (
     MAX_INSTANCES,
@@ -255,7 +255,7 @@ def _choice_answers(item: FormItem, given: list[str]) -> tuple[list[dict[str, An
     by_key = {o.key: o for o in item.options}
     if any(v not in by_key for v in given):
         return [], MSG_OPTION
-    answers = [copy.deepcopy(by_key[v].answer) for v in dict.fromkeys(given)]
+    answers = [json_copy(by_key[v].answer) for v in dict.fromkeys(given)]
     other = item.other.strip() if item.type == "open-choice" else ""
     if other:
         answers.append({"valueString": other})

@@ -34,8 +34,12 @@ class SessionStore(Protocol):
         """The live record, or None when absent or expired."""
         ...
 
-    def put(self, ns: str, key: str, value: Record, ttl: float) -> None:
-        """Create or replace a record that lives ``ttl`` seconds."""
+    def put(self, ns: str, key: str, value: Record, ttl: float, *, durable: bool = True) -> None:
+        """Create or replace a record that lives ``ttl`` seconds.
+
+        ``durable=False``: the write may be lost if the machine (not the app) crashes soon
+        after; only for records the app derives again, idempotently, when they are missing.
+        """
         ...
 
     def take(self, ns: str, key: str) -> Record | None:
@@ -76,9 +80,13 @@ class SqliteStore:
     def _connect(self) -> sqlite3.Connection:
         # check_same_thread=False: a pooled connection serves one thread at a time, but not
         # always the thread that opened it (the dev server runs each request in a new thread).
-        return sqlite3.connect(self.path, timeout=15, isolation_level=None, check_same_thread=False)
+        db = sqlite3.connect(self.path, timeout=15, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA synchronous=FULL")  # each commit synced (the WAL default is FULL too)
+        return db
 
-    def _run(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+    def _run(
+        self, sql: str, params: tuple[Any, ...], durable: bool = True
+    ) -> list[tuple[Any, ...]]:
         # Connections are reused: opening one per statement, and closing the last one (which
         # checkpoints the WAL), cost milliseconds per request.
         with self._idle_guard:
@@ -86,7 +94,14 @@ class SqliteStore:
         if db is None:
             db = self._connect()
         try:
-            rows = db.execute(sql, params).fetchall()
+            if durable:
+                rows = db.execute(sql, params).fetchall()
+            else:  # WAL: synced with the next durable commit instead of at this one
+                db.execute("PRAGMA synchronous=NORMAL")
+                try:
+                    rows = db.execute(sql, params).fetchall()
+                finally:
+                    db.execute("PRAGMA synchronous=FULL")
         except BaseException:
             db.close()
             raise
@@ -112,13 +127,14 @@ class SqliteStore:
         )
         return _load(rows)
 
-    def put(self, ns: str, key: str, value: Record, ttl: float) -> None:
-        """Create or replace a record that lives ``ttl`` seconds."""
+    def put(self, ns: str, key: str, value: Record, ttl: float, *, durable: bool = True) -> None:
+        """Create or replace a record that lives ``ttl`` seconds (see ``SessionStore.put``)."""
         self._run(
             "INSERT INTO attach_session (ns, key, value, expires_at) VALUES (?, ?, ?, ?) "
             "ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value, "
             "expires_at = excluded.expires_at",
             (ns, key, json.dumps(value), time.time() + ttl),
+            durable,
         )
 
     def take(self, ns: str, key: str) -> Record | None:
@@ -163,8 +179,12 @@ class PostgresStore:
     def _connect(self) -> Any:
         return self._psycopg.connect(self.dsn, autocommit=True)
 
-    def _run(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+    def _run(
+        self, sql: str, params: tuple[Any, ...], durable: bool = True
+    ) -> list[tuple[Any, ...]]:
         with self._connect() as db:
+            if not durable:  # this connection's commits do not wait for the WAL flush
+                db.execute("SET synchronous_commit TO OFF")
             cur = db.execute(sql, params)
             return list(cur.fetchall()) if cur.description else []
 
@@ -176,13 +196,14 @@ class PostgresStore:
         )
         return _load(rows)
 
-    def put(self, ns: str, key: str, value: Record, ttl: float) -> None:
-        """Create or replace a record that lives ``ttl`` seconds."""
+    def put(self, ns: str, key: str, value: Record, ttl: float, *, durable: bool = True) -> None:
+        """Create or replace a record that lives ``ttl`` seconds (see ``SessionStore.put``)."""
         self._run(
             "INSERT INTO attach_session (ns, key, value, expires_at) VALUES (%s, %s, %s, %s) "
             "ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value, "
             "expires_at = excluded.expires_at",
             (ns, key, json.dumps(value), time.time() + ttl),
+            durable,
         )
 
     def take(self, ns: str, key: str) -> Record | None:

@@ -145,7 +145,10 @@ def submit(
     if not plan.writes:
         record["bundle"] = bundle  # not written as data: the only copy, for the downloads
     store = launch.services.store
-    store.put(SUBMISSION_NS, submission_id, record, _ttl(launch))
+    # Where the answers go through the outbox, its row (synced before anything is sent) is
+    # what keeps them; this record, the status page's view of them, is then not synced on its
+    # own (docs/outbox.md, "Durability"). Where it is the only copy, it is.
+    store.put(SUBMISSION_NS, submission_id, record, _ttl(launch), durable=not plan.writes)
     sending = None
     if plan.writes:  # the draft (same identifier) is completed in place, in either mode
         sending = complete_draft(bundle)

@@ -145,8 +145,14 @@ def complete_after_delivery(launch: LaunchContext, found: Status) -> dict[str, A
         if outcome is None or outcome.get("state") == WAITING:
             outcome = _complete(launch, found, assignment)
             log.info("task.complete outcome=%s", outcome["state"])
+            # Not synced at once: lost in a machine crash, the Task is read again and one
+            # completed with this response is left alone.
             store.put(
-                SUBMISSION_NS, found.submission_id, {**fresh, "task_outcome": outcome}, _ttl()
+                SUBMISSION_NS,
+                found.submission_id,
+                {**fresh, "task_outcome": outcome},
+                _ttl(),
+                durable=False,
             )
     found.record["task_outcome"] = outcome
     return dict(outcome)

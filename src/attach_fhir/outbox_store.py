@@ -106,8 +106,17 @@ class SqlOutboxStore:
 
     _lock: threading.Lock
 
-    def _run(self, query: str, params: Sequence[Any] = ()) -> tuple[list[Sequence[Any]], int]:
-        """Execute one statement; return its rows and the number of rows changed."""
+    def _run(
+        self, query: str, params: Sequence[Any] = (), *, durable: bool = True
+    ) -> tuple[list[Sequence[Any]], int]:
+        """Execute one statement; return its rows and the number of rows changed.
+
+        ``durable=False``: the change may be lost if the machine (not the app) crashes before
+        the next durable commit. Only for changes that a lost write merely repeats: every state
+        change after the enqueue (a claim, delivered, retry, failed), since delivery is
+        idempotent and an item that reverts is delivered or refused again, writing nothing
+        twice. The enqueue, which holds the answers, is always durable.
+        """
         raise NotImplementedError
 
     def close(self) -> None:
@@ -157,7 +166,7 @@ class SqlOutboxStore:
 
     def claim(self, item: OutboxItem, now: float, lease: float) -> OutboxItem | None:
         """Mark one due item ``delivering`` (atomically; None if another worker won)."""
-        _, changed = self._run(_CLAIM, (now + lease, now, item.seq, now, now))
+        _, changed = self._run(_CLAIM, (now + lease, now, item.seq, now, now), durable=False)
         return self.get(item.submission_id) if changed == 1 else None
 
     def mark_delivered(self, submission_id: str, receipt: dict[str, str], now: float) -> None:
@@ -166,6 +175,7 @@ class SqlOutboxStore:
             "UPDATE {t} SET status = ?, payload = NULL, receipt = ?, lease_until = NULL, "
             "last_error = NULL, last_error_code = NULL, updated_at = ? WHERE submission_id = ?",
             (DELIVERED, json.dumps(receipt), now, submission_id),
+            durable=False,
         )
 
     def mark_retry(
@@ -176,6 +186,7 @@ class SqlOutboxStore:
             "UPDATE {t} SET status = ?, next_attempt_at = ?, lease_until = NULL, last_error = ?, "
             "last_error_code = ?, updated_at = ? WHERE submission_id = ?",
             (QUEUED, next_attempt_at, error, error_code, now, submission_id),
+            durable=False,
         )
 
     def mark_failed(self, submission_id: str, error: str, error_code: str, now: float) -> None:
@@ -184,6 +195,7 @@ class SqlOutboxStore:
             "UPDATE {t} SET status = ?, lease_until = NULL, last_error = ?, last_error_code = ?, "
             "updated_at = ? WHERE submission_id = ?",
             (FAILED, error, error_code, now, submission_id),
+            durable=False,
         )
 
     def counts(self) -> dict[str, int]:
@@ -227,14 +239,23 @@ class SqliteOutboxStore(SqlOutboxStore):
                 self.path, timeout=30, isolation_level=None, check_same_thread=False
             )
             self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=FULL")
+            self._durable = True
             for statement in _SQLITE_SCHEMA:
                 self._conn.execute(statement)
         except (OSError, sqlite3.Error) as exc:
             raise OutboxConfigError(f"Cannot open the outbox file {self.path}: {exc}") from exc
         self._lock = threading.Lock()
 
-    def _run(self, query: str, params: Sequence[Any] = ()) -> tuple[list[Sequence[Any]], int]:
+    def _run(
+        self, query: str, params: Sequence[Any] = (), *, durable: bool = True
+    ) -> tuple[list[Sequence[Any]], int]:
         with self._lock:
+            # WAL: FULL syncs at each commit, NORMAL with the next FULL one. Reads commit
+            # nothing, so they leave the setting as the last write had it.
+            if durable != self._durable and not query.startswith("SELECT"):
+                self._conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+                self._durable = durable
             cursor = self._conn.execute(query.replace("{t}", "outbox"), tuple(params))
             return cursor.fetchall(), cursor.rowcount
 
@@ -317,7 +338,10 @@ class PostgresOutboxStore(SqlOutboxStore):
             ) from exc
         self._lock = threading.Lock()
 
-    def _run(self, query: str, params: Sequence[Any] = ()) -> tuple[list[Sequence[Any]], int]:
+    def _run(
+        self, query: str, params: Sequence[Any] = (), *, durable: bool = True
+    ) -> tuple[list[Sequence[Any]], int]:
+        del durable  # every commit waits for the WAL flush (synchronous_commit as configured)
         statement = self._sql.SQL(query.replace("?", "%s")).format(t=self._table)
         with self._lock:
             try:

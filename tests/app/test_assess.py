@@ -454,3 +454,29 @@ def test_autosave_after_expiry_keeps_the_answers_for_the_next_form(
     assert "Your answers from before the connection to the EHR expired are back." in page
     assert kept_sid == sid
     assert re.search(r'name="q:fearful" value="2" id="[^"]+"\s*checked', page)
+
+
+@pytest.mark.parametrize(("scope", "only_copy"), [(ALL, False), (READ_ONLY, True)])
+def test_the_submission_record_is_synced_only_where_it_is_the_only_copy(
+    scope: str,
+    only_copy: bool,
+    launch_as: Callable[..., Session],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    session = launch_as("sandbox-adult-29", scope)
+    store = session.app.extensions["attach_fhir"].store
+    put = store.put
+    synced: dict[str, bool] = {}
+
+    def recording_put(ns: str, key: str, value: Any, ttl: float, **kw: Any) -> None:
+        if ns == "assess-submission":  # the first write of each record: as it is stored
+            synced.setdefault(key, kw.get("durable", True))
+        put(ns, key, value, ttl, **kw)
+
+    monkeypatch.setattr(store, "put", recording_put)
+    _, sid = session.form("rq")
+    assert session.post("rq", RQ, "submit", sid).status_code == 303
+    item = session.app.extensions["attach_assess"].outbox.store.get(sid)
+    # Sent: the outbox row (synced when stored) holds the answers; kept: this record does.
+    assert (item is None) == only_copy
+    assert synced == {sid: only_copy}

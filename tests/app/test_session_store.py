@@ -6,6 +6,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -167,3 +168,39 @@ def test_pooled_sqlite_connections_serve_other_threads_and_see_other_writers(
     assert seen == [{"n": 2}]
     reader.close()
     assert reader.get(ns, "k") == {"n": 2}  # usable after close: a new connection opens
+
+
+def test_a_record_that_can_be_derived_again_is_stored_without_waiting_for_the_disk(
+    store: SessionStore, ns: str
+) -> None:
+    store.put(ns, "outcome", {"state": "none"}, 60, durable=False)
+    assert store.get(ns, "outcome") == {"state": "none"}
+    store.put(ns, "outcome", {"state": "updated"}, 60)
+    assert store.get(ns, "outcome") == {"state": "updated"}
+
+
+def test_sqlite_syncs_every_commit_but_the_ones_marked_not_durable(tmp_path: Path, ns: str) -> None:
+    store = SqliteStore(tmp_path / "sessions.sqlite3")
+    traced: list[str] = []
+    connect = store._connect
+
+    def traced_connect() -> Any:
+        db = connect()
+        db.set_trace_callback(traced.append)
+        return db
+
+    store._connect = traced_connect  # type: ignore[method-assign]
+    store.close()  # pooled connections from set-up go; the next one is traced
+    store.put(ns, "record", {"n": 1}, 60)
+    store.put(ns, "outcome", {"n": 2}, 60, durable=False)
+    store.put(ns, "record", {"n": 3}, 60)
+    writes = [s.split(" (")[0] if s.startswith("INSERT") else s for s in traced]
+    assert writes == [
+        "INSERT INTO attach_session",  # the connection opened syncing each commit (below)
+        "PRAGMA synchronous=NORMAL",
+        "INSERT INTO attach_session",
+        "PRAGMA synchronous=FULL",
+        "INSERT INTO attach_session",
+    ]
+    with closing(store._connect()) as db:
+        assert db.execute("PRAGMA synchronous").fetchone() == (2,)  # FULL, as every new one

@@ -106,3 +106,35 @@ def test_racing_submissions_for_one_server_claim_exactly_one(tmp_path: Path) -> 
     assert stores[0].counts()["queued"] == 7
     for store in stores:
         store.close()
+
+
+def test_only_the_enqueue_waits_for_the_disk(tmp_path: Path) -> None:
+    """The answers are synced when stored; later state changes are synced with the next
+    durable commit (a machine crash that loses one just repeats an idempotent delivery)."""
+    store = SqliteOutboxStore(tmp_path / "outbox.sqlite3")
+    traced: list[str] = []
+    store._conn.set_trace_callback(traced.append)
+    store.enqueue_claimed("s-1", FAULT_BASE, {}, T0, lease=60)
+    store.mark_delivered("s-1", {"urn:uuid:x": "QuestionnaireResponse/1"}, T0)
+    item = store.enqueue("s-2", FAULT_BASE, {}, T0)
+    store.claim(item, T0, lease=60)
+    store.mark_retry("s-2", T0 + 5, "down", "http_error ConnectError", T0)
+    store.mark_failed("s-2", "refused", "fhir_unprocessable http=422", T0)
+    store.enqueue("s-3", FAULT_BASE, {}, T0)
+    steps = [s.split(" (")[0].split(" SET")[0].split(" FROM")[0] for s in traced]
+    writes = [s for s in steps if not s.startswith("SELECT")]
+    assert writes == [
+        "INSERT INTO outbox",  # s-1 stored (and claimed): synced (FULL since opening)
+        "PRAGMA synchronous=NORMAL",
+        "UPDATE outbox",  # delivered
+        "PRAGMA synchronous=FULL",
+        "INSERT INTO outbox",  # s-2 stored: synced
+        "PRAGMA synchronous=NORMAL",
+        "UPDATE outbox",  # claimed
+        "UPDATE outbox",  # retry
+        "UPDATE outbox",  # failed
+        "PRAGMA synchronous=FULL",
+        "INSERT INTO outbox",  # s-3 stored: synced
+    ]
+    assert store._conn.execute("PRAGMA synchronous").fetchone() == (2,)
+    store.close()
