@@ -131,6 +131,15 @@ def _scores(ctx: str, qr_id: str, printable: bool) -> str:
         current=f"QuestionnaireResponse/{qr_id}",
         skipped=_skipped(launch, patient_id, meaning, found, response),
     )
+    current = f"QuestionnaireResponse/{qr_id}"
+    per_relationship = meaning is not None and any(s.focus for s in meaning.scores.values())
+    # An ECR-RS with every relationship's gate left unanswered or answered "no" has no scores,
+    # by design: say so rather than "no score Observations yet".
+    all_skipped = (
+        per_relationship
+        and not any(p.submission == current for p in found)
+        and history.skipped_targets(response) == set(history.TARGETS)
+    )
     log.info("review.scores outcome=ok scores=%d", len(view.rows))
     return _render(
         "review/scores.html",
@@ -141,6 +150,7 @@ def _scores(ctx: str, qr_id: str, printable: bool) -> str:
         response=response,
         title=title,
         view=view,
+        all_skipped=all_skipped,
         questionnaire_source="EHR" if resolved.ehr is not None else "packaged",
     )
 
