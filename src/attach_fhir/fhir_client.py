@@ -43,8 +43,13 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def is_fhir_id(value: Any) -> bool:
-    """Whether ``value`` is a FHIR resource id (so it can name nothing but one resource)."""
-    return isinstance(value, str) and FHIR_ID.fullmatch(value) is not None
+    """Whether ``value`` is a FHIR resource id (so it can name nothing but one resource).
+
+    ``.`` and ``..`` match R4's pattern but are URL dot segments: httpx resolves
+    ``Task/..`` to the base and ``Patient/.`` to a type-wide search, so they are refused."""
+    return (
+        isinstance(value, str) and FHIR_ID.fullmatch(value) is not None and value not in (".", "..")
+    )
 
 
 def _origin_and_path(url: str) -> tuple[str, str, int | None, str]:

@@ -10,9 +10,11 @@ from collections.abc import Callable
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from attach_fhir.errors import AttachError
-from attach_fhir.fhir_client import FhirClient
+from attach_fhir.fhir_client import FhirClient, is_fhir_id
 from attach_fhir.fhir_errors import (
     FhirClientError,
     FhirConflict,
@@ -341,3 +343,21 @@ def test_search_by_get_when_asked_sends_no_post() -> None:
     assert [(r.method, str(r.url)) for r in recorder.requests] == [
         ("GET", f"{BASE}/Patient?identifier=MRN-1")
     ]
+
+
+@pytest.mark.parametrize("value", [".", ".."])
+def test_dot_segments_are_no_ids(value: str) -> None:
+    # R4's id pattern allows them, but as a path segment httpx resolves them: Task/.. would
+    # read the base, Patient/. search every Patient.
+    assert not is_fhir_id(value)
+    assert is_fhir_id("...") and is_fhir_id(".a") and is_fhir_id("a..b")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="aZ09-._/%?#\\ :", min_size=1, max_size=6))
+def test_an_accepted_id_names_exactly_that_resource_in_the_request_path(value: str) -> None:
+    client, recorder = client_for(lambda r: httpx.Response(200, json={"resourceType": "Task"}))
+    if not is_fhir_id(value):
+        return
+    client.read("Task", value)
+    assert recorder.requests[0].url.raw_path.decode() == f"/r4/Task/{value}"
