@@ -15,10 +15,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from attach_fhir.assignments import OPEN_TASK, task_questionnaires
+from attach_fhir.assignments import task_questionnaires
 from attach_fhir.errors import AttachError
 from attach_fhir.instruments import Instrument, library
-from attach_fhir.task_completion import is_for
+from attach_fhir.task_completion import is_for, is_open
 from smart_app.context import LaunchContext
 from smart_app.errors import AuthorizationExpired
 
@@ -91,7 +91,7 @@ def _check(launch: LaunchContext, task_id: str) -> tuple[list[Offer], str | None
     if not offers:
         log.info("launch.context_task outcome=no_instrument")
         return [], NO_INSTRUMENT
-    if task.get("status") not in OPEN_TASK:
+    if not is_open(task):
         log.info("launch.context_task outcome=closed")
         return [], CLOSED
     log.info("launch.context_task outcome=offered")

@@ -28,12 +28,11 @@ from typing import Any
 
 from flask import current_app
 
-from attach_fhir.assignments import OPEN_TASK
 from attach_fhir.errors import AttachError
 from attach_fhir.fhir_client import FhirClient, is_fhir_id
 from attach_fhir.fhir_errors import FhirError, FhirPreconditionFailed, FhirUnauthorized
 from attach_fhir.task_completion import CLOSED as CLOSED_TASK
-from attach_fhir.task_completion import DONE, REFUSED, assignment_problem, decide
+from attach_fhir.task_completion import DONE, REFUSED, assignment_problem, decide, is_open
 from smart_app import delivery
 from smart_app.context import LaunchContext
 from smart_app.errors import AuthorizationExpired
@@ -88,7 +87,7 @@ def bind(launch: LaunchContext, sid: str, task_id: str, questionnaire_url: str) 
         raise TaskNotAssignable() from exc
     if assignment_problem(task, f"Patient/{launch.patient_id}", questionnaire_url):
         raise TaskNotAssignable()
-    if task.get("status") not in OPEN_TASK:
+    if not is_open(task):
         return "This assignment is already closed in your clinic's record."
     assignment = {"task": f"Task/{task_id}", "questionnaire": questionnaire_url}
     record = {"cred": delivery.credential_key(launch), **assignment}

@@ -44,9 +44,10 @@ class PlanActivity:
 
 def task_questionnaires(task: Mapping[str, Any]) -> list[str]:
     """The canonicals of the Questionnaires a Task asks to complete (input, instantiates)."""
+    inputs = task.get("input")
     found = [
         str(i["valueCanonical"])
-        for i in task.get("input") or []
+        for i in (inputs if isinstance(inputs, list) else [])
         if isinstance(i, dict)
         and isinstance(i.get("valueCanonical"), str)
         and "/Questionnaire/" in i["valueCanonical"]

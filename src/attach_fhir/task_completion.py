@@ -14,6 +14,7 @@ write the new version built here, with ``If-Match`` on the version that was read
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,9 @@ RESPONSE_OUTPUT: Mapping[str, str] = {
     "code": "questionnaire-response",
     "display": "Questionnaire Response",
 }
+
+#: A Task status or version id as the app repeats it (FHIR code / id): bounded, no markup.
+_WORD = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 
 UPDATE = "update"
 DONE = "done"
@@ -60,13 +64,21 @@ def local_reference(reference: str) -> str:
 def response_outputs(task: Mapping[str, Any]) -> list[str]:
     """``Type/id`` of every QuestionnaireResponse the Task's ``output`` references."""
     found = []
-    for output in task.get("output") or []:
-        reference = (output.get("valueReference") or {}).get("reference")
+    for output in _list(task.get("output")):
+        value = output.get("valueReference") if isinstance(output, dict) else None
+        reference = value.get("reference") if isinstance(value, dict) else None
         if isinstance(reference, str) and local_reference(reference).startswith(
             "QuestionnaireResponse/"
         ):
             found.append(local_reference(reference))
     return found
+
+
+def is_open(task: Mapping[str, Any]) -> bool:
+    """True when the Task's ``status`` is one of the open ones (a status that is no string,
+    as a malformed Task may carry, is not)."""
+    status = task.get("status")
+    return isinstance(status, str) and status in OPEN_TASK
 
 
 def completed_with(task: Mapping[str, Any], response: str) -> bool:
@@ -103,13 +115,13 @@ def completed_task(task: Mapping[str, Any], response: str, when: str) -> dict[st
             "type": {"coding": [dict(RESPONSE_OUTPUT)]},
             "valueReference": {"reference": reference},
         }
-        new["output"] = [*(new.get("output") or []), output]
-    if (new.get("text") or {}).get("status") == "generated":
+        new["output"] = [*_list(new.get("output")), output]
+    if _dict(new.get("text")).get("status") == "generated":
         # Made from the structured data alone, it would still say the Task is open; a server
         # that generates narrative makes it again. A narrative a person wrote is kept.
         new.pop("text")
     meta = {
-        k: v for k, v in (new.get("meta") or {}).items() if k not in ("versionId", "lastUpdated")
+        k: v for k, v in _dict(new.get("meta")).items() if k not in ("versionId", "lastUpdated")
     }
     if meta:
         new["meta"] = meta
@@ -127,11 +139,21 @@ def decide(
         return Decision(REFUSED, reason=problem)
     if completed_with(task, response):
         return Decision(DONE)
-    status = str(task.get("status") or "unknown")
-    if status not in OPEN_TASK:
-        return Decision(CLOSED, reason=f"The clinic's record already shows the task as {status}.")
-    version = (task.get("meta") or {}).get("versionId")
-    if not version:
+    if not is_open(task):
+        status = task.get("status")
+        shown = status if isinstance(status, str) and _WORD.fullmatch(status) else "unknown"
+        return Decision(CLOSED, reason=f"The clinic's record already shows the task as {shown}.")
+    version = _dict(task.get("meta")).get("versionId")
+    if not (isinstance(version, str) and _WORD.fullmatch(version)):
+        # none, or not an id: it goes into the If-Match header, so it is not written blind
         reason = "The EHR did not give the task's version, so it cannot be updated safely."
         return Decision(REFUSED, reason=reason)
-    return Decision(UPDATE, task=completed_task(task, response, when), version=str(version))
+    return Decision(UPDATE, task=completed_task(task, response, when), version=version)
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}

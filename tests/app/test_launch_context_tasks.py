@@ -342,3 +342,24 @@ def test_no_task_in_context_no_assignment_section(
         page = clinician.show(context)
         assert 'id="ehr-assignments"' not in page
         assert not [p for _, p in clinician.transport.sent if "/Task" in p]
+
+
+@pytest.mark.e2e
+def test_a_task_whose_status_is_no_string_is_said_closed_not_a_500(
+    landing: Callable[..., Landing], fhir_server: FhirServerProcess
+) -> None:
+    task_id = make_task(fhir_server.base_url)
+    clinician = landing()
+    with httpx.Client(base_url=fhir_server.base_url.rstrip("/") + "/", timeout=30) as fhir:
+        malformed = {**fhir.get(f"Task/{task_id}").json(), "status": {"code": "requested"}}
+
+    def answer_malformed(request: httpx.Request) -> httpx.Response | None:
+        if request.method == "GET" and request.url.path.endswith(f"/Task/{task_id}"):
+            return httpx.Response(200, json=malformed)  # a real server refuses to store it
+        return None
+
+    clinician.transport.refuse = answer_malformed
+    page = clinician.show([{"reference": f"Task/{task_id}"}])
+    clinician.transport.refuse = None
+    assert offers(page) == []
+    assert notes(page) == ["The task the EHR opened the app for is already closed in the EHR."]

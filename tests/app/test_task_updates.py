@@ -284,3 +284,23 @@ def test_a_refusal_of_the_task_update_is_shown_escaped(
     assert "<b>Only" not in page.text
     assert transport.writes_to(f"/Task/{task['id']}") == 1  # a 422 is not retried
     assert task_now(fhir_server, task["id"])["status"] == "requested"
+
+
+def test_a_task_whose_status_is_no_string_is_not_open(
+    portal: Callable[..., Portal], fhir_server: FhirServerProcess, transport: Recording
+) -> None:
+    task = create_task(fhir_server)
+    patient = portal(fhir_server)
+    link = patient.link(task["id"])
+    malformed = {**task, "status": ["requested"]}  # a real server refuses to store this
+
+    def answer_malformed(request: httpx.Request) -> httpx.Response | None:
+        if request.method == "GET" and request.url.path.endswith(f"/Task/{task['id']}"):
+            return httpx.Response(200, json=malformed)
+        return None
+
+    transport.refuse = answer_malformed
+    form = patient.client.get(link)
+    transport.refuse = None
+    assert form.status_code == 200, form.text
+    assert "This assignment is already closed in your clinic&#39;s record." in form.text

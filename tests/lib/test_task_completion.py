@@ -11,6 +11,8 @@ import copy
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from attach_fhir.assignments import task_questionnaires
 from attach_fhir.task_completion import (
@@ -24,6 +26,7 @@ from attach_fhir.task_completion import (
     completed_with,
     decide,
     is_for,
+    is_open,
     local_reference,
 )
 
@@ -184,3 +187,70 @@ def test_the_questionnaires_a_task_names() -> None:
         rq,
     ]
     assert task_questionnaires(task(input=["not an object", {"valueCanonical": 3}])) == []
+
+
+def test_a_malformed_task_is_judged_without_raising() -> None:
+    qr = "QuestionnaireResponse/qr9"
+    # a status that is no string (a list cannot even be looked up in a set) is not open
+    for status in (["requested"], {"x": 1}, None, 7):
+        assert not is_open(task(status=status))
+        assert decide(task(status=status), qr, "Patient/pt1", ECR_R, WHEN) == Decision(
+            CLOSED, reason="The clinic's record already shows the task as unknown."
+        )
+    shouting = task(status="<b>cancelled</b>")
+    assert decide(shouting, qr, "Patient/pt1", ECR_R, WHEN).reason == (
+        "The clinic's record already shows the task as unknown."
+    )
+    # outputs, narrative and meta of the wrong shape: the Task still closes, built from the rest
+    odd = task(output=True, text="generated", meta={"versionId": "7", "tag": "x"})
+    decision = decide(odd, qr, "Patient/pt1", ECR_R, WHEN)
+    assert decision.action == UPDATE and decision.task is not None
+    assert decision.task["output"] == [
+        {
+            "type": {
+                "coding": [
+                    {
+                        "system": "http://hl7.org/fhir/uv/sdc/CodeSystem/temp",
+                        "code": "questionnaire-response",
+                        "display": "Questionnaire Response",
+                    }
+                ]
+            },
+            "valueReference": {"reference": qr},
+        }
+    ]
+    assert decision.task["text"] == "generated" and decision.task["meta"] == {"tag": "x"}
+    assert not completed_with(task(status="completed", output=["x", {"valueReference": "y"}]), qr)
+    assert task_questionnaires(task(input=True)) == []
+
+
+@pytest.mark.parametrize("version", ['7"', "7\r\nX-Evil: 1", 7, {"v": 1}, "", "a" * 65])
+def test_a_version_that_is_no_id_is_not_put_in_if_match(version: object) -> None:
+    decision = decide(
+        task(meta={"versionId": version}), "QuestionnaireResponse/q", "Patient/pt1", ECR_R, WHEN
+    )
+    assert decision.action == REFUSED and decision.task is None
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(
+            st.sampled_from(["reference", "valueReference", "status", "versionId", "text", "x"]),
+            inner,
+            max_size=3,
+        )
+    ),
+    max_leaves=12,
+)
+_FIELDS = ["status", "output", "meta", "text", "for", "input", "instantiatesCanonical"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.dictionaries(st.sampled_from(_FIELDS), _JSON))
+def test_any_task_a_server_sends_is_decided_without_raising(changes: dict[str, Any]) -> None:
+    decision = decide(task(**changes), "QuestionnaireResponse/q", "Patient/pt1", ECR_R, WHEN)
+    if decision.action == UPDATE:  # written only for this patient's open assignment
+        assert is_for(task(**changes), "Patient/pt1") and is_open(task(**changes))
+        assert decision.version is not None and '"' not in decision.version
