@@ -85,6 +85,9 @@ def bind(launch: LaunchContext, sid: str, task_id: str, questionnaire_url: str) 
     except AttachError as exc:
         log.info("task.bind outcome=%s", exc.code)
         raise TaskNotAssignable() from exc
+    if not is_task(task, task_id):
+        log.info("task.bind outcome=not_that_task")
+        raise TaskNotAssignable()
     if assignment_problem(task, f"Patient/{launch.patient_id}", questionnaire_url):
         raise TaskNotAssignable()
     if not is_open(task):
@@ -114,6 +117,11 @@ def index(launch: LaunchContext, task: str, sid: str) -> None:
 
 def _index_key(launch: LaunchContext, task: str) -> str:
     return f"{delivery.credential_key(launch)}|{task}"
+
+
+def is_task(resource: dict[str, Any], task_id: str) -> bool:
+    """Whether a read answered with the Task asked for (not another resource or Task)."""
+    return resource.get("resourceType") == "Task" and resource.get("id") == task_id
 
 
 def problem(launch: LaunchContext) -> str | None:
@@ -196,7 +204,11 @@ def _attempt(
 ) -> dict[str, Any] | None:
     """One read-decide-write; None when the write met a newer version (412)."""
     task, url = assignment["task"], assignment["questionnaire"]
-    current = client.read("Task", task.partition("/")[2])
+    task_id = task.partition("/")[2]
+    current = client.read("Task", task_id)
+    if not is_task(current, task_id):  # its id would name the resource the update writes
+        reason = "The EHR answered with another resource than the task it was asked for."
+        return {"state": NOT_UPDATED, "reason": reason, "code": "not_that_task"}
     decision = decide(current, response, patient, url, now())
     if decision.action == DONE:
         return {"state": COMPLETED, "task": task, "response": response}

@@ -286,6 +286,37 @@ def test_a_refusal_of_the_task_update_is_shown_escaped(
     assert task_now(fhir_server, task["id"])["status"] == "requested"
 
 
+def test_a_task_read_back_as_another_task_is_neither_bound_nor_written(
+    portal: Callable[..., Portal], fhir_server: FhirServerProcess, transport: Recording
+) -> None:
+    asked, other = create_task(fhir_server), create_task(fhir_server)
+    patient = portal(fhir_server)
+    link = patient.link(asked["id"])
+
+    def answer_with_the_other(request: httpx.Request) -> httpx.Response | None:
+        if request.method == "GET" and request.url.path.endswith(f"/Task/{asked['id']}"):
+            return httpx.Response(200, json=task_now(fhir_server, other["id"]))
+        return None
+
+    transport.refuse = answer_with_the_other  # a server answering one Task's read with another
+    assert patient.client.get(link).status_code == 404  # not bound to the Task in the link
+    transport.refuse = None
+    form = patient.client.get(link)  # bound, read as itself
+    sid = re.search(r'name="submission_id" value="([^"]+)"', form.text)
+    assert form.status_code == 200 and sid
+    transport.refuse = answer_with_the_other
+    posted = patient.client.post(
+        link.partition("?")[0],
+        data={**RQ, "action": "submit", "submission_id": sid.group(1), "csrf_token": patient.csrf},
+    )
+    transport.refuse = None
+    page = patient.client.get(posted.headers["Location"])
+    assert 'id="task-not-updated"' in page.text and 'data-code="not_that_task"' in page.text
+    assert [p for m, p in transport.sent if m == "PUT"] == []  # neither Task was written
+    assert task_now(fhir_server, other["id"])["status"] == "requested"
+    assert task_now(fhir_server, asked["id"])["status"] == "requested"
+
+
 def test_a_task_whose_status_is_no_string_is_not_open(
     portal: Callable[..., Portal], fhir_server: FhirServerProcess, transport: Recording
 ) -> None:
