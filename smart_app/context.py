@@ -13,6 +13,7 @@ import secrets
 import time
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import current_app, g, request
 
@@ -31,6 +32,9 @@ CHOSEN_BY = "patient_chosen_by"
 #: Who may pick: a user/ (or system/) grant to search and read patients; patient/ scopes are
 #: confined to a patient the token already names.
 _COMPARTMENT_WIDE = ("user/", "system/")
+#: ``fhirUser`` types that may pick: anyone else (a Patient, RelatedPerson or Person, or a
+#: sign-in that names no user) could otherwise move a launch onto any patient the token reads.
+_CLINICIANS = ("Practitioner", "PractitionerRole")
 
 
 @dataclass
@@ -123,8 +127,11 @@ class LaunchContext:
                 "This is a patient's own launch: its patient is the person who signed in and "
                 "cannot be changed in the app."
             )
-        user = (self.fhir_user or "").split("/")
-        if len(user) >= 2 and user[-2] in ("Patient", "RelatedPerson"):
+        if self.fhir_user is None:
+            return (
+                "Only clinicians choose a patient in the app; this sign-in did not say who it is."
+            )
+        if _user_type(self.fhir_user) not in _CLINICIANS:
             return "Only clinicians choose a patient in the app; this sign-in is not a clinician's."
         if self.patient_id and not self.patient_chosen_in_app:
             return (
@@ -226,3 +233,9 @@ def current_launch() -> LaunchContext:
     if not isinstance(ctx_id, str):
         raise LaunchNotFound()
     return LaunchContext.load(ctx_id)
+
+
+def _user_type(fhir_user: str | None) -> str | None:
+    """The resource type ``fhirUser`` names (``[base/]Type/id[/_history/v]``, absolute or not)."""
+    path = urlsplit(fhir_user or "").path.split("/_history/")[0].strip("/").split("/")
+    return path[-2] if len(path) >= 2 else None

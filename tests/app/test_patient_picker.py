@@ -339,6 +339,12 @@ def test_choosing_moves_the_launch_and_marks_the_app_as_the_chooser(
         ({"kind": "patient", "patient": "p1"}, "This is a patient&#39;s own launch"),
         ({"kind": "patient"}, "This is a patient&#39;s own launch"),
         ({"fhir_user": "https://x/fhir/RelatedPerson/r1"}, "Only clinicians choose a patient"),
+        # a patient's fhirUser however it is written, and users that are no clinician
+        ({"fhir_user": "https://x/fhir/Patient/p1/_history/2"}, "is not a clinician&#39;s."),
+        ({"fhir_user": "Patient/p1/"}, "is not a clinician&#39;s."),
+        ({"fhir_user": "https://x/fhir/Person/u1"}, "is not a clinician&#39;s."),
+        ({"fhir_user": "https://x/fhir/Device/d1"}, "is not a clinician&#39;s."),
+        ({"fhir_user": None}, "this sign-in did not say who it is."),
         ({"patient": "p1"}, "The EHR chose this launch&#39;s patient."),
         (
             {"token": {"access_token": "t", "expires_at": 4e9, "scope": "patient/Patient.rs"}},
@@ -361,6 +367,15 @@ def test_who_may_not_pick(fhir: Fhir, tmp_path: Path, record: dict[str, Any], re
         assert response.status_code == 403
         assert 'data-error-code="patient_choice_refused"' in text and reason in text
     assert [s for s in fhir.seen if "/Patient" in s[1]] == []
+
+
+@pytest.mark.parametrize(
+    "fhir_user", ["Practitioner/dr", "https://x/fhir/PractitionerRole/r1/_history/3"]
+)
+def test_a_clinician_however_written_may_pick(fhir: Fhir, tmp_path: Path, fhir_user: str) -> None:
+    _, client = launched(fhir, tmp_path, fhir_user=fhir_user)
+    page = client.get(f"/app/{CTX}/patients/")
+    assert page.status_code == 200 and 'id="patient-search"' in page.get_data(as_text=True)
 
 
 def test_a_landing_without_a_patient_offers_the_search_only_where_allowed(
