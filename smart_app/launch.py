@@ -218,6 +218,7 @@ def human_name(names: Any) -> str:
     name = preferred or names[0]
     if isinstance(name.get("text"), str) and name["text"]:
         return str(name["text"])
-    given = [g for g in name.get("given") or [] if isinstance(g, str)]
+    parts = name.get("given")
+    given = [g for g in parts if isinstance(g, str)] if isinstance(parts, list) else []
     family = str(name["family"]) if isinstance(name.get("family"), str) else ""
     return " ".join([*given, family]).strip()

@@ -88,10 +88,10 @@ def results(bundle: Mapping[str, Any]) -> Results:
     counted as more."""
     matches = [
         entry["resource"]
-        for entry in bundle.get("entry") or []
+        for entry in _list(bundle.get("entry"))
         if isinstance(entry, dict)
         and isinstance(entry.get("resource"), dict)
-        and (entry.get("search") or {}).get("mode", "match") == "match"
+        and _dict(entry.get("search")).get("mode", "match") == "match"
         and entry["resource"].get("resourceType") == "Patient"
         and is_fhir_id(entry["resource"].get("id"))
     ]
@@ -99,7 +99,7 @@ def results(bundle: Mapping[str, Any]) -> Results:
     total = bundle.get("total")
     has_next = any(
         isinstance(link, dict) and link.get("relation") == "next"
-        for link in bundle.get("link") or []
+        for link in _list(bundle.get("link"))
     )
     more = len(matches) > PAGE_SIZE or has_next or (isinstance(total, int) and total > len(rows))
     return Results(rows, more)
@@ -123,13 +123,22 @@ def _row(patient: Mapping[str, Any]) -> PatientRow:
 def _identifier(identifiers: Any) -> str:
     """The medical record number (type MR) if recorded, else the first identifier's value."""
     found = [
-        i for i in identifiers or [] if isinstance(i, dict) and isinstance(i.get("value"), str)
+        i for i in _list(identifiers) if isinstance(i, dict) and isinstance(i.get("value"), str)
     ]
     for ident in found:
-        codings = ((ident.get("type") or {}).get("coding")) or []
+        codings = _list(_dict(ident.get("type")).get("coding"))
         if any(isinstance(c, dict) and c.get("code") == "MR" for c in codings):
             return str(ident["value"])
     return str(found[0]["value"]) if found else ""
+
+
+def _list(value: Any) -> list[Any]:
+    """A server's array, or none when it sent something else in its place."""
+    return value if isinstance(value, list) else []
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def _text(value: Any) -> str:

@@ -19,6 +19,8 @@ from urllib.parse import parse_qsl
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from werkzeug.wrappers import Request, Response
 
 from attach_fhir.fhir_client import is_fhir_id
@@ -28,6 +30,7 @@ from smart_app.patient_search import (
     PAGE_SIZE,
     Criteria,
     PatientRow,
+    Results,
     results,
 )
 from smart_app.security import COOKIE_NAME
@@ -241,6 +244,50 @@ def test_rows_keep_only_patient_matches_prefer_the_mrn_and_cap_the_page() -> Non
     assert results(searchset({"resourceType": "Patient", "id": "p9"})).rows == (
         PatientRow("p9", "(no name recorded)", "", "", ""),
     )
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=6),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(
+            st.sampled_from(["use", "text", "given", "family", "type", "coding", "code", "value"]),
+            inner,
+            max_size=3,
+        )
+    ),
+    max_leaves=12,
+)
+_PATIENT_FIELDS = ["name", "identifier", "birthDate", "gender"]
+
+
+def test_a_malformed_searchset_gives_the_rows_it_can() -> None:
+    odd = patient("p1", "x", identifier=[{"value": "M-1", "type": "MR"}, 7])
+    odd["name"] = [{"given": True, "family": "Example"}]
+    bundle = {"entry": [{"resource": odd, "search": "match"}, True], "link": 3, "total": "9"}
+    assert results(bundle) == Results((PatientRow("p1", "Example", "", "", "M-1"),), False)
+    assert results({"entry": True}) == Results((), False)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.dictionaries(st.sampled_from(_PATIENT_FIELDS), _JSON), max_size=3),
+    st.dictionaries(st.sampled_from(["entry", "link", "total"]), _JSON),
+)
+def test_any_searchset_a_server_sends_is_read_without_raising(
+    patients: list[dict[str, Any]], rest: dict[str, Any]
+) -> None:
+    entries = [
+        {"resource": {"resourceType": "Patient", "id": f"p{n}", **fields}}
+        for n, fields in enumerate(patients)
+    ]
+    found = results({**rest, "entry": [*entries, *_as_list(rest.get("entry"))]})
+    assert [row.id for row in found.rows] == [f"p{n}" for n in range(len(patients))]
+    assert all(isinstance(v, str) for row in found.rows for v in vars(row).values())
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
 
 
 # -- the pages --------------------------------------------------------------------------------
