@@ -14,7 +14,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 import pytest
 from flask import Flask
@@ -243,6 +243,39 @@ def test_rows_keep_only_patient_matches_prefer_the_mrn_and_cap_the_page() -> Non
     assert results(searchset(patient("p1", "One"), total=3)).more is True
     assert results(searchset({"resourceType": "Patient", "id": "p9"})).rows == (
         PatientRow("p9", "(no name recorded)", "", "", ""),
+    )
+
+
+def _unescape(value: str) -> str:
+    """A FHIR search value read back: ``\\x`` is x; a bare ``,``, ``$`` or ``|`` would split it."""
+    out, chars = [], iter(value)
+    for c in chars:
+        assert c not in ",$|", value
+        out.append(next(chars) if c == "\\" else c)
+    return "".join(out)
+
+
+_TYPED = st.lists(
+    st.sampled_from(["&_include=Patient:link", ",b", "$x|y", "name:exact=", "\\", " ", "%26"])
+    | st.text(max_size=6),
+    max_size=6,
+).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_TYPED, _TYPED)
+def test_typed_criteria_never_become_other_search_parameters(name: str, ident: str) -> None:
+    criteria, problems = Criteria.from_form({"name": name, "identifier": ident})
+    if problems:
+        return
+    sent = parse_qsl(urlencode(criteria.params()), keep_blank_values=True)
+    assert sent == criteria.params()  # what the server parses is what was built
+    words = criteria.name.split()
+    keys = ["name"] * len(words) + ["identifier"] * bool(criteria.identifier) + ["_count"]
+    assert [k for k, _ in sent] == keys
+    assert [_unescape(v) for k, v in sent if k == "name"] == words
+    assert [_unescape(v) for k, v in sent if k == "identifier"] == (
+        [criteria.identifier] if criteria.identifier else []
     )
 
 
