@@ -19,6 +19,9 @@ NAME = re.compile(r"(q|o|n|add|remove)((?:\.[1-9]\d{0,3})*):(.*)", re.DOTALL)
 FIELD_KINDS = {"q", "o", "n"}
 #: The most instances one repeating group shows, whatever a post or a response says.
 MAX_INSTANCES = 100
+#: The most instances one form shows in all: nested groups multiply (100 trips of 100 stops
+#: from a 3 kB post, or a Questionnaire's minOccurs at each level), the form stays bounded.
+MAX_FORM_INSTANCES = 1000
 
 
 def scope(path: Path) -> str:

@@ -145,7 +145,7 @@ class FormItem:
     @property
     def min_instances(self) -> int:
         """How many instances a repeating group always shows."""
-        return max(1, self.min_occurs)
+        return max(1, min(self.min_occurs, MAX_INSTANCES))
 
     @property
     def can_add(self) -> bool:

@@ -24,6 +24,7 @@ from markupsafe import Markup, escape
 from attach_fhir.frozen import derived
 from smart_app.enable_when import compile_condition, evaluate_enable_when, same_coding
 from smart_app.form_fields import (
+    MAX_FORM_INSTANCES,
     MAX_INSTANCES,
     Path,
     count_name,
@@ -172,6 +173,8 @@ class _Fill:
     vals: Values | None
     posted: list[tuple[Path, str]]
     focus: str | None
+    #: instances this form may still show (MAX_FORM_INSTANCES, spent in document order)
+    left: int = MAX_FORM_INSTANCES
 
     def item(self, compiled: FormItem, path: Path, where: str) -> FormItem:
         item = copy.copy(compiled)
@@ -202,20 +205,24 @@ class _Fill:
         return inst
 
     def count(self, group: FormItem, path: Path) -> int:
-        """The instances to show: the posted count, or more when fields of later ones came."""
-        if self.vals is None:
-            return group.min_instances
-        depth = len(path)
-        seen = max(
-            (
-                at[depth]
-                for at, link_id in self.posted
-                if len(at) > depth and at[:depth] == path and link_id in group.members
-            ),
-            default=0,
-        )
-        posted = instance_count(self.vals.get(count_name(group.link_id, path), []))
-        return min(max(group.min_instances, posted, seen), MAX_INSTANCES)
+        """The instances to show: the posted count, or more when fields of later ones came
+        (at most MAX_INSTANCES, and what is left of the form's MAX_FORM_INSTANCES)."""
+        wanted = group.min_instances
+        if self.vals is not None:
+            depth = len(path)
+            seen = max(
+                (
+                    at[depth]
+                    for at, link_id in self.posted
+                    if len(at) > depth and at[:depth] == path and link_id in group.members
+                ),
+                default=0,
+            )
+            posted = instance_count(self.vals.get(count_name(group.link_id, path), []))
+            wanted = max(wanted, posted, seen)
+        shown = max(0, min(wanted, MAX_INSTANCES, self.left))
+        self.left -= shown
+        return shown
 
 
 def add_errors(form: QuestionnaireForm, errors: Mapping[str, str]) -> None:

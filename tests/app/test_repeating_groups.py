@@ -16,9 +16,12 @@ from typing import Any
 import pytest
 from flask import Blueprint, Flask, jsonify, render_template, request
 from flask.testing import FlaskClient
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from werkzeug.datastructures import MultiDict
 
 from smart_app import create_app
+from smart_app.form_fields import MAX_FORM_INSTANCES
 from smart_app.form_instances import form_after_action
 from smart_app.form_response import MSG_DATE, parse_form, response_to_values
 from smart_app.questionnaire_form import build_form
@@ -523,3 +526,66 @@ def test_max_occurs_on_a_repeating_question() -> None:
         "tag": "Give no more than 2 answers"
     }
     assert parse_form(tags, post({"q:tag": ["a", "b", ""]})).errors == {}
+
+
+def instances_per_trip(form: Any) -> list[int]:
+    """How many Stop instances each Trip instance of a TRIPS form shows."""
+    trips = form.items[0].children
+    return [len(next(c for c in t.children if c.kind == "repeat").children) for t in trips]
+
+
+def test_nested_counts_stay_within_the_forms_bound() -> None:
+    # 101 fields (about 2 kB) asked for 100 trips of 100 stops: 10,100 instances, 4 MB of page
+    counts = {"n:trip": ["100"], **{f"n.{t}:stop": ["100"] for t in range(1, 101)}}
+    form = parse_form(TRIPS, post(counts), status="in-progress").form
+    assert MAX_FORM_INSTANCES == 1000
+    # spent in document order: the 100 trips, then 100 stops for each of trips 1-9 (900)
+    assert instances_per_trip(form) == [100] * 9 + [0] * 91
+    assert sum(1 for i in form.walk() if i.kind == "instance") == 1000
+    # the same from a saved response (the EHR's draft) with that many instances
+    trip = {"linkId": "trip", "item": [stop("Ayr")] * 100}
+    values = response_to_values(TRIPS, {"item": [trip] * 100})
+    assert instances_per_trip(build_form(TRIPS, values)) == [100] * 9 + [0] * 91
+
+
+def test_a_questionnaires_min_occurs_shows_at_most_the_cap() -> None:
+    # an EHR's copy of a Questionnaire is rendered: its minOccurs is no count to trust
+    huge = json.loads(json.dumps(TRIPS))
+    huge["item"][0]["extension"] = [{"url": MIN_OCCURS, "valueInteger": 5000}]
+    huge["item"][0]["item"][1]["required"] = True
+    huge["item"][0]["item"][1]["extension"] = [{"url": MIN_OCCURS, "valueInteger": 60}]
+    fresh = build_form(huge)
+    # 100 trips (MAX_INSTANCES); 60 stops each for trips 1-15 (900), 0 after the 1000th
+    assert instances_per_trip(fresh) == [60] * 15 + [0] * 85
+    assert sum(1 for i in fresh.walk() if i.kind == "instance") == 1000
+
+
+_WORDS = st.sampled_from(["q", "o", "n", "add", "remove", "x", ""])
+_PATHS = st.lists(
+    st.sampled_from(["1", "2", "100", "101", "9999", "0", "-1", "01", "", "1e3"]), max_size=12
+).map(lambda parts: "".join(f".{p}" for p in parts))
+_LINK_IDS = st.sampled_from(["trip", "trip.place", "stop", "stop.town", "other", "", "a:b"])
+_NAMES = st.builds(lambda w, p, link: f"{w}{p}:{link}", _WORDS, _PATHS, _LINK_IDS) | st.text(
+    max_size=8
+)
+_HOSTILE_POSTS = st.dictionaries(
+    _NAMES, st.lists(st.sampled_from(["", "x", "100", "9999", "-3", " 7", "١٠"]), max_size=2)
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(posted=_HOSTILE_POSTS, action=_NAMES, status=st.sampled_from(["in-progress", "completed"]))
+def test_hostile_field_names_and_counts_answer_only_the_questionnaires_items(
+    posted: dict[str, list[str]], action: str, status: str
+) -> None:
+    parsed = parse_form(TRIPS, post(posted), status=status)
+    link_ids: set[str] = set()
+    stack = list(parsed.response.get("item", []))
+    while stack:
+        entry = stack.pop()
+        link_ids.add(entry["linkId"])
+        stack += entry.get("item", [])
+    assert link_ids <= {"trip", "trip.place", "stop", "stop.town"}
+    assert sum(1 for i in parsed.form.walk() if i.kind == "instance") <= MAX_FORM_INSTANCES
+    after = form_after_action(TRIPS, parsed.values, action)
+    assert sum(1 for i in after.walk() if i.kind == "instance") <= MAX_FORM_INSTANCES
