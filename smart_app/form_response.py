@@ -41,8 +41,11 @@ from smart_app.questionnaire_form import (
 
 CHOICE_TYPES = {"choice", "open-choice"}
 STATUSES = ("in-progress", "completed")
-INTEGER = re.compile(r"[+-]?\d+")
-DATE = re.compile(r"(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?")
+#: At most 10 digits: int() of a longer text costs more and past 4300 digits raises (a 500);
+#: no int32 has more.
+INTEGER = re.compile(r"[+-]?\d{1,10}")
+#: ASCII digits: the text is written as valueDate, and FHIR's date is [0-9] only.
+DATE = re.compile(r"([0-9]{4})(?:-([0-9]{2})(?:-([0-9]{2}))?)?")
 INT32 = range(-(2**31), 2**31)
 
 MSG_SELECT = "Select an answer"

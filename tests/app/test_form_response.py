@@ -223,6 +223,8 @@ def test_parse_errors_for_numbers_dates_and_lengths() -> None:
         ("-2147483648", True),
         (" 7 ", True),
         ("1e3", False),
+        ("0000000012", True),
+        ("1" * 5000, False),  # int() raised past 4300 digits: a 500
     ],
 )
 def test_integer_range(text: str, ok: bool) -> None:
@@ -231,7 +233,14 @@ def test_integer_range(text: str, ok: bool) -> None:
 
 
 @pytest.mark.parametrize(
-    ("text", "ok"), [("2024", True), ("2024-13", False), ("2024-02", True), ("0000", False)]
+    ("text", "ok"),
+    [
+        ("2024", True),
+        ("2024-13", False),
+        ("2024-02", True),
+        ("0000", False),
+        ("\u0662\u0660\u0662\u0664-\u0660\u0663", False),  # Arabic-Indic digits: no FHIR date
+    ],
 )
 def test_partial_dates(text: str, ok: bool) -> None:
     parsed = parse_form(SYNTHETIC, post({**SYNTHETIC_POST, "q:day": [text]}))
