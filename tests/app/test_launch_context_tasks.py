@@ -56,6 +56,8 @@ EHR_SCOPES = " ".join([*default_scopes("ehr"), "patient/Task.ru"])
         ({"reference": "Task/"}, "bad_reference"),
         ({"reference": "Task/" + "a" * 65}, "bad_reference"),
         ({"reference": "Task/t 1"}, "bad_reference"),
+        ({"reference": "Task/.."}, "bad_reference"),  # read as the FHIR base itself
+        ({"reference": "Task/."}, "bad_reference"),  # read as a search of every Task
         ({"reference": 12}, "bad_reference"),
         ({"reference": "Task/t1", "type": "Appointment"}, "type_mismatch"),
         ({"reference": "Task/t1", "role": 7}, "bad_role"),
