@@ -1,5 +1,9 @@
 """What a patient has been asked to do: assessments assigned by Task or by the care plan (pure).
 
+Everything here reads resources as the EHR sent them, so a member of the wrong JSON type is
+treated as absent (``_obj``, ``_list``, ``_text``), never as an error: one malformed Task or plan
+must not take the patient's page down.
+
 An EHR that assigns questionnaires does it with a ``Task`` (SDC style: ``input`` with a
 ``valueCanonical`` naming the Questionnaire); those come first. Without one, the active
 CarePlan's activities that instantiate a Questionnaire (the re-assessment activity) are the
@@ -42,6 +46,18 @@ class PlanActivity:
     coding: Mapping[str, str]
 
 
+def _obj(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
 def task_questionnaires(task: Mapping[str, Any]) -> list[str]:
     """The canonicals of the Questionnaires a Task asks to complete (input, instantiates)."""
     inputs = task.get("input")
@@ -62,33 +78,42 @@ def from_tasks(tasks: Iterable[Mapping[str, Any]]) -> list[Assignment]:
     """Open Tasks that name a Questionnaire, one assignment per Questionnaire."""
     out = []
     for task in tasks:
-        if task.get("status") not in OPEN_TASK or not task.get("id"):
+        task_id = _text(task.get("id"))
+        if _text(task.get("status")) not in OPEN_TASK or not task_id:
             continue
-        due = (task.get("restriction") or {}).get("period", {}).get("end")
-        title = task.get("description") or (task.get("code") or {}).get("text") or "Assessment"
-        since = task.get("authoredOn")
+        due = _text(_obj(_obj(task.get("restriction")).get("period")).get("end"))
+        title = (
+            _text(task.get("description"))
+            or _text(_obj(task.get("code")).get("text"))
+            or "Assessment"
+        )
+        since = _text(task.get("authoredOn"))
         for canonical in task_questionnaires(task):
-            out.append(Assignment(canonical, f"Task/{task['id']}", str(title), due, since))
+            out.append(Assignment(canonical, f"Task/{task_id}", title, due, since))
     return out
 
 
 def _active(careplans: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    return [c for c in careplans if c.get("status") == "active" and c.get("id")]
+    return [c for c in careplans if c.get("status") == "active" and _text(c.get("id"))]
+
+
+def _details(plan: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    return [_obj(_obj(a).get("detail")) for a in _list(plan.get("activity"))]
 
 
 def from_careplans(careplans: Iterable[Mapping[str, Any]]) -> list[Assignment]:
     """Open activities of active CarePlans that instantiate a Questionnaire."""
     out = []
     for plan in _active(careplans):
-        for activity in plan.get("activity") or []:
-            detail = activity.get("detail") or {}
-            if detail.get("status") in CLOSED_ACTIVITY:
+        for detail in _details(plan):
+            if _text(detail.get("status")) in CLOSED_ACTIVITY:
                 continue
-            title = (detail.get("code") or {}).get("text") or "Re-assessment"
-            since = (plan.get("period") or {}).get("start")
-            for canonical in detail.get("instantiatesCanonical") or []:
-                ref = f"CarePlan/{plan['id']}"
-                out.append(Assignment(str(canonical), ref, str(title), None, since))
+            title = _text(_obj(detail.get("code")).get("text")) or "Re-assessment"
+            since = _text(_obj(plan.get("period")).get("start"))
+            for canonical in _list(detail.get("instantiatesCanonical")):
+                if isinstance(canonical, str):
+                    ref = f"CarePlan/{plan['id']}"
+                    out.append(Assignment(canonical, ref, title, None, since))
     return out
 
 
@@ -119,18 +144,19 @@ def plan_activities(careplans: Iterable[Mapping[str, Any]]) -> list[PlanActivity
     """Every activity of the active CarePlans, with its patient-facing text."""
     out = []
     for plan in _active(careplans):
-        for activity in plan.get("activity") or []:
-            detail = activity.get("detail") or {}
-            code = detail.get("code") or {}
-            coding: dict[str, Any] = next(iter(code.get("coding") or []), {})
+        for detail in _details(plan):
+            code = _obj(detail.get("code"))
+            coding = _obj(next(iter(_list(code.get("coding"))), {}))
             out.append(
                 PlanActivity(
-                    title=str(code.get("text") or coding.get("display") or "Activity"),
-                    description=str(detail.get("description") or ""),
-                    status=str(detail.get("status") or "not-started"),
-                    code=str(coding.get("code") or ""),
+                    title=_text(code.get("text")) or _text(coding.get("display")) or "Activity",
+                    description=_text(detail.get("description")) or "",
+                    status=_text(detail.get("status")) or "not-started",
+                    code=_text(coding.get("code")) or "",
                     careplan=f"CarePlan/{plan['id']}",
-                    coding={k: str(v) for k, v in coding.items() if k in ("system", "code")},
+                    coding={
+                        k: v for k, v in coding.items() if k in ("system", "code") and _text(v)
+                    },
                 )
             )
     return out
