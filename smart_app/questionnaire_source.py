@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any, Literal
 
 from attach_fhir.capabilities import ServerCapabilities
@@ -20,6 +21,9 @@ from smart_app.context import LaunchContext
 from smart_app.server_profile import WritePlan
 
 log = logging.getLogger(__name__)
+
+#: How many Questionnaires a url+version search may return before the app stops looking.
+MAX_CANDIDATES = 20
 
 Source = Literal["ehr", "packaged", "created"]
 RegistrationOption = Literal["create_questionnaires", "security_labels"]
@@ -69,9 +73,12 @@ def resolve(
     ours = packaged(inst)
     if plan.can_read_questionnaires:
         try:
-            for found in launch.fhir().search(
+            matches = launch.fhir().search(
                 "Questionnaire", {"url": inst.url, "version": inst.version}
-            ):
+            )
+            # A server that ignores the filter would page through every Questionnaire it has:
+            # look at the first few only (a real match is the first or nothing).
+            for found in islice(matches, MAX_CANDIDATES):
                 if found.get("url") == inst.url and found.get("version") == inst.version:
                     return Resolved(inst, found, ours, "ehr")
         except AttachError as exc:
