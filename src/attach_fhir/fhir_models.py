@@ -12,6 +12,7 @@ from fhir.resources.R4B.questionnaireresponse import (
     QuestionnaireResponse,
     QuestionnaireResponseItem,
 )
+from fhir.resources.R4B.task import Task
 
 FHIR_VERSION = "4.0.1"
 
@@ -27,4 +28,5 @@ __all__ = [
     "Questionnaire",
     "QuestionnaireResponse",
     "QuestionnaireResponseItem",
+    "Task",
 ]
