@@ -28,6 +28,7 @@ from attach_fhir.errors import AttachError
 from attach_fhir.fhir_client import FhirClient
 from attach_fhir.fhir_errors import FhirUnauthorized
 from attach_fhir.oauth_client import OAuth2Error, SigningKey, assertion_client, load_signing_key
+from attach_fhir.outbox import target_base
 from attach_fhir.smart_discovery import token_endpoint
 
 log = logging.getLogger(__name__)
@@ -244,9 +245,10 @@ class BackendClients:
         self._http = httpx.Client(timeout=timeout)
         self._clients: dict[str, FhirClient] = {}
 
-    def __call__(self, base_url: str) -> FhirClient | None:
-        """The client for ``base_url``, or None when no backend entry names it."""
-        key = base_url.rstrip("/")
+    def __call__(self, target: str) -> FhirClient | None:
+        """The client for the target's base URL (whoever's item it is: a system token delivers
+        any), or None when no backend entry names that server."""
+        key = target_base(target)
         if key not in self._clients:
             try:
                 config = backend_for(self._configs, key)

@@ -28,10 +28,19 @@ from attach_fhir.writeback import ordered_creates, resolve_references
 
 log = logging.getLogger(__name__)
 
-#: Gives the client for a target base URL (backend-services token or the user's session), or
-#: ``None`` when no credentials are at hand right now (the item waits).
+#: Gives the client for a target (backend-services token or the user's session), or ``None``
+#: when no credentials are at hand right now (the item waits). A target is the FHIR base URL,
+#: optionally followed by ``#<who>``: whose session delivers it (the web app queues each user's
+#: submissions so); a factory with credentials of its own (backend services, an open server)
+#: delivers to the base (:func:`target_base`) whatever follows.
 ClientFactory = Callable[[str], FhirClient | None]
 Mode = Literal["transaction", "ordered-creates"]
+
+
+def target_base(target: str) -> str:
+    """The FHIR base URL of an outbox target (``https://ehr/fhir#cred=...`` -> ``https://ehr/fhir``;
+    a base URL never has a fragment)."""
+    return target.partition("#")[0].rstrip("/")
 
 
 def payload(bundle: Mapping[str, Any], mode: Mode) -> dict[str, Any]:
@@ -249,8 +258,9 @@ class OpenClients:
         self._clients: dict[str, FhirClient] = {}
         self._http: list[httpx.Client] = []
 
-    def __call__(self, base_url: str) -> FhirClient | None:
-        """A client for ``base_url`` without authorization."""
+    def __call__(self, target: str) -> FhirClient | None:
+        """A client for the target's base URL without authorization."""
+        base_url = target_base(target)
         if base_url not in self._clients:
             http = httpx.Client(timeout=self._timeout)
             self._http.append(http)
@@ -263,4 +273,13 @@ class OpenClients:
             http.close()
 
 
-__all__ = ["DELIVERED", "FAILED", "Backoff", "ClientFactory", "DrainReport", "Outbox", "deliver"]
+__all__ = [
+    "DELIVERED",
+    "FAILED",
+    "Backoff",
+    "ClientFactory",
+    "DrainReport",
+    "Outbox",
+    "deliver",
+    "target_base",
+]

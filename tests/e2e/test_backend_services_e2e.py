@@ -42,6 +42,7 @@ from attach_fhir.writeback import (
     identifier_value,
 )
 from ehr_sandbox.runner import Sandbox
+from smart_app.delivery import CRED_MARK
 from tests.fixtures.sandbox import SandboxFactory
 from tests.lib.scoring_examples import EXAMPLES, Example
 from tests.lib.scoring_responses import from_answers
@@ -242,7 +243,7 @@ def app_submission(
     return response, build_transaction(response, questionnaire, result, ctx)
 
 
-def test_outbox_drain_delivers_with_the_backend_token(
+def test_outbox_drain_delivers_the_apps_items_with_the_backend_token(
     sandbox: Sandbox, keys_dir: Path, tmp_path: Path, http: httpx.Client
 ) -> None:
     assert sandbox.urls is not None
@@ -250,9 +251,11 @@ def test_outbox_drain_delivers_with_the_backend_token(
     sid = f"drain-{uuid.uuid4()}"
     # Authored before the bulk-scoring test's --since, so that test does not count it.
     _, bundle = app_submission(EXAMPLES[0], sid, authored="2020-01-01T09:00:00Z")
+    # Queued as the web app queues a user's submission: the base, then whose session sends it.
+    target = f"{base}{CRED_MARK}{'0' * 40}"
     for folder in ("open", "backend"):
         store = SqliteOutboxStore(tmp_path / folder / "outbox.sqlite3")
-        store.enqueue(sid, base, payload(bundle, "transaction"), time.time())
+        store.enqueue(sid, target, payload(bundle, "transaction"), time.time())
         store.close()
     # Without credentials the secured server refuses: the item waits (EX_TEMPFAIL).
     unauthorized = cli("outbox", "drain", "--data-dir", str(tmp_path / "open"))
