@@ -91,11 +91,12 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
 def _register_blueprints(app: Flask) -> None:
     """One blueprint per user flow. Add new flows here (e.g. assess, review, cds)."""
-    from smart_app import assess, careplan, cds, launch, patient, picker, review
+    from smart_app import assess, assign, careplan, cds, launch, patient, picker, review
 
     app.register_blueprint(launch.bp)
     app.register_blueprint(picker.bp)  # the patient picker, where the EHR gave no patient
     app.register_blueprint(assess.bp)  # also opens the outbox (and its worker if OUTBOX_WORKER)
+    app.register_blueprint(assign.bp)  # a clinician asks the patient to fill one in at home
     app.register_blueprint(review.bp)
     app.register_blueprint(cds.bp)  # CDS Hooks: /cds-services (config: CDS_* keys, see module)
     app.register_blueprint(careplan.bp)  # loads and validates ATTACH_CAREPLAN_RULES

@@ -8,6 +8,7 @@ page before anyone starts, and buttons it does not allow are disabled with the r
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -33,6 +34,7 @@ from attach_fhir.fhir_client import is_fhir_id
 from attach_fhir.instruments import UnknownInstrument, library
 from attach_fhir.response_check import InvalidResponse
 from smart_app import (
+    assignment_panel,
     delivery,
     goal_updates,
     kept_forms,
@@ -79,10 +81,32 @@ def _context() -> tuple[LaunchContext, WritePlan, Any]:
 
 
 @bp.get("/")
-def choose(ctx: str) -> str:
+def choose(ctx: str) -> tuple[str, int]:
     """Instruments that fit the patient, with earlier responses and drafts in progress."""
-    launch, write_plan, _caps = _context()
+    launch, write_plan, caps = _context()
     delivery.remember(launch, if_changed=True)
+    return render_choose(
+        launch,
+        write_plan,
+        caps,
+        assigned=request.args.get("assigned"),
+        withdrawn=request.args.get("withdrawn"),
+    )
+
+
+def render_choose(
+    launch: LaunchContext,
+    write_plan: WritePlan,
+    caps: Any,
+    *,
+    forms: dict[str, assignment_panel.AssignForm] | None = None,
+    outcome: assignment_panel.Outcome | None = None,
+    assigned: str | None = None,
+    withdrawn: str | None = None,
+    status: int = 200,
+) -> tuple[str, int]:
+    """The Choose page; ``forms`` and ``outcome`` bring back a request to the patient that
+    could not be used or sent (:mod:`smart_app.assign`)."""
     patient = patient_facts.load(launch)
     lib = library()
     pairs = [(i, lib.questionnaire(f"{i.url}|{i.version}")) for i in lib.instruments()]
@@ -100,7 +124,19 @@ def choose(ctx: str) -> str:
             ]
         except AttachError as exc:
             log.info("assess.responses outcome=%s", exc.code)
-    return render_template(
+    assign = assignment_panel.load(
+        launch,
+        caps,
+        by_url,
+        [i.id for i, _ in pairs],
+        forms=forms,
+        outcome=outcome,
+        assigned=assigned,
+        withdrawn=withdrawn,
+    )
+    if assign is not None and assign.notices:
+        write_plan = dataclasses.replace(write_plan, notices=write_plan.notices + assign.notices)
+    page = render_template(
         "assess/choose.html",
         launch=launch,
         patient=patient,
@@ -110,7 +146,9 @@ def choose(ctx: str) -> str:
         history=history,
         by_url=by_url,
         review_url=_review_url,
+        assign=assign,
     )
+    return page, status
 
 
 @bp.route("/<instrument_id>/", methods=["GET", "POST"])
