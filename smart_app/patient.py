@@ -17,6 +17,7 @@ from typing import Any
 
 from flask import Blueprint, abort, redirect, render_template, request, url_for
 
+from attach_fhir.assignment_request import patient_note
 from attach_fhir.assignments import (
     Assignment,
     PlanActivity,
@@ -101,6 +102,8 @@ def home(ctx: str) -> str:
     sent = task_updates.sent_for(launch, [a.source for a in assigned if _from_task(a)])
     assigned = [a for a in assigned if not _closed_by_us(sent.get(a.source))]
     todo = [(a, _instrument_id(a), last_done(a, responses)) for a in assigned]
+    # What the clinician who asked wrote for the patient (plain text; shown escaped)
+    notes = {f"Task/{t['id']}": patient_note(t) for t in tasks if isinstance(t.get("id"), str)}
     journal = journal_activity(careplans)
     entries = careplan_records.journal_of(responses)
     sid = request.args.get("sid", "")
@@ -112,6 +115,7 @@ def home(ctx: str) -> str:
         launch=launch,
         todo=todo,
         sent=sent,
+        notes=notes,
         activities=plan_activities(careplans),
         journal=journal,
         entries=careplan_view.journal_rows(entries),
