@@ -12,6 +12,7 @@ from flask import Flask, g, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from attach_fhir.errors import AttachError
+from attach_fhir.outbox_store import default_data_dir
 from smart_app import kept_forms, outbound, security, services
 from smart_app import registrations as registrations_module
 from smart_app.discovery import DiscoveryCache
@@ -24,7 +25,8 @@ DEFAULTS: dict[str, Any] = {
     "SECRET_KEY": None,
     "SESSION_COOKIE_HTTPONLY": True,
     "SESSION_COOKIE_SECURE": True,
-    # Where the embedded SQLite session store lives (ATTACH_DATA_DIR); default: instance folder.
+    # Where the embedded SQLite stores live (ATTACH_DATA_DIR); default: the same directory the
+    # `attach-fhir outbox` commands use, $XDG_DATA_HOME/attach-fhir (~/.local/share/attach-fhir).
     "DATA_DIR": None,
     # None/"sqlite" -> SQLite in DATA_DIR; "postgresql://..." -> PostgreSQL (same interface).
     "SESSION_STORE": None,
@@ -60,7 +62,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         app.config.from_mapping(test_config)
 
     regs = _load_registrations(app)
-    data_dir = app.config["DATA_DIR"] or app.instance_path
+    data_dir = app.config["DATA_DIR"] = str(app.config["DATA_DIR"] or default_data_dir())
     store = open_store(app.config["SESSION_STORE"], data_dir)
     services.init_app(
         app,

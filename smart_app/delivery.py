@@ -170,7 +170,7 @@ def init_app(app: Flask) -> AssessServices:
     """Open the outbox (``OUTBOX_DSN``, else SQLite in DATA_DIR) and start the worker if asked."""
 
     def open_outbox() -> Outbox:
-        data_dir = Path(app.config.get("DATA_DIR") or app.instance_path)
+        data_dir = Path(app.config["DATA_DIR"])  # set by create_app
         store = open_store(app.config.get("OUTBOX_DSN") or None, data_dir)
         backoff = Backoff(
             base=float(app.config.get("OUTBOX_BACKOFF_BASE", 5.0)),

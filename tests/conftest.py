@@ -2,6 +2,7 @@
 module per server, so each can be used alone."""
 
 import os
+import tempfile
 
 from hypothesis import settings
 
@@ -17,3 +18,8 @@ pytest_plugins: list[str] = [
 settings.register_profile("ci", derandomize=True, print_blob=True)
 if os.environ.get("CI"):
     settings.load_profile("ci")
+
+# An app made without DATA_DIR keeps its stores in $ATTACH_DATA_DIR, else in the user's data
+# directory: never let a test write there.
+if not os.environ.get("ATTACH_DATA_DIR"):
+    os.environ["ATTACH_DATA_DIR"] = tempfile.mkdtemp(prefix="attach-fhir-tests-")

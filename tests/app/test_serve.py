@@ -93,3 +93,28 @@ def test_the_access_log_names_the_path_but_never_the_query(
     assert len(lines) == 1
     assert "path=/launch " in lines[0] and "method=GET" in lines[0]
     assert "SECRET-LAUNCH-TOKEN" not in lines[0] and "iss=" not in lines[0]
+
+
+def test_the_app_and_the_outbox_commands_share_one_default_data_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without ATTACH_DATA_DIR, `serve` and `attach-fhir outbox status|drain` both use
+    $XDG_DATA_HOME/attach-fhir: the commands see the app's outbox."""
+    from attach_fhir.outbox_store import SqliteOutboxStore, open_store
+
+    monkeypatch.delenv("ATTACH_DATA_DIR", raising=False)
+    monkeypatch.delenv("ATTACH_OUTBOX_DSN", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    app = create_app({"TESTING": True})
+    expected = tmp_path / "xdg" / "attach-fhir"
+    assert app.config["DATA_DIR"] == str(expected)
+    app_outbox = app.extensions["attach_assess"].outbox.store
+    command_outbox = open_store()  # what `attach-fhir outbox status` opens
+    try:
+        assert isinstance(app_outbox, SqliteOutboxStore)
+        assert isinstance(command_outbox, SqliteOutboxStore)
+        assert app_outbox.path == command_outbox.path == expected / "outbox.sqlite3"
+        assert (expected / "sessions.sqlite3").exists()
+    finally:
+        command_outbox.close()
+        app.extensions["attach_assess"].stop()
