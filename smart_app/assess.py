@@ -72,7 +72,9 @@ class NoPatient(AttachError):
     status_code = 400
 
 
-def _context() -> tuple[LaunchContext, WritePlan, Any]:
+def write_context() -> tuple[LaunchContext, WritePlan, Any]:
+    """This request's launch (with a patient, else NoPatient), how this EHR takes writes, and
+    its capabilities: what every page that reads or writes for the patient starts from."""
     launch = current_launch()
     if not launch.patient_id:
         raise NoPatient()
@@ -83,7 +85,7 @@ def _context() -> tuple[LaunchContext, WritePlan, Any]:
 @bp.get("/")
 def choose(ctx: str) -> tuple[str, int]:
     """Instruments that fit the patient, with earlier responses and drafts in progress."""
-    launch, write_plan, caps = _context()
+    launch, write_plan, caps = write_context()
     delivery.remember(launch, if_changed=True)
     return render_choose(
         launch,
@@ -154,7 +156,7 @@ def render_choose(
 @bp.route("/<instrument_id>/", methods=["GET", "POST"])
 def fill(ctx: str, instrument_id: str) -> Any:
     """GET shows the form (fresh, a draft, or kept answers); POST updates, saves or submits."""
-    launch, write_plan, caps = _context()
+    launch, write_plan, caps = write_context()
     resolved = resolve(launch, write_plan, caps, instrument(instrument_id))
     if request.method == "GET":
         return _show_fresh(launch, write_plan, resolved)
@@ -271,7 +273,7 @@ def autosave(ctx: str, instrument_id: str) -> tuple[Response, int]:
 
 
 def _autosave(instrument_id: str) -> tuple[Response, int]:
-    launch, write_plan, caps = _context()
+    launch, write_plan, caps = write_context()
     resolved = resolve(launch, write_plan, caps, instrument(instrument_id))
     sid = request.form.get("submission_id", "")
     if not SUBMISSION_ID.fullmatch(sid):

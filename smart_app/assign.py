@@ -83,7 +83,7 @@ def _clinician(launch: LaunchContext) -> str:
 @bp.post("/<instrument_id>")
 def create(ctx: str, instrument_id: str) -> Any:
     """Write the Task asking the patient to complete this instrument; back to the Choose page."""
-    launch, write_plan, caps = assess._context()
+    launch, write_plan, caps = assess.write_context()
     who = _clinician(launch)
     problem = assign_problem(launch, caps)
     if problem:
@@ -186,7 +186,7 @@ def _again(
 @bp.post("/tasks/<task_id>/withdraw")
 def withdraw_task(ctx: str, task_id: str) -> Any:
     """Set an open assignment ``cancelled`` if it is still the version the clinician saw."""
-    launch, write_plan, caps = assess._context()
+    launch, write_plan, caps = assess.write_context()
     _clinician(launch)
     problem = withdraw_problem(launch, caps)
     if problem:
