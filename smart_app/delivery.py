@@ -12,7 +12,8 @@ only write its own patient's record). Order is kept per target. A backend-servic
 
 The worker is a daemon thread started by ``create_app`` when ``OUTBOX_WORKER`` is true (off by
 default and in tests unless asked; ``attach-fhir serve`` turns it on); it drains inside an app
-context so token refresh and the SSRF-guarded HTTP clients work as in a request.
+context so token refresh and the SSRF-guarded HTTP clients work as in a request. After each
+drain it runs the follow-ups of what it delivered (:mod:`smart_app.follow_ups`).
 """
 
 from __future__ import annotations
@@ -73,20 +74,27 @@ def follow_move(old: LaunchContext, new: LaunchContext) -> None:
         store.put(CREDENTIAL_NS, key, {"ctx": new.id}, float(current_app.config["LAUNCH_TTL"]))
 
 
-def launch_clients(target: str) -> FhirClient | None:
-    """The ``ClientFactory``: a client with the token of the launch the target names, or None."""
+def live_launch(target: str) -> LaunchContext | None:
+    """The live launch whose token delivers the target's items, or None (none live, or a plain
+    target: no backend-services credentials yet)."""
     base, mark, key = target.partition(CRED_MARK)
     if not mark:
-        return None  # no backend-services credentials yet: plain targets wait
-    store = get_services().store
-    pointer = store.get(CREDENTIAL_NS, key)
-    record = store.get(LAUNCH_NS, str(pointer["ctx"])) if pointer else None
-    if record is None or record.get("refresh_failed") or str(record["iss"]).rstrip("/") != base:
         return None
     services = get_services()
-    launch = LaunchContext(
-        id=str(pointer["ctx"]) if pointer else "", record=record, services=services
-    )
+    pointer = services.store.get(CREDENTIAL_NS, key)
+    ctx = str(pointer["ctx"]) if pointer else ""
+    record = services.store.get(LAUNCH_NS, ctx) if ctx else None
+    if record is None or record.get("refresh_failed") or str(record["iss"]).rstrip("/") != base:
+        return None
+    return LaunchContext(id=ctx, record=record, services=services)
+
+
+def launch_clients(target: str) -> FhirClient | None:
+    """The ``ClientFactory``: a client with the token of the launch the target names, or None."""
+    launch = live_launch(target)
+    if launch is None:
+        return None
+    services = launch.services
 
     def token_source(rejected: str | None) -> str | None:
         try:
@@ -158,6 +166,11 @@ class Worker:
                             len(report.failed),
                             len(report.retrying),
                         )
+                    if report.delivered:
+                        # imported here: the follow-ups' modules import this one
+                        from smart_app.follow_ups import after_delivery
+
+                        after_delivery(report.delivered)
                     due = self.outbox.next_due_in()
                     if due is not None:
                         wait = min(self.poll, max(due, 0.05))

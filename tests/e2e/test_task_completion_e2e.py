@@ -9,14 +9,17 @@ app's first write meets a 412, it reads again and writes once more, keeping the 
 or delivering again writes nothing (versionId unchanged). Where the server keeps refusing the
 write (the clinic edits the Task at every read, so both writes meet a 412), the submission page
 says the Task could not be updated and why, and the patient's page shows the assignment as sent,
-waiting for the clinic, not as still to do. What the grant or the CapabilityStatement does not
-allow is checked before any write (tests/app/test_task_updates.py).
+waiting for the clinic, not as still to do. A submission made while the server is down is
+delivered later by the outbox worker, which closes the Task too, with no page opened again.
+What the grant or the CapabilityStatement does not allow is checked before any write
+(tests/app/test_task_updates.py).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +29,10 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from attach_fhir.writeback import SUBMISSION_SYSTEM, identifier_value
 from ehr_sandbox.runner import Sandbox
+from smart_app.delivery import Worker
+from tests.e2e.test_assess_e2e import Down
 from tests.e2e.test_careplan_e2e import ecr_r_answers, hidden
 from tests.fixtures.sandbox import SANDBOX_CLIENTS, SandboxFactory, clinician_fhir
 from tests.fixtures.smart_app_server import (
@@ -318,4 +324,66 @@ def test_a_task_the_server_keeps_refusing_is_said_and_shown_as_sent(open_ehr: Wo
         assert world.task(task["id"])["meta"]["versionId"] == edits[-1]  # tried once only
     finally:
         transport.tamper = None
+        patient.close()
+
+
+def test_a_submission_queued_while_the_server_is_down_closes_its_task_with_no_page_view(
+    open_ehr: World,
+) -> None:
+    world, transport = open_ehr, open_ehr.server.transport
+    app = world.server.app
+    task = world.assign()
+    patient = Patient(world)
+    try:
+        fields = patient.fill(patient.assignment_link(task["id"]))
+        sid = fields["submission_id"]
+        real = transport.inner
+        transport.inner = Down(real, world.fhir_base)  # type: ignore[assignment]
+        try:
+            page = patient.follow(patient.submit(fields))
+        finally:
+            transport.inner = real
+        assert page.status_code == 200, page.text
+        assert "Saved, waiting to sync" in page.text
+        outbox = app.extensions["attach_assess"].outbox
+        assert outbox.store.get(sid).status == "queued"
+        assert world.task(task["id"])["status"] == "requested"
+
+        # The worker delivers it; nobody opens a page of the app meanwhile or afterwards.
+        pages_seen = len(patient.browser.visited)
+        worker = Worker(app, outbox, poll=0.1)
+        worker.start()
+        try:
+            deadline = time.time() + 20
+            while world.task(task["id"])["status"] != "completed" and time.time() < deadline:
+                time.sleep(0.2)
+        finally:
+            worker.stop()
+        assert len(patient.browser.visited) == pages_seen
+        assert outbox.store.get(sid).status == "delivered"
+
+        identifier = f"{SUBMISSION_SYSTEM}|{identifier_value(sid, 'QuestionnaireResponse')}"
+        found = world.clinic.get("QuestionnaireResponse", params={"identifier": identifier})
+        (response,) = [e["resource"] for e in found.json().get("entry", [])]
+        assert response["status"] == "completed"
+        closed = world.task(task["id"])
+        assert closed["status"] == "completed"
+        assert [o["valueReference"] for o in closed["output"]] == [
+            {"reference": f"QuestionnaireResponse/{response['id']}"}
+        ]
+        with app.app_context():
+            record = app.extensions["attach_fhir"].store.get("assess-submission", sid)
+        assert record["task_outcome"] == {
+            "state": "completed",
+            "task": f"Task/{task['id']}",
+            "response": f"QuestionnaireResponse/{response['id']}",
+        }
+
+        # The page opened later finds it done: it reads nothing and writes nothing again.
+        transport.clear()
+        shown = patient.get(f"/assess/submissions/{sid}")
+        assert shown.status_code == 303 and "/review/responses/" in shown.headers["location"]
+        assert transport.count("PUT", f"{world.fhir_base}/Task/") == 0
+        assert transport.count("GET", f"{world.fhir_base}/Task/") == 0
+    finally:
         patient.close()
