@@ -28,7 +28,7 @@ from attach_fhir.writeback import identifier_value
 from smart_app import careplan_delivery as writes
 from smart_app import careplan_records as records
 from smart_app.context import LaunchContext
-from smart_app.submission import SUBMISSION_NS, Status, relative
+from smart_app.submission import Status, record_outcome, relative
 
 log = logging.getLogger(__name__)
 
@@ -70,12 +70,7 @@ def judge_after_delivery(launch: LaunchContext, found: Status) -> dict[str, Any]
         return None  # the app may not see care plans here: there is no plan it could follow
     outcome = _judge(launch, found.submission_id, scores, user)
     log.info("goals.autoupdate outcome=%s", outcome["state"])
-    record = {**found.record, "goals": outcome}
-    ttl = float(current_app.config["LAUNCH_TTL"]) * 14
-    # Not synced at once: lost in a machine crash, the goals are judged again from the same
-    # scores, and the update (deterministic identifiers, If-Match) writes nothing twice.
-    launch.services.store.put(SUBMISSION_NS, found.submission_id, record, ttl, durable=False)
-    found.record["goals"] = outcome
+    record_outcome(launch, found, "goals", outcome)
     return outcome
 
 

@@ -169,6 +169,26 @@ def submit(
     return record
 
 
+def record_outcome(launch: LaunchContext, found: Status, key: str, outcome: dict[str, Any]) -> None:
+    """Add one follow-up's outcome (``goals``, ``task_outcome``) to the submission's record.
+
+    Read-modify-write under the record's lock, from the stored copy: two follow-ups finishing at
+    once (a page view and the worker) keep both outcomes. Not synced at once: lost in a machine
+    crash, the follow-up runs again and its writes (identifiers, If-Match) change nothing twice.
+    """
+    store = launch.services.store
+    with store.lock(f"submission-record:{found.submission_id}"):
+        fresh = store.get(SUBMISSION_NS, found.submission_id) or found.record
+        store.put(
+            SUBMISSION_NS,
+            found.submission_id,
+            {**fresh, key: outcome},
+            _ttl(launch),
+            durable=False,
+        )
+    found.record[key] = outcome
+
+
 def _ttl(launch: LaunchContext) -> float:
     """Records outlive their launch: the status stays visible after a relaunch."""
     del launch

@@ -38,7 +38,7 @@ from smart_app.context import LaunchContext
 from smart_app.errors import AuthorizationExpired
 from smart_app.responses import now
 from smart_app.server_profile import capabilities
-from smart_app.submission import SUBMISSION_NS, Status, status
+from smart_app.submission import SUBMISSION_NS, Status, record_outcome, status
 
 log = logging.getLogger(__name__)
 
@@ -152,15 +152,8 @@ def complete_after_delivery(launch: LaunchContext, found: Status) -> dict[str, A
         if outcome is None or outcome.get("state") == WAITING:
             outcome = _complete(launch, found, assignment)
             log.info("task.complete outcome=%s", outcome["state"])
-            # Not synced at once: lost in a machine crash, the Task is read again and one
-            # completed with this response is left alone.
-            store.put(
-                SUBMISSION_NS,
-                found.submission_id,
-                {**fresh, "task_outcome": outcome},
-                _ttl(),
-                durable=False,
-            )
+            # A Task completed with this response is left alone if this is lost and redone.
+            record_outcome(launch, found, "task_outcome", outcome)
     found.record["task_outcome"] = outcome
     return dict(outcome)
 

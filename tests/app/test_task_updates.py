@@ -24,6 +24,7 @@ from flask.testing import FlaskClient
 
 from ehr_sandbox.fhir_process import FhirServerProcess
 from ehr_sandbox.seed import build_seed_bundle
+from smart_app import create_app
 from tests.fixtures.fhir_server import FhirServerFactory
 from tests.fixtures.launched_app import launched_app
 
@@ -335,3 +336,24 @@ def test_a_task_whose_status_is_no_string_is_not_open(
     transport.refuse = None
     assert form.status_code == 200, form.text
     assert "This assignment is already closed in your clinic&#39;s record." in form.text
+
+
+def test_two_follow_ups_finishing_at_once_keep_both_outcomes(tmp_path: Path) -> None:
+    """A page view judging goals and the worker closing the Task both start from the same
+    stored record: the second write must not erase the first one's outcome."""
+    from types import SimpleNamespace
+
+    from smart_app.submission import SUBMISSION_NS, Status, record_outcome
+
+    app = create_app({"DATA_DIR": str(tmp_path), "TESTING": True})
+    store = app.extensions["attach_fhir"].store
+    record = {"cred": "c", "instrument": "ecr-r", "assignment": {"task": "Task/t1"}}
+    store.put(SUBMISSION_NS, "sid-1", record, 60)
+    launch: Any = SimpleNamespace(services=SimpleNamespace(store=store))
+    page, worker = Status("sid-1", dict(record), None), Status("sid-1", dict(record), None)
+    with app.app_context():
+        record_outcome(launch, page, "goals", {"state": "none"})
+        record_outcome(launch, worker, "task_outcome", {"state": "completed"})
+    stored = store.get(SUBMISSION_NS, "sid-1")
+    assert stored == record | {"goals": {"state": "none"}, "task_outcome": {"state": "completed"}}
+    app.extensions["attach_assess"].stop()
