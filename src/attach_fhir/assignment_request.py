@@ -15,7 +15,6 @@ Task however often the same form is posted. Withdrawing is an update to ``cancel
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import datetime as dt
 import re
@@ -36,6 +35,7 @@ from attach_fhir.task_completion import (
     SDC_TEMP,
     UPDATE,
     Decision,
+    changed_task,
     is_for,
     is_open,
     local_reference,
@@ -316,21 +316,10 @@ def sent_assignments(
 
 
 def withdrawn_task(task: Mapping[str, Any], when: str) -> dict[str, Any]:
-    """The Task as withdrawn at ``when``: ``cancelled``, with the reason, the rest as it was
-    (but a generated narrative, which would still describe the open Task)."""
-    new = copy.deepcopy(dict(task))
-    new["status"] = "cancelled"
+    """The Task as withdrawn at ``when``: ``cancelled``, with the reason (see
+    :func:`attach_fhir.task_completion.changed_task` for the rest)."""
+    new = changed_task(task, "cancelled", when)
     new["statusReason"] = {"text": WITHDRAWN_REASON}
-    new["lastModified"] = when
-    if _dict(new.get("text")).get("status") == "generated":
-        new.pop("text")
-    meta = {
-        k: v for k, v in _dict(new.get("meta")).items() if k not in ("versionId", "lastUpdated")
-    }
-    if meta:
-        new["meta"] = meta
-    else:
-        new.pop("meta", None)
     return new
 
 

@@ -103,22 +103,16 @@ def assignment_problem(task: Mapping[str, Any], patient: str, questionnaire_url:
     return None
 
 
-def completed_task(task: Mapping[str, Any], response: str, when: str) -> dict[str, Any]:
-    """The Task as completed by ``response`` at ``when`` (other elements as they were, but a
-    generated narrative, which would describe the open Task)."""
+def changed_task(task: Mapping[str, Any], status: str, when: str) -> dict[str, Any]:
+    """A copy of the Task read, to write back with a new ``status`` at ``when``: everything else
+    as the EHR holds it, but the server's ``meta.versionId``/``lastUpdated`` (If-Match carries
+    the version) and a generated narrative. Made from the structured data alone, that narrative
+    would still describe the Task as it was; a server that generates narrative makes it again.
+    A narrative a person wrote is kept."""
     new = copy.deepcopy(dict(task))
-    new["status"] = "completed"
+    new["status"] = status
     new["lastModified"] = when
-    reference = local_reference(response)
-    if reference not in response_outputs(new):
-        output = {
-            "type": {"coding": [dict(RESPONSE_OUTPUT)]},
-            "valueReference": {"reference": reference},
-        }
-        new["output"] = [*_list(new.get("output")), output]
     if _dict(new.get("text")).get("status") == "generated":
-        # Made from the structured data alone, it would still say the Task is open; a server
-        # that generates narrative makes it again. A narrative a person wrote is kept.
         new.pop("text")
     meta = {
         k: v for k, v in _dict(new.get("meta")).items() if k not in ("versionId", "lastUpdated")
@@ -127,6 +121,19 @@ def completed_task(task: Mapping[str, Any], response: str, when: str) -> dict[st
         new["meta"] = meta
     else:
         new.pop("meta", None)
+    return new
+
+
+def completed_task(task: Mapping[str, Any], response: str, when: str) -> dict[str, Any]:
+    """The Task as completed by ``response`` at ``when`` (see :func:`changed_task`)."""
+    new = changed_task(task, "completed", when)
+    reference = local_reference(response)
+    if reference not in response_outputs(new):
+        output = {
+            "type": {"coding": [dict(RESPONSE_OUTPUT)]},
+            "valueReference": {"reference": reference},
+        }
+        new["output"] = [*_list(new.get("output")), output]
     return new
 
 
