@@ -26,7 +26,7 @@ from smart_app.scopes import default_scopes
 from smart_app.security import COOKIE_NAME
 from tests.e2e.test_careplan_e2e import ecr_r_answers, hidden
 from tests.e2e.test_pages_a11y import WIDTHS, Launched, check, open_page
-from tests.e2e.test_task_completion_e2e import ADULT, ECR_R, OTHER, ROWAN, World
+from tests.e2e.test_task_completion_e2e import ADULT, ECR_R, OTHER, ROWAN, World, response_output
 from tests.fixtures.sandbox import (
     SANDBOX_CLIENTS,
     AuthzDriver,
@@ -149,20 +149,7 @@ def test_the_assigned_task_opens_from_the_landing_page_and_closes_on_delivery(eh
         ]
         closed = world.task(task["id"])
         assert closed["status"] == "completed"
-        assert closed["output"] == [
-            {
-                "type": {
-                    "coding": [
-                        {
-                            "system": "http://hl7.org/fhir/uv/sdc/CodeSystem/temp",
-                            "code": "questionnaire-response",
-                            "display": "Questionnaire Response",
-                        }
-                    ]
-                },
-                "valueReference": {"reference": f"QuestionnaireResponse/{response['id']}"},
-            }
-        ]
+        assert closed["output"] == response_output(response["id"])
 
         again = Clinician(ehr, "narrow", (task["id"],))  # launched for it again: now closed
         try:

@@ -125,6 +125,22 @@ def world(sandbox_factory: SandboxFactory, data_dir: Path) -> Iterator[World]:
         server.transport.shutdown()
 
 
+def response_output(qr_id: str) -> list[dict[str, Any]]:
+    """A closed Task's output, written out from SDC's sdc-task profile: the response it got."""
+    sdc_temp = "http://hl7.org/fhir/uv/sdc/CodeSystem/temp"
+    kind = {
+        "system": sdc_temp,
+        "code": "questionnaire-response",
+        "display": "Questionnaire Response",
+    }
+    return [
+        {
+            "type": {"coding": [kind]},
+            "valueReference": {"reference": f"QuestionnaireResponse/{qr_id}"},
+        }
+    ]
+
+
 @pytest.fixture(scope="module")
 def open_ehr(
     sandbox_factory: SandboxFactory, tmp_path_factory: pytest.TempPathFactory
@@ -237,20 +253,7 @@ def test_the_patients_submission_completes_the_assigned_task_once(open_ehr: Worl
         assert response["status"] == "completed"
         closed = world.task(task["id"])
         assert closed["status"] == "completed"
-        assert closed["output"] == [
-            {
-                "type": {
-                    "coding": [
-                        {
-                            "system": "http://hl7.org/fhir/uv/sdc/CodeSystem/temp",
-                            "code": "questionnaire-response",
-                            "display": "Questionnaire Response",
-                        }
-                    ]
-                },
-                "valueReference": {"reference": f"QuestionnaireResponse/{response['id']}"},
-            }
-        ]
+        assert closed["output"] == response_output(response["id"])
         assert before <= closed["lastModified"] <= after
         assert closed["note"] == [{"text": "Moved the session to Thursday"}]  # theirs kept
         assert closed["meta"]["versionId"] != noted[0]
