@@ -33,6 +33,7 @@ from attach_fhir.task_completion import (
     CLOSED,
     REFUSED,
     SDC_TEMP,
+    TASK_WORD,
     UPDATE,
     Decision,
     changed_task,
@@ -40,6 +41,8 @@ from attach_fhir.task_completion import (
     is_open,
     local_reference,
     response_outputs,
+    status_word,
+    task_version,
 )
 from attach_fhir.writeback import SECURITY_LABELS
 
@@ -70,7 +73,6 @@ NOT_AN_ASSIGNMENT = (
 
 _NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, ASSIGNMENT_SYSTEM)
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-_WORD = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 #: Characters that open markup in CommonMark (links, images, raw HTML, autolinks, code,
 #: emphasis) or an entity; ``Annotation.text`` is markdown, so the note escapes them.
 _MARKUP = re.compile(r"([\\`*_\[\]<>!&~|])")
@@ -278,7 +280,7 @@ def sent_assignments(
         task_id = task.get("id")
         if (
             not isinstance(task_id, str)
-            or not _WORD.fullmatch(task_id)
+            or not TASK_WORD.fullmatch(task_id)
             or not is_for(task, patient)
         ):
             continue
@@ -292,13 +294,12 @@ def sent_assignments(
         )
         if url is None:
             continue
-        version = _dict(task.get("meta")).get("versionId")
         authored = task.get("authoredOn")
         row = SentAssignment(
             task_id=task_id,
             questionnaire=url,
             status=str(task["status"]) if is_open(task) else "completed",
-            version=version if isinstance(version, str) and _WORD.fullmatch(version) else None,
+            version=task_version(task),
             authored=authored[:32] if isinstance(authored, str) else None,
             due=due_date(task),
             note=patient_note(task),
@@ -334,11 +335,10 @@ def withdraw(
     if not is_for(task, patient) or not named & wanted:
         return Decision(REFUSED, reason=NOT_AN_ASSIGNMENT)
     if not is_open(task):
-        status = task.get("status")
-        shown = status if isinstance(status, str) and _WORD.fullmatch(status) else "unknown"
+        shown = status_word(task)
         return Decision(CLOSED, reason=f"The EHR already shows this request as {shown}.")
-    version = _dict(task.get("meta")).get("versionId")
-    if not (isinstance(version, str) and _WORD.fullmatch(version)):
+    version = task_version(task)
+    if version is None:
         reason = "The EHR did not give the task's version, so it cannot be withdrawn safely."
         return Decision(REFUSED, reason=reason)
     if version != seen_version:
@@ -352,7 +352,7 @@ def task_changes(before: Mapping[str, Any] | None, after: Mapping[str, Any]) -> 
     if before is None:
         return ["It was changed in the EHR after this page was shown."]
     out: list[str] = []
-    old, new = _status(before), _status(after)
+    old, new = status_word(before), status_word(after)
     if old != new:
         out.append(f"Its status changed from {old} to {new}.")
     old_due, new_due = due_date(before), due_date(after)
@@ -375,11 +375,6 @@ def task_changes(before: Mapping[str, Any] | None, after: Mapping[str, Any]) -> 
     if _reference(before.get("owner")) != _reference(after.get("owner")):
         out.append("It is now assigned to someone else.")
     return out or ["Other details of it were changed in the EHR."]
-
-
-def _status(task: Mapping[str, Any]) -> str:
-    status = task.get("status")
-    return status if isinstance(status, str) and _WORD.fullmatch(status) else "unknown"
 
 
 def _closed_on(task: Mapping[str, Any]) -> str | None:

@@ -30,8 +30,8 @@ RESPONSE_OUTPUT: Mapping[str, str] = {
     "display": "Questionnaire Response",
 }
 
-#: A Task status or version id as the app repeats it (FHIR code / id): bounded, no markup.
-_WORD = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+#: A Task id, status or version id as the app repeats it (FHIR code / id): bounded, no markup.
+TASK_WORD = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 
 UPDATE = "update"
 DONE = "done"
@@ -147,15 +147,26 @@ def decide(
     if completed_with(task, response):
         return Decision(DONE)
     if not is_open(task):
-        status = task.get("status")
-        shown = status if isinstance(status, str) and _WORD.fullmatch(status) else "unknown"
+        shown = status_word(task)
         return Decision(CLOSED, reason=f"The clinic's record already shows the task as {shown}.")
-    version = _dict(task.get("meta")).get("versionId")
-    if not (isinstance(version, str) and _WORD.fullmatch(version)):
-        # none, or not an id: it goes into the If-Match header, so it is not written blind
+    version = task_version(task)
+    if version is None:
         reason = "The EHR did not give the task's version, so it cannot be updated safely."
         return Decision(REFUSED, reason=reason)
     return Decision(UPDATE, task=completed_task(task, response, when), version=version)
+
+
+def status_word(task: Mapping[str, Any]) -> str:
+    """The Task's status as the app may repeat it to the user, or ``unknown``."""
+    status = task.get("status")
+    return status if isinstance(status, str) and TASK_WORD.fullmatch(status) else "unknown"
+
+
+def task_version(task: Mapping[str, Any]) -> str | None:
+    """``meta.versionId`` when it is an id: None (no version, or no id) means the Task is not
+    written blind, since the value goes into the If-Match header."""
+    version = _dict(task.get("meta")).get("versionId")
+    return version if isinstance(version, str) and TASK_WORD.fullmatch(version) else None
 
 
 def _list(value: Any) -> list[Any]:
