@@ -69,6 +69,20 @@ class AssessmentSummary:
         """``<title>, version <version>``."""
         return f"{self.title}, version {self.version}"
 
+    @property
+    def facts(self) -> list[tuple[str, str]]:
+        """The labelled facts under the heading, those with a value, in the order both
+        renderings (text and PDF) show them."""
+        facts = [
+            ("Patient", self.patient),
+            ("Completed", self.authored),
+            ("Respondent", self.respondent),
+            ("Entered by", self.author),
+            ("Scoring algorithm", self.algorithm),
+            ("Questionnaire", f"{self.url}|{self.version}"),
+        ]
+        return [(label, value) for label, value in facts if value]
+
 
 def _walk_items(items: Sequence[Mapping[str, Any]]) -> Iterator[Mapping[str, Any]]:
     for item in items:
@@ -228,15 +242,7 @@ def build_summary(
 def render_text(summary: AssessmentSummary) -> str:
     """The summary as plain text (UTF-8), the same content as the PDF."""
     out = [summary.heading, "=" * len(summary.heading), ""]
-    facts = [
-        ("Patient", summary.patient),
-        ("Completed", summary.authored),
-        ("Respondent", summary.respondent),
-        ("Entered by", summary.author),
-        ("Scoring algorithm", summary.algorithm),
-        ("Questionnaire", f"{summary.url}|{summary.version}"),
-    ]
-    out += [f"{label}: {value}" for label, value in facts if value]
+    out += [f"{label}: {value}" for label, value in summary.facts]
     out += ["", f"Citation: {summary.citation}", f"Licence status: {summary.licence_status}"]
     if summary.licence_note:
         out.append(summary.licence_note)

@@ -92,17 +92,8 @@ def _render(summary: AssessmentSummary) -> bytes:
     pdf.add_page()
     _para(pdf, summary.heading, size=16, style="B", height=8)
     pdf.ln(2)
-    facts = [
-        ("Patient", summary.patient),
-        ("Completed", summary.authored),
-        ("Respondent", summary.respondent),
-        ("Entered by", summary.author),
-        ("Scoring algorithm", summary.algorithm),
-        ("Questionnaire", f"{summary.url}|{summary.version}"),
-    ]
-    for label, value in facts:
-        if value:
-            _para(pdf, f"{label}: {value}")
+    for label, value in summary.facts:
+        _para(pdf, f"{label}: {value}")
     pdf.ln(2)
     _para(pdf, f"Citation: {summary.citation}", size=9, height=4.5)
     _para(pdf, f"Licence status: {summary.licence_status}", size=9, height=4.5)
