@@ -412,12 +412,11 @@ def test_server_down_at_submit_waits_then_is_delivered_once_by_the_worker(
     assert status.headers["location"] == f"/app/{clinician.ctx}/review/responses/{qr_id}"
 
 
-def test_a_dropped_answer_and_a_double_click_write_each_resource_once(
-    env: Env, clinician: Clinician
-) -> None:
-    clinician.launch(ADULT)
-    example = PER_INSTRUMENT["ecr"]
-    _, csrf, sid = clinician.open_form("ecr")
+def post_with_answer_dropped(
+    env: Env, clinician: Clinician, instrument: str, answers: dict[str, str], sid: str, csrf: str
+) -> tuple[httpx.Response, list[str]]:
+    """Submit while the connection drops after the FHIR server answered the first POST to its
+    base (the transaction): the app's response, and the status the server had answered."""
     dropped: list[str] = []
 
     def drop_after_commit(request: httpx.Request, response: httpx.Response) -> httpx.Response:
@@ -432,9 +431,19 @@ def test_a_dropped_answer_and_a_double_click_write_each_resource_once(
 
     env.transport.tamper = drop_after_commit
     try:
-        first = clinician.post("ecr", fields(example), "submit", sid, csrf)
+        posted = clinician.post(instrument, answers, "submit", sid, csrf)
     finally:
         env.transport.tamper = None
+    return posted, dropped
+
+
+def test_a_dropped_answer_and_a_double_click_write_each_resource_once(
+    env: Env, clinician: Clinician
+) -> None:
+    clinician.launch(ADULT)
+    example = PER_INSTRUMENT["ecr"]
+    _, csrf, sid = clinician.open_form("ecr")
+    first, dropped = post_with_answer_dropped(env, clinician, "ecr", fields(example), sid, csrf)
     assert dropped == ["200"]
     assert first.status_code == 303
     assert outbox_item(env, sid).status == "queued"

@@ -16,7 +16,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from pypdf import PdfReader
 
@@ -31,6 +30,7 @@ from tests.e2e.test_assess_e2e import (
     app_env,
     fields,
     outbox_item,
+    post_with_answer_dropped,
     search,
 )
 from tests.fixtures.sandbox import SandboxFactory
@@ -87,20 +87,9 @@ def test_a_submission_is_one_document_reference_with_the_pdf_even_after_a_retry(
     clinician.launch(ADULT)
     example = PER_INSTRUMENT["ecr-r"]  # every item answered 7
     _, csrf, sid = clinician.open_form("ecr-r")
-    dropped: list[str] = []
-
-    def drop_after_commit(request: httpx.Request, response: httpx.Response) -> httpx.Response:
-        if request.method == "POST" and str(request.url).rstrip("/") == docs_env.fhir_base:
-            if not dropped:
-                dropped.append(str(response.status_code))  # the server has committed by now
-                raise httpx.RemoteProtocolError("connection dropped", request=request)
-        return response
-
-    docs_env.transport.tamper = drop_after_commit
-    try:
-        first = clinician.post("ecr-r", fields(example), "submit", sid, csrf)
-    finally:
-        docs_env.transport.tamper = None
+    first, dropped = post_with_answer_dropped(
+        docs_env, clinician, "ecr-r", fields(example), sid, csrf
+    )
     assert dropped == ["200"]
     assert first.status_code == 303, first.text
     assert outbox_item(docs_env, sid).status == "queued"
