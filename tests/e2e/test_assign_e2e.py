@@ -95,9 +95,7 @@ def clinic(
     finally:
         reader.close()
         for server in apps.values():
-            server.thread.stop()
-            server.app.extensions["attach_assess"].stop()
-            server.transport.shutdown()
+            server.stop()
 
 
 class Rowan:

@@ -47,9 +47,7 @@ def world(
     server = start_app(reg, data_dir)
     register_app(sandbox, server, client)
     yield sandbox, server
-    server.thread.stop()
-    server.app.extensions["attach_assess"].stop()
-    server.transport.shutdown()
+    server.stop()
 
 
 @pytest.fixture

@@ -76,9 +76,7 @@ def ehr(sandbox_factory: SandboxFactory, tmp_path_factory: pytest.TempPathFactor
     finally:
         clinic.close()
         for server in apps.values():
-            server.thread.stop()
-            server.app.extensions["attach_assess"].stop()
-            server.transport.shutdown()
+            server.stop()
 
 
 class Clinician:

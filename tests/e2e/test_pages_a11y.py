@@ -100,9 +100,7 @@ def launched(
         yield Launched(server, base, sid, match.group(1))
     finally:
         http.close()
-        server.thread.stop()
-        server.app.extensions["attach_assess"].stop()
-        server.transport.shutdown()
+        server.stop()
 
 
 def open_page(chromium: Browser, launched: Launched, path: str, width: str) -> Page:

@@ -58,9 +58,7 @@ def picker_app(
     server.thread.server.RequestHandlerClass = WSGIRequestHandler  # logs each request line
     register_app(launch_sandbox, server, client)
     yield server
-    server.thread.stop()
-    server.app.extensions["attach_assess"].stop()
-    server.transport.shutdown()
+    server.stop()
 
 
 @pytest.fixture

@@ -120,9 +120,7 @@ def world(sandbox_factory: SandboxFactory, data_dir: Path) -> Iterator[World]:
         yield World(sandbox, server, clinic)
     finally:
         clinic.close()
-        server.thread.stop()
-        server.app.extensions["attach_assess"].stop()
-        server.transport.shutdown()
+        server.stop()
 
 
 def response_output(qr_id: str) -> list[dict[str, Any]]:
