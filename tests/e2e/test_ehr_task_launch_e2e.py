@@ -12,7 +12,6 @@ which the server hands over another patient's Task and only the app's own check 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -24,6 +23,7 @@ from playwright.sync_api import Browser as Chromium
 from ehr_sandbox.runner import Sandbox
 from smart_app.scopes import default_scopes
 from smart_app.security import COOKIE_NAME
+from tests.app.test_launch_context_tasks import offers
 from tests.e2e.test_careplan_e2e import ecr_r_answers, hidden
 from tests.e2e.test_pages_a11y import WIDTHS, Launched, check, open_page
 from tests.e2e.test_task_completion_e2e import ADULT, ECR_R, OTHER, ROWAN, World, response_output
@@ -102,18 +102,6 @@ class Clinician:
 
     def get(self, url: str) -> httpx.Response:
         return self.browser.request("GET", str(httpx.URL(self.app + "/").join(url)))
-
-
-def offers(page: str) -> list[tuple[str, str, str]]:
-    """(task id, title text, Start href) of each assignment the landing page offers."""
-    return [
-        (m.group(1), m.group(2), m.group(3).replace("&amp;", "&"))
-        for m in re.finditer(
-            r'<p class="ehr-assignment" data-task="([^"]+)">\s*'
-            r'<span class="ehr-assignment-title">([^<]*)</span>\s*<a class="button" href="([^"]+)"',
-            page,
-        )
-    ]
 
 
 def test_the_assigned_task_opens_from_the_landing_page_and_closes_on_delivery(ehr: Ehr) -> None:
