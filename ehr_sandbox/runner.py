@@ -111,6 +111,7 @@ class Sandbox:
         with_app: bool = True,
         fhir_auth: bool = True,
         fhir_limits: Mapping[str, Any] | None = None,
+        today: dt.date | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.port_base = port_base
@@ -121,6 +122,8 @@ class Sandbox:
         self.fhir_auth = fhir_auth
         #: Extra FhirServerOptions (``read_only_types``, ``no_transaction``): a limited EHR.
         self.fhir_limits = dict(fhir_limits or {})
+        #: The day the seed's ages and "days ago" dates count from (default: the day it starts).
+        self.today = today
         self.fhir: FhirServerProcess | None = None
         self._servers: list[ServerThread] = []
         self._authz_app: Any = None
@@ -162,7 +165,7 @@ class Sandbox:
             self._servers.append(app_server)
         from ehr_sandbox.seed import write_seed_bundle
 
-        seed = write_seed_bundle(self.data_dir / "seed.json", dt.date.today())
+        seed = write_seed_bundle(self.data_dir / "seed.json", self.today or dt.date.today())
         options = FhirServerOptions(
             port=self._port(0),
             seed=seed,

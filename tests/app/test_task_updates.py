@@ -23,10 +23,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from ehr_sandbox.fhir_process import FhirServerProcess
-from ehr_sandbox.seed import build_seed_bundle
 from smart_app import create_app
 from tests.fixtures.fhir_server import FhirServerFactory
 from tests.fixtures.launched_app import launched_app
+from tests.fixtures.seed import seed_bundle
 
 pytestmark = pytest.mark.e2e  # starts sandbox FHIR server processes
 
@@ -89,7 +89,7 @@ def read_only_tasks(
     fhir_server_factory: FhirServerFactory, tmp_path_factory: pytest.TempPathFactory
 ) -> FhirServerProcess:
     """A server that declares Task read-only, seeded with the sandbox people and ``SEEDED``."""
-    bundle = build_seed_bundle(dt.date.today())
+    bundle = seed_bundle()
     for task in SEEDED:
         bundle["entry"].append(
             {"resource": task, "request": {"method": "PUT", "url": f"Task/{task['id']}"}}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -12,6 +13,7 @@ import pytest
 from attach_fhir.capabilities import CapabilityCache
 from attach_fhir.fhir_client import FhirClient
 from attach_fhir.fhir_errors import FhirNotFound, FhirPreconditionFailed, FhirUnprocessable
+from tests.fixtures.seed import seeded_patient
 
 pytestmark = pytest.mark.e2e
 
@@ -106,8 +108,9 @@ def test_batch(client: FhirClient) -> None:
 
 
 def test_patient_search_by_post_finds_what_get_finds(client: FhirClient) -> None:
-    # The seed's adult: Alex Synthetic, born 1997-10-22, MRN SANDBOX-ADULT-29.
-    by_name = {"name": "alex", "birthdate": "1997-10-22"}
+    # The seed's adult: Alex Synthetic, MRN SANDBOX-ADULT-29, born on the day the seed gives.
+    born = dt.date.fromisoformat(seeded_patient("sandbox-adult-29")["birthDate"])
+    by_name = {"name": "alex", "birthdate": born.isoformat()}
     page, method = client.search_first_page("Patient", by_name)
     assert method == "POST"
     assert [e["resource"]["id"] for e in page["entry"]] == ["sandbox-adult-29"]
@@ -115,5 +118,6 @@ def test_patient_search_by_post_finds_what_get_finds(client: FhirClient) -> None
     assert [e["resource"]["id"] for e in got["entry"]] == ["sandbox-adult-29"]
     by_mrn, _ = client.search_first_page("Patient", {"identifier": "SANDBOX-PARENT-41"})
     assert [e["resource"]["id"] for e in by_mrn["entry"]] == ["sandbox-parent-41"]
-    none, _ = client.search_first_page("Patient", {"name": "alex", "birthdate": "1997-10-23"})
+    next_day = (born + dt.timedelta(days=1)).isoformat()
+    none, _ = client.search_first_page("Patient", {"name": "alex", "birthdate": next_day})
     assert none.get("entry", []) == []

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import hashlib
 import json
 from collections.abc import Callable
@@ -18,7 +17,7 @@ from joserfc.jwk import KeySet
 
 from ehr_sandbox.authz.config import Knobs
 from ehr_sandbox.runner import Sandbox
-from ehr_sandbox.seed import build_seed_bundle
+from tests.fixtures.seed import seeded_patient
 from tests.fixtures.smart_app_server import (
     CLIENT_TYPES,
     AppServer,
@@ -38,15 +37,6 @@ V2_EHR_SCOPE = (
     "patient/QuestionnaireResponse.crus patient/Observation.crus patient/CarePlan.crus "
     "patient/Goal.crus patient/Provenance.c offline_access"
 )
-
-
-def seeded_patient(patient_id: str) -> dict[str, Any]:
-    """The patient as the sandbox seeds it today (names and birth dates from the seed file)."""
-    for entry in build_seed_bundle(dt.date.today())["entry"]:
-        resource: dict[str, Any] = entry["resource"]
-        if resource["resourceType"] == "Patient" and resource["id"] == patient_id:
-            return resource
-    raise AssertionError(patient_id)
 
 
 def launch_record(server: AppServer, landing_url: str) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from werkzeug.wrappers import Request, Response
 
 from ehr_sandbox.authz.config import Knobs
 from ehr_sandbox.runner import Sandbox, ServerThread
-from tests.e2e.test_launch_flow import seeded_patient
+from tests.fixtures.seed import seeded_patient
 from tests.fixtures.smart_app_server import (
     AppServer,
     app_registration,

@@ -16,7 +16,7 @@ from ehr_sandbox.authz.config import Knobs
 from ehr_sandbox.runner import Sandbox
 from smart_app import kept_forms
 from smart_app.context import LaunchContext
-from tests.e2e.test_launch_flow import seeded_patient
+from tests.fixtures.seed import seeded_patient
 from tests.fixtures.smart_app_server import (
     AppServer,
     Browser,

@@ -19,7 +19,7 @@ from tests.e2e.test_assess_e2e import (
     outbox_item,
     submit,
 )
-from tests.e2e.test_launch_flow import seeded_patient
+from tests.fixtures.seed import seeded_patient
 
 pytestmark = pytest.mark.e2e
 

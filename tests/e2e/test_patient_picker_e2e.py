@@ -4,9 +4,9 @@ token), a search by name, a choice, and what must never happen on the way: a nam
 log line, a patient chosen that the token cannot read, a patient launch that picks, a POST
 without the CSRF token, or one patient's work showing up under another.
 
-Expected values come from the sandbox seed (tests.e2e.test_launch_flow.seeded_patient): the
-adult is Alex Synthetic, born 1997-10-22, gender other, MRN SANDBOX-ADULT-29; the adolescent is
-Noor Synthetic; all five seeded patients share the family name Synthetic.
+Expected values come from the sandbox seed (tests.fixtures.seed.seeded_patient): the adult is
+Alex Synthetic, 29 (the birth date counted from the seed day), gender other, MRN SANDBOX-ADULT-29;
+the adolescent is Noor Synthetic; all five seeded patients share the family name Synthetic.
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ from ehr_sandbox.authz.config import Knobs
 from ehr_sandbox.runner import Sandbox
 from smart_app.delivery import CREDENTIAL_NS
 from smart_app.security import COOKIE_NAME
-from tests.e2e.test_launch_flow import seeded_patient
 from tests.e2e.test_pages_a11y import AXE, answers, axe_violations, check, hidden
+from tests.fixtures.seed import seeded_patient
 from tests.fixtures.smart_app_server import (
     AppServer,
     Browser,
@@ -169,7 +169,7 @@ def test_find_choose_and_the_landing_offers_the_flows(
     assert f'<span class="result-name" id="result-1">{adult["name"][0]["text"]}</span>' in (
         found.text
     )
-    assert "<dt>Born</dt> <dd>1997-10-22</dd>" in found.text
+    assert f"<dt>Born</dt> <dd>{adult['birthDate']}</dd>" in found.text
     assert "<dt>Gender</dt> <dd>other</dd>" in found.text
     assert "<dt>Identifier</dt> <dd>SANDBOX-ADULT-29</dd>" in found.text
     assert '<h2 id="results-heading">1 patient found</h2>' in found.text
@@ -213,15 +213,14 @@ def test_no_name_birth_date_or_mrn_in_urls_or_logs(
     caplog.set_level(logging.DEBUG)
     clinician.launch()
     csrf = clinician.csrf()
-    by_all = clinician.search(
-        csrf, name="Alex", birth_date="1997-10-22", identifier="SANDBOX-ADULT-29"
-    )
+    born = seeded_patient(ADULT)["birthDate"]
+    by_all = clinician.search(csrf, name="Alex", birth_date=born, identifier="SANDBOX-ADULT-29")
     assert result_ids(by_all.text) == [ADULT]
-    none = clinician.search(csrf, name="Nobody", birth_date="1997-10-22")
+    none = clinician.search(csrf, name="Nobody", birth_date=born)
     assert result_ids(none.text) == [] and 'id="no-match"' in none.text
     clinician.follow(clinician.choose(ADULT, csrf))
 
-    phi = ["Alex", "Nobody", "Synthetic", "1997-10-22", "SANDBOX-ADULT-29"]
+    phi = ["Alex", "Nobody", "Synthetic", born, "SANDBOX-ADULT-29"]
     urls = clinician.browser.visited + [u for _, u in clinician.server.transport.requests]
     assert [u for u in urls if any(p in u for p in phi)] == []
     logged = [r.getMessage() for r in caplog.records]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -34,11 +35,24 @@ def questionnaire(qid: str) -> dict[str, Any]:
     return load(QUESTIONNAIRES / f"{qid}.json")
 
 
-def shared(qid: str) -> dict[str, Any]:
-    """The reference data of an instrument; skips when ../shared is not beside the clone."""
+def require_shared() -> Path:
+    """The instrument reference data folder: skips without it, except in CI, which provides it.
+
+    A clone holds only the Questionnaires built from that data; the tests that compare them with
+    the source (wording, keys, the generator's output) need ``shared/instruments`` beside the
+    clone, as CI lays it. Without it they skip on a developer's machine, naming the path; in CI
+    (``CI`` set) its absence is an error, so a run can never pass by skipping them."""
     if not SHARED.is_dir():
-        pytest.skip(f"reference data not found at {SHARED} (CI puts shared/ beside the clone)")
-    return load(SHARED / SOURCES[qid])
+        reason = f"instrument reference data not found: {SHARED} (shared/ beside the clone)"
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason}; CI must provide it", pytrace=False)
+        pytest.skip(reason)
+    return SHARED
+
+
+def shared(qid: str) -> dict[str, Any]:
+    """The reference data of an instrument (see ``require_shared``)."""
+    return load(require_shared() / SOURCES[qid])
 
 
 def model(q: dict[str, Any]) -> dict[str, Any]:

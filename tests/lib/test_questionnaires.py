@@ -16,12 +16,12 @@ from attach_fhir.validation import validate_resources
 from tests.lib.instrument_data import (
     QUESTIONNAIRES,
     REPO,
-    SHARED,
     SOURCES,
     TARGETS,
     load,
     model,
     questionnaire,
+    require_shared,
     response,
     shared,
     walk,
@@ -312,8 +312,7 @@ def test_prfq_expressions_give_the_hand_computed_means() -> None:
 
 
 def test_committed_files_are_what_the_generator_builds(tmp_path: Any) -> None:
-    if not SHARED.is_dir():
-        pytest.skip(f"reference data not found at {SHARED}")
+    require_shared()
     subprocess.run(
         [sys.executable, str(REPO / "scripts" / "build_questionnaires.py"), "--out", str(tmp_path)],
         check=True,
