@@ -13,7 +13,7 @@ from werkzeug.exceptions import HTTPException
 
 from attach_fhir.errors import AttachError
 from attach_fhir.outbox_store import default_data_dir
-from smart_app import kept_forms, outbound, security, services
+from smart_app import kept_forms, outbound, record_reading, security, services
 from smart_app import registrations as registrations_module
 from smart_app.discovery import DiscoveryCache
 from smart_app.errors import AuthorizationExpired
@@ -76,6 +76,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     )
     frame_ancestors = sorted({*str(app.config["FRAME_ANCESTORS"]).split(), *regs.frame_ancestors()})
     security.init_app(app, frame_ancestors)
+    record_reading.init_app(app)
     _register_error_handlers(app)
     _register_blueprints(app)
 

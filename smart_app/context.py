@@ -20,6 +20,7 @@ from flask import current_app, g, request
 from attach_fhir.fhir_client import FhirClient
 from smart_app import smart_client
 from smart_app.errors import AuthorizationExpired, LaunchNotFound
+from smart_app.record_reading import ReadingClient
 from smart_app.scopes import Granted
 from smart_app.security import browser_session
 from smart_app.services import Services, get_services
@@ -223,7 +224,7 @@ class LaunchContext:
             reg = self.services.registrations.lookup(self.iss)
             http = self.services.http(reg)
             g.setdefault("attach_http", []).append(http)  # closed at app-context teardown
-            self._client = FhirClient(self.iss, http, token_source=self.token_source)
+            self._client = ReadingClient(self.iss, http, token_source=self.token_source)
         return self._client
 
 

@@ -119,8 +119,12 @@ class FhirClient:
     def search(self, resource_type: str, params: Params | None = None) -> Iterator[dict[str, Any]]:
         """Yield every matching resource, following ``next`` links (only within the base)."""
         for bundle in self.search_pages(resource_type, params):
-            for entry in bundle.get("entry") or []:
-                mode = (entry.get("search") or {}).get("mode", "match")
+            entries = bundle.get("entry")
+            for entry in entries if isinstance(entries, list) else []:
+                if not isinstance(entry, dict):
+                    continue  # not an entry at all: nothing in it can be read
+                search = entry.get("search")
+                mode = search.get("mode", "match") if isinstance(search, dict) else "match"
                 if mode == "match" and isinstance(entry.get("resource"), dict):
                     yield entry["resource"]
 
@@ -132,11 +136,16 @@ class FhirClient:
         seen: set[str] = set()
         for _ in range(_MAX_PAGES):
             yield bundle
+            links = bundle.get("link")
             link = next(
-                (ln.get("url") for ln in bundle.get("link") or [] if ln.get("relation") == "next"),
+                (
+                    ln.get("url")
+                    for ln in (links if isinstance(links, list) else [])
+                    if isinstance(ln, dict) and ln.get("relation") == "next"
+                ),
                 None,
             )
-            if not link or link in seen:
+            if not isinstance(link, str) or not link or link in seen:
                 return
             seen.add(link)
             bundle = self._json(self.request("GET", link))
