@@ -42,6 +42,16 @@ class PlanOnServer:
         """``CarePlan/<id>``."""
         return f"CarePlan/{self.careplan['id']}"
 
+    @property
+    def unread_goals(self) -> int:
+        """How many of the plan's goal references could not be read (the page says so)."""
+        listed = {
+            str(ref.get("reference") or "")
+            for ref in self.careplan.get("goal") or []
+            if isinstance(ref, dict)
+        }
+        return len(listed - set(self.goals))
+
     def working(self) -> WorkingPlan:
         """An editable copy."""
         return WorkingPlan.from_json({"careplan": self.careplan, "goals": self.goals.items()})

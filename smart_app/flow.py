@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from flask import current_app, url_for
 
-from attach_fhir.fhir_client import is_fhir_id
+from attach_fhir.fhir_url import is_fhir_id, is_resource_type
 from smart_app import netguard, scopes, smart_client, style
 from smart_app.context import LAUNCH_NS
 from smart_app.errors import (
@@ -38,7 +38,6 @@ KINDS = ("ehr", "patient", "clinician")
 CONTEXT_KEYS = ("patient", "encounter", "need_patient_banner", "intent", "tenant")
 #: At most this many ``fhirContext`` entries are looked at; the rest are dropped.
 MAX_FHIR_CONTEXT = 20
-RESOURCE_TYPE = re.compile(r"^[A-Z][A-Za-z]{1,63}$")
 #: A ``role`` is an absolute URI or a registered word (``launch``): no spaces, bounded.
 ROLE = re.compile(r"^[!-~]{1,200}$")
 
@@ -234,7 +233,7 @@ def _context_problem(entry: Any) -> str | None:
     if reference is None:
         return "no_reference"  # canonical or identifier only: nothing the app reads by
     kind, slash, ident = reference.partition("/") if isinstance(reference, str) else ("", "", "")
-    if not (slash and RESOURCE_TYPE.fullmatch(kind) and is_fhir_id(ident)):
+    if not (slash and is_resource_type(kind) and is_fhir_id(ident)):
         return "bad_reference"  # absolute, versioned, contained or not a string
     if "type" in entry and entry["type"] != kind:
         return "type_mismatch"

@@ -16,7 +16,7 @@ from typing import Any
 
 from attach_fhir.canonical import SCORES_SYSTEM, SCORING_MODEL_EXT
 from attach_fhir.errors import AttachError
-from attach_fhir.fhir_client import FhirClient
+from attach_fhir.fhir_client import FhirClient, is_fhir_id
 from attach_fhir.instruments import Library
 from attach_fhir.scoring_model import compile_model
 
@@ -50,7 +50,7 @@ def _belongs(resource: Mapping[str, Any], patient_id: str | None) -> bool:
 
 def read_response(client: FhirClient, qr_id: str, patient_id: str | None) -> Json:
     """The QuestionnaireResponse ``qr_id`` of the patient in context (else ReviewNotFound)."""
-    if not qr_id or len(qr_id) > 64 or not all(c.isalnum() or c in "-." for c in qr_id):
+    if not is_fhir_id(qr_id):  # "." would read as a search of every response: nothing is sent
         raise ReviewNotFound()
     try:
         response = client.read("QuestionnaireResponse", qr_id)
@@ -92,7 +92,7 @@ def responses(client: FhirClient, patient_id: str, qr_ids: Iterable[str]) -> lis
     The review reads them only to say which ECR-RS relationships were skipped; a server that
     refuses the search leaves that unsaid (an empty list), it does not fail the page.
     """
-    wanted = sorted({i for i in qr_ids if i and len(i) <= 64})
+    wanted = sorted({i for i in qr_ids if is_fhir_id(i)})
     found: list[Json] = []
     try:
         for start in range(0, len(wanted), ID_CHUNK):

@@ -1,14 +1,16 @@
 """One small FHIR R4 REST client over an injected ``httpx.Client`` (fhirpy's shape, httpx's IO).
 
-Every request goes to the client's base URL: absolute URLs (including ``next`` links and
-redirects) that point elsewhere are refused before anything is sent, so the bearer token never
-leaves for another host. Errors map onto the typed classes of :mod:`attach_fhir.fhir_errors`.
+Every request goes to the client's base URL: each URL (relative paths, ``next`` links,
+redirects) is normalised first (:mod:`attach_fhir.fhir_url`), checked against the base, and sent
+as checked; one that points elsewhere is refused before anything is sent, so the bearer token
+never leaves the base, not even for another path of the same host. Reads take a resource type
+and a FHIR id, never a free path. Errors map onto the typed classes of
+:mod:`attach_fhir.fhir_errors`.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -17,10 +19,18 @@ import httpx
 
 from attach_fhir.fhir_errors import (
     FhirError,
+    FhirReferenceRefused,
     FhirTimeout,
     FhirTransportError,
     FhirUrlRefused,
     error_for_status,
+)
+from attach_fhir.fhir_url import (
+    checked_path,
+    is_fhir_id,
+    is_resource_type,
+    normalise,
+    reference_path,
 )
 
 log = logging.getLogger(__name__)
@@ -34,32 +44,29 @@ TokenSource = Callable[[str | None], str | None]
 
 Params = Mapping[str, str | int | list[str]] | list[tuple[str, str]]
 
-#: A FHIR resource id (R4 ``id`` datatype).
-FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
-
 _MAX_REDIRECTS = 3
 _MAX_PAGES = 1000
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
-def is_fhir_id(value: Any) -> bool:
-    """Whether ``value`` is a FHIR resource id (so it can name nothing but one resource).
-
-    ``.`` and ``..`` match R4's pattern but are URL dot segments: httpx resolves
-    ``Task/..`` to the base and ``Patient/.`` to a type-wide search, so they are refused."""
-    return (
-        isinstance(value, str) and FHIR_ID.fullmatch(value) is not None and value not in (".", "..")
-    )
+__all__ = ["FhirClient", "TokenSource", "is_fhir_id"]
 
 
 def _origin_and_path(url: str) -> tuple[str, str, int | None, str]:
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
+    """Scheme, host, port and path as httpx will send them (so the check sees what is sent)."""
     try:
-        port = parts.port or _DEFAULT_PORTS.get(scheme)
-    except ValueError:
-        port = -1
-    return scheme, (parts.hostname or "").lower(), port, parts.path.rstrip("/")
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError, ValueError):
+        return "", "", -1, ""
+    port = parsed.port or _DEFAULT_PORTS.get(parsed.scheme)
+    path = parsed.raw_path.split(b"?", 1)[0].decode("ascii")
+    return parsed.scheme, parsed.host.lower(), port, path.rstrip("/")
+
+
+def _refused(exc: FhirUrlRefused) -> FhirUrlRefused:
+    # The URL stays out of the log: it may name a patient, and only the reason is needed.
+    log.warning("fhir.url refused code=%s", exc.code)
+    return exc
 
 
 class FhirClient:
@@ -71,7 +78,7 @@ class FhirClient:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise FhirUrlRefused("The FHIR base URL must be an absolute http(s) URL.")
-        self.base_url = base_url.rstrip("/")
+        self.base_url = normalise(base_url).rstrip("/")
         self._base = _origin_and_path(self.base_url)
         self._http = http
         self._token_source = token_source
@@ -79,7 +86,12 @@ class FhirClient:
     # -- URLs ---------------------------------------------------------------------------------
 
     def is_within_base(self, url: str) -> bool:
-        """Whether an absolute URL lies under this client's base (same origin, path prefix)."""
+        """Whether an absolute URL, normalised, lies under this client's base (same origin,
+        path prefix)."""
+        try:
+            url = normalise(url)
+        except FhirUrlRefused:
+            return False
         scheme, host, port, path = _origin_and_path(url)
         b_scheme, b_host, b_port, b_path = self._base
         if (scheme, host, port) != (b_scheme, b_host, b_port):
@@ -87,15 +99,31 @@ class FhirClient:
         return path == b_path or path.startswith(b_path + "/")
 
     def url(self, path_or_url: str) -> str:
-        """The absolute URL for a relative path, or the URL itself if it lies under the base."""
-        if urlsplit(path_or_url).scheme or path_or_url.startswith("//"):
-            if not self.is_within_base(path_or_url):
-                raise FhirUrlRefused(
-                    "Refused to follow a URL outside the FHIR server's base: "
-                    + urlsplit(path_or_url).netloc
-                )
-            return path_or_url
-        return f"{self.base_url}/{path_or_url.lstrip('/')}" if path_or_url else self.base_url
+        """The normalised absolute URL of a relative path or an absolute URL, the one to send;
+        FhirUrlRefused (logged without the URL) unless it lies under the base."""
+        absolute = path_or_url
+        if not (urlsplit(path_or_url).scheme or path_or_url.startswith("//")):
+            absolute = (
+                f"{self.base_url}/{path_or_url.lstrip('/')}" if path_or_url else self.base_url
+            )
+        try:
+            url = normalise(absolute)
+        except FhirUrlRefused as exc:
+            raise _refused(exc) from None
+        if not self.is_within_base(url):
+            raise _refused(FhirUrlRefused())
+        return url
+
+    def _path(self, resource_type: str, resource_id: str, *history: str) -> str:
+        try:
+            return checked_path(resource_type, resource_id, *history)
+        except FhirUrlRefused as exc:
+            raise _refused(exc) from None
+
+    def _type(self, resource_type: str) -> str:
+        if not is_resource_type(resource_type):
+            raise _refused(FhirReferenceRefused("This is not a FHIR resource type."))
+        return resource_type
 
     # -- interactions -------------------------------------------------------------------------
 
@@ -104,17 +132,29 @@ class FhirClient:
         return self._json(self.request("GET", "metadata"))
 
     def read(self, resource_type: str, resource_id: str) -> dict[str, Any]:
-        """``GET [type]/[id]``."""
-        return self._json(self.request("GET", f"{resource_type}/{resource_id}"))
+        """``GET [type]/[id]``; FhirReferenceRefused for a type or id of another shape."""
+        return self._json(self.request("GET", self._path(resource_type, resource_id)))
 
     def vread(self, resource_type: str, resource_id: str, version_id: str) -> dict[str, Any]:
         """``GET [type]/[id]/_history/[vid]``."""
-        path = f"{resource_type}/{resource_id}/_history/{version_id}"
+        path = self._path(resource_type, resource_id, "_history", version_id)
         return self._json(self.request("GET", path))
 
     def read_reference(self, reference: str) -> dict[str, Any]:
-        """Read a relative (``Type/id``) or in-base absolute reference."""
-        return self._json(self.request("GET", reference))
+        """Read a relative (``Type/id[/_history/vid]``) or in-base absolute reference; any other
+        reference (a query, dot segments, escapes, another server) is refused unsent."""
+        relative = reference
+        parts = urlsplit(reference)
+        if parts.scheme or reference.startswith("//"):
+            base_path = self._base[3] + "/"
+            if not self.is_within_base(reference) or not parts.path.startswith(base_path):
+                raise _refused(FhirUrlRefused())
+            relative = parts.path[len(base_path) :] + ("?" if parts.query or parts.fragment else "")
+        try:
+            path = reference_path(relative)
+        except FhirUrlRefused as exc:
+            raise _refused(exc) from None
+        return self._json(self.request("GET", path))
 
     def search(self, resource_type: str, params: Params | None = None) -> Iterator[dict[str, Any]]:
         """Yield every matching resource, following ``next`` links (only within the base)."""
@@ -132,7 +172,7 @@ class FhirClient:
         self, resource_type: str, params: Params | None = None
     ) -> Iterator[dict[str, Any]]:
         """Yield each searchset Bundle page, following ``next`` links within the base."""
-        bundle = self._json(self.request("GET", resource_type, params=params))
+        bundle = self._json(self.request("GET", self._type(resource_type), params=params))
         seen: set[str] = set()
         for _ in range(_MAX_PAGES):
             yield bundle
@@ -155,9 +195,8 @@ class FhirClient:
         body: they stay out of URLs, so out of every access log between here and the server."""
         pairs = list(params.items()) if isinstance(params, Mapping) else list(params)
         body = urlencode(pairs, doseq=True).encode("ascii")
-        response = self.request(
-            "POST", f"{resource_type}/_search", content=body, headers={"Content-Type": FORM}
-        )
+        path = f"{self._type(resource_type)}/_search"
+        response = self.request("POST", path, content=body, headers={"Content-Type": FORM})
         return self._json(response)
 
     def search_first_page(
@@ -176,22 +215,21 @@ class FhirClient:
                 if exc.http_status not in (404, 405):
                     raise
                 log.info("fhir search by POST refused http=%s: by GET", exc.http_status)
-        return self._json(self.request("GET", resource_type, params=params)), "GET"
+        return self._json(self.request("GET", self._type(resource_type), params=params)), "GET"
 
     def create(
         self, resource: Mapping[str, Any], if_none_exist: str | None = None
     ) -> dict[str, Any]:
         """``POST [type]``, conditional on ``If-None-Exist`` when given; returns the resource."""
         headers = {"If-None-Exist": if_none_exist} if if_none_exist else {}
-        response = self.request(
-            "POST", str(resource["resourceType"]), json=resource, headers=headers
-        )
+        path = self._type(str(resource["resourceType"]))
+        response = self.request("POST", path, json=resource, headers=headers)
         return self._written(response)
 
     def update(self, resource: Mapping[str, Any], if_match: str | None = None) -> dict[str, Any]:
         """``PUT [type]/[id]``; ``if_match`` is a version id (sent as a weak ETag)."""
         headers = {"If-Match": f'W/"{if_match}"'} if if_match else {}
-        path = f"{resource['resourceType']}/{resource['id']}"
+        path = self._path(str(resource["resourceType"]), str(resource["id"]))
         return self._written(self.request("PUT", path, json=resource, headers=headers))
 
     def transaction(self, bundle: Mapping[str, Any]) -> dict[str, Any]:

@@ -141,6 +141,14 @@ class FhirUrlRefused(FhirError):
     description = "Refused to follow a URL outside the FHIR server's base."
 
 
+class FhirReferenceRefused(FhirUrlRefused):
+    """A reference or id that is not a FHIR resource type and id was refused (nothing sent)."""
+
+    code = "fhir_reference_refused"
+    description = "This is not a FHIR resource reference, so it was not looked up."
+    status_code = 404
+
+
 class FhirTransportError(FhirError):
     """No usable HTTP answer: connection refused or dropped, protocol error."""
 

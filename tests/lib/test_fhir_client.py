@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import calendar
 import json
+import posixpath
 from collections.abc import Callable
+from urllib.parse import unquote
 
 import httpx
 import pytest
@@ -24,6 +26,7 @@ from attach_fhir.fhir_errors import (
     FhirNotFound,
     FhirPreconditionFailed,
     FhirRateLimited,
+    FhirReferenceRefused,
     FhirServerError,
     FhirTimeout,
     FhirTransportError,
@@ -34,6 +37,7 @@ from attach_fhir.fhir_errors import (
     error_for_status,
     parse_retry_after,
 )
+from attach_fhir.fhir_url import normalise, remove_dot_segments
 
 BASE = "https://fhir.example.org/r4"
 OUTCOME = {
@@ -220,7 +224,8 @@ def test_absolute_urls_outside_the_base_are_refused(url: str) -> None:
 def test_in_base_absolute_url_and_default_port_are_accepted() -> None:
     client, recorder = client_for(lambda r: httpx.Response(200, json={"id": "1"}))
     assert client.read_reference("https://FHIR.example.org:443/r4/Patient/1") == {"id": "1"}
-    assert client.read_reference("Patient/1?x=http://elsewhere") == {"id": "1"}
+    # A URL in the query does not make a relative path absolute.
+    assert client.request("GET", "Patient/1?x=http://elsewhere").json() == {"id": "1"}
     assert [str(r.url) for r in recorder.requests] == [
         "https://fhir.example.org/r4/Patient/1",  # httpx drops the default port
         "https://fhir.example.org/r4/Patient/1?x=http://elsewhere",
@@ -361,3 +366,208 @@ def test_an_accepted_id_names_exactly_that_resource_in_the_request_path(value: s
         return
     client.read("Task", value)
     assert recorder.requests[0].url.raw_path.decode() == f"/r4/Task/{value}"
+
+
+# -- the token never leaves the base (issue 14): the normaliser, then every way in -------------
+
+H = "https://fhir.example.org"
+
+
+@pytest.mark.parametrize(
+    ("url", "normalised"),
+    [
+        (f"{H}/r4/Patient/1", f"{H}/r4/Patient/1"),
+        (f"{H}/r4/Practitioner/../../../leak", f"{H}/leak"),
+        (f"{H}/r4/Practitioner/%2e%2e/%2E%2E/%2e%2E/leak", f"{H}/leak"),
+        (f"{H}/r4/a/.%2e/b", f"{H}/r4/b"),
+        (f"{H}/r4/a/%2e./b", f"{H}/r4/b"),
+        (f"{H}/r4/a\\..\\..\\x", f"{H}/x"),
+        (f"{H}/r4/a/./b/.", f"{H}/r4/a/b/"),
+        (f"{H}/r4/a/b/..", f"{H}/r4/a/"),
+        (f"{H}/r4/a//../b", f"{H}/r4/a/b"),
+        (f"{H}/../../x", f"{H}/x"),
+        (f"{H}/r4/%7Eu/%41%2D", f"{H}/r4/~u/A-"),  # unreserved escapes decoded
+        (f"{H}/r4/a%20b", f"{H}/r4/a%20b"),  # others kept
+        (f"{H}/r4/a%3f", f"{H}/r4/a%3F"),
+        ("HTTPS://fhir.example.org/r4/x#frag", f"{H}/r4/x"),
+        (f"{H}/r4/x?next=/../../y&b=%2e", f"{H}/r4/x?next=/../../y&b=%2e"),  # query untouched
+        (f"{H}/r4/a/...", f"{H}/r4/a/..."),  # three dots are a name, not a segment
+        (f"{H}/r4/a/.b/..c", f"{H}/r4/a/.b/..c"),
+        ("https://fhir.example.org", "https://fhir.example.org"),
+    ],
+)
+def test_normalise_reads_the_path_as_a_server_would(url: str, normalised: str) -> None:
+    assert normalise(url) == normalised
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"{H}/r4/a%2f..%2f..%2fleak",  # a server decoding %2f sees /a/../../leak
+        f"{H}/r4/a%2F..",
+        f"{H}/r4/a%5c..%5cleak",
+        f"{H}/r4/%252e%252e/leak",  # a second decoding makes %2e%2e
+        f"{H}/r4/..;/..;/leak",  # Tomcat reads "..;" as ".."
+        f"{H}/r4/a/.;x/b",
+        f"{H}/r4/..%3b/leak",
+        f"{H}/r4/a%00/b",
+        f"{H}/r4/a%zz",
+        f"{H}/r4/a%2",
+        f"{H}/r4/a b",
+        f"{H}/r4/caf\u00e9",
+        f"{H}/r4/a\u2024\u2024/b",  # one-dot leaders, folded to dots by some servers
+    ],
+)
+def test_normalise_refuses_what_a_server_may_decode_into_a_way_out(url: str) -> None:
+    with pytest.raises(FhirUrlRefused):
+        normalise(url)
+
+
+def test_remove_dot_segments_follows_rfc_3986_examples() -> None:
+    # RFC 3986 section 5.2.4's worked examples.
+    assert remove_dot_segments("/a/b/c/./../../g") == "/a/g"
+    assert remove_dot_segments("mid/content=5/../6") == "mid/content=5/../6"  # relative: as is
+    assert remove_dot_segments("/b/c/../../../g") == "/g"
+
+
+def leak_free(path: bytes) -> bool:
+    """Whether a lenient server (decoding first, then resolving dots) stays under /r4."""
+    served = posixpath.normpath(unquote(unquote(path.decode("ascii").split("?")[0])))
+    return served == "/r4" or served.startswith("/r4/")
+
+
+@pytest.mark.parametrize(
+    "reference",
+    [
+        "Practitioner/../../../leak",
+        f"{BASE}/../../leak",
+        f"{BASE}/Practitioner/../../../leak",
+        "Practitioner/%2e%2e/%2e%2e/%2e%2e/leak",
+        f"{BASE}/%2E%2E/%2e%2e/leak",
+        "Practitioner\\..\\..\\..\\leak",
+        "Goal/../../../leak-goal",
+        f"{BASE}/../r4/Patient/1",  # lands in the base, but is no reference
+        "Patient/.",
+        "Patient/..",
+        "Patient",
+        "Patient/1/2",
+        "Patient/1/_history",
+        "Patient/1/_history/..",
+        "Patient/1?_format=xml",
+        "Patient/1#x",
+        "patient/1",
+        "Pat%69ent/1",
+        "../Patient/1",
+        "",
+    ],
+)
+def test_a_reference_that_is_no_type_and_id_is_refused_unsent(
+    reference: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    client, recorder = client_for(lambda r: httpx.Response(200, json={"id": "leaked"}))
+    with pytest.raises(FhirUrlRefused):
+        client.read_reference(reference)
+    assert recorder.requests == []
+    refusals = [r for r in caplog.records if "refused" in r.getMessage()]
+    assert len(refusals) == 1
+    assert "tok-1" not in caplog.text and "leak" not in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("resource_type", "resource_id"),
+    [("Practitioner", "../../leak"), ("../Patient", "1"), ("Patient/..", "x"), ("Task", "%2e%2e")],
+)
+def test_read_refuses_a_type_or_id_of_another_shape(resource_type: str, resource_id: str) -> None:
+    client, recorder = client_for(lambda r: httpx.Response(200, json={"id": "leaked"}))
+    with pytest.raises(FhirReferenceRefused):
+        client.read(resource_type, resource_id)
+    assert recorder.requests == []
+
+
+@pytest.mark.parametrize("version", ["..", "1/../../..", "%2e%2e", "1?x"])
+def test_vread_refuses_a_version_of_another_shape(version: str) -> None:
+    client, recorder = client_for(lambda r: httpx.Response(200, json={"id": "leaked"}))
+    with pytest.raises(FhirReferenceRefused):
+        client.vread("Task", "1", version)
+    assert recorder.requests == []
+
+
+@pytest.mark.parametrize("resource_type", ["../metadata", "Patient/..", "patient", "Obs%65rvation"])
+def test_searches_and_writes_refuse_a_type_of_another_shape(resource_type: str) -> None:
+    client, recorder = client_for(lambda r: httpx.Response(200, json=bundle([])))
+    with pytest.raises(FhirReferenceRefused):
+        list(client.search(resource_type))
+    with pytest.raises(FhirReferenceRefused):
+        client.search_post(resource_type, {"a": "1"})
+    with pytest.raises(FhirReferenceRefused):
+        client.create({"resourceType": resource_type})
+    with pytest.raises(FhirReferenceRefused):
+        client.update({"resourceType": resource_type, "id": "1"})
+    assert recorder.requests == []
+
+
+def test_references_of_the_right_shape_are_read_at_exactly_that_path() -> None:
+    client, recorder = client_for(lambda r: httpx.Response(200, json={"id": "1"}))
+    client.read_reference("Practitioner/p-1.a")
+    client.read_reference(f"{BASE}/Goal/g1/_history/3")
+    client.read_reference("https://FHIR.example.org:443/r4/Goal/g2")
+    assert [r.url.raw_path for r in recorder.requests] == [
+        b"/r4/Practitioner/p-1.a",
+        b"/r4/Goal/g1/_history/3",
+        b"/r4/Goal/g2",
+    ]
+
+
+@pytest.mark.parametrize(
+    "next_url",
+    [f"{BASE}/../../x", f"{BASE}/%2e%2e/%2e%2e/x", f"{BASE}/Observation/..%2f..%2f..%2fx"],
+)
+def test_a_next_link_out_of_the_base_path_is_refused_unsent(next_url: str) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json=bundle([{"resource": {"id": "a"}}], next_url))
+
+    client, recorder = client_for(handler)
+    with pytest.raises(FhirUrlRefused):
+        list(client.search("Observation"))
+    assert [r.url.raw_path for r in recorder.requests] == [b"/r4/Observation"]
+
+
+def test_a_next_link_with_dot_segments_inside_the_base_is_sent_normalised() -> None:
+    pages = {
+        "1": bundle([{"resource": {"id": "a"}}], f"{BASE}/x/%2e%2e/Observation?page=2"),
+        "2": bundle([{"resource": {"id": "b"}}]),
+    }
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json=pages[request.url.params.get("page", "1")])
+
+    client, recorder = client_for(handler)
+    assert [r["id"] for r in client.search("Observation")] == ["a", "b"]
+    assert recorder.requests[1].url.raw_path == b"/r4/Observation?page=2"
+
+
+@pytest.mark.parametrize("location", ["/r4/../leak", "/r4/%2e%2e/leak", "../../leak"])
+def test_a_redirect_out_of_the_base_path_is_refused_unsent(location: str) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(302, headers={"Location": location})
+
+    client, recorder = client_for(handler)
+    with pytest.raises(FhirUrlRefused):
+        client.read("Patient", "1")
+    assert [r.url.raw_path for r in recorder.requests] == [b"/r4/Patient/1"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(["..", ".", "/", "\\", "%2e", "%2E", "%2f", "%25", "a", "P", ";", "?"])
+    ).map("".join)
+)
+def test_whatever_the_path_a_request_carrying_the_token_stays_under_the_base(path: str) -> None:
+    client, recorder = client_for(lambda r: httpx.Response(200, json={}))
+    try:
+        client.request("GET", path)
+    except FhirUrlRefused:
+        assert recorder.requests == []
+        return
+    assert all(leak_free(r.url.raw_path) for r in recorder.requests)
