@@ -29,13 +29,23 @@ DEFAULT_CLIENTS = "attach_fhir.outbox:OpenClients"
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``outbox status`` and ``outbox drain``."""
-    parser = sub.add_parser("outbox", help="the durable outbox of submissions to FHIR servers")
+    parser = sub.add_parser(
+        "outbox",
+        help="the durable outbox of submissions to FHIR servers",
+        description=(
+            "Look at ('status') and deliver ('drain') the durable outbox of submissions the app "
+            "queued for FHIR servers. Output carries submission ids, hosts, states and error "
+            "codes only."
+        ),
+    )
     commands = parser.add_subparsers(dest="outbox_command", metavar="ACTION", required=True)
     for name, func, help_text in (
         ("status", _status, "counts by state, oldest waiting item, recent errors"),
         ("drain", _drain, "deliver every item that is due now (progress on stderr)"),
     ):
-        action = commands.add_parser(name, help=help_text)
+        action = commands.add_parser(
+            name, help=help_text, description=help_text[0].upper() + help_text[1:] + "."
+        )
         action.add_argument(
             "--dsn", help="PostgreSQL DSN, sqlite:///path or a path (default: $ATTACH_OUTBOX_DSN)"
         )

@@ -124,7 +124,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         ),
     )
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("response", nargs="?", type=Path, metavar="RESPONSE.json")
+    source.add_argument(
+        "response",
+        nargs="?",
+        type=Path,
+        metavar="RESPONSE.json",
+        help="a QuestionnaireResponse JSON file",
+    )
     source.add_argument("--ndjson", metavar="FILE|-", help="NDJSON responses; - reads stdin")
     parser.add_argument(
         "--questionnaire", type=Path, metavar="FILE", help="score against this Questionnaire"
