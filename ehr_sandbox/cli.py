@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import sys
 import threading
@@ -13,16 +12,16 @@ from pathlib import Path
 from types import FrameType
 from typing import TextIO
 
+from attach_fhir.outbox_store import default_data_dir as shared_data_dir
+
 DEFAULT_PORT_BASE = 8700
 
 
 def default_data_dir() -> Path:
-    """Where keys and seed data live between runs (outside any checkout)."""
-    if os.environ.get("ATTACH_DATA_DIR"):
-        return Path(os.environ["ATTACH_DATA_DIR"]) / "sandbox"
-    xdg = os.environ.get("XDG_DATA_HOME")
-    base = Path(xdg) if xdg else Path.home() / ".local" / "share"
-    return base / "attach-fhir" / "sandbox"
+    """Where keys and seed data live between runs (outside any checkout): ``sandbox/`` in the
+    data directory the app and ``attach-fhir outbox`` use, so that ``outbox status`` finds the
+    sandbox's app's outbox (``commands.outbox.SANDBOX_OUTBOX``)."""
+    return shared_data_dir() / "sandbox"
 
 
 def open_browser(
