@@ -112,6 +112,10 @@ def test_status_reads_the_outbox_of_the_sandboxs_app(
     assert report["store"] == str(home / "sandbox" / "app" / "outbox.sqlite3")
     assert report["counts"]["queued"] == 1
     assert not (home / "outbox.sqlite3").exists()  # no empty store made where nothing was
+    queue_one(create_app({"TESTING": True}), "sub-serve")  # now `serve`'s app has one too
+    code, out, err = status(capsys)
+    assert out.splitlines()[0] == f"outbox {home / 'outbox.sqlite3'}"
+    assert f"another outbox: {report['store']} (--data-dir {home / 'sandbox' / 'app'})" in err
 
 
 def test_status_never_creates_an_empty_outbox(
