@@ -43,10 +43,27 @@ def path_only_access_log(app: WSGIApplication) -> WSGIApplication:
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``serve`` command."""
-    p = sub.add_parser("serve", help="serve the SMART app for real EHRs")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--registrations", required=True, help="registrations JSON file")
+    p = sub.add_parser(
+        "serve",
+        help="serve the SMART app for real EHRs",
+        description=(
+            "Serve the SMART on FHIR app (waitress) for the EHRs named in the registrations file: "
+            "launch URL /launch, redirect URI /callback, JWKS /jwks.json. Settings come from "
+            "ATTACH_* environment variables (docs/ehr-registration.md); serve it behind a "
+            "TLS-terminating proxy with ATTACH_PUBLIC_URL set. A background worker delivers "
+            "queued submissions unless --no-outbox-worker."
+        ),
+    )
+    p.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine)"
+    )
+    p.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
+    p.add_argument(
+        "--registrations",
+        required=True,
+        metavar="FILE",
+        help="registrations JSON file: each EHR's iss, client id and client type",
+    )
     p.add_argument(
         "--outbox-worker",
         action=argparse.BooleanOptionalAction,

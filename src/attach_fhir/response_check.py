@@ -3,12 +3,14 @@
 Every problem is collected (unknown linkId, answer outside the options, wrong Questionnaire,
 duplicate answers, missing required items in a finished response, answers to items that enableWhen
 disables) and raised together as one ``InvalidResponse`` whose ``problems`` carry a FHIRPath-like
-``path``.
+``path``: those of the response as a whole first (a top-level item with an unknown linkId among
+them), then each item's in the Questionnaire's item order, so the same response lists the same
+problems in the same order on every run.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
@@ -72,35 +74,53 @@ NO_REPEATS: Mapping[str, tuple[object, ...]] = MappingProxyType({})
 class _Walk:
     """One pass over the response items, collecting answers, paths and problems."""
 
-    __slots__ = ("answers", "items", "paths", "problems")
+    __slots__ = ("answers", "items", "owners", "paths", "problems")
 
     def __init__(self, items: Mapping[str, ItemSpec]) -> None:
         self.items = items
         self.answers: dict[str, list[object]] = {}
         self.paths: dict[str, str] = {}
         self.problems: list[dict[str, str]] = []
+        #: The linkId each problem belongs to (None: the response as a whole), for the order.
+        self.owners: list[str | None] = []
 
-    def problem(self, code: str, path: str, message: str) -> None:
+    def problem(self, code: str, path: str, message: str, owner: str | None = None) -> None:
         self.problems.append({"code": code, "path": path, "message": message})
+        self.owners.append(owner)
 
-    def walk(self, items: object, expected: Mapping[str, ItemSpec], path: str) -> None:
+    def in_item_order(self, top_items: Mapping[str, ItemSpec]) -> list[dict[str, str]]:
+        """The problems, the response's own first (with top-level items the Questionnaire
+        cannot place), then by their item's place in the Questionnaire (a stable sort: one
+        item's problems keep the order they were found in)."""
+        rank = {link_id: index for index, link_id in enumerate(_preorder(top_items), start=1)}
+        keys = [rank.get(owner, 0) if owner is not None else 0 for owner in self.owners]
+        order = sorted(range(len(self.problems)), key=keys.__getitem__)
+        return [self.problems[index] for index in order]
+
+    def walk(
+        self,
+        items: object,
+        expected: Mapping[str, ItemSpec],
+        path: str,
+        owner: str | None = None,
+    ) -> None:
         if not isinstance(items, list):
-            self.problem("structure", path, "item must be an array")
+            self.problem("structure", path, "item must be an array", owner)
             return
         seen: set[str] = set()
         for index, item in enumerate(items):
             here = f"{path}.item[{index}]"
             if not isinstance(item, dict):
-                self.problem("structure", here, "item must be an object")
+                self.problem("structure", here, "item must be an object", owner)
                 continue
             link_id = item.get("linkId")
             spec = expected.get(link_id) if isinstance(link_id, str) else None
             if spec is None:
-                self.unexpected(link_id, here)
+                self.unexpected(link_id, here, owner)
                 continue
             link_id = spec.link_id
             if link_id in seen and not spec.repeats:
-                self.problem("duplicate", here, f"item {link_id!r} appears more than once")
+                self.problem("duplicate", here, f"item {link_id!r} appears more than once", link_id)
             seen.add(link_id)
             self.paths.setdefault(link_id, here)
             answers = item.get("answer")
@@ -108,48 +128,52 @@ class _Walk:
                 self.answer(spec, answers, here)
             children = item.get("item")
             if children is not None:
-                self.walk(children, spec.children, here)
+                self.walk(children, spec.children, here, link_id)
 
-    def unexpected(self, link_id: object, path: str) -> None:
+    def unexpected(self, link_id: object, path: str, owner: str | None) -> None:
         if isinstance(link_id, str) and link_id in self.items:
-            self.problem("unknown-link-id", path, f"item {link_id!r} is not expected here")
+            message = f"item {link_id!r} is not expected here"
         else:
-            self.problem("unknown-link-id", path, f"linkId {link_id!r} is not in the Questionnaire")
+            message = f"linkId {link_id!r} is not in the Questionnaire"
+        self.problem("unknown-link-id", path, message, owner)
 
     def answer(self, spec: ItemSpec, answers: object, path: str) -> None:
+        link_id = spec.link_id
         if not isinstance(answers, list):
-            self.problem("structure", f"{path}.answer", "answer must be an array")
+            self.problem("structure", f"{path}.answer", "answer must be an array", link_id)
             return
         if spec.type in ("group", "display"):
-            self.problem("structure", f"{path}.answer", f"a {spec.type} item takes no answer")
+            message = f"a {spec.type} item takes no answer"
+            self.problem("structure", f"{path}.answer", message, link_id)
             return
         if len(answers) > 1 and not spec.repeats:
-            self.problem(
-                "duplicate", f"{path}.answer", f"item {spec.link_id!r} takes one answer only"
-            )
+            message = f"item {link_id!r} takes one answer only"
+            self.problem("duplicate", f"{path}.answer", message, link_id)
         if not answers:
             return
         values = self.answers.setdefault(spec.link_id, [])
         for index, answer in enumerate(answers):
             here = f"{path}.answer[{index}]"
             if not isinstance(answer, dict):
-                self.problem("structure", here, "answer must be an object")
+                self.problem("structure", here, "answer must be an object", link_id)
                 continue
             value = self.value(spec, answer, here)
             if value is not None:
                 values.append(value)
             nested = answer.get("item")
             if nested is not None:
-                self.walk(nested, spec.children, here)
+                self.walk(nested, spec.children, here, link_id)
 
     def value(self, spec: ItemSpec, answer: Mapping[str, Any], path: str) -> object:
+        link_id = spec.link_id
         if sum(1 for key in answer if key.startswith("value")) != 1:
-            self.problem("invalid-answer", path, "an answer has exactly one value[x]")
+            self.problem("invalid-answer", path, "an answer has exactly one value[x]", link_id)
             return None
         if spec.type == "choice":
             coding = answer.get("valueCoding")
             if not isinstance(coding, dict):
-                self.problem("invalid-answer", path, "a choice answer must be a valueCoding")
+                message = "a choice answer must be a valueCoding"
+                self.problem("invalid-answer", path, message, link_id)
                 return None
             if not spec.options:
                 return coding.get("code")
@@ -159,7 +183,8 @@ class _Walk:
                     "invalid-answer",
                     f"{path}.valueCoding",
                     f"{coding.get('system')}|{coding.get('code')} is not an answer option"
-                    f" of item {spec.link_id!r}",
+                    f" of item {link_id!r}",
+                    link_id,
                 )
             return code
         key = VALUE_KEYS.get(spec.type)
@@ -169,7 +194,7 @@ class _Walk:
             else next((v for k, v in answer.items() if k.startswith("value")), None)
         )
         if value is None or not _has_type(spec.type, value):
-            self.problem("invalid-answer", path, f"a {spec.type} answer must be a {key}")
+            self.problem("invalid-answer", path, f"a {spec.type} answer must be a {key}", link_id)
             return None
         return value
 
@@ -330,6 +355,7 @@ def _thorough_check(model: ScoringModel, response: object) -> CheckedResponse:
                 "disabled-answered",
                 walk.paths[link_id],
                 f"item {link_id!r} is answered although enableWhen disables it",
+                link_id,
             )
     for spec in model.required if status in FINISHED else ():
         # An item whose answers were all refused above is not reported missing as well.
@@ -338,10 +364,18 @@ def _thorough_check(model: ScoringModel, response: object) -> CheckedResponse:
                 "missing-required",
                 f"{ROOT}.item.where(linkId='{spec.link_id}')",
                 f"required item {spec.link_id!r} has no answer",
+                spec.link_id,
             )
     if walk.problems:
-        raise InvalidResponse(walk.problems)
+        raise InvalidResponse(walk.in_item_order(model.top_items))
     return CheckedResponse(first, repeated, disabled)
+
+
+def _preorder(items: Mapping[str, ItemSpec]) -> Iterator[str]:
+    """The linkIds in the Questionnaire's document order (each item before its children)."""
+    for link_id, spec in items.items():
+        yield link_id
+        yield from _preorder(spec.children)
 
 
 def _problem(code: str, path: str, message: str) -> dict[str, str]:

@@ -222,10 +222,12 @@ def test_every_problem_is_reported_in_one_error() -> None:
     response["item"].append({"linkId": "x"})
     del response["item"][20]  # item "21"
     found = problems("ecr-r", response)
+    # The response's own problems first (an item the Questionnaire cannot place among them),
+    # then the items' in the Questionnaire's order.
     assert [p["code"] for p in found] == [
         "wrong-questionnaire",
-        "invalid-answer",
         "unknown-link-id",
+        "invalid-answer",
         "missing-required",
     ]
 

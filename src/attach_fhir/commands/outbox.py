@@ -1,8 +1,11 @@
 """``attach-fhir outbox status|drain``: look at and deliver the durable outbox.
 
 The store comes from ``--dsn`` / ``$ATTACH_OUTBOX_DSN`` (a PostgreSQL DSN, ``sqlite:///path`` or
-a path), else ``outbox.sqlite3`` in ``--data-dir`` / ``$ATTACH_DATA_DIR``. Output never carries
-answers, names or server diagnostics: only submission ids, hosts, states and error codes.
+a path), else ``outbox.sqlite3`` in ``--data-dir``; with neither, the outbox of the app ``serve``
+runs (the default data directory), else that of the app ``sandbox`` runs. Both commands print
+the store they read, and neither creates a SQLite store that is not there: asking for status
+must not hide the real one behind a new, empty file. Output never carries answers, names or
+server diagnostics: only submission ids, hosts, states and error codes.
 ``drain --backend FILE`` / ``$ATTACH_BACKEND_CONFIG`` authorizes each delivery with a SMART
 Backend Services system token (docs/backend-services.md).
 """
@@ -15,32 +18,123 @@ import json
 import os
 import sys
 import time
-from typing import Any
-from urllib.parse import urlsplit
+from pathlib import Path
+from typing import Any, NamedTuple
+from urllib.parse import urlsplit, urlunsplit
 
 from attach_fhir.errors import AttachError
 from attach_fhir.outbox import ClientFactory, Outbox
-from attach_fhir.outbox_store import OutboxItem, open_store
+from attach_fhir.outbox_store import (
+    STATUSES,
+    OutboxItem,
+    SqliteOutboxStore,
+    SqlOutboxStore,
+    default_data_dir,
+    open_store,
+)
 
 #: ``drain`` exit code when items remain queued for a later attempt (sysexits EX_TEMPFAIL).
 EXIT_RETRYING = 75
 DEFAULT_CLIENTS = "attach_fhir.outbox:OpenClients"
+#: Where ``attach-fhir sandbox`` keeps its app's outbox, under the default data directory: the
+#: sandbox's own directory is ``sandbox/`` there (``ehr_sandbox.cli.default_data_dir``), its app's
+#: stores are in ``app/`` (``ehr_sandbox.runner``), which this library does not import.
+SANDBOX_OUTBOX = Path("sandbox", "app", "outbox.sqlite3")
+
+
+class Store(NamedTuple):
+    """An outbox store to open: what to print for it, and its SQLite file (None: PostgreSQL)."""
+
+    label: str
+    path: Path | None
+    dsn: str | None = None
+
+    def open(self) -> SqlOutboxStore:
+        """Open the store (a SQLite file is created if missing: check ``exists`` first)."""
+        return SqliteOutboxStore(self.path) if self.path is not None else open_store(self.dsn)
+
+    def exists(self) -> bool:
+        """Whether there is a store to read (a PostgreSQL one is taken to exist)."""
+        return self.path is None or self.path.exists()
+
+
+def _sqlite(path: Path) -> Store:
+    return Store(str(path), path)
+
+
+def _without_password(dsn: str) -> str:
+    """The DSN as printed: no user, password or query (which may carry a password)."""
+    parts = urlsplit(dsn)
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def candidate_stores(dsn: str | None, data_dir: str | None) -> list[Store]:
+    """The stores ``status`` and ``drain`` may read, the first that exists wins."""
+    dsn = dsn or os.environ.get("ATTACH_OUTBOX_DSN") or None
+    if dsn and dsn.startswith(("postgres://", "postgresql://")):
+        return [Store(_without_password(dsn), None, dsn)]
+    if dsn:
+        return [_sqlite(Path(dsn.removeprefix("sqlite:///")))]
+    if data_dir:
+        return [_sqlite(Path(data_dir) / "outbox.sqlite3")]
+    base = default_data_dir()
+    return [_sqlite(base / "outbox.sqlite3"), _sqlite(base / SANDBOX_OUTBOX)]
+
+
+def chosen_store(args: argparse.Namespace) -> tuple[Store | None, list[Store]]:
+    """The store to read (None: none exists yet) and every candidate, the app's first."""
+    candidates = candidate_stores(args.dsn, args.data_dir)
+    return next((s for s in candidates if s.exists()), None), candidates
+
+
+def _nothing_there(candidates: list[Store]) -> str:
+    text = f"no outbox at {candidates[0].label} yet"
+    if len(candidates) > 1:
+        text += f" (nor the sandbox's, at {candidates[1].label})"
+    return text
+
+
+def _other_stores(store: Store, candidates: list[Store]) -> None:
+    for other in candidates:
+        if other is not store and other.path is not None and other.exists():
+            print(
+                f"another outbox: {other.label} (--data-dir {other.path.parent})",
+                file=sys.stderr,
+            )
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``outbox status`` and ``outbox drain``."""
-    parser = sub.add_parser("outbox", help="the durable outbox of submissions to FHIR servers")
+    parser = sub.add_parser(
+        "outbox",
+        help="the durable outbox of submissions to FHIR servers",
+        description=(
+            "Look at ('status') and deliver ('drain') the durable outbox of submissions the app "
+            "queued for FHIR servers. Output carries submission ids, hosts, states and error "
+            "codes only."
+        ),
+    )
     commands = parser.add_subparsers(dest="outbox_command", metavar="ACTION", required=True)
+    where = (
+        " The store: --dsn, else --data-dir, else the outbox of the app 'serve' runs, else that "
+        "of the app 'sandbox' runs; it is named first, and never created by asking."
+    )
     for name, func, help_text in (
         ("status", _status, "counts by state, oldest waiting item, recent errors"),
         ("drain", _drain, "deliver every item that is due now (progress on stderr)"),
     ):
-        action = commands.add_parser(name, help=help_text)
+        action = commands.add_parser(
+            name, help=help_text, description=help_text[0].upper() + help_text[1:] + "." + where
+        )
         action.add_argument(
             "--dsn", help="PostgreSQL DSN, sqlite:///path or a path (default: $ATTACH_OUTBOX_DSN)"
         )
         action.add_argument(
-            "--data-dir", help="directory of outbox.sqlite3 (default: $ATTACH_DATA_DIR)"
+            "--data-dir",
+            help="directory of outbox.sqlite3 (default: $ATTACH_DATA_DIR, else "
+            "$XDG_DATA_HOME/attach-fhir; then its sandbox/app/ for the sandbox's)",
         )
         action.set_defaults(func=func)
     commands.choices["status"].add_argument("--json", action="store_true", help="JSON output")
@@ -87,7 +181,22 @@ def _error_row(item: OutboxItem) -> dict[str, Any]:
 
 
 def _status(args: argparse.Namespace) -> int:
-    store = open_store(args.dsn, args.data_dir)
+    chosen, candidates = chosen_store(args)
+    if chosen is None:
+        if args.json:
+            empty = {
+                "store": candidates[0].label,
+                "exists": False,
+                "counts": dict.fromkeys(STATUSES, 0),
+                "oldest_pending_age_seconds": None,
+                "recent_errors": [],
+            }
+            print(json.dumps(empty, indent=2))
+        else:
+            print(_nothing_there(candidates))
+        return 0
+    _other_stores(chosen, candidates)
+    store = chosen.open()
     try:
         counts = store.counts()
         oldest = store.oldest_pending()
@@ -97,12 +206,15 @@ def _status(args: argparse.Namespace) -> int:
     now = time.time()
     if args.json:
         report = {
+            "store": chosen.label,
+            "exists": True,
             "counts": counts,
             "oldest_pending_age_seconds": None if oldest is None else round(now - oldest, 1),
             "recent_errors": errors,
         }
         print(json.dumps(report, indent=2))
         return 0
+    print(f"outbox {chosen.label}")
     for status, count in counts.items():
         print(f"{status:17} {count}")
     print(f"oldest waiting    {'-' if oldest is None else age_text(now - oldest)}")
@@ -139,7 +251,13 @@ def _drain(args: argparse.Namespace) -> int:
     except AttachError as exc:
         print(f"error: {exc.description}", file=sys.stderr)
         return 2
-    store = open_store(args.dsn, args.data_dir)
+    chosen, candidates = chosen_store(args)
+    if chosen is None:
+        print(f"{_nothing_there(candidates)}: nothing to deliver", file=sys.stderr)
+        return 0
+    _other_stores(chosen, candidates)
+    print(f"outbox {chosen.label}", file=sys.stderr)
+    store = chosen.open()
 
     def progress(item: OutboxItem, outcome: str, detail: str) -> None:
         host = urlsplit(item.target).netloc

@@ -13,7 +13,11 @@ from attach_fhir.validation import Problem, read_json, score_codes_of, validate_
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``questionnaires`` command and its ``validate`` sub-command."""
-    parser = sub.add_parser("questionnaires", help="work with the instrument Questionnaires")
+    parser = sub.add_parser(
+        "questionnaires",
+        help="work with the instrument Questionnaires",
+        description="Work with the instrument Questionnaires: 'validate' checks them.",
+    )
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     validate = actions.add_parser(
         "validate",
@@ -24,7 +28,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "Directories are searched for *.json. Exit 1 if any problem is found."
         ),
     )
-    validate.add_argument("paths", nargs="*", type=Path, metavar="PATH")
+    validate.add_argument(
+        "paths",
+        nargs="*",
+        type=Path,
+        metavar="PATH",
+        help="Questionnaire JSON files or directories (default: the packaged library)",
+    )
     validate.set_defaults(func=run_validate)
 
 

@@ -2,7 +2,9 @@
 
 The Questionnaire comes from the response's ``questionnaire`` canonical, looked up in the packaged
 library, unless ``--questionnaire FILE`` names one. Results and errors go to stdout as JSON;
-progress and the throughput summary go to stderr only.
+progress and the throughput summary go to stderr only. Each NDJSON output line names its input
+(``id``, ``subject`` without its display, and ``line`` when there is no id), so results join to
+inputs without counting lines.
 """
 
 from __future__ import annotations
@@ -31,6 +33,37 @@ class UnreadableInput(AttachError):
     description = "The input is not valid JSON."
 
 
+class InputNotFound(AttachError):
+    """A file named on the command line does not exist."""
+
+    code = "file_not_found"
+    description = "The file was not found."
+
+
+class NotAResponse(AttachError):
+    """The input is JSON, but not a QuestionnaireResponse resource."""
+
+    code = "not_a_questionnaire_response"
+    description = "The input is not a QuestionnaireResponse."
+
+
+def _what(document: object) -> str:
+    """What a JSON document is, in words, for an error message."""
+    if isinstance(document, list):
+        return "a JSON array"
+    if not isinstance(document, dict):
+        return f"a JSON {type(document).__name__}"
+    kind = document.get("resourceType")
+    return f"a {kind} resource" if isinstance(kind, str) else "an object with no resourceType"
+
+
+def require_response(document: object) -> dict[str, Any]:
+    """``document`` if it is a QuestionnaireResponse, else NotAResponse saying what it is."""
+    if isinstance(document, dict) and document.get("resourceType") == "QuestionnaireResponse":
+        return document
+    raise NotAResponse(f"The input is not a QuestionnaireResponse: it is {_what(document)}.")
+
+
 class Scorers:
     """Scorers by Questionnaire canonical, each compiled once per run."""
 
@@ -40,9 +73,9 @@ class Scorers:
 
     def for_response(self, response: object) -> Scorer:
         """The scorer for this response's Questionnaire (raises AttachError)."""
+        canonical = require_response(response).get("questionnaire")
         if self.fixed is not None:
             return self.fixed
-        canonical = response.get("questionnaire") if isinstance(response, dict) else None
         if not isinstance(canonical, str):
             raise InvalidResponse(
                 [
@@ -62,8 +95,14 @@ class Scorers:
 def _read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise _not_found(path) from exc
     except (OSError, ValueError) as exc:
         raise UnreadableInput(f"{path}: {exc}", file=str(path)) from exc
+
+
+def _not_found(path: str | Path) -> InputNotFound:
+    return InputNotFound(f"{path}: file not found.", file=str(path))
 
 
 def _fraction(text: str) -> float:
@@ -85,7 +124,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         ),
     )
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("response", nargs="?", type=Path, metavar="RESPONSE.json")
+    source.add_argument(
+        "response",
+        nargs="?",
+        type=Path,
+        metavar="RESPONSE.json",
+        help="a QuestionnaireResponse JSON file",
+    )
     source.add_argument("--ndjson", metavar="FILE|-", help="NDJSON responses; - reads stdin")
     parser.add_argument(
         "--questionnaire", type=Path, metavar="FILE", help="score against this Questionnaire"
@@ -136,6 +181,9 @@ def run_score(args: argparse.Namespace) -> int:
     try:
         with open(args.ndjson, encoding="utf-8") as lines:
             return stream(lines, sys.stdout, sys.stderr, scorers, options, args.progress_seconds)
+    except FileNotFoundError:
+        _emit(sys.stdout, {"error": _not_found(args.ndjson).to_dict()}, indent=2)
+        return 1
     except OSError as exc:
         _emit(sys.stdout, {"error": UnreadableInput(f"{args.ndjson}: {exc}").to_dict()}, indent=2)
         return 1
@@ -156,6 +204,7 @@ def stream(
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
+        response: Any = None
         try:
             try:
                 response = json.loads(line)
@@ -163,10 +212,12 @@ def stream(
                 raise UnreadableInput(f"line {number}: {exc}") from exc
             result = scorers.for_response(response).score(response, **options)
         except AttachError as exc:
-            out.write(dumps({"line": number, "error": exc.to_dict()}) + "\n")
+            # An error line always carries its line number: the input may have no id to join on.
+            source = {**source_of(response, number), "line": number}
+            out.write(dumps({**source, "error": exc.to_dict()}) + "\n")
             failed += 1
         else:
-            out.write(dumps(result.to_json()) + "\n")
+            out.write(dumps({**source_of(response, number), **result.to_json()}) + "\n")
             scored += 1
         if number % CLOCK_EVERY == 0:
             now = time.perf_counter()
@@ -176,6 +227,23 @@ def stream(
     out.flush()
     _progress(err, "done", scored, failed, time.perf_counter() - start)
     return 1 if failed else 0
+
+
+def source_of(response: object, number: int) -> dict[str, Any]:
+    """What names an input line: its ``id`` (else its 1-based ``line``) and its ``subject``
+    Reference without the display, which may be a name."""
+    source: dict[str, Any] = {}
+    if not isinstance(response, dict):
+        return {"line": number}
+    resource_id = response.get("id")
+    if isinstance(resource_id, str):
+        source["id"] = resource_id
+    else:
+        source["line"] = number
+    subject = response.get("subject")
+    if isinstance(subject, dict):
+        source["subject"] = {k: v for k, v in subject.items() if k != "display"}
+    return source
 
 
 def _progress(err: TextIO, what: str, scored: int, failed: int, seconds: float) -> None:
