@@ -12,7 +12,7 @@ from flask import Flask, g, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from attach_fhir.errors import AttachError
-from smart_app import kept_forms, outbound, security, services
+from smart_app import kept_forms, outbound, request_limits, security, services
 from smart_app import registrations as registrations_module
 from smart_app.discovery import DiscoveryCache
 from smart_app.errors import AuthorizationExpired
@@ -47,6 +47,10 @@ DEFAULTS: dict[str, Any] = {
     "LAUNCH_TTL": 12 * 3600,
     "DISCOVERY_TTL": 3600,
     "TOKEN_REFRESH_LEEWAY": 60,
+    # Request bodies, refused with 413 before parsing (measurements: smart_app.request_limits).
+    "MAX_CONTENT_LENGTH": request_limits.MAX_CONTENT_LENGTH,
+    "MAX_FORM_MEMORY_SIZE": request_limits.MAX_FORM_MEMORY_SIZE,
+    "MAX_FORM_PARTS": request_limits.MAX_FORM_PARTS,
     # Tests only: an httpx transport for the outbound client (faults a real server cannot make).
     "HTTP_TRANSPORT": None,
 }
@@ -77,6 +81,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         ),
     )
     frame_ancestors = sorted({*str(app.config["FRAME_ANCESTORS"]).split(), *regs.frame_ancestors()})
+    request_limits.init_app(app)  # first: a body too large is refused before the CSRF check
     security.init_app(app, frame_ancestors)
     _register_error_handlers(app)
     _register_blueprints(app)
