@@ -21,6 +21,7 @@ from urllib.parse import quote
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from attach_fhir.errors import AttachError
+from attach_fhir.private_files import write_private
 from ehr_sandbox.authz import AuthzState, create_authz_app, smart_configuration
 from ehr_sandbox.authz.config import load_client
 from ehr_sandbox.authz.keys import import_signing_key, load_or_create_private_jwk, public_jwks
@@ -208,9 +209,7 @@ class Sandbox:
 
             key = RSAKey.generate_key(2048, parameters={"alg": "RS384"}, private=True)
             key.ensure_kid()
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(key.as_dict(private=True), fh)
+            write_private(path, json.dumps(key.as_dict(private=True)))
         return path
 
     def _app_client(self, app_url: str, fhir_base: str) -> dict[str, Any]:

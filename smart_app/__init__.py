@@ -13,11 +13,11 @@ from werkzeug.exceptions import HTTPException
 
 from attach_fhir.errors import AttachError
 from attach_fhir.outbox_store import default_data_dir
-from smart_app import kept_forms, outbound, record_reading, security, services
+from smart_app import kept_forms, outbound, record_reading, request_limits, security, services
 from smart_app import registrations as registrations_module
 from smart_app.discovery import DiscoveryCache
 from smart_app.errors import AuthorizationExpired
-from smart_app.session_store import open_store
+from smart_app.session_store import open_configured
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +30,10 @@ DEFAULTS: dict[str, Any] = {
     "DATA_DIR": None,
     # None/"sqlite" -> SQLite in DATA_DIR; "postgresql://..." -> PostgreSQL (same interface).
     "SESSION_STORE": None,
+    # Keys sealing session records (tokens) at rest, newest first: TOKEN_KEYS (comma separated)
+    # or TOKEN_KEY_FILE (one a line); neither: DATA_DIR/token-keys, made at first start.
+    "TOKEN_KEYS": None,
+    "TOKEN_KEY_FILE": None,
     # Path of the registrations JSON file (ATTACH_REGISTRATIONS), or REGISTRATIONS_DATA (dict).
     "REGISTRATIONS": None,
     "REGISTRATIONS_DATA": None,
@@ -44,6 +48,10 @@ DEFAULTS: dict[str, Any] = {
     "LAUNCH_TTL": 12 * 3600,
     "DISCOVERY_TTL": 3600,
     "TOKEN_REFRESH_LEEWAY": 60,
+    # Request bodies, refused with 413 before parsing (measurements: smart_app.request_limits).
+    "MAX_CONTENT_LENGTH": request_limits.MAX_CONTENT_LENGTH,
+    "MAX_FORM_MEMORY_SIZE": request_limits.MAX_FORM_MEMORY_SIZE,
+    "MAX_FORM_PARTS": request_limits.MAX_FORM_PARTS,
     # Tests only: an httpx transport for the outbound client (faults a real server cannot make).
     "HTTP_TRANSPORT": None,
 }
@@ -62,8 +70,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         app.config.from_mapping(test_config)
 
     regs = _load_registrations(app)
-    data_dir = app.config["DATA_DIR"] = str(app.config["DATA_DIR"] or default_data_dir())
-    store = open_store(app.config["SESSION_STORE"], data_dir)
+    store = open_configured(app.config)  # also resolves DATA_DIR and makes it 0700
     services.init_app(
         app,
         services.Services(
@@ -75,6 +82,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         ),
     )
     frame_ancestors = sorted({*str(app.config["FRAME_ANCESTORS"]).split(), *regs.frame_ancestors()})
+    request_limits.init_app(app)  # first: a body too large is refused before the CSRF check
     security.init_app(app, frame_ancestors)
     record_reading.init_app(app)
     _register_error_handlers(app)

@@ -107,5 +107,13 @@ def _serve(args: argparse.Namespace) -> int:
         "(launch URL /launch, redirect URI /callback, JWKS /jwks.json)",
         file=sys.stderr,
     )
-    serve(path_only_access_log(app), host=args.host, port=args.port, threads=8, ident="attach-fhir")
+    serve(
+        path_only_access_log(app),
+        host=args.host,
+        port=args.port,
+        threads=8,
+        ident="attach-fhir",
+        # waitress buffers a whole body before the app runs: refuse a larger one while reading.
+        max_request_body_size=int(app.config["MAX_CONTENT_LENGTH"]),
+    )
     return 0

@@ -83,8 +83,10 @@ def _check_csrf() -> None:
     if view is not None and getattr(view, "_csrf_exempt", False):
         return
     session = browser_session(create=False)
+    if session is None:  # refused before the body is read: no cookie, nothing to parse
+        raise CsrfFailed()
     sent = request.headers.get("X-CSRF-Token") or request.form.get("csrf_token", "")
-    if session is None or not hmac.compare_digest(str(session[1]["csrf"]), sent):
+    if not hmac.compare_digest(str(session[1]["csrf"]), sent):
         raise CsrfFailed()
 
 

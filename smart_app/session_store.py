@@ -5,18 +5,29 @@ opaque key, each with an expiry. ``take`` reads and deletes in one statement, wh
 an OAuth ``state`` single use even when two requests race. ``lock`` serialises work on one key
 (a token refresh per launch): a thread lock for SQLite (one process), an advisory lock for
 PostgreSQL (any number of processes).
+
+Every value is sealed with the app's token keys (``smart_app.token_keys``) before it is written:
+the rows hold no token, patient id or answer in clear. A value no key opens reads as absent.
+The SQLite file and its WAL files are 0600 (``attach_fhir.private_files``).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
 from contextlib import AbstractContextManager, closing, contextmanager
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
+
+from attach_fhir.outbox_store import default_data_dir
+from attach_fhir.private_files import private_sqlite, secure_data_dir
+from smart_app.token_keys import RecordCipher, load_cipher
+
+log = logging.getLogger(__name__)
 
 Record = dict[str, Any]
 
@@ -58,8 +69,58 @@ class SessionStore(Protocol):
         """Hold an exclusive lock on ``name`` for the ``with`` block."""
         ...
 
+    def reseal_all(self) -> tuple[int, int]:
+        """Seal every live record again with the newest key: (resealed, unreadable)."""
+        ...
 
-class SqliteStore:
+
+class _SealedRecords:
+    """What both stores do alike: seal values on the way in, open them on the way out."""
+
+    cipher: RecordCipher
+    #: Live rows, and a compare-and-set of one value: in the driver's placeholder style.
+    _LIVE: ClassVar[str] = "SELECT ns, key, value FROM attach_session WHERE expires_at > ?"
+    _RESEAL: ClassVar[str] = (
+        "UPDATE attach_session SET value = ? WHERE ns = ? AND key = ? AND value = ?"
+    )
+
+    def _run(
+        self, sql: str, params: tuple[Any, ...], durable: bool = True
+    ) -> list[tuple[Any, ...]]:
+        raise NotImplementedError
+
+    def _dump(self, value: Record) -> str:
+        return self.cipher.seal(json.dumps(value))
+
+    def _load(self, rows: list[tuple[Any, ...]]) -> Record | None:
+        if not rows:
+            return None
+        text = self.cipher.unseal(rows[0][0])
+        if text is None:  # sealed with a key no longer configured (or not by us): gone
+            log.warning("session.unreadable outcome=ignored")
+            return None
+        value: Record = json.loads(text)
+        return value
+
+    def reseal_all(self) -> tuple[int, int]:
+        """Seal every live record again with the newest key: (resealed, unreadable).
+
+        Each row is replaced only if it still holds what was read, so a record the app
+        rewrote meanwhile (sealed with the newest key already) is left as the app wrote it.
+        """
+        rows = self._run(self._LIVE, (time.time(),))
+        resealed = unreadable = 0
+        for ns, key, value in rows:
+            fresh = self.cipher.reseal(value)
+            if fresh is None:
+                unreadable += 1
+                continue
+            self._run(self._RESEAL, (fresh, ns, key, value))
+            resealed += 1
+        return resealed, unreadable
+
+
+class SqliteStore(_SealedRecords):
     """The embedded store: one SQLite file (WAL) in the data directory."""
 
     _locks: ClassVar[dict[tuple[str, str], threading.Lock]] = {}
@@ -68,9 +129,10 @@ class SqliteStore:
     #: Idle connections kept open for reuse (more may be open while requests run at once).
     POOL_SIZE: ClassVar[int] = 8
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, cipher: RecordCipher) -> None:
         self.path = str(path)
-        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self.cipher = cipher
+        private_sqlite(self.path)  # 0600 before SQLite writes a byte (and its WAL files)
         self._idle: list[sqlite3.Connection] = []
         self._idle_guard = threading.Lock()
         with closing(self._connect()) as db, db:
@@ -125,7 +187,7 @@ class SqliteStore:
             "SELECT value FROM attach_session WHERE ns = ? AND key = ? AND expires_at > ?",
             (ns, key, time.time()),
         )
-        return _load(rows)
+        return self._load(rows)
 
     def put(self, ns: str, key: str, value: Record, ttl: float, *, durable: bool = True) -> None:
         """Create or replace a record that lives ``ttl`` seconds (see ``SessionStore.put``)."""
@@ -133,7 +195,7 @@ class SqliteStore:
             "INSERT INTO attach_session (ns, key, value, expires_at) VALUES (?, ?, ?, ?) "
             "ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value, "
             "expires_at = excluded.expires_at",
-            (ns, key, json.dumps(value), time.time() + ttl),
+            (ns, key, self._dump(value), time.time() + ttl),
             durable,
         )
 
@@ -143,7 +205,7 @@ class SqliteStore:
             "DELETE FROM attach_session WHERE ns = ? AND key = ? RETURNING value, expires_at",
             (ns, key),
         )
-        return _load([r for r in rows if r[1] > time.time()])
+        return self._load([r for r in rows if r[1] > time.time()])
 
     def delete(self, ns: str, key: str) -> None:
         """Remove a record if present."""
@@ -165,14 +227,18 @@ class SqliteStore:
             yield
 
 
-class PostgresStore:
+class PostgresStore(_SealedRecords):
     """The shared store for several app processes (psycopg 3)."""
 
-    def __init__(self, dsn: str) -> None:
+    _LIVE: ClassVar[str] = _SealedRecords._LIVE.replace("?", "%s")
+    _RESEAL: ClassVar[str] = _SealedRecords._RESEAL.replace("?", "%s")
+
+    def __init__(self, dsn: str, cipher: RecordCipher) -> None:
         import psycopg  # optional dependency: the "postgres" extra
 
         self._psycopg = psycopg
         self.dsn = dsn
+        self.cipher = cipher
         with self._connect() as db:
             db.execute(_DDL)
 
@@ -194,7 +260,7 @@ class PostgresStore:
             "SELECT value FROM attach_session WHERE ns = %s AND key = %s AND expires_at > %s",
             (ns, key, time.time()),
         )
-        return _load(rows)
+        return self._load(rows)
 
     def put(self, ns: str, key: str, value: Record, ttl: float, *, durable: bool = True) -> None:
         """Create or replace a record that lives ``ttl`` seconds (see ``SessionStore.put``)."""
@@ -202,7 +268,7 @@ class PostgresStore:
             "INSERT INTO attach_session (ns, key, value, expires_at) VALUES (%s, %s, %s, %s) "
             "ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value, "
             "expires_at = excluded.expires_at",
-            (ns, key, json.dumps(value), time.time() + ttl),
+            (ns, key, self._dump(value), time.time() + ttl),
             durable,
         )
 
@@ -212,7 +278,7 @@ class PostgresStore:
             "DELETE FROM attach_session WHERE ns = %s AND key = %s RETURNING value, expires_at",
             (ns, key),
         )
-        return _load([r for r in rows if r[1] > time.time()])
+        return self._load([r for r in rows if r[1] > time.time()])
 
     def delete(self, ns: str, key: str) -> None:
         """Remove a record if present."""
@@ -236,17 +302,24 @@ class PostgresStore:
                 db.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (name,))
 
 
-def _load(rows: list[tuple[Any, ...]]) -> Record | None:
-    if not rows:
-        return None
-    value: Record = json.loads(rows[0][0])
-    return value
+def is_shared(url: str | None) -> bool:
+    """True when ``url`` names a store that several processes share (PostgreSQL)."""
+    return bool(url and url.startswith(("postgresql://", "postgres://")))
 
 
-def open_store(url: str | None, data_dir: str | Path) -> SessionStore:
+def open_store(url: str | None, data_dir: str | Path, cipher: RecordCipher) -> SessionStore:
     """The store named by ``url`` (``postgresql://...``), else SQLite in ``data_dir``."""
-    if url and url.startswith(("postgresql://", "postgres://")):
-        return PostgresStore(url)
+    if url and is_shared(url):
+        return PostgresStore(url, cipher)
     if url and url.startswith("sqlite:///"):
-        return SqliteStore(url.removeprefix("sqlite:///"))
-    return SqliteStore(Path(data_dir) / "sessions.sqlite3")
+        return SqliteStore(url.removeprefix("sqlite:///"), cipher)
+    return SqliteStore(Path(data_dir) / "sessions.sqlite3", cipher)
+
+
+def open_configured(config: MutableMapping[str, Any]) -> SessionStore:
+    """The store ``config`` names (``SESSION_STORE``, ``DATA_DIR``, ``TOKEN_KEY*``), its keys
+    loaded; the data directory made private first (``DATA_DIR`` resolved in ``config``)."""
+    data_dir = config["DATA_DIR"] = str(config.get("DATA_DIR") or default_data_dir())
+    secure_data_dir(data_dir)
+    url = config.get("SESSION_STORE")
+    return open_store(url, data_dir, load_cipher(config, data_dir, shared=is_shared(url)))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ import httpx
 from joserfc.jwk import KeySet, RSAKey
 
 from attach_fhir.errors import AttachError
+from attach_fhir.private_files import write_private
 
 from .config import ClientConfig
 
@@ -56,9 +56,7 @@ def load_or_create_private_jwk(path: Path) -> dict[str, Any]:
         return data
     path.parent.mkdir(parents=True, exist_ok=True)
     data = generate_signing_key().as_dict(private=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(data, fh)
+    write_private(path, json.dumps(data))
     return data
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from attach_fhir.errors import AttachError
+from attach_fhir.private_files import private_sqlite
 
 QUEUED = "queued"
 DELIVERING = "delivering"
@@ -232,9 +233,7 @@ class SqliteOutboxStore(SqlOutboxStore):
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            if not self.path.exists():
-                os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
+            private_sqlite(self.path)  # 0600 with its WAL files: answers wait here
             self._conn = sqlite3.connect(
                 self.path, timeout=30, isolation_level=None, check_same_thread=False
             )

@@ -15,16 +15,19 @@ import pytest
 from smart_app import create_app
 from smart_app.security import COOKIE_NAME
 from smart_app.session_store import PostgresStore, SessionStore, SqliteStore, open_store
+from smart_app.token_keys import RecordCipher, new_key
 
 POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
+KEY = new_key()
+CIPHER = RecordCipher([KEY.encode()])
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SessionStore]:
     if request.param == "sqlite":
-        yield SqliteStore(tmp_path / "sessions.sqlite3")
+        yield SqliteStore(tmp_path / "sessions.sqlite3", CIPHER)
     else:
-        yield PostgresStore(POSTGRES)
+        yield PostgresStore(POSTGRES, CIPHER)
 
 
 @pytest.fixture
@@ -98,7 +101,7 @@ def test_lock_serialises_holders(store: SessionStore, ns: str) -> None:
 
 def test_postgres_lock_holds_across_store_instances(ns: str) -> None:
     """Two app processes each have their own store object; the advisory lock spans them."""
-    first, second = PostgresStore(POSTGRES), PostgresStore(POSTGRES)
+    first, second = PostgresStore(POSTGRES, CIPHER), PostgresStore(POSTGRES, CIPHER)
     order: list[str] = []
     entered = threading.Event()
 
@@ -118,10 +121,10 @@ def test_postgres_lock_holds_across_store_instances(ns: str) -> None:
 
 
 def test_open_store_picks_the_backend(tmp_path: Path) -> None:
-    sqlite = open_store(None, tmp_path)
+    sqlite = open_store(None, tmp_path, CIPHER)
     assert isinstance(sqlite, SqliteStore)
     assert Path(sqlite.path) == tmp_path / "sessions.sqlite3" and Path(sqlite.path).exists()
-    assert isinstance(open_store(POSTGRES, tmp_path), PostgresStore)
+    assert isinstance(open_store(POSTGRES, tmp_path, CIPHER), PostgresStore)
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
@@ -138,6 +141,7 @@ def test_the_cookie_holds_an_opaque_id_only(backend: str, tmp_path: Path) -> Non
         {
             "DATA_DIR": str(tmp_path),
             "SESSION_STORE": POSTGRES if backend == "postgres" else None,
+            "TOKEN_KEYS": KEY if backend == "postgres" else None,
             "REGISTRATIONS_DATA": {"registrations": [registration]},
         }
     )
@@ -156,8 +160,8 @@ def test_the_cookie_holds_an_opaque_id_only(backend: str, tmp_path: Path) -> Non
 def test_pooled_sqlite_connections_serve_other_threads_and_see_other_writers(
     tmp_path: Path, ns: str
 ) -> None:
-    writer = SqliteStore(tmp_path / "shared.sqlite3")
-    reader = SqliteStore(tmp_path / "shared.sqlite3")  # e.g. a second app on the same file
+    writer = SqliteStore(tmp_path / "shared.sqlite3", CIPHER)
+    reader = SqliteStore(tmp_path / "shared.sqlite3", CIPHER)  # e.g. a second app on the same file
     writer.put(ns, "k", {"n": 1}, 60)
     assert reader.get(ns, "k") == {"n": 1}
     writer.put(ns, "k", {"n": 2}, 60)  # after the reader's connection went back to its pool
@@ -180,7 +184,7 @@ def test_a_record_that_can_be_derived_again_is_stored_without_waiting_for_the_di
 
 
 def test_sqlite_syncs_every_commit_but_the_ones_marked_not_durable(tmp_path: Path, ns: str) -> None:
-    store = SqliteStore(tmp_path / "sessions.sqlite3")
+    store = SqliteStore(tmp_path / "sessions.sqlite3", CIPHER)
     traced: list[str] = []
     connect = store._connect
 

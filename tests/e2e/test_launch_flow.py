@@ -17,6 +17,7 @@ from joserfc.jwk import KeySet
 
 from ehr_sandbox.authz.config import Knobs
 from ehr_sandbox.runner import Sandbox
+from smart_app.token_keys import new_key
 from tests.fixtures.seed import seeded_patient
 from tests.fixtures.smart_app_server import (
     CLIENT_TYPES,
@@ -269,7 +270,12 @@ def test_launch_with_the_postgresql_session_store(
     launch_knobs.need_patient_banner = True
     assert launch_sandbox.urls is not None
     reg, client = app_registration("symmetric", launch_sandbox.urls.fhir_base, tmp_path, "e2e-pg")
-    server = start_app(reg, tmp_path, SESSION_STORE="postgresql://postgres@127.0.0.1:5432/test")
+    server = start_app(
+        reg,
+        tmp_path,
+        SESSION_STORE="postgresql://postgres@127.0.0.1:5432/test",
+        TOKEN_KEYS=new_key(),  # processes sharing PostgreSQL share a key
+    )
     register_app(launch_sandbox, server, client)
     browser = Browser()
     try:
