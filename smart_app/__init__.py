@@ -8,12 +8,19 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, g, jsonify, render_template, request
-from werkzeug.exceptions import HTTPException
+from flask import Flask, Response, g, jsonify, render_template, request
+from werkzeug.exceptions import HTTPException, SecurityError
 
 from attach_fhir.errors import AttachError
-from attach_fhir.outbox_store import default_data_dir
-from smart_app import kept_forms, outbound, record_reading, request_limits, security, services
+from smart_app import (
+    hosts,
+    kept_forms,
+    outbound,
+    record_reading,
+    request_limits,
+    security,
+    services,
+)
 from smart_app import registrations as registrations_module
 from smart_app.discovery import DiscoveryCache
 from smart_app.errors import AuthorizationExpired
@@ -37,8 +44,11 @@ DEFAULTS: dict[str, Any] = {
     # Path of the registrations JSON file (ATTACH_REGISTRATIONS), or REGISTRATIONS_DATA (dict).
     "REGISTRATIONS": None,
     "REGISTRATIONS_DATA": None,
-    # Public base URL (redirect URI and JWKS URL) when behind a proxy; else from the request.
+    # Public base URL (redirect URI and JWKS URL) when behind a proxy; else from the request,
+    # whose Host must then be a loopback name (see smart_app.hosts).
     "PUBLIC_URL": None,
+    # Host names the app answers (ATTACH_TRUSTED_HOSTS); default: see hosts.trusted_hosts.
+    "TRUSTED_HOSTS": None,
     # Extra origins allowed to frame the app (space-separated), beside the registrations' own.
     "FRAME_ANCESTORS": "",
     # "Partitioned" on the cookie for every response, not only iframe navigations.
@@ -69,6 +79,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     if test_config is not None:
         app.config.from_mapping(test_config)
 
+    app.config["PUBLIC_URL"] = hosts.check_public_url(app.config["PUBLIC_URL"])
+    app.config["TRUSTED_HOSTS"] = hosts.trusted_hosts(app.config)
     regs = _load_registrations(app)
     store = open_configured(app.config)  # also resolves DATA_DIR and makes it 0700
     services.init_app(
@@ -150,6 +162,12 @@ def _register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Any:
+        if isinstance(exc, SecurityError):
+            # A Host the app does not answer: no URL can be built, so no page; the Host itself
+            # is not repeated (it came from the request).
+            log.info("request.error code=untrusted_host")
+            text = "The request's Host header names a host this app does not serve.\n"
+            return Response(text, 400, mimetype="text/plain")
         status = exc.code or 500
         description = exc.description or exc.name
         if _wants_json():

@@ -95,7 +95,12 @@ def _serve(args: argparse.Namespace) -> int:
     from waitress import serve
 
     from attach_fhir.errors import AttachError
+    from smart_app.hosts import public_url_needed
 
+    refusal = public_url_needed(args.host, os.environ.get("ATTACH_PUBLIC_URL"))
+    if refusal:  # before the app (and its outbox worker) starts
+        print(f"attach-fhir serve: {refusal}", file=sys.stderr)
+        return 2
     try:
         app = build_app(args)
     except AttachError as exc:  # a bad registrations file: say which key, exit non-zero

@@ -1,8 +1,11 @@
-"""Which copy of a Questionnaire the app shows: the EHR's, when it has the same url and version.
+"""Which copy of a Questionnaire the app shows: the EHR's, when it has the same url and version
+and means the same.
 
-The packaged copy (``attach_fhir.instruments``) is always the one that scores: an EHR copy with
-the same canonical ``url|version`` is by definition the same artifact, and the answers are checked
-against the packaged scoring model before anything is written. Where the server allows it and
+The packaged copy (``attach_fhir.instruments``) is always the one that scores, so the EHR's copy
+with the same canonical ``url|version`` is shown only when its items and answer options (codes,
+displays, ordinal values) are the packaged ones (:mod:`attach_fhir.questionnaire_copy`): a copy
+with edited labels would show one meaning and score another. Otherwise the packaged copy is
+shown, with a notice saying why. Where the server allows it and
 the registration asks for it (``create_questionnaires``), the packaged Questionnaire is created
 on the server conditionally on url and version, so the EHR can resolve the canonical itself.
 """
@@ -17,6 +20,7 @@ from typing import Any, Literal
 from attach_fhir.capabilities import ServerCapabilities
 from attach_fhir.errors import AttachError
 from attach_fhir.instruments import Instrument, UnknownInstrument, library
+from attach_fhir.questionnaire_copy import differences
 from smart_app.context import LaunchContext
 from smart_app.server_profile import WritePlan
 
@@ -37,6 +41,8 @@ class Resolved:
     questionnaire: dict[str, Any]
     packaged: dict[str, Any]
     source: Source
+    #: Why the EHR's copy is not shown, in a sentence for the clinician; None when it is.
+    notice: str | None = None
 
     @property
     def canonical(self) -> str:
@@ -80,7 +86,7 @@ def resolve(
             # look at the first few only (a real match is the first or nothing).
             for found in islice(matches, MAX_CANDIDATES):
                 if found.get("url") == inst.url and found.get("version") == inst.version:
-                    return Resolved(inst, found, ours, "ehr")
+                    return _ehr_copy(inst, found, ours)
         except AttachError as exc:
             log.info("assess.questionnaire search outcome=%s", exc.code)
     if (
@@ -96,6 +102,28 @@ def resolve(
         except AttachError as exc:
             log.info("assess.questionnaire create outcome=%s", exc.code)
     return Resolved(inst, ours, ours, "packaged")
+
+
+def _ehr_copy(inst: Instrument, found: dict[str, Any], ours: dict[str, Any]) -> Resolved:
+    """The EHR's copy when it means what the packaged one means, else the packaged one with the
+    reason (never created on the server: a copy under this url and version is already there)."""
+    found_differences = list(differences(found, ours))
+    if not found_differences:
+        return Resolved(inst, found, ours, "ehr")
+    log.info("assess.questionnaire ehr_copy=differs differences=%d", len(found_differences))
+    return Resolved(inst, ours, ours, "packaged", notice=differing_copy_notice(found_differences))
+
+
+def differing_copy_notice(found: list[str]) -> str:
+    """The sentence a clinician reads when the EHR's copy is set aside for the packaged one."""
+    first = found[0]
+    others = len(found) - 1
+    more = f"; {others} more difference{'s' if others > 1 else ''}" if others else ""
+    return (
+        f"The EHR's copy of this questionnaire differs from the published instrument ({first}"
+        f"{more}), so this form shows the published wording, which is what the scores are "
+        "computed from."
+    )
 
 
 def _without_id(questionnaire: dict[str, Any]) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 ``Outbox.submit`` stores a submission and tries to deliver it at once; whatever cannot be
 delivered now (server down, timeout, 5xx, 429, no token at hand) stays ``queued`` and a worker
 (``Outbox.drain`` / ``Outbox.run``, or ``attach-fhir outbox drain``) retries it with capped
-exponential backoff, honouring Retry-After. A 4xx answer is final: the item becomes
+exponential backoff with full jitter, honouring Retry-After. A 4xx answer is final: the item becomes
 ``failed-permanent`` with the server's OperationOutcome for the user, and is never retried as
 something else. Delivery is idempotent (conditional creates on client-generated identifiers), so
 an item delivered twice after a crash or a lost answer still writes each resource once.
@@ -12,6 +12,7 @@ an item delivered twice after a crash or a lost answer still writes each resourc
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -99,19 +100,31 @@ def deliver(client: FhirClient, item_payload: Mapping[str, Any]) -> dict[str, st
     return receipt
 
 
+#: Past this many doublings the ceiling is the cap anyway; a larger power would overflow a float.
+MAX_DOUBLINGS = 62
+
+
 @dataclass(frozen=True)
 class Backoff:
-    """Capped exponential backoff; a server's Retry-After wins (up to its own cap)."""
+    """Capped exponential backoff with full jitter; a server's Retry-After wins (up to its cap)."""
 
     base: float = 5.0
     cap: float = 600.0
     retry_after_cap: float = 3600.0
+    #: A uniform draw in [0, 1): injectable so that tests know every wait.
+    draw: Callable[[], float] = field(default=random.random, repr=False, compare=False)
+
+    def ceiling(self, attempts: int) -> float:
+        """The longest wait after the ``attempts``-th failed attempt: min(cap, base * 2^(n-1))."""
+        return float(min(self.cap, self.base * 2 ** min(MAX_DOUBLINGS, max(0, attempts - 1))))
 
     def delay(self, attempts: int, retry_after: float | None = None) -> float:
         """Seconds to wait after the ``attempts``-th failed attempt."""
         if retry_after is not None:
             return min(self.retry_after_cap, max(0.0, retry_after))
-        return float(min(self.cap, self.base * 2 ** max(0, attempts - 1)))
+        # Full jitter (uniform below the ceiling): every client that failed in the same EHR
+        # outage would otherwise come back at the same instant, and again at each doubling.
+        return self.draw() * self.ceiling(attempts)
 
 
 @dataclass

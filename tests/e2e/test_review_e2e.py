@@ -24,10 +24,8 @@ from attach_fhir.fhir_client import FhirClient
 from attach_fhir.instruments import library
 from attach_fhir.scoring import Scorer
 from attach_fhir.writeback import WritebackContext, build_transaction
-from ehr_sandbox.authz.config import load_client
-from ehr_sandbox.authz.models import Client, Grantee
-from ehr_sandbox.authz.tokens import TokenIssuer
 from ehr_sandbox.runner import Sandbox
+from tests.fixtures.sandbox import ehr_writer_token
 from tests.fixtures.smart_app_server import (
     PRACTITIONER,
     AppServer,
@@ -111,23 +109,6 @@ class ReviewEnv:
     other_qr: str
 
 
-def writer_token(sandbox: Sandbox) -> str:
-    """A real access token from the sandbox's signing key: an EHR-side writer (user/*)."""
-    state = sandbox.state
-    client = Client(
-        load_client(
-            {
-                "client_id": "review-e2e-writer",
-                "name": "review e2e writer",
-                "type": "public",
-                "redirect_uris": ["http://localhost:1/callback"],
-            }
-        )
-    )
-    issuer = TokenIssuer(state.config, state.key)
-    return issuer.access_token(client, Grantee(user_ref=PRACTITIONER), ["user/*.cruds"])
-
-
 def submit(writer: FhirClient, patient: str, authored: str, values: dict[str, int], n: int) -> str:
     """Score and write one submission as one transaction; the QuestionnaireResponse id."""
     questionnaire = library().questionnaire(f"{ECR_R}|1.0.0")
@@ -155,7 +136,7 @@ def env(
     reg, client = app_registration("symmetric", sandbox.urls.fhir_base, data_dir)
     server = start_app(reg, data_dir)
     register_app(sandbox, server, client)
-    token = writer_token(sandbox)
+    token = ehr_writer_token(sandbox, PRACTITIONER)
     http = httpx.Client(timeout=30)
     try:
         writer = FhirClient(sandbox.urls.fhir_base, http, token_source=lambda _rejected: token)

@@ -6,6 +6,8 @@ stands in only for faults (a 503 with Retry-After, a 429, a refused connection, 
 from __future__ import annotations
 
 import json
+import random
+import re
 import threading
 import time
 import uuid
@@ -191,9 +193,10 @@ def test_submit_delivers_at_once_and_keeps_only_the_receipt(
     [
         (503, {"Retry-After": "120"}, "fhir_server_error http=503 issues=transient", 120.0),
         (429, {"Retry-After": "7"}, "fhir_rate_limited http=429 issues=transient", 7.0),
-        (502, {}, "fhir_server_error http=502 issues=transient", 5.0),
-        (None, {}, "fhir_transport_error", 5.0),
-        (401, {}, "fhir_unauthorized http=401 issues=transient", 5.0),
+        # Without Retry-After: the draw (0.5) times the first ceiling (base 5).
+        (502, {}, "fhir_server_error http=502 issues=transient", 2.5),
+        (None, {}, "fhir_transport_error", 2.5),
+        (401, {}, "fhir_unauthorized http=401 issues=transient", 2.5),
     ],
 )
 def test_transient_failures_stay_queued(
@@ -204,7 +207,8 @@ def test_transient_failures_stay_queued(
     delay: float,
 ) -> None:
     clock = Clock()
-    outbox = Outbox(store, fault(status, headers), backoff=Backoff(base=5, cap=60), clock=clock)
+    backoff = Backoff(base=5, cap=60, draw=lambda: 0.5)
+    outbox = Outbox(store, fault(status, headers), backoff=backoff, clock=clock)
     item = outbox.submit("s-1", FAULT_BASE, EMPTY)
     assert (item.status, item.attempts, item.next_attempt_at) == ("queued", 1, T0 + delay)
     assert item.last_error_code == code
@@ -213,9 +217,12 @@ def test_transient_failures_stay_queued(
         assert item.last_error is not None and "Patient Jane busy" in item.last_error
 
 
-def test_backoff_doubles_up_to_its_cap(store: SqlOutboxStore) -> None:
+def test_backoff_draws_each_wait_below_a_ceiling_that_doubles_up_to_its_cap(
+    store: SqlOutboxStore,
+) -> None:
     clock = Clock()
-    outbox = Outbox(store, fault(None), backoff=Backoff(base=5, cap=30), clock=clock)
+    backoff = Backoff(base=5, cap=30, draw=random.Random(14).random)
+    outbox = Outbox(store, fault(None), backoff=backoff, clock=clock)
     outbox.submit("s-1", FAULT_BASE, EMPTY)
     waits = []
     for _ in range(5):
@@ -227,18 +234,21 @@ def test_backoff_doubles_up_to_its_cap(store: SqlOutboxStore) -> None:
         assert outbox.drain().retrying == []  # not due yet: nothing is sent
         clock.now = item.next_attempt_at
         outbox.drain()
-    assert waits == [5, 10, 20, 30, 30]
+    same_draws = random.Random(14)
+    assert waits == pytest.approx([same_draws.random() * c for c in (5, 10, 20, 30, 30)])
     final = store.get("s-1")
     assert final is not None and final.attempts == 6
 
 
 def test_no_credentials_waits_without_sending(store: SqlOutboxStore) -> None:
     clock = Clock()
-    item = Outbox(store, lambda base: None, clock=clock).submit("s-1", FAULT_BASE, EMPTY)
+    backoff = Backoff(draw=lambda: 0.75)  # of the default first ceiling, 5 s
+    outbox = Outbox(store, lambda base: None, backoff=backoff, clock=clock)
+    item = outbox.submit("s-1", FAULT_BASE, EMPTY)
     assert (item.status, item.last_error_code, item.next_attempt_at) == (
         "queued",
         "no_credentials",
-        T0 + 5,
+        T0 + 3.75,
     )
 
 
@@ -353,7 +363,8 @@ def test_cli_status_and_drain(
     assert main(["outbox", "drain", "--dsn", store_spec.dsn]) == 75
     err = capsys.readouterr().err
     assert f"delivered {good} 127.0.0.1:" in err
-    assert f"retrying {bad} 127.0.0.1:9 attempt=1 fhir_transport_error; next attempt in 5s" in err
+    retrying = f"retrying {bad} 127.0.0.1:9 attempt=1 fhir_transport_error; next attempt in "
+    assert re.search(re.escape(retrying) + "[0-5]s", err), err  # a draw below the 5 s ceiling
     assert "delivered 1, retrying 1, failed 0" in err
 
     assert main(["outbox", "status", "--dsn", store_spec.dsn, "--json"]) == 0

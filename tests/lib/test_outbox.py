@@ -3,6 +3,7 @@ tests/e2e/test_outbox_postgres.py."""
 
 from __future__ import annotations
 
+import random
 import stat
 import threading
 from pathlib import Path
@@ -50,11 +51,23 @@ def test_store_location_from_arguments_and_environment(
     store.close()
 
 
-def test_backoff_schedule() -> None:
-    backoff = Backoff(base=2, cap=100, retry_after_cap=50)
-    assert [backoff.delay(n) for n in range(1, 9)] == [2, 4, 8, 16, 32, 64, 100, 100]
+def test_backoff_waits_a_uniform_draw_below_a_doubling_ceiling() -> None:
+    draws = iter([0.0, 0.25, 0.5, 0.75, 0.5, 0.5, 0.999, 0.5])
+    backoff = Backoff(base=2, cap=100, retry_after_cap=50, draw=lambda: next(draws))
+    # Ceilings 2, 4, 8, 16, 32, 64, 100, 100 (2 * 2^(n-1), at most 100), times each draw.
+    waits = [backoff.delay(n) for n in range(1, 9)]
+    assert waits == pytest.approx([0.0, 1.0, 4.0, 12.0, 16.0, 32.0, 99.9, 50.0])
     assert backoff.delay(3, retry_after=1) == 1  # the server's word wins over our schedule
     assert backoff.delay(1, retry_after=3600) == 50  # ... up to its own cap
+
+
+def test_backoff_after_weeks_of_failures_is_the_cap() -> None:
+    # 2^5000 is no float: the ceiling stops doubling long before.
+    assert Backoff(base=5, cap=600, draw=lambda: 0.5).delay(5000) == 300.0
+
+
+def test_backoff_draws_at_random_by_default() -> None:
+    assert Backoff().draw is random.random
 
 
 def test_a_submission_for_an_idle_server_is_stored_already_claimed(tmp_path: Path) -> None:
