@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import random
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,11 +21,11 @@ from typing import Any
 import pytest
 from flask import Flask, Response, send_from_directory
 from playwright.sync_api import Browser, Page
-from werkzeug.serving import make_server
 
 from attach_fhir.canonical import SCORES_SYSTEM
 from attach_fhir.expressions import calculated_items
 from attach_fhir.scoring import Scorer
+from ehr_sandbox.runner import ServerThread
 from tests.lib.scoring_examples import EXAMPLES
 from tests.lib.scoring_responses import build_response, from_answers, random_chooser
 
@@ -86,15 +85,12 @@ def lhc_url() -> Iterator[str]:
     assert manifest.is_file(), "run scripts/bootstrap (npm ci in tests/e2e/lhc_forms)"
     pinned = json.loads((HERE / "package.json").read_text(encoding="utf-8"))["dependencies"]
     assert json.loads(manifest.read_text(encoding="utf-8"))["version"] == pinned["lforms"]
-    server = make_server("127.0.0.1", 0, lhc_app(), threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    server = ServerThread(0)  # the sandbox's loopback werkzeug thread, quiet
+    server.start(lhc_app())
     try:
-        yield f"http://127.0.0.1:{server.server_port}/"
+        yield f"http://127.0.0.1:{server.port}/"
     finally:
-        server.shutdown()
-        thread.join(10)
-        server.server_close()
+        server.stop()
 
 
 @pytest.fixture
