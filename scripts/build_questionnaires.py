@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from qbuild.ecr import build_ecr, build_ecr_r, build_ecr_rs
 from qbuild.keys import SCORES
+from qbuild.parts import SCALE_LABELS
 from qbuild.resources import (
     codesystem_agreement_7,
     codesystem_attachment_pattern,
@@ -58,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         for code, (display, definition) in SCORES.items()
     ]
     write(args.out / "codesystem-attach-scores.json", codesystem_scores(concepts))
-    write(args.out / "codesystem-agreement-7.json", codesystem_agreement_7())
+    write(args.out / "codesystem-agreement-7.json", codesystem_agreement_7(SCALE_LABELS))
     write(args.out / "codesystem-attachment-pattern.json", codesystem_attachment_pattern())
     return 0
 

@@ -320,9 +320,14 @@ def _options(raw: Mapping[str, Any], questionnaire: Mapping[str, Any]) -> list[O
         if key_name is None:
             continue
         value = entry[key_name]
+        rich = None
         if key_name == "valueCoding":
             key = str(value.get("code", ""))
             shown = value.get("display")
+            # An RQ option displays its CodeSystem's "Secure" but the respondent reads the
+            # prototype paragraph, carried by rendering-xhtml on the display.
+            rich = _rich(value, "display", PHRASING_TAGS)
+            value = {k: v for k, v in value.items() if not k.startswith("_")}
         else:
             key = str(value)
             shown = key
@@ -331,7 +336,7 @@ def _options(raw: Mapping[str, Any], questionnaire: Mapping[str, Any]) -> list[O
         )
         weight = ordinal.get("valueDecimal") if ordinal else None
         point = key if weight is not None and shown != key else None
-        label = escape(shown) if shown else (Markup("") if point else escape(key))
+        label = rich or (escape(shown) if shown else (Markup("") if point else escape(key)))
         options.append(Option(key, label, point, weight, {key_name: value}))
     unique = len({o.key for o in options}) == len(options)
     for n, opt in enumerate(options):

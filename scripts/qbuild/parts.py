@@ -7,6 +7,7 @@ its ``valueCoding.code`` (the option's ``ordinalValue`` equals it), because fhir
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
 from attach_fhir.canonical import (
@@ -24,6 +25,11 @@ VERIFIED = "verified in 2 sources"
 ENCODING_VERSION = "1.0.0"
 PUBLISHER = "attach-fhir contributors"
 PATTERNS = ["secure", "fearful", "preoccupied", "dismissing"]
+RENDERING_XHTML_EXT = "http://hl7.org/fhir/StructureDefinition/rendering-xhtml"
+
+#: Scale point -> the verified labels the instruments give it, filled by ``scale_options`` as the
+#: builders run, so the agreement-7 CodeSystem defines every label an option displays.
+SCALE_LABELS: dict[str, set[str]] = {}
 
 
 class SourceError(Exception):
@@ -53,6 +59,7 @@ def scale_options(scale: Json, label_confidence: str) -> list[Json]:
         label = scale["values"].get(str(point))
         if label and label_confidence == VERIFIED:
             coding["display"] = label
+            SCALE_LABELS.setdefault(str(point), set()).add(label)
         options.append(
             {
                 "extension": [{"url": ORDINAL_VALUE_EXT, "valueDecimal": point}],
@@ -70,6 +77,28 @@ def choice_item(link_id: str, item: Json, options: list[Json], prefix: str | Non
         out["prefix"] = prefix
     out.update({"text": item["text"], "type": "choice", "required": True, "answerOption": options})
     return out
+
+
+def pattern_display(code: str) -> str:
+    """The attachment-pattern CodeSystem's display of a pattern (``Secure``)."""
+    return code.capitalize()
+
+
+def pattern_coding(code: str, paragraph: str | None = None) -> Json:
+    """A Coding of the attachment-pattern CodeSystem, with its display.
+
+    ``paragraph`` (an RQ prototype description) goes into a ``rendering-xhtml`` extension on the
+    display: renderers show it to the respondent, while the display stays the CodeSystem's.
+    """
+    coding: Json = {
+        "system": ATTACHMENT_PATTERN_SYSTEM,
+        "code": code,
+        "display": pattern_display(code),
+    }
+    if paragraph is not None:
+        xhtml = html.escape(paragraph, quote=False)
+        coding["_display"] = {"extension": [{"url": RENDERING_XHTML_EXT, "valueString": xhtml}]}
+    return coding
 
 
 def ours(item: Json) -> Json:
@@ -185,7 +214,10 @@ def argmax_variables(entry: Json) -> list[tuple[str, str]]:
         chain = f"iif({test}, '{entry['candidates'][i]['category']}', {chain})"
     inputs = sorted({t["score"] for c in entry["candidates"] for t in c["terms"]})
     guard = " and ".join(f"%{variable_name(s)}.exists()" for s in inputs)
-    out.append((base, f"iif({guard}, {chain}, {{}})"))
+    # The winning category as the Coding of the score item's own answerOption, not a string: a
+    # renderer fills a coded item only with one of its options (LHC-Forms drops a plain string).
+    options = f"%questionnaire.repeat(item).where(linkId = '{entry['linkId']}').answerOption"
+    out.append((base, f"{options}.valueCoding.where(code = iif({guard}, {chain}, {{}}))"))
     return out
 
 
@@ -233,7 +265,6 @@ def score_item(entry: Json, display: str) -> Json:
     if entry["method"] == "argmax":
         item["type"] = "choice"
         item["answerOption"] = [
-            {"valueCoding": {"system": ATTACHMENT_PATTERN_SYSTEM, "code": c["category"]}}
-            for c in entry["candidates"]
+            {"valueCoding": pattern_coding(c["category"])} for c in entry["candidates"]
         ]
     return item

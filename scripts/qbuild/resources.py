@@ -18,6 +18,7 @@ from .parts import (
     PATTERNS,
     PUBLISHER,
     Json,
+    pattern_display,
     score_item,
     score_variables,
     variable_ext,
@@ -115,15 +116,23 @@ def codesystem(cid: str, name: str, title: str, description: str, concepts: list
     }
 
 
-def codesystem_agreement_7() -> Json:
-    """Points of a 7-point agreement scale; labels stay on each Questionnaire's options."""
-    concepts = [
-        {
+def codesystem_agreement_7(labels: dict[str, set[str]]) -> Json:
+    """Points of a 7-point agreement scale; each instrument's verified label is a designation.
+
+    The instruments word the same point differently ("Strongly disagree", "Disagree strongly"),
+    so a point has no one display: every label an option displays is one of its designations.
+    """
+    concepts: list[Json] = []
+    for p in range(1, 8):
+        concept: Json = {
             "code": str(p),
             "definition": f"Scale point {p} of 7 (1 = most disagreement, 7 = most agreement).",
         }
-        for p in range(1, 8)
-    ]
+        if labels.get(str(p)):
+            concept["designation"] = [
+                {"language": "en", "value": label} for label in sorted(labels[str(p)])
+            ]
+        concepts.append(concept)
     return codesystem(
         "agreement-7",
         "Agreement7",
@@ -142,7 +151,7 @@ def codesystem_attachment_pattern() -> Json:
         "Attachment patterns",
         "The four attachment patterns named by the RQ prototypes and the ECR classification.",
         [
-            {"code": p, "display": p.capitalize(), "definition": f"The {p} attachment pattern."}
+            {"code": p, "display": pattern_display(p), "definition": f"The {p} attachment pattern."}
             for p in PATTERNS
         ],
     )

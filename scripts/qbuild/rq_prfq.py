@@ -4,10 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from attach_fhir.canonical import ATTACHMENT_PATTERN_SYSTEM
-
 from .keys import SCORES, describe, load, subscale_entries
-from .parts import Json, choice_item, direction_item, mean_spec, ours, scale_options, verified
+from .parts import (
+    Json,
+    choice_item,
+    direction_item,
+    mean_spec,
+    ours,
+    pattern_coding,
+    scale_options,
+    verified,
+)
 from .resources import build_questionnaire
 
 
@@ -26,15 +33,9 @@ def build_rq(shared: Path) -> Json:
             "you are?",
             "type": "choice",
             "required": False,
+            # The display is the CodeSystem's ("Secure"); the respondent reads the paragraph.
             "answerOption": [
-                {
-                    "valueCoding": {
-                        "system": ATTACHMENT_PATTERN_SYSTEM,
-                        "code": i["subscale"],
-                        "display": i["text"],
-                    }
-                }
-                for i in data["items"]
+                {"valueCoding": pattern_coding(i["subscale"], i["text"])} for i in data["items"]
             ],
         }
     )

@@ -35,6 +35,7 @@ from attach_fhir.goal_target import InvalidScoreScale, ReliableChange, assess_ac
 from attach_fhir.history import parse_time
 from attach_fhir.writeback import (
     SECURITY_LABELS,
+    DataOperation,
     WritebackContext,
     create_entry,
     provenance_resource,
@@ -102,7 +103,7 @@ def _identifier(resource: Mapping[str, Any]) -> str:
 
 
 def _provenance_entry(
-    ctx: PlanContext, role: str, targets: list[str], activity: str
+    ctx: PlanContext, role: str, targets: list[str], activity: DataOperation
 ) -> dict[str, Any]:
     value = str(uuid.uuid5(_NAMESPACE, f"{ctx.plan_id}/{role}"))
     resource = provenance_resource(

@@ -91,8 +91,12 @@ def check_expression(expression: str) -> tuple[list[str], set[str]]:
 
 
 def evaluate_scores(questionnaire: Json, response: Json) -> dict[str, list[Any]]:
-    """Each calculated item's linkId -> its value (a FHIRPath collection) for ``response``."""
-    env: dict[str, Any] = {"resource": response}
+    """Each calculated item's linkId -> its value (a FHIRPath collection) for ``response``.
+
+    ``%questionnaire`` is the Questionnaire (an SDC context variable): a coded score reads its
+    item's own answerOption Coding from it.
+    """
+    env: dict[str, Any] = {"resource": response, "questionnaire": questionnaire}
     for name, expression in root_variables(questionnaire):
         env[name] = fhirpath_evaluate(response, expression, dict(env), R4_MODEL)
     return {

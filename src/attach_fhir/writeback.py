@@ -24,7 +24,7 @@ import json
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import ValidationError
 
@@ -49,6 +49,12 @@ ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 CONFIDENTIALITY = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
 DATA_OPERATION = "http://terminology.hl7.org/CodeSystem/v3-DataOperation"
 PARTICIPANT_TYPE = "http://terminology.hl7.org/CodeSystem/provenance-participant-type"
+
+#: The v3-DataOperation codes a Provenance names, with that code system's displays (THO
+#: CodeSystem v3-DataOperation: UPDATE is "revise", not "update"): displays come from the code
+#: system, never from the code.
+DATA_OPERATIONS = {"CREATE": "create", "UPDATE": "revise"}
+DataOperation = Literal["CREATE", "UPDATE"]
 
 SECURITY_LABELS = (
     {"system": ACT_CODE, "code": "BH", "display": "behavioral health information sensitivity"},
@@ -275,7 +281,7 @@ def provenance_resource(
     targets: list[str],
     *,
     tag: tuple[str, str],
-    activity: str = "CREATE",
+    activity: DataOperation = "CREATE",
 ) -> dict[str, Any]:
     """A Provenance: ``ctx.author`` as author, the app as assembler; ``tag`` is its identity."""
     meta = _meta(ctx)
@@ -292,7 +298,9 @@ def provenance_resource(
         "target": [_ref(url) for url in targets],
         "recorded": ctx.authored,
         "activity": {
-            "coding": [{"system": DATA_OPERATION, "code": activity, "display": activity.lower()}]
+            "coding": [
+                {"system": DATA_OPERATION, "code": activity, "display": DATA_OPERATIONS[activity]}
+            ]
         },
         "agent": [
             {

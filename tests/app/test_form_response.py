@@ -357,3 +357,18 @@ def test_any_questionnaire_shape_parses_without_crashing(
     link_ids = [i.link_id for i in walk(compiled_items(questionnaire))]
     if not parsed.errors and len(set(link_ids)) == len(link_ids):
         assert parse_form(questionnaire, post(again), status=status).response == parsed.response
+
+
+def test_rq_best_fit_answer_carries_the_codesystem_display_without_the_paragraph() -> None:
+    questionnaire = load("rq")
+    parsed = parse_form(questionnaire, post({"q:best-fit": ["fearful"]}), status="in-progress")
+    [item] = [i for i in parsed.response["item"] if i["linkId"] == "best-fit"]
+    assert item["answer"] == [
+        {
+            "valueCoding": {
+                "system": "http://attach-fhir.org/fhir/CodeSystem/attachment-pattern",
+                "code": "fearful",
+                "display": "Fearful",
+            }
+        }
+    ]

@@ -553,3 +553,15 @@ def test_unlabelled_scales_show_which_end_is_agree_before_the_first_question(
     lines = [d.text() for d in page.all("div", class_="display")]
     assert lines == ["Rate each statement from 1 (disagree) to 7 (agree)."]
     assert html.index(lines[0]) < html.index("<fieldset")
+
+
+def test_rq_best_fit_options_show_the_paragraphs_not_the_pattern_names(app: Flask) -> None:
+    # The options' display is the CodeSystem's ("Secure"); the respondent reads the prototype
+    # paragraph (rendering-xhtml), the same text the RQ rating items carry as their text.
+    questionnaire = json.loads((ROOT / "questionnaires" / "rq.json").read_text("utf-8"))
+    paragraphs = {i["linkId"]: i["text"] for i in questionnaire["item"][1:-1]}  # not scores
+    page = render(app, questionnaire)
+    radios = page.all("input", name="q:best-fit")
+    shown = {r.attrs["value"]: r.up("label").text() for r in radios}
+    assert shown == paragraphs
+    assert not any(name in text for text in shown.values() for name in ("Secure", "Fearful"))

@@ -229,7 +229,13 @@ def test_unlabelled_scales_say_which_end_is_agree_in_our_own_words(qid: str) -> 
         "extension": [WORDING_SOURCE],
     }
     assert shared(qid)["response_scale"]["points"] == 7
-    options = [o for i in walk(questionnaire(qid)["item"]) for o in i.get("answerOption", [])]
+    # The scale's options; the ECR category's options name patterns and carry their displays.
+    options = [
+        o
+        for i in walk(questionnaire(qid)["item"])
+        for o in i.get("answerOption", [])
+        if o["valueCoding"]["system"] == f"{BASE}/CodeSystem/agreement-7"
+    ]
     assert options and not any("display" in o["valueCoding"] for o in options)
 
 
@@ -282,7 +288,11 @@ def test_ecr_expressions_give_the_hand_computed_category() -> None:
     assert values["ecr-avoidance"] == 4
     assert values["ecr-anxiety"] == pytest.approx(Decimal(24) / 18)
     # secure 8.92, fearful 7.50, preoccupied 0.19, dismissing 13.82 (by hand)
-    assert values["ecr-category"] == "dismissing"
+    assert values["ecr-category"] == {
+        "system": "http://attach-fhir.org/fhir/CodeSystem/attachment-pattern",
+        "code": "dismissing",
+        "display": "Dismissing",
+    }
     assert _values("ecr", {str(n): 1 for n in range(1, 36)})["ecr-category"] is None
 
 

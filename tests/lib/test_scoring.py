@@ -30,7 +30,12 @@ def test_fixed_examples_match_the_hand_computed_scores(example: Example) -> None
         assert score.status == "final", code
         if isinstance(expected, str):
             assert score.value == expected
-            assert score.category == {"system": ATTACHMENT_PATTERN_SYSTEM, "code": expected}
+            # The category carries the attachment-pattern CodeSystem's display ("Secure").
+            assert score.category == {
+                "system": ATTACHMENT_PATTERN_SYSTEM,
+                "code": expected,
+                "display": expected.capitalize(),
+            }
         else:
             assert score.value == pytest.approx(expected, abs=1e-12), code
     for code in example.not_applicable:
