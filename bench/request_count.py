@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import re
 import sys
 import time
 from collections import Counter
@@ -30,6 +29,8 @@ from urllib.parse import urlsplit
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.append(str(ROOT))  # tests.fixtures: the sandbox launch helpers the e2e tests use
+
+from app_overhead import ecr_r_answers, hidden  # noqa: E402  (this folder: the same walk's helpers)
 
 from ehr_sandbox.runner import Sandbox  # noqa: E402
 from tests.fixtures.smart_app_server import (  # noqa: E402
@@ -75,19 +76,6 @@ def counted(label: str, transport: RecordingTransport, fhir_base: str, since: in
     for method, url in transport.requests[since:]:
         page.requests[kind(method, url, fhir_base)] += 1
     return page
-
-
-def hidden(page: str, name: str) -> str:
-    """The value of a hidden input."""
-    match = re.search(rf'name="{name}" value="([^"]*)"', page)
-    if match is None:
-        raise RuntimeError(f"no hidden field {name}")
-    return match.group(1)
-
-
-def ecr_r_answers() -> dict[str, str]:
-    """All 36 ECR-R items answered, every scale point used: item n -> (3n mod 7) + 1."""
-    return {f"q:{n}": str((3 * n) % 7 + 1) for n in range(1, 37)}
 
 
 def launch(browser: Browser, url: str, server: AppServer) -> str:

@@ -102,6 +102,11 @@ def fhir(base: str) -> httpx.Client:
     return httpx.Client(base_url=base.rstrip("/") + "/", timeout=30)
 
 
+def unique(word: str) -> str:
+    """A name no other test run gives a patient."""
+    return f"{word} {uuid.uuid4().hex[:8]}"
+
+
 def new_patient(base: str, name: str) -> str:
     """A fresh adult Patient named ``name`` on the server; its id."""
     with fhir(base) as client:
@@ -218,7 +223,7 @@ def test_after_the_ttl_the_patient_and_the_questionnaire_are_read_again(
     fhir_server: FhirServerProcess, start: Callable[..., LaunchedApp], transport: RecordingTransport
 ) -> None:
     base = fhir_server.base_url.rstrip("/")
-    before, after = f"Before {uuid.uuid4().hex[:8]}", f"After {uuid.uuid4().hex[:8]}"
+    before, after = unique("Before"), unique("After")
     patient = new_patient(base, before)
     clock = Clock()
     launched = start(base, patient, clock=clock)
@@ -276,7 +281,7 @@ def test_a_write_of_the_patient_in_a_transaction_drops_the_launchs_copy(
     fhir_server: FhirServerProcess, start: Callable[..., LaunchedApp], transport: RecordingTransport
 ) -> None:
     base = fhir_server.base_url.rstrip("/")
-    before, after = f"Before {uuid.uuid4().hex[:8]}", f"After {uuid.uuid4().hex[:8]}"
+    before, after = unique("Before"), unique("After")
     patient = new_patient(base, before)
     launched = start(base, patient)
     pages = pages_of(launched, transport)
@@ -316,9 +321,9 @@ def test_two_launches_never_see_each_others_cached_reads(
     fhir_server: FhirServerProcess, start: Callable[..., LaunchedApp], transport: RecordingTransport
 ) -> None:
     base = fhir_server.base_url.rstrip("/")
-    first, renamed = f"First {uuid.uuid4().hex[:8]}", f"Renamed {uuid.uuid4().hex[:8]}"
+    first, renamed = unique("First"), unique("Renamed")
     shared = new_patient(base, first)
-    other = new_patient(base, f"Other {uuid.uuid4().hex[:8]}")
+    other = new_patient(base, unique("Other"))
     rowan = start(base, shared)  # Rowan's launch for the patient, in Rowan's browser
     app = rowan.app
     rowan_pages = pages_of(rowan, transport)
