@@ -23,7 +23,8 @@ from smart_app import (
 )
 from smart_app import registrations as registrations_module
 from smart_app.discovery import DiscoveryCache
-from smart_app.errors import AuthorizationExpired
+from smart_app.errors import AuthorizationExpired, ConfigurationError
+from smart_app.read_cache import ReadCache
 from smart_app.session_store import open_configured
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,8 @@ DEFAULTS: dict[str, Any] = {
     "MAX_CONTENT_LENGTH": request_limits.MAX_CONTENT_LENGTH,
     "MAX_FORM_MEMORY_SIZE": request_limits.MAX_FORM_MEMORY_SIZE,
     "MAX_FORM_PARTS": request_limits.MAX_FORM_PARTS,
+    # Seconds a launch keeps its Patient, CapabilityStatement and Questionnaire reads; 0: none.
+    "READ_CACHE_SECONDS": 60,
     # Tests only: an httpx transport for the outbound client (faults a real server cannot make).
     "HTTP_TRANSPORT": None,
 }
@@ -91,6 +94,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
             cache=DiscoveryCache(float(app.config["DISCOVERY_TTL"])),
             # One transport (one TLS context) for every outbound client; tests may inject one.
             transport=app.config["HTTP_TRANSPORT"] or outbound.SharedTransport(),
+            reads=ReadCache(_seconds(app, "READ_CACHE_SECONDS")),
         ),
     )
     frame_ancestors = sorted({*str(app.config["FRAME_ANCESTORS"]).split(), *regs.frame_ancestors()})
@@ -124,6 +128,14 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(cds.bp)  # CDS Hooks: /cds-services (config: CDS_* keys, see module)
     app.register_blueprint(careplan.bp)  # loads and validates ATTACH_CAREPLAN_RULES
     app.register_blueprint(patient.bp)
+
+
+def _seconds(app: Flask, key: str) -> float:
+    """A setting that is a number of seconds, zero or more (else the app does not start)."""
+    value = app.config[key]
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+        raise ConfigurationError(f"ATTACH_{key} must be a number of seconds, 0 or more.")
+    return float(value)
 
 
 def _load_registrations(app: Flask) -> registrations_module.Registrations:

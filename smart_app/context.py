@@ -219,10 +219,10 @@ class LaunchContext:
 
     def fhir(self) -> FhirClient:
         """A FHIR client for this launch's server (one per request); the token never leaves
-        its base URL."""
+        its base URL, and reads every page repeats come from the launch's read cache."""
         if self._client is None:
             reg = self.services.registrations.lookup(self.iss)
-            http = self.services.http(reg)
+            http = self.services.launch_http(reg, self.id, self.iss)
             g.setdefault("attach_http", []).append(http)  # closed at app-context teardown
             self._client = ReadingClient(self.iss, http, token_source=self.token_source)
         return self._client

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -10,6 +10,7 @@ from flask import Flask, current_app
 
 from smart_app import discovery, outbound
 from smart_app.discovery import DiscoveryCache, SmartConfiguration
+from smart_app.read_cache import LaunchReads, ReadCache
 from smart_app.registrations import Registration, Registrations
 from smart_app.session_store import SessionStore
 
@@ -18,17 +19,25 @@ EXTENSION = "attach_fhir"
 
 @dataclass
 class Services:
-    """Registrations, the session store, the discovery cache and the outbound transport."""
+    """Registrations, the session store, the discovery cache, the outbound transport and the
+    launches' read cache."""
 
     registrations: Registrations
     store: SessionStore
     cache: DiscoveryCache
-    #: None in production; tests may inject an httpx transport to produce network faults.
+    #: The app's one outbound transport; tests may inject one to record or produce faults.
     transport: httpx.BaseTransport | None = None
+    #: Each launch's recent Patient, CapabilityStatement and Questionnaire reads.
+    reads: ReadCache = field(default_factory=lambda: ReadCache(0))
 
     def http(self, reg: Registration) -> httpx.Client:
         """An SSRF-guarded outbound client for ``reg``'s servers."""
         return outbound.client(reg.allow_addresses, self.transport)
+
+    def launch_http(self, reg: Registration, launch_id: str, iss: str) -> httpx.Client:
+        """An SSRF-guarded client for one launch: its repeated reads come from ``reads``."""
+        inner = self.transport if self.transport is not None else outbound.SharedTransport()
+        return outbound.client(reg.allow_addresses, LaunchReads(inner, self.reads, launch_id, iss))
 
     def smart_configuration(self, iss: str, reg: Registration) -> SmartConfiguration:
         """Discovery for ``iss`` (cached per iss with expiry)."""
