@@ -21,14 +21,23 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "token-keys",
         help="make and rotate the keys that encrypt session records (tokens) at rest",
+        description="Make and rotate the Fernet keys that encrypt every session record (access "
+        "and refresh tokens included) at rest, in SQLite and PostgreSQL alike. See "
+        "docs/ehr-registration.md, 'Data at rest'.",
     )
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
-    new = actions.add_parser("new", help="print a fresh random key")
+    new = actions.add_parser(
+        "new",
+        help="print a fresh random key",
+        description="Print a fresh random key, to put first in ATTACH_TOKEN_KEYS or the key file.",
+    )
     new.set_defaults(func=_new)
     rotate = actions.add_parser(
         "rotate",
         help="reseal every live session record with the newest key (reads the ATTACH_* "
         "environment the app reads: SESSION_STORE, DATA_DIR, TOKEN_KEYS or TOKEN_KEY_FILE)",
+        description="Reseal every live session record with the newest key, so the older keys "
+        "can be dropped. Records no configured key opens are counted and left to expire.",
     )
     rotate.set_defaults(func=_rotate)
 
