@@ -340,6 +340,7 @@ def test_the_registration_asks_for_security_labels(
         assert codes == ({"BH", "R"} if labelled else set()), resource["resourceType"]
 
 
+@pytest.mark.timed_thread_wait
 def test_create_app_starts_the_worker_when_configured_and_it_delivers_later(
     launch_as: Callable[..., Session], transport: Wrapped, fhir_server: FhirServerProcess
 ) -> None:

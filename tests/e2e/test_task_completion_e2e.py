@@ -328,6 +328,7 @@ def test_a_task_the_server_keeps_refusing_is_said_and_shown_as_sent(open_ehr: Wo
         patient.close()
 
 
+@pytest.mark.timed_thread_wait
 def test_a_submission_queued_while_the_server_is_down_closes_its_task_with_no_page_view(
     open_ehr: World,
 ) -> None:
