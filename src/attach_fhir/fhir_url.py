@@ -10,8 +10,10 @@ refused.
 
 from __future__ import annotations
 
+import json
 import re
 import string
+from importlib import resources
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -19,8 +21,14 @@ from attach_fhir.fhir_errors import FhirReferenceRefused, FhirUrlRefused
 
 #: A FHIR resource id (R4 ``id`` datatype).
 FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
-#: A FHIR resource type name (R4 types are one capitalised word of letters).
-RESOURCE_TYPE = re.compile(r"^[A-Z][A-Za-z]{1,63}$")
+#: The resource types of FHIR R4 (4.0.1): its StructureDefinitions of kind ``resource``, neither
+#: abstract nor constraints (tests/lib/test_fhir_url_types.py compares the list with the R4
+#: definitions the sandbox's Medplum ships).
+R4_RESOURCE_TYPES = frozenset(
+    json.loads(
+        resources.files("attach_fhir.data").joinpath("r4-resource-types.json").read_text("utf-8")
+    )
+)
 
 _UNRESERVED = frozenset(string.ascii_letters + string.digits + "-._~")
 _ESCAPE = re.compile(r"%(.{0,2})", re.DOTALL)
@@ -38,8 +46,8 @@ def is_fhir_id(value: Any) -> bool:
 
 
 def is_resource_type(value: Any) -> bool:
-    """Whether ``value`` is shaped like a FHIR resource type name (``Patient``, ``Goal``)."""
-    return isinstance(value, str) and RESOURCE_TYPE.fullmatch(value) is not None
+    """Whether ``value`` is a FHIR R4 resource type (``Patient``, ``Goal``; not ``Leak``)."""
+    return isinstance(value, str) and value in R4_RESOURCE_TYPES
 
 
 def remove_dot_segments(path: str) -> str:
