@@ -2,9 +2,10 @@
 
 Each canonical resource is written by a conditional update on its ``url`` and ``version``
 (``PUT [type]?url=...&version=...``), so the server holds exactly one copy per ``url|version``
-and that copy is ours. A copy that already matches ours (every element but ``id``, ``meta`` and
-``text``) is left alone, so a second load writes nothing and every ``versionId`` stays. Two
-copies under one ``url|version`` are an error the loader does not guess its way through.
+and that copy is ours. A copy that already matches ours (every element but ``id``, ``text`` and
+the server's own ``meta``; ``meta.profile`` is ours and counts) is left alone, so a second load
+writes nothing and every ``versionId`` stays. Two copies under one ``url|version`` are an error
+the loader does not guess its way through.
 """
 
 from __future__ import annotations
@@ -45,8 +46,12 @@ class Loaded:
 
 
 def content(resource: Mapping[str, Any]) -> Json:
-    """The resource without the elements a server sets (``id``, ``meta``, ``text``)."""
-    return {k: v for k, v in resource.items() if k not in SERVER_KEYS}
+    """The resource without what a server sets (``id``, ``text``, ``meta`` but its profiles)."""
+    out = {k: v for k, v in resource.items() if k not in SERVER_KEYS}
+    profiles = (resource.get("meta") or {}).get("profile")
+    if profiles:
+        out["meta"] = {"profile": list(profiles)}
+    return out
 
 
 def load_resource(client: FhirClient, resource: Mapping[str, Any]) -> Loaded:
