@@ -14,6 +14,8 @@ from attach_fhir.canonical import (
 )
 
 from .parts import (
+    CODESYSTEM_VERSIONS,
+    CONTENT_VERSIONS,
     ENCODING_VERSION,
     PATTERNS,
     PUBLISHER,
@@ -83,7 +85,7 @@ def build_questionnaire(
         "meta": {"profile": ["http://hl7.org/fhir/uv/sdc/StructureDefinition/sdc-questionnaire"]},
         "extension": extensions,
         "url": questionnaire_url(qid),
-        "version": ENCODING_VERSION,
+        "version": CONTENT_VERSIONS.get(qid, ENCODING_VERSION),
         "name": name,
         "title": title,
         "status": "active",
@@ -103,7 +105,7 @@ def codesystem(cid: str, name: str, title: str, description: str, concepts: list
         "resourceType": "CodeSystem",
         "id": cid,
         "url": f"{BASE}/CodeSystem/{cid}",
-        "version": ENCODING_VERSION,
+        "version": CODESYSTEM_VERSIONS.get(cid, ENCODING_VERSION),
         "name": name,
         "title": title,
         "status": "active",

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from attach_fhir.commands import package
 from attach_fhir.instruments import read_packaged
 from attach_fhir.validation import Problem, read_json, score_codes_of, validate_resources
 
@@ -16,7 +17,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
         "questionnaires",
         help="work with the instrument Questionnaires",
-        description="Work with the instrument Questionnaires: 'validate' checks them.",
+        description=(
+            "Work with the instrument Questionnaires: 'validate' checks them, 'package' writes "
+            "them as a FHIR package, 'load' puts that package into a FHIR server."
+        ),
     )
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     validate = actions.add_parser(
@@ -36,6 +40,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="Questionnaire JSON files or directories (default: the packaged library)",
     )
     validate.set_defaults(func=run_validate)
+    package.register(actions)
 
 
 def _files(paths: list[Path]) -> list[Path]:
