@@ -10,12 +10,19 @@ missing one is dropped. A resource that breaks a rule about the whole of it (two
 cannot be read at all. What is kept is the EHR's own JSON,
 not a re-serialisation, so everything downstream sees the values the server sent.
 
-Pure functions of their inputs: nothing here does IO or logs record data.
+Pure functions of their inputs: nothing here does IO or logs record data. Checking a resource
+against the models takes milliseconds (a 36-item QuestionnaireResponse is some 90 nested models;
+a Questionnaire 10-100 ms), and a launch reads the same Patient, Questionnaire and earlier
+responses on page after page, so the verdict on a resource's JSON is remembered (see
+:class:`VerdictMemo`): a resource met again is copied and pruned as before, without the models.
 """
 
 from __future__ import annotations
 
-import copy
+import hashlib
+import json
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -24,10 +31,14 @@ from pydantic import ValidationError
 
 from attach_fhir.fhir_client import is_fhir_id
 from attach_fhir.fhir_models import model_for
+from attach_fhir.writeback import json_copy
 
 Json = dict[str, Any]
 #: Rounds of "drop what failed, check again" before a resource is given up as unreadable.
 _MAX_ROUNDS = 8
+#: Verdicts remembered: each is a digest and the paths dropped (field names and positions, no
+#: values), so a few thousand weigh well under a megabyte.
+_MEMO_ENTRIES = 4096
 
 
 @dataclass(frozen=True)
@@ -53,14 +64,46 @@ class Matches:
 
 
 def read_resource(raw: Any) -> Reading:
-    """``raw`` with every part that does not parse as FHIR R4 dropped; None if it is not a
-    resource of a known type, or breaks a rule about the whole resource."""
+    """``raw`` with every part that does not parse as FHIR R4 dropped (a copy; ``raw`` itself
+    when nothing is); None if it is not a resource of a known type, or breaks a rule about the
+    whole resource."""
     if not isinstance(raw, dict):
         return Reading(None)
     model = model_for(raw.get("resourceType"))
     if model is None:
         return Reading(None)
-    resource = copy.deepcopy(raw)
+    key = _digest(raw)
+    verdict = VERDICTS.get(key) if key is not None else None
+    if verdict is None:
+        pruned = json_copy(raw)  # pruned in place: the caller's JSON is left as it was
+        verdict = _judge(model, pruned)
+        if key is not None:
+            VERDICTS.put(key, verdict)
+    elif verdict.rounds:
+        pruned = json_copy(raw)
+        for paths in verdict.rounds:  # the same drops, in the same order, on an equal copy
+            _prune(pruned, list(paths))
+    if verdict.rounds is None:
+        return Reading(None)
+    if not verdict.rounds:
+        # Nothing dropped: the EHR's JSON as it came (copying a Questionnaire would cost as
+        # much as recognising it).
+        return Reading(raw)
+    return Reading(pruned, verdict.dropped)
+
+
+@dataclass(frozen=True)
+class _Verdict:
+    """What reading one resource's JSON came to: the paths dropped, round by round (None when
+    it cannot be read at all), and how many parts that was."""
+
+    rounds: tuple[tuple[tuple[Any, ...], ...], ...] | None
+    dropped: int = 0
+
+
+def _judge(model: Any, resource: Json) -> _Verdict:
+    """Check ``resource`` against ``model``, dropping what fails (in place) until it parses."""
+    rounds: list[tuple[tuple[Any, ...], ...]] = []
     dropped = 0
     for _ in range(_MAX_ROUNDS):
         try:
@@ -68,14 +111,70 @@ def read_resource(raw: Any) -> Reading:
         except ValidationError as exc:
             errors = [e for e in exc.errors(include_url=False) if not _absent_field(e)]
             if not errors:
-                return Reading(resource, dropped)
+                return _Verdict(tuple(rounds), dropped)
             paths = _prunable(resource, errors)
             if paths is None:
-                return Reading(None)
+                return _Verdict(None)
             dropped += _prune(resource, paths)
+            rounds.append(tuple(paths))
             continue
-        return Reading(resource, dropped)
-    return Reading(None)
+        return _Verdict(tuple(rounds), dropped)
+    return _Verdict(None)
+
+
+def _digest(raw: Json) -> bytes | None:
+    """A digest of the exact JSON (key order, and ``1`` apart from ``1.0`` and ``true``), or
+    None for a value JSON cannot hold: that one is judged every time."""
+    try:
+        text = json.dumps(raw, ensure_ascii=False, separators=(",", ":"))
+    except (TypeError, ValueError):
+        return None
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=32).digest()
+
+
+class VerdictMemo:
+    """The last ``size`` verdicts by digest (thread-safe). Whether a resource can be read
+    depends on its JSON alone (the models have no rule reaching outside it), so a verdict holds
+    for every later copy of the same JSON, whoever reads it; only the digest is kept, no value
+    from the record."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[bytes, _Verdict] = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: bytes) -> _Verdict | None:
+        """The verdict on this digest, if remembered."""
+        with self._lock:
+            found = self._entries.get(key)
+            if found is None:
+                self.misses += 1
+            else:
+                self.hits += 1
+                self._entries.move_to_end(key)
+            return found
+
+    def put(self, key: bytes, verdict: _Verdict) -> None:
+        """Remember a verdict, forgetting the least recently used beyond the bound."""
+        with self._lock:
+            self._entries[key] = verdict
+            self._entries.move_to_end(key)
+            while len(self._entries) > self._size:
+                self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        """Forget every verdict (the bench's cold figures, the tests' misses)."""
+        with self._lock:
+            self._entries.clear()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._entries)
+
+
+VERDICTS = VerdictMemo(_MEMO_ENTRIES)
 
 
 def search_matches(bundle: Any) -> Matches:
