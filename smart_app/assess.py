@@ -30,7 +30,7 @@ from flask import (
 from flask.blueprints import BlueprintSetupState
 
 from attach_fhir.errors import AttachError
-from attach_fhir.fhir_client import is_fhir_id
+from attach_fhir.fhir_url import is_fhir_id
 from attach_fhir.instruments import UnknownInstrument, library
 from attach_fhir.response_check import InvalidResponse
 from smart_app import (

@@ -35,7 +35,6 @@ from attach_fhir.assignment_request import (
 from attach_fhir.assignments import task_questionnaires
 from attach_fhir.capabilities import ServerCapabilities
 from attach_fhir.errors import AttachError
-from attach_fhir.fhir_client import FhirClient, is_fhir_id
 from attach_fhir.fhir_errors import (
     FhirConflict,
     FhirError,
@@ -44,6 +43,7 @@ from attach_fhir.fhir_errors import (
     FhirPreconditionFailed,
 )
 from attach_fhir.instruments import Instrument, library
+from attach_fhir.io.fhir_client import FhirClient, is_fhir_id
 from attach_fhir.task_completion import CLOSED, REFUSED, is_for
 from smart_app import assess, careplan_records, patient_facts
 from smart_app.assignment_panel import (

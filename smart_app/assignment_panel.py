@@ -23,7 +23,7 @@ from attach_fhir.assignment_request import (
 )
 from attach_fhir.capabilities import ServerCapabilities
 from attach_fhir.errors import AttachError
-from attach_fhir.fhir_client import is_fhir_id
+from attach_fhir.fhir_url import is_fhir_id
 from smart_app.context import LaunchContext
 from smart_app.submission import relative
 

@@ -31,8 +31,8 @@ from attach_fhir.careplan_writeback import (
 )
 from attach_fhir.errors import AttachError
 from attach_fhir.goal_target import packaged_scales
+from attach_fhir.io.outbox_store import FAILED
 from attach_fhir.lifestage import Role
-from attach_fhir.outbox_store import FAILED
 from attach_fhir.result_review import confirmation_transaction
 from smart_app import careplan_delivery as writes
 from smart_app import careplan_records as records

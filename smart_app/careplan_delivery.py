@@ -12,8 +12,8 @@ from typing import Any
 
 from attach_fhir.careplan_writeback import PlanContext
 from attach_fhir.errors import AttachError
-from attach_fhir.outbox import Mode, payload
-from attach_fhir.outbox_store import OutboxItem
+from attach_fhir.io.outbox import Mode, payload
+from attach_fhir.io.outbox_store import OutboxItem
 from smart_app import delivery
 from smart_app.context import LaunchContext
 from smart_app.questionnaire_source import registration_option

@@ -12,8 +12,8 @@ from attach_fhir.careplan_edit import WorkingPlan
 from attach_fhir.careplan_fhir import CAREPLAN_SYSTEM
 from attach_fhir.careplan_writeback import ObservedScore, latest_scores
 from attach_fhir.errors import AttachError
-from attach_fhir.fhir_client import FhirClient
 from attach_fhir.goal_target import packaged_scales
+from attach_fhir.io.fhir_client import FhirClient
 from attach_fhir.journal import JOURNAL_URL
 from smart_app import score_records
 

@@ -32,10 +32,10 @@ from jsonschema import Draft202012Validator, ValidationError
 from werkzeug.exceptions import HTTPException
 
 from attach_fhir.cds import CardSettings, Offer, build_cards
-from attach_fhir.cds_prefetch import PREFETCH, PatientData, gather
 from attach_fhir.errors import AttachError
-from attach_fhir.fhir_client import FhirClient
 from attach_fhir.instruments import library
+from attach_fhir.io.cds_prefetch import PREFETCH, PatientData, gather
+from attach_fhir.io.fhir_client import FhirClient
 from smart_app import cds_auth, netguard, outbound
 from smart_app.cds_auth import CdsClient, CdsClients
 from smart_app.instrument_choice import PatientFacts, choices

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from flask import current_app, g, request
 
-from attach_fhir.fhir_client import FhirClient
+from attach_fhir.io.fhir_client import FhirClient
 from smart_app import smart_client
 from smart_app.errors import AuthorizationExpired, LaunchNotFound
 from smart_app.record_reading import ReadingClient

@@ -1,6 +1,6 @@
 """Delivery of submissions from the app: the outbox, whose credentials it uses, and its worker.
 
-Every submission goes through :class:`attach_fhir.outbox.Outbox` (store first, then deliver).
+Every submission goes through :class:`attach_fhir.io.outbox.Outbox` (store first, then deliver).
 The seam is the outbox's ``ClientFactory``: given a target it returns a ``FhirClient`` or None.
 
 Targets are ``<iss>#cred=<key>``, where ``key`` names *whose* token delivers: a hash of (iss,
@@ -28,10 +28,10 @@ from flask import Flask, current_app, g
 
 from attach_fhir.capabilities import CapabilityCache
 from attach_fhir.errors import AttachError
-from attach_fhir.fhir_client import FhirClient
 from attach_fhir.fhir_errors import FhirUnauthorized
-from attach_fhir.outbox import Backoff, Outbox
-from attach_fhir.outbox_store import open_store
+from attach_fhir.io.fhir_client import FhirClient
+from attach_fhir.io.outbox import Backoff, Outbox
+from attach_fhir.io.outbox_store import open_outbox_store
 from smart_app.context import LAUNCH_NS, LaunchContext
 from smart_app.services import get_services
 
@@ -184,7 +184,7 @@ def init_app(app: Flask) -> AssessServices:
 
     def open_outbox() -> Outbox:
         data_dir = Path(app.config["DATA_DIR"])  # set by create_app
-        store = open_store(app.config.get("OUTBOX_DSN") or None, data_dir)
+        store = open_outbox_store(app.config.get("OUTBOX_DSN") or None, data_dir)
         backoff = Backoff(
             base=float(app.config.get("OUTBOX_BACKOFF_BASE", 5.0)),
             cap=float(app.config.get("OUTBOX_BACKOFF_CAP", 600.0)),

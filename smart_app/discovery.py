@@ -14,11 +14,12 @@ from typing import Any
 
 import httpx
 
-from attach_fhir.smart_discovery import fetch_json, oauth_uris
+from attach_fhir.capabilities import oauth_uris
+from attach_fhir.io.smart_discovery import fetch_json
 from smart_app.errors import DiscoveryFailed
 
 # Fetching and the oauth-uris extension are shared with the backend-services token source and
-# the conformance check (attach_fhir.smart_discovery).
+# the conformance check (attach_fhir.io.smart_discovery).
 _get_json = fetch_json
 _oauth_uris = oauth_uris
 

@@ -23,7 +23,7 @@ from flask import current_app
 
 from attach_fhir.careplan_writeback import ObservedScore, reassessment_transaction
 from attach_fhir.errors import AttachError
-from attach_fhir.outbox_store import DELIVERED, FAILED
+from attach_fhir.io.outbox_store import DELIVERED, FAILED
 from attach_fhir.writeback import identifier_value
 from smart_app import careplan_delivery as writes
 from smart_app import careplan_records as records

@@ -8,7 +8,12 @@ from typing import Any
 
 from joserfc.jwk import ECKey, RSAKey
 
-from attach_fhir.oauth_client import ALG_FOR_KEY, KEY_PARSE_ERRORS, KeyFileError, read_private_key
+from attach_fhir.io.oauth_client import (
+    ALG_FOR_KEY,
+    KEY_PARSE_ERRORS,
+    KeyFileError,
+    read_private_key,
+)
 from smart_app.errors import ConfigurationError
 
 #: Members of a JWK that are public; everything else (d, p, q, dp, dq, qi, oth, k) stays home.

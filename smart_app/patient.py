@@ -28,8 +28,8 @@ from attach_fhir.assignments import (
 )
 from attach_fhir.errors import AttachError
 from attach_fhir.instruments import UnknownInstrument, library
+from attach_fhir.io.outbox import Mode, payload
 from attach_fhir.journal import JOURNAL_URL, journal_transaction
-from attach_fhir.outbox import Mode, payload
 from attach_fhir.writeback import WritebackContext
 from smart_app import careplan_records, careplan_view, delivery, task_updates
 from smart_app.context import LaunchContext, current_launch

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from attach_fhir.fhir_client import is_fhir_id
+from attach_fhir.fhir_url import is_fhir_id
 from smart_app.launch import human_name
 
 #: Rows shown for one search; more matches are reported, not listed.

@@ -18,8 +18,8 @@ from typing import Any
 from flask import Blueprint, redirect, render_template, request, url_for
 
 from attach_fhir.errors import AttachError
-from attach_fhir.fhir_client import is_fhir_id
 from attach_fhir.fhir_errors import FhirClientError, FhirError
+from attach_fhir.fhir_url import is_fhir_id
 from smart_app import delivery, server_profile
 from smart_app.context import LaunchContext, current_launch
 from smart_app.errors import BadLaunchRequest

@@ -32,7 +32,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from attach_fhir.fhir_client import is_fhir_id
+from attach_fhir.fhir_url import is_fhir_id
 
 #: What is kept: the first path segment under the base. Patient only as a read (``Patient/<id>``),
 #: not a search (the picker's results must be fresh); Questionnaires as reads and searches.

@@ -17,8 +17,8 @@ from typing import Any
 from flask import Flask, g, has_app_context
 
 from attach_fhir.errors import AttachError
-from attach_fhir.fhir_client import FhirClient, Params
 from attach_fhir.fhir_reader import Reading, read_resource, search_matches
+from attach_fhir.io.fhir_client import FhirClient, Params
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from attach_fhir.canonical import BASE
 from attach_fhir.errors import AttachError
-from attach_fhir.fhir_client import FhirClient
+from attach_fhir.io.fhir_client import FhirClient
 from attach_fhir.writeback import SECURITY_LABELS, SUBMISSION_SYSTEM, identifier_value
 
 log = logging.getLogger(__name__)

@@ -16,8 +16,8 @@ from typing import Any
 
 from attach_fhir.canonical import SCORES_SYSTEM, SCORING_MODEL_EXT
 from attach_fhir.errors import AttachError
-from attach_fhir.fhir_client import FhirClient, is_fhir_id
 from attach_fhir.instruments import Library
+from attach_fhir.io.fhir_client import FhirClient, is_fhir_id
 from attach_fhir.scoring_model import compile_model
 
 log = logging.getLogger(__name__)

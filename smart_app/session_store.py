@@ -8,7 +8,7 @@ PostgreSQL (any number of processes).
 
 Every value is sealed with the app's token keys (``smart_app.token_keys``) before it is written:
 the rows hold no token, patient id or answer in clear. A value no key opens reads as absent.
-The SQLite file and its WAL files are 0600 (``attach_fhir.private_files``).
+The SQLite file and its WAL files are 0600 (``attach_fhir.io.private_files``).
 """
 
 from __future__ import annotations
@@ -18,13 +18,14 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Iterator, MutableMapping, Sequence
 from contextlib import AbstractContextManager, closing, contextmanager
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
-from attach_fhir.outbox_store import default_data_dir
-from attach_fhir.private_files import private_sqlite, secure_data_dir
+from attach_fhir.io.outbox_store import default_data_dir
+from attach_fhir.io.private_files import private_sqlite, secure_data_dir
+from attach_fhir.io.sql_store import SqlStore, is_shared, postgres_statement, sqlite_file
 from smart_app.token_keys import RecordCipher, load_cipher
 
 log = logging.getLogger(__name__)
@@ -74,25 +75,16 @@ class SessionStore(Protocol):
         ...
 
 
-class _SealedRecords:
-    """What both stores do alike: seal values on the way in, open them on the way out."""
+class _SealedRecords(SqlStore):
+    """What both stores do alike: the statements (``?`` placeholders), and values sealed on
+    the way in, opened on the way out."""
 
     cipher: RecordCipher
-    #: Live rows, and a compare-and-set of one value: in the driver's placeholder style.
-    _LIVE: ClassVar[str] = "SELECT ns, key, value FROM attach_session WHERE expires_at > ?"
-    _RESEAL: ClassVar[str] = (
-        "UPDATE attach_session SET value = ? WHERE ns = ? AND key = ? AND value = ?"
-    )
-
-    def _run(
-        self, sql: str, params: tuple[Any, ...], durable: bool = True
-    ) -> list[tuple[Any, ...]]:
-        raise NotImplementedError
 
     def _dump(self, value: Record) -> str:
         return self.cipher.seal(json.dumps(value))
 
-    def _load(self, rows: list[tuple[Any, ...]]) -> Record | None:
+    def _load(self, rows: Sequence[Sequence[Any]]) -> Record | None:
         if not rows:
             return None
         text = self.cipher.unseal(rows[0][0])
@@ -102,20 +94,62 @@ class _SealedRecords:
         value: Record = json.loads(text)
         return value
 
+    def get(self, ns: str, key: str) -> Record | None:
+        """The live record, or None when absent or expired."""
+        rows, _ = self._run(
+            "SELECT value FROM attach_session WHERE ns = ? AND key = ? AND expires_at > ?",
+            (ns, key, time.time()),
+        )
+        return self._load(rows)
+
+    def put(self, ns: str, key: str, value: Record, ttl: float, *, durable: bool = True) -> None:
+        """Create or replace a record that lives ``ttl`` seconds (see ``SessionStore.put``)."""
+        self._run(
+            "INSERT INTO attach_session (ns, key, value, expires_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value, "
+            "expires_at = excluded.expires_at",
+            (ns, key, self._dump(value), time.time() + ttl),
+            durable=durable,
+        )
+
+    def take(self, ns: str, key: str) -> Record | None:
+        """Atomically read and delete a live record (single use)."""
+        rows, _ = self._run(
+            "DELETE FROM attach_session WHERE ns = ? AND key = ? RETURNING value, expires_at",
+            (ns, key),
+        )
+        return self._load([r for r in rows if r[1] > time.time()])
+
+    def delete(self, ns: str, key: str) -> None:
+        """Remove a record if present."""
+        self._run("DELETE FROM attach_session WHERE ns = ? AND key = ?", (ns, key))
+
+    def purge_expired(self) -> int:
+        """Delete expired records; returns how many."""
+        rows, _ = self._run(
+            "DELETE FROM attach_session WHERE expires_at <= ? RETURNING 1", (time.time(),)
+        )
+        return len(rows)
+
     def reseal_all(self) -> tuple[int, int]:
         """Seal every live record again with the newest key: (resealed, unreadable).
 
         Each row is replaced only if it still holds what was read, so a record the app
         rewrote meanwhile (sealed with the newest key already) is left as the app wrote it.
         """
-        rows = self._run(self._LIVE, (time.time(),))
+        rows, _ = self._run(
+            "SELECT ns, key, value FROM attach_session WHERE expires_at > ?", (time.time(),)
+        )
         resealed = unreadable = 0
         for ns, key, value in rows:
             fresh = self.cipher.reseal(value)
             if fresh is None:
                 unreadable += 1
                 continue
-            self._run(self._RESEAL, (fresh, ns, key, value))
+            self._run(
+                "UPDATE attach_session SET value = ? WHERE ns = ? AND key = ? AND value = ?",
+                (fresh, ns, key, value),
+            )
             resealed += 1
         return resealed, unreadable
 
@@ -147,8 +181,8 @@ class SqliteStore(_SealedRecords):
         return db
 
     def _run(
-        self, sql: str, params: tuple[Any, ...], durable: bool = True
-    ) -> list[tuple[Any, ...]]:
+        self, query: str, params: Sequence[Any] = (), *, durable: bool = True
+    ) -> tuple[list[Sequence[Any]], int]:
         # Connections are reused: opening one per statement, and closing the last one (which
         # checkpoints the WAL), cost milliseconds per request.
         with self._idle_guard:
@@ -157,11 +191,13 @@ class SqliteStore(_SealedRecords):
             db = self._connect()
         try:
             if durable:
-                rows = db.execute(sql, params).fetchall()
+                cursor = db.execute(query, tuple(params))
+                rows = cursor.fetchall()
             else:  # WAL: synced with the next durable commit instead of at this one
                 db.execute("PRAGMA synchronous=NORMAL")
                 try:
-                    rows = db.execute(sql, params).fetchall()
+                    cursor = db.execute(query, tuple(params))
+                    rows = cursor.fetchall()
                 finally:
                     db.execute("PRAGMA synchronous=FULL")
         except BaseException:
@@ -170,9 +206,9 @@ class SqliteStore(_SealedRecords):
         with self._idle_guard:
             if len(self._idle) < self.POOL_SIZE:
                 self._idle.append(db)
-                return rows
+                return rows, cursor.rowcount
         db.close()
-        return rows
+        return rows, cursor.rowcount
 
     def close(self) -> None:
         """Close the idle connections (the store stays usable: new ones open on demand)."""
@@ -180,43 +216,6 @@ class SqliteStore(_SealedRecords):
             idle, self._idle = self._idle, []
         for db in idle:
             db.close()
-
-    def get(self, ns: str, key: str) -> Record | None:
-        """The live record, or None when absent or expired."""
-        rows = self._run(
-            "SELECT value FROM attach_session WHERE ns = ? AND key = ? AND expires_at > ?",
-            (ns, key, time.time()),
-        )
-        return self._load(rows)
-
-    def put(self, ns: str, key: str, value: Record, ttl: float, *, durable: bool = True) -> None:
-        """Create or replace a record that lives ``ttl`` seconds (see ``SessionStore.put``)."""
-        self._run(
-            "INSERT INTO attach_session (ns, key, value, expires_at) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value, "
-            "expires_at = excluded.expires_at",
-            (ns, key, self._dump(value), time.time() + ttl),
-            durable,
-        )
-
-    def take(self, ns: str, key: str) -> Record | None:
-        """Atomically read and delete a live record (single use)."""
-        rows = self._run(
-            "DELETE FROM attach_session WHERE ns = ? AND key = ? RETURNING value, expires_at",
-            (ns, key),
-        )
-        return self._load([r for r in rows if r[1] > time.time()])
-
-    def delete(self, ns: str, key: str) -> None:
-        """Remove a record if present."""
-        self._run("DELETE FROM attach_session WHERE ns = ? AND key = ?", (ns, key))
-
-    def purge_expired(self) -> int:
-        """Delete expired records; returns how many."""
-        rows = self._run(
-            "DELETE FROM attach_session WHERE expires_at <= ? RETURNING 1", (time.time(),)
-        )
-        return len(rows)
 
     @contextmanager
     def lock(self, name: str) -> Iterator[None]:
@@ -229,9 +228,6 @@ class SqliteStore(_SealedRecords):
 
 class PostgresStore(_SealedRecords):
     """The shared store for several app processes (psycopg 3)."""
-
-    _LIVE: ClassVar[str] = _SealedRecords._LIVE.replace("?", "%s")
-    _RESEAL: ClassVar[str] = _SealedRecords._RESEAL.replace("?", "%s")
 
     def __init__(self, dsn: str, cipher: RecordCipher) -> None:
         import psycopg  # optional dependency: the "postgres" extra
@@ -246,50 +242,16 @@ class PostgresStore(_SealedRecords):
         return self._psycopg.connect(self.dsn, autocommit=True)
 
     def _run(
-        self, sql: str, params: tuple[Any, ...], durable: bool = True
-    ) -> list[tuple[Any, ...]]:
+        self, query: str, params: Sequence[Any] = (), *, durable: bool = True
+    ) -> tuple[list[Sequence[Any]], int]:
         with self._connect() as db:
             if not durable:  # this connection's commits do not wait for the WAL flush
                 db.execute("SET synchronous_commit TO OFF")
-            cur = db.execute(sql, params)
-            return list(cur.fetchall()) if cur.description else []
+            cur = db.execute(postgres_statement(query), tuple(params))
+            return (list(cur.fetchall()) if cur.description else []), cur.rowcount
 
-    def get(self, ns: str, key: str) -> Record | None:
-        """The live record, or None when absent or expired."""
-        rows = self._run(
-            "SELECT value FROM attach_session WHERE ns = %s AND key = %s AND expires_at > %s",
-            (ns, key, time.time()),
-        )
-        return self._load(rows)
-
-    def put(self, ns: str, key: str, value: Record, ttl: float, *, durable: bool = True) -> None:
-        """Create or replace a record that lives ``ttl`` seconds (see ``SessionStore.put``)."""
-        self._run(
-            "INSERT INTO attach_session (ns, key, value, expires_at) VALUES (%s, %s, %s, %s) "
-            "ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value, "
-            "expires_at = excluded.expires_at",
-            (ns, key, self._dump(value), time.time() + ttl),
-            durable,
-        )
-
-    def take(self, ns: str, key: str) -> Record | None:
-        """Atomically read and delete a live record (single use)."""
-        rows = self._run(
-            "DELETE FROM attach_session WHERE ns = %s AND key = %s RETURNING value, expires_at",
-            (ns, key),
-        )
-        return self._load([r for r in rows if r[1] > time.time()])
-
-    def delete(self, ns: str, key: str) -> None:
-        """Remove a record if present."""
-        self._run("DELETE FROM attach_session WHERE ns = %s AND key = %s", (ns, key))
-
-    def purge_expired(self) -> int:
-        """Delete expired records; returns how many."""
-        rows = self._run(
-            "DELETE FROM attach_session WHERE expires_at <= %s RETURNING 1", (time.time(),)
-        )
-        return len(rows)
+    def close(self) -> None:
+        """Nothing to release: each statement opens and closes its own connection."""
 
     @contextmanager
     def lock(self, name: str) -> Iterator[None]:
@@ -302,18 +264,11 @@ class PostgresStore(_SealedRecords):
                 db.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (name,))
 
 
-def is_shared(url: str | None) -> bool:
-    """True when ``url`` names a store that several processes share (PostgreSQL)."""
-    return bool(url and url.startswith(("postgresql://", "postgres://")))
-
-
-def open_store(url: str | None, data_dir: str | Path, cipher: RecordCipher) -> SessionStore:
+def open_session_store(url: str | None, data_dir: str | Path, cipher: RecordCipher) -> SessionStore:
     """The store named by ``url`` (``postgresql://...``), else SQLite in ``data_dir``."""
     if url and is_shared(url):
         return PostgresStore(url, cipher)
-    if url and url.startswith("sqlite:///"):
-        return SqliteStore(url.removeprefix("sqlite:///"), cipher)
-    return SqliteStore(Path(data_dir) / "sessions.sqlite3", cipher)
+    return SqliteStore(sqlite_file(url, data_dir, "sessions.sqlite3"), cipher)
 
 
 def open_configured(config: MutableMapping[str, Any]) -> SessionStore:
@@ -322,4 +277,4 @@ def open_configured(config: MutableMapping[str, Any]) -> SessionStore:
     data_dir = config["DATA_DIR"] = str(config.get("DATA_DIR") or default_data_dir())
     secure_data_dir(data_dir)
     url = config.get("SESSION_STORE")
-    return open_store(url, data_dir, load_cipher(config, data_dir, shared=is_shared(url)))
+    return open_session_store(url, data_dir, load_cipher(config, data_dir, shared=is_shared(url)))

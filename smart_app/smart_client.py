@@ -21,7 +21,7 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
-from attach_fhir.oauth_client import (
+from attach_fhir.io.oauth_client import (
     SmartPrivateKeyJWT,
     TokenClient,
 )

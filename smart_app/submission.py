@@ -23,8 +23,8 @@ from typing import Any
 
 from flask import current_app
 
-from attach_fhir.outbox import Mode, payload
-from attach_fhir.outbox_store import DELIVERED, FAILED, OutboxItem
+from attach_fhir.io.outbox import Mode, payload
+from attach_fhir.io.outbox_store import DELIVERED, FAILED, OutboxItem
 from attach_fhir.scoring import ScoreResult, score_response
 from attach_fhir.writeback import (
     SUBMISSION_SYSTEM,

@@ -29,8 +29,8 @@ from typing import Any
 from flask import current_app
 
 from attach_fhir.errors import AttachError
-from attach_fhir.fhir_client import FhirClient, is_fhir_id
 from attach_fhir.fhir_errors import FhirError, FhirPreconditionFailed, FhirUnauthorized
+from attach_fhir.io.fhir_client import FhirClient, is_fhir_id
 from attach_fhir.task_completion import CLOSED as CLOSED_TASK
 from attach_fhir.task_completion import DONE, REFUSED, assignment_problem, decide, is_open
 from smart_app import delivery

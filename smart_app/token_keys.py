@@ -19,7 +19,7 @@ from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
-from attach_fhir.private_files import write_private
+from attach_fhir.io.private_files import write_private
 from smart_app.errors import ConfigurationError
 
 log = logging.getLogger(__name__)

@@ -49,14 +49,7 @@ KNOWN_FLOW_IMPORTS: set[tuple[str, str]] = {
     ("smart_app.patient_facts", "smart_app.launch"),
     ("smart_app.patient_search", "smart_app.launch"),
 }
-KNOWN_IMPURE: set[str] = {
-    "attach_fhir.backend_services",
-    "attach_fhir.fhir_client",
-    "attach_fhir.oauth_client",
-    "attach_fhir.outbox",
-    "attach_fhir.outbox_store",
-    "attach_fhir.smart_discovery",
-}
+KNOWN_IMPURE: set[str] = set()
 
 
 # --- the checker -------------------------------------------------------------------------------

@@ -122,7 +122,7 @@ def repo_paths() -> frozenset[str]:
 
 def path_exists(token: str) -> bool:
     """A backticked path names something here: from the root, or as the end of a path (the docs
-    write `attach_fhir/outbox.py`, `static/autosave.js`, `server.mjs` beside their folder)."""
+    write `attach_fhir/io/outbox.py`, `static/autosave.js`, `server.mjs` beside their folder)."""
     name = token.rstrip("/")
     if any(ch in name for ch in "*?["):
         return any(

@@ -22,8 +22,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from attach_fhir.fhir_client import is_fhir_id
 from attach_fhir.fhir_models import model_for
+from attach_fhir.fhir_url import is_fhir_id
 
 Json = dict[str, Any]
 #: Rounds of "drop what failed, check again" before a resource is given up as unreadable.

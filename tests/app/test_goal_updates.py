@@ -10,7 +10,7 @@ import uuid
 from typing import Any
 
 from attach_fhir.careplan_writeback import ObservedScore
-from attach_fhir.outbox_store import DELIVERED, OutboxItem
+from attach_fhir.io.outbox_store import DELIVERED, OutboxItem
 from smart_app.goal_updates import new_scores
 from smart_app.submission import Status
 

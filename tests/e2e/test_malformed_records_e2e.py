@@ -22,8 +22,8 @@ import httpx
 import pytest
 
 from attach_fhir.careplan_fhir import CAREPLAN_SYSTEM
-from attach_fhir.fhir_client import FhirClient
 from attach_fhir.instruments import library
+from attach_fhir.io.fhir_client import FhirClient
 from attach_fhir.scoring import Scorer
 from attach_fhir.writeback import WritebackContext, build_transaction
 from tests.fixtures.fhir_server import FhirServerProcess

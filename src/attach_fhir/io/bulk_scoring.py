@@ -18,10 +18,10 @@ from typing import Any
 from attach_fhir.canonical import SCORES_SYSTEM
 from attach_fhir.capabilities import ServerCapabilities
 from attach_fhir.errors import AttachError
-from attach_fhir.fhir_client import FhirClient
 from attach_fhir.fhir_errors import FhirUnauthorized
 from attach_fhir.instruments import library
-from attach_fhir.outbox import Mode, deliver, payload
+from attach_fhir.io.fhir_client import FhirClient
+from attach_fhir.io.outbox import Mode, deliver, payload
 from attach_fhir.response_check import InvalidResponse
 from attach_fhir.scoring import FINAL, Scorer, ScoreResult
 from attach_fhir.writeback import WritebackContext, build_transaction, resolve_references

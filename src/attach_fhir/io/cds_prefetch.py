@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, quote
 
 from attach_fhir.canonical import SCORES_SYSTEM
+from attach_fhir.cds import PatientData
 from attach_fhir.errors import AttachError
-from attach_fhir.fhir_client import FhirClient
+from attach_fhir.io.fhir_client import FhirClient
 
 Json = dict[str, Any]
 
@@ -65,15 +65,6 @@ class DataUnavailable(AttachError):
         "server with the token supplied."
     )
     status_code = 412
-
-
-@dataclass(frozen=True)
-class PatientData:
-    """What the cards are built from; ``None`` where the data could not be had."""
-
-    patient: Json | None
-    observations: list[Json]
-    drafts: list[Json] | None
 
 
 def fill(template: str, context: Mapping[str, Any]) -> str:

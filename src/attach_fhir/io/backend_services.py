@@ -25,11 +25,11 @@ import httpx
 from jsonschema import Draft202012Validator
 
 from attach_fhir.errors import AttachError
-from attach_fhir.fhir_client import FhirClient
 from attach_fhir.fhir_errors import FhirUnauthorized
-from attach_fhir.oauth_client import OAuth2Error, SigningKey, assertion_client, load_signing_key
-from attach_fhir.outbox import target_base
-from attach_fhir.smart_discovery import token_endpoint
+from attach_fhir.io.fhir_client import FhirClient
+from attach_fhir.io.oauth_client import OAuth2Error, SigningKey, assertion_client, load_signing_key
+from attach_fhir.io.outbox import target_base
+from attach_fhir.io.smart_discovery import token_endpoint
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from attach_fhir.capabilities import SMART_OAUTH_URIS
+from attach_fhir.capabilities import oauth_uris
 from attach_fhir.errors import AttachError
 
 WELL_KNOWN = ".well-known/smart-configuration"
@@ -39,22 +39,6 @@ def fetch_json(http: httpx.Client, url: str, accept: str = "application/json") -
         return response.json()
     except ValueError:
         return None
-
-
-def oauth_uris(capability: Any) -> dict[str, str]:
-    """The ``oauth-uris`` extension of a CapabilityStatement: ``{authorize, token, ...}``."""
-    found: dict[str, str] = {}
-    if not isinstance(capability, dict):
-        return found
-    for rest in capability.get("rest") or []:
-        security = rest.get("security") if isinstance(rest, dict) else None
-        for ext in (security or {}).get("extension") or []:
-            if not isinstance(ext, dict) or ext.get("url") != SMART_OAUTH_URIS:
-                continue
-            for sub in ext.get("extension") or []:
-                if isinstance(sub, dict) and isinstance(sub.get("valueUri"), str):
-                    found[str(sub.get("url"))] = sub["valueUri"]
-    return found
 
 
 def smart_configuration(iss: str, http: httpx.Client) -> dict[str, Any] | None:

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from attach_fhir.errors import AttachError
-from attach_fhir.private_files import private_sqlite
+from attach_fhir.io.private_files import private_sqlite
+from attach_fhir.io.sql_store import SqlStore, is_shared, postgres_statement, sqlite_file
 
 QUEUED = "queued"
 DELIVERING = "delivering"
@@ -102,27 +103,15 @@ def _item(row: Sequence[Any]) -> OutboxItem:
     )
 
 
-class SqlOutboxStore:
-    """The queries, written once with ``?`` placeholders and ``{t}`` for the table."""
+class SqlOutboxStore(SqlStore):
+    """The queries, written once with ``?`` placeholders and ``{t}`` for the table.
+
+    ``durable=False`` only for changes after the enqueue (a claim, delivered, retry, failed):
+    delivery is idempotent, so an item that reverts is delivered or refused again, writing
+    nothing twice. The enqueue, which holds the answers, is always durable.
+    """
 
     _lock: threading.Lock
-
-    def _run(
-        self, query: str, params: Sequence[Any] = (), *, durable: bool = True
-    ) -> tuple[list[Sequence[Any]], int]:
-        """Execute one statement; return its rows and the number of rows changed.
-
-        ``durable=False``: the change may be lost if the machine (not the app) crashes before
-        the next durable commit. Only for changes that a lost write merely repeats: every state
-        change after the enqueue (a claim, delivered, retry, failed), since delivery is
-        idempotent and an item that reverts is delivered or refused again, writing nothing
-        twice. The enqueue, which holds the answers, is always durable.
-        """
-        raise NotImplementedError
-
-    def close(self) -> None:
-        """Release the connection."""
-        raise NotImplementedError
 
     def enqueue(
         self, submission_id: str, target: str, payload: dict[str, Any], now: float
@@ -341,7 +330,7 @@ class PostgresOutboxStore(SqlOutboxStore):
         self, query: str, params: Sequence[Any] = (), *, durable: bool = True
     ) -> tuple[list[Sequence[Any]], int]:
         del durable  # every commit waits for the WAL flush (synchronous_commit as configured)
-        statement = self._sql.SQL(query.replace("?", "%s")).format(t=self._table)
+        statement = self._sql.SQL(postgres_statement(query)).format(t=self._table)
         with self._lock:
             try:
                 cursor = self._conn.execute(statement, tuple(params))
@@ -368,7 +357,7 @@ def default_data_dir() -> Path:
     return Path(xdg) / "attach-fhir"
 
 
-def open_store(
+def open_outbox_store(
     dsn: str | None = None, data_dir: str | os.PathLike[str] | None = None
 ) -> SqlOutboxStore:
     """The configured store: a PostgreSQL DSN, ``sqlite:///path`` or a path, else the data dir.
@@ -378,11 +367,8 @@ def open_store(
     schema (default ``attach_fhir``).
     """
     dsn = dsn or os.environ.get("ATTACH_OUTBOX_DSN") or None
-    if dsn and dsn.startswith(("postgres://", "postgresql://")):
+    if is_shared(dsn):
+        assert dsn is not None
         return PostgresOutboxStore(dsn, os.environ.get("ATTACH_OUTBOX_SCHEMA") or "attach_fhir")
-    if dsn:
-        return SqliteOutboxStore(
-            dsn.removeprefix("sqlite:///") if dsn.startswith("sqlite:///") else dsn
-        )
-    base = Path(data_dir) if data_dir is not None else default_data_dir()
-    return SqliteOutboxStore(base / "outbox.sqlite3")
+    base = data_dir if data_dir is not None else default_data_dir()
+    return SqliteOutboxStore(sqlite_file(dsn, base, "outbox.sqlite3"))

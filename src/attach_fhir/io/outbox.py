@@ -22,9 +22,9 @@ from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 
-from attach_fhir.fhir_client import FhirClient
 from attach_fhir.fhir_errors import FhirError, FhirUnauthorized
-from attach_fhir.outbox_store import DELIVERED, FAILED, OutboxItem, SqlOutboxStore
+from attach_fhir.io.fhir_client import FhirClient
+from attach_fhir.io.outbox_store import DELIVERED, FAILED, OutboxItem, SqlOutboxStore
 from attach_fhir.writeback import ordered_creates, resolve_references
 
 log = logging.getLogger(__name__)
