@@ -10,7 +10,7 @@ import httpx
 
 from attach_fhir.instruments import library
 from attach_fhir.io.fhir_client import FhirClient
-from smart_app.questionnaire_source import MAX_CANDIDATES, resolve
+from smart_app.forms.questionnaire_source import MAX_CANDIDATES, resolve
 
 BASE = "http://ehr.test/fhir"
 

@@ -12,6 +12,7 @@ from flask import Flask
 
 from attach_fhir.cli import build_parser
 from smart_app import create_app
+from smart_app import stop as stop_app
 from smart_app.cli import build_app
 
 REGISTRATIONS = {
@@ -38,7 +39,7 @@ def serve_app(
     apps: list[Flask] = []
     yield apps, ["serve", "--registrations", str(path)]
     for app in apps:
-        app.extensions["attach_assess"].stop()
+        stop_app(app)
 
 
 def built(serve_app: tuple[list[Flask], list[str]], *extra: str) -> Flask:
@@ -117,4 +118,4 @@ def test_the_app_and_the_outbox_commands_share_one_default_data_directory(
         assert (expected / "sessions.sqlite3").exists()
     finally:
         command_outbox.close()
-        app.extensions["attach_assess"].stop()
+        stop_app(app)

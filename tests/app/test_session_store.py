@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from smart_app import create_app
-from smart_app.security import COOKIE_NAME
-from smart_app.session_store import PostgresStore, SessionStore, SqliteStore, open_session_store
-from smart_app.token_keys import RecordCipher, new_key
+from smart_app.web.security import COOKIE_NAME
+from smart_app.web.session_store import PostgresStore, SessionStore, SqliteStore, open_session_store
+from smart_app.web.token_keys import RecordCipher, new_key
 
 POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 KEY = new_key()

@@ -26,7 +26,8 @@ from attach_fhir.instruments import library
 from attach_fhir.writeback import SUBMISSION_SYSTEM, identifier_value
 from ehr_sandbox.authz.config import Knobs
 from ehr_sandbox.runner import Sandbox
-from smart_app.delivery import Worker
+from smart_app import stop as stop_app
+from smart_app.records.delivery import Worker
 from tests.fixtures.sandbox import SandboxFactory
 from tests.fixtures.smart_app_server import (
     AppServer,
@@ -101,7 +102,7 @@ def app_env(
         yield Env(sandbox, server, transport)
     finally:
         server.thread.stop()
-        server.app.extensions["attach_assess"].stop()
+        stop_app(server.app)
         transport.shutdown()
         server.transport.close()
 

@@ -42,7 +42,7 @@ from attach_fhir.writeback import (
     identifier_value,
 )
 from ehr_sandbox.runner import Sandbox
-from smart_app.delivery import CRED_MARK
+from smart_app.records.delivery import CRED_MARK
 from tests.fixtures.sandbox import SandboxFactory
 from tests.lib.scoring_examples import EXAMPLES, Example
 from tests.lib.scoring_responses import from_answers

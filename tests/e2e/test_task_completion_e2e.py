@@ -31,7 +31,7 @@ import pytest
 
 from attach_fhir.writeback import SUBMISSION_SYSTEM, identifier_value
 from ehr_sandbox.runner import Sandbox
-from smart_app.delivery import Worker
+from smart_app.records.delivery import Worker
 from tests.e2e.test_assess_e2e import Down
 from tests.e2e.test_careplan_e2e import ecr_r_answers, hidden
 from tests.fixtures.sandbox import SANDBOX_CLIENTS, SandboxFactory, clinician_fhir

@@ -21,8 +21,8 @@ from psycopg import sql
 
 from ehr_sandbox.authz.config import Knobs
 from ehr_sandbox.runner import Sandbox
-from smart_app.session_store import PostgresStore, SessionStore, SqliteStore
-from smart_app.token_keys import RecordCipher, new_key
+from smart_app.web.session_store import PostgresStore, SessionStore, SqliteStore
+from smart_app.web.token_keys import RecordCipher, new_key
 from tests.fixtures.smart_app_server import (
     AppServer,
     Browser,

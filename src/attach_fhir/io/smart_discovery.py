@@ -2,7 +2,7 @@
 
 ``{iss}/.well-known/smart-configuration`` first; older (SMART v1) servers announce their OAuth
 endpoints only in the CapabilityStatement's ``oauth-uris`` extension. The web app's launch
-(``smart_app.discovery``), the backend-services token source and the conformance check all read
+(``smart_app.web.discovery``), the backend-services token source and the conformance check all read
 the documents the same way: a failed or non-JSON answer is "absent", never an exception.
 """
 
