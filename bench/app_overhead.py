@@ -50,6 +50,7 @@ from attach_fhir.fhir_reader import VERDICTS as reader_verdicts  # noqa: E402
 from attach_fhir.writeback import item_problems as item_verdicts  # noqa: E402
 from ehr_sandbox.runner import Sandbox  # noqa: E402
 from smart_app import create_app  # noqa: E402
+from smart_app import stop as stop_app  # noqa: E402
 from tests.fixtures.smart_app_server import (  # noqa: E402
     Browser,
     app_registration,
@@ -204,7 +205,7 @@ def launched_app(work: Path) -> Iterator[Launched]:
     try:
         yield done_launch
     finally:
-        server.app.extensions["attach_assess"].stop()
+        stop_app(server.app)
         transport.shutdown()
 
 
@@ -407,7 +408,7 @@ def production_client_ms(work: Path) -> float:
             http = services.http(registration)
             times.append((time.perf_counter_ns() - start) / 1e6)
             http.close()
-    app.extensions["attach_assess"].stop()
+    stop_app(app)
     return statistics.median(times)
 
 

@@ -30,8 +30,8 @@ from playwright.sync_api import Locator, Page
 from werkzeug.serving import make_server
 
 from smart_app import create_app
-from smart_app.form_response import parse_form
-from smart_app.questionnaire_form import build_form
+from smart_app.forms.form_response import parse_form
+from smart_app.forms.questionnaire_form import build_form
 
 ROOT = Path(__file__).resolve().parents[1]
 ECR_R_FILE = ROOT / "questionnaires" / "ecr-r.json"

@@ -12,7 +12,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TextIO
 
-from attach_fhir.outbox_store import default_data_dir as shared_data_dir
+from attach_fhir.io.outbox_store import default_data_dir as shared_data_dir
 
 DEFAULT_PORT_BASE = 8700
 

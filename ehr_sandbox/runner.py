@@ -21,7 +21,7 @@ from urllib.parse import quote
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from attach_fhir.errors import AttachError
-from attach_fhir.private_files import write_private
+from attach_fhir.io.private_files import write_private
 from ehr_sandbox.authz import AuthzState, create_authz_app, smart_configuration
 from ehr_sandbox.authz.config import load_client
 from ehr_sandbox.authz.keys import import_signing_key, load_or_create_private_jwk, public_jwks

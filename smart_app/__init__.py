@@ -12,7 +12,8 @@ from flask import Flask, Response, g, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException, SecurityError
 
 from attach_fhir.errors import AttachError
-from smart_app import (
+from smart_app.records import delivery, follow_ups
+from smart_app.web import (
     hosts,
     kept_forms,
     outbound,
@@ -21,11 +22,11 @@ from smart_app import (
     security,
     services,
 )
-from smart_app import registrations as registrations_module
-from smart_app.discovery import DiscoveryCache
-from smart_app.errors import AuthorizationExpired, ConfigurationError
-from smart_app.read_cache import ReadCache
-from smart_app.session_store import open_configured
+from smart_app.web import registrations as registrations_module
+from smart_app.web.discovery import DiscoveryCache
+from smart_app.web.errors import AuthorizationExpired, ConfigurationError
+from smart_app.web.read_cache import ReadCache
+from smart_app.web.session_store import open_configured
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ DEFAULTS: dict[str, Any] = {
     "REGISTRATIONS": None,
     "REGISTRATIONS_DATA": None,
     # Public base URL (redirect URI and JWKS URL) when behind a proxy; else from the request,
-    # whose Host must then be a loopback name (see smart_app.hosts).
+    # whose Host must then be a loopback name (see smart_app.web.hosts).
     "PUBLIC_URL": None,
     # Host names the app answers (ATTACH_TRUSTED_HOSTS); default: see hosts.trusted_hosts.
     "TRUSTED_HOSTS": None,
@@ -59,7 +60,7 @@ DEFAULTS: dict[str, Any] = {
     "LAUNCH_TTL": 12 * 3600,
     "DISCOVERY_TTL": 3600,
     "TOKEN_REFRESH_LEEWAY": 60,
-    # Request bodies, refused with 413 before parsing (measurements: smart_app.request_limits).
+    # Request bodies, refused with 413 before parsing (measurements: smart_app.web.request_limits).
     "MAX_CONTENT_LENGTH": request_limits.MAX_CONTENT_LENGTH,
     "MAX_FORM_MEMORY_SIZE": request_limits.MAX_FORM_MEMORY_SIZE,
     "MAX_FORM_PARTS": request_limits.MAX_FORM_PARTS,
@@ -102,6 +103,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     security.init_app(app, frame_ancestors)
     record_reading.init_app(app)
     _register_error_handlers(app)
+    # The outbox (and its worker if OUTBOX_WORKER) belongs to the app, not to one flow.
+    delivery.init_app(app, after_delivery=follow_ups.after_delivery)
     _register_blueprints(app)
 
     @app.teardown_appcontext
@@ -122,7 +125,7 @@ def _register_blueprints(app: Flask) -> None:
 
     app.register_blueprint(launch.bp)
     app.register_blueprint(picker.bp)  # the patient picker, where the EHR gave no patient
-    app.register_blueprint(assess.bp)  # also opens the outbox (and its worker if OUTBOX_WORKER)
+    app.register_blueprint(assess.bp)
     app.register_blueprint(assign.bp)  # a clinician asks the patient to fill one in at home
     app.register_blueprint(review.bp)
     app.register_blueprint(cds.bp)  # CDS Hooks: /cds-services (config: CDS_* keys, see module)
@@ -185,3 +188,8 @@ def _register_error_handlers(app: Flask) -> None:
         if _wants_json():
             return jsonify({"code": exc.name, "description": description}), status
         return render_template("error.html", code=exc.name, description=description), status
+
+
+def stop(app: Flask) -> None:
+    """Stop the app's background work: the outbox worker, and close the outbox store."""
+    delivery.stop(app)

@@ -95,7 +95,7 @@ def _serve(args: argparse.Namespace) -> int:
     from waitress import serve
 
     from attach_fhir.errors import AttachError
-    from smart_app.hosts import public_url_needed
+    from smart_app.web.hosts import public_url_needed
 
     refusal = public_url_needed(args.host, os.environ.get("ATTACH_PUBLIC_URL"))
     if refusal:  # before the app (and its outbox worker) starts

@@ -43,7 +43,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _new(args: argparse.Namespace) -> int:
-    from smart_app.token_keys import new_key
+    from smart_app.web.token_keys import new_key
 
     print(new_key())
     return 0
@@ -53,7 +53,7 @@ def _rotate(args: argparse.Namespace) -> int:
     from flask import Config
 
     from smart_app import DEFAULTS
-    from smart_app.session_store import open_configured
+    from smart_app.web.session_store import open_configured
 
     config = Config(os.getcwd())
     config.from_mapping(DEFAULTS)

@@ -71,7 +71,7 @@ def test_the_wheel_ships_every_packaged_file_and_nothing_else(built: tuple[Path,
         "attach_fhir/schema/scoring-model.schema.json",
         "attach_fhir/data/careplan-rules.json",
         "smart_app/templates/base.html",
-        "smart_app/templates/assess/fill.html",
+        "smart_app/assess/templates/assess/fill.html",
         "smart_app/static/app.css",
         "smart_app/schema/registrations.schema.json",
         "ehr_sandbox/templates/authz/sign_in.html",
@@ -97,7 +97,7 @@ client = app.test_client()
 page = client.get("/launch")
 json.dump({
     "modules": [attach_fhir.__file__, ehr_sandbox.__file__, smart_app.__file__],
-    "templates": sorted(app.jinja_loader.list_templates()),
+    "templates": sorted(app.jinja_env.list_templates()),
     "launch_status": page.status_code,
     "launch_page": page.get_data(as_text=True),
     "css": client.get("/static/app.css").get_data(as_text=True),
@@ -129,9 +129,10 @@ def test_an_installed_wheel_serves_the_app_from_another_directory(
     )  # fmt: skip
     seen = json.loads(done.stdout)
     assert all(Path(m).is_relative_to(site) for m in seen["modules"]), seen["modules"]
-    templates = REPO / "smart_app" / "templates"
+    # the app's own templates, and each flow's under smart_app/<flow>/templates/<flow>/
+    folders = [REPO / "smart_app" / "templates", *(REPO / "smart_app").glob("*/templates")]
     assert seen["templates"] == sorted(
-        p.relative_to(templates).as_posix() for p in templates.rglob("*.html")
+        p.relative_to(folder).as_posix() for folder in folders for p in folder.rglob("*.html")
     )
     assert seen["launch_status"] == 400
     assert 'data-error-code="bad_launch_request"' in seen["launch_page"]

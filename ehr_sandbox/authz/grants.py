@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import httpx
 from authlib.oauth2.rfc6749 import (
@@ -27,8 +27,14 @@ from .models import AuthorizationCode, Client, Grantee, RefreshRecord
 from .storage import CODE_LIFETIME, MemoryStore
 from .tokens import fhir_user_url
 
-if TYPE_CHECKING:
-    from .server import SmartAuthorizationServer
+
+class SmartAuthorizationServer(Protocol):
+    """What the grants read of the server (``server.SmartAuthorizationServer`` has it); a
+    protocol, so that this module needs no import of the server that registers it."""
+
+    config: AuthzConfig
+    store: MemoryStore
+
 
 TOKEN_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
 ASSERTION_ALGS = ["RS384", "ES384"]

@@ -13,7 +13,7 @@ import httpx
 from joserfc.jwk import KeySet, RSAKey
 
 from attach_fhir.errors import AttachError
-from attach_fhir.private_files import write_private
+from attach_fhir.io.private_files import write_private
 
 from .config import ClientConfig
 

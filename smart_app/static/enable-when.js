@@ -1,8 +1,8 @@
 // Progressive enhancement for enableWhen: show or hide items as the user answers. The server
-// applies the same rules (smart_app/enable_when.py) to what is posted, so the form is right
+// applies the same rules (smart_app/forms/enable_when.py) to what is posted, so the form is right
 // without this script; it only saves a round trip. Conditions come from data-when attributes:
 // q is the question's linkId, s (when present) the repeating-group instance it is answered in
-// (".2" reads the field "q.2:<linkId>"), as smart_app/form_fields.py names the fields.
+// (".2" reads the field "q.2:<linkId>"), as smart_app/forms/form_fields.py names the fields.
 (function () {
   "use strict";
   var NUMBER = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;

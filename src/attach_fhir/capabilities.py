@@ -215,3 +215,19 @@ class CapabilityCache:
         """Forget one server (e.g. after it answered against its declared capabilities)."""
         with self._lock:
             self._entries.pop(base_url.rstrip("/"), None)
+
+
+def oauth_uris(capability: Any) -> dict[str, str]:
+    """The ``oauth-uris`` extension of a CapabilityStatement: ``{authorize, token, ...}``."""
+    found: dict[str, str] = {}
+    if not isinstance(capability, dict):
+        return found
+    for rest in capability.get("rest") or []:
+        security = rest.get("security") if isinstance(rest, dict) else None
+        for ext in (security or {}).get("extension") or []:
+            if not isinstance(ext, dict) or ext.get("url") != SMART_OAUTH_URIS:
+                continue
+            for sub in ext.get("extension") or []:
+                if isinstance(sub, dict) and isinstance(sub.get("valueUri"), str):
+                    found[str(sub.get("url"))] = sub["valueUri"]
+    return found

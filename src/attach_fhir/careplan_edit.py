@@ -5,7 +5,7 @@ The same edits serve a new proposal (draft CarePlan and proposed Goals from
 review form and the write-back see one shape: a :class:`WorkingPlan`, a CarePlan and its Goals
 keyed by reference (``Goal/<id>`` on the server, ``urn:uuid:<identifier>`` when new).
 
-Form fields (``smart_app/templates/careplan/_plan_form.html``): ``goal-<n>-key``,
+Form fields (``smart_app/careplan/templates/careplan/_plan_form.html``): ``goal-<n>-key``,
 ``goal-<n>-description``, ``goal-<n>-target``, ``goal-<n>-due``, ``goal-<n>-remove``;
 ``activity-<n>-description``, ``activity-<n>-status``, ``activity-<n>-remove``.
 """

@@ -1,6 +1,6 @@
 """Write-back of care plans: the approved plan, its revisions and goal re-assessment (pure).
 
-Every builder returns a transaction Bundle for the outbox (``attach_fhir.outbox``), like the
+Every builder returns a transaction Bundle for the outbox (``attach_fhir.io.outbox``), like the
 assessment write-back it reuses (``writeback.create_entry``, ``writeback.provenance_resource``):
 
 - Approval: the clinician-edited draft from ``careplan_fhir.build_resources`` becomes an

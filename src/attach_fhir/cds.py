@@ -1,6 +1,6 @@
 """CDS Hooks cards for the patient-view hook: what attach-fhir knows about the patient in view.
 
-Pure functions of the data :mod:`attach_fhir.cds_prefetch` gathered. Cards (CDS Hooks 2.0,
+Pure functions of the data :mod:`attach_fhir.io.cds_prefetch` gathered. Cards (CDS Hooks 2.0,
 "Card Attributes"):
 
 - one per instrument with results: its newest submission's scores, each with the words the
@@ -27,11 +27,20 @@ from typing import Any
 
 from attach_fhir import history
 from attach_fhir.canonical import ATTACHMENT_PATTERN_SYSTEM, BASE
-from attach_fhir.cds_prefetch import PatientData
 from attach_fhir.instruments import Instrument, Library
 from attach_fhir.interpretation import InstrumentMeaning, ScoreMeaning, explain
 
 Json = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class PatientData:
+    """What the cards are built from; ``None`` where the data could not be had."""
+
+    patient: Json | None
+    observations: list[Json]
+    drafts: list[Json] | None
+
 
 #: Namespace of the card uuids (UUID 5 of the project base URL).
 CARD_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, f"{BASE}/cds-hooks/card")

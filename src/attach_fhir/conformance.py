@@ -14,8 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from attach_fhir.capabilities import ServerCapabilities, adaptation_report
-from attach_fhir.smart_discovery import oauth_uris
+from attach_fhir.capabilities import ServerCapabilities, adaptation_report, oauth_uris
 
 #: Resource types whose interactions the report lists.
 REPORTED_TYPES = (

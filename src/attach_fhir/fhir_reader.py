@@ -29,8 +29,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from attach_fhir.fhir_client import is_fhir_id
 from attach_fhir.fhir_models import model_for
+from attach_fhir.fhir_url import is_fhir_id
 from attach_fhir.writeback import json_copy
 
 Json = dict[str, Any]

@@ -22,6 +22,7 @@ from flask.testing import FlaskClient
 
 from attach_fhir.writeback import SUBMISSION_SYSTEM, identifier_value
 from ehr_sandbox.fhir_process import FhirServerProcess
+from smart_app import stop as stop_app
 from tests.fixtures.launched_app import launched_app
 
 pytestmark = pytest.mark.e2e  # starts the sandbox FHIR server process
@@ -116,7 +117,7 @@ def launch_as(
 
     yield launch
     for app in apps:
-        app.extensions["attach_assess"].stop()
+        stop_app(app)
 
 
 def fhir(fhir_server: FhirServerProcess) -> httpx.Client:

@@ -24,6 +24,7 @@ from flask.testing import FlaskClient
 
 from attach_fhir.assignment_request import identifier_value
 from ehr_sandbox.fhir_process import FhirServerProcess
+from smart_app import stop as stop_app
 from tests.fixtures.launched_app import launched_app
 
 pytestmark = pytest.mark.e2e  # starts the sandbox FHIR server process
@@ -124,7 +125,7 @@ def launch_as(
 
     yield launch
     for app in apps:
-        app.extensions["attach_assess"].stop()
+        stop_app(app)
 
 
 def fhir(server: FhirServerProcess) -> httpx.Client:

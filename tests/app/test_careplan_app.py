@@ -12,6 +12,7 @@ import pytest
 from attach_fhir.careplan_rules import InvalidCarePlanRules, shipped_rules
 from attach_fhir.instruments import library
 from smart_app import create_app
+from smart_app import stop as stop_app
 
 SHIPPED = Path(__file__).resolve().parents[2] / "src" / "attach_fhir" / "data"
 
@@ -28,10 +29,10 @@ def test_a_clinics_rules_file_replaces_the_shipped_rules(tmp_path: Path) -> None
     path = rules_file(tmp_path, {"version": "2.7.0"})
     app = create_app({"DATA_DIR": str(tmp_path / "data"), "CAREPLAN_RULES": str(path)})
     assert app.extensions["attach_careplan"].version == "2.7.0"
-    app.extensions["attach_assess"].stop()
+    stop_app(app)
     default = create_app({"DATA_DIR": str(tmp_path / "data2")})
     assert default.extensions["attach_careplan"] is shipped_rules()
-    default.extensions["attach_assess"].stop()
+    stop_app(default)
 
 
 def test_bad_rules_stop_the_app_and_name_the_key(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from joserfc import jwt
 from joserfc.jwk import ECKey, OctKey, RSAKey
 
 from smart_app import create_app
-from smart_app.errors import ConfigurationError
+from smart_app.web.errors import ConfigurationError
 
 PUBLIC_URL = "https://cds.example.org"
 SERVICE_URL = f"{PUBLIC_URL}/cds-services/attach-fhir-patient-view"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import xml.etree.ElementTree as ET
 
-from smart_app.charts import (
+from smart_app.web.charts import (
     PLANE_CAPTION,
     BarGroup,
     PlaneDatum,

@@ -22,6 +22,7 @@ from ehr_sandbox.cli import default_data_dir as sandbox_data_dir
 from ehr_sandbox.cli import open_browser
 from ehr_sandbox.runner import Sandbox
 from smart_app import create_app
+from smart_app import stop as stop_app
 
 URL = "http://127.0.0.1:8701/ehr"
 
@@ -79,7 +80,7 @@ def queue_one(app: Flask, submission_id: str) -> None:
     store = app.extensions["attach_assess"].outbox.store
     payload: dict[str, Any] = {"resourceType": "Bundle", "type": "transaction", "entry": []}
     store.enqueue(submission_id, "http://127.0.0.1:9/fhir", payload, time.time() - 90)
-    app.extensions["attach_assess"].stop()
+    stop_app(app)
 
 
 def status(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:

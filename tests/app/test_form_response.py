@@ -12,14 +12,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from werkzeug.datastructures import MultiDict
 
-from smart_app.form_items import walk
-from smart_app.form_response import (
+from smart_app.forms.form_items import walk
+from smart_app.forms.form_response import (
     STATUSES,
     UnknownResponseStatus,
     parse_form,
     response_to_values,
 )
-from smart_app.questionnaire_form import compiled_items
+from smart_app.forms.questionnaire_form import compiled_items
 
 ROOT = Path(__file__).resolve().parents[2]
 AGREEMENT = "http://attach-fhir.org/fhir/CodeSystem/agreement-7"

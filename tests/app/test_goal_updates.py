@@ -10,9 +10,9 @@ import uuid
 from typing import Any
 
 from attach_fhir.careplan_writeback import ObservedScore
-from attach_fhir.outbox_store import DELIVERED, OutboxItem
-from smart_app.goal_updates import new_scores
-from smart_app.submission import Status
+from attach_fhir.io.outbox_store import DELIVERED, OutboxItem
+from smart_app.records.goal_updates import new_scores
+from smart_app.records.submission import Status
 
 SID = "0f4c2b8e-1111-4222-8333-944445555666"
 SUBMISSIONS = uuid.uuid5(uuid.NAMESPACE_URL, "http://attach-fhir.org/fhir/identifier/submission")

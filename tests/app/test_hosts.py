@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from smart_app import create_app
-from smart_app.errors import ConfigurationError
-from smart_app.hosts import check_public_url, is_loopback, public_url_needed
+from smart_app import stop as stop_app
+from smart_app.web.errors import ConfigurationError
+from smart_app.web.hosts import check_public_url, is_loopback, public_url_needed
 
 
 @pytest.mark.parametrize(
@@ -45,7 +46,7 @@ def status(tmp_path: Path, host: str, **config: object) -> int:
     try:
         return app.test_client().get("/", headers={"Host": host}).status_code
     finally:
-        app.extensions["attach_assess"].stop()
+        stop_app(app)
 
 
 def test_without_a_public_url_only_loopback_names_are_answered(tmp_path: Path) -> None:
@@ -70,7 +71,7 @@ def test_an_untrusted_host_gets_a_plain_answer_without_the_host(tmp_path: Path) 
     try:
         response = app.test_client().get("/launch", headers={"Host": "attacker.example"})
     finally:
-        app.extensions["attach_assess"].stop()
+        stop_app(app)
     assert response.status_code == 400
     assert response.mimetype == "text/plain"
     assert "attacker.example" not in response.get_data(as_text=True)

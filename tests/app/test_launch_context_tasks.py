@@ -22,9 +22,10 @@ import httpx
 import pytest
 
 from ehr_sandbox.fhir_process import FhirServerProcess
-from smart_app.context import LaunchContext
-from smart_app.flow import fhir_context
-from smart_app.scopes import default_scopes
+from smart_app import stop as stop_app
+from smart_app.launch.authorization import fhir_context
+from smart_app.web.context import LaunchContext
+from smart_app.web.scopes import default_scopes
 from tests.app.test_launch import StubServer, authorize_query, launch, make_app
 from tests.app.test_task_updates import Recording
 from tests.fixtures.launched_app import LaunchedApp, launched_app
@@ -71,7 +72,7 @@ EHR_SCOPES = " ".join([*default_scopes("ehr"), "patient/Task.ru"])
 def test_a_malformed_entry_is_dropped_and_logged_by_its_code_only(
     entry: Any, code: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.INFO, logger="smart_app.flow"):
+    with caplog.at_level(logging.INFO, logger="smart_app.launch.authorization"):
         kept = fhir_context([entry, {"reference": "Appointment/a1"}])
     assert kept == [{"reference": "Appointment/a1"}]
     assert caplog.messages == [f"launch.fhir_context kept=1 dropped={code}:1"]
@@ -96,7 +97,7 @@ def test_well_formed_entries_keep_reference_and_role_only_once_each() -> None:
 
 def test_at_most_twenty_entries_are_looked_at(caplog: pytest.LogCaptureFixture) -> None:
     value = [{"reference": f"Task/t{n}"} for n in range(25)]
-    with caplog.at_level(logging.INFO, logger="smart_app.flow"):
+    with caplog.at_level(logging.INFO, logger="smart_app.launch.authorization"):
         kept = fhir_context(value)
     assert kept == [{"reference": f"Task/t{n}"} for n in range(20)]
     assert caplog.messages == ["launch.fhir_context kept=20 dropped=over_limit:5"]
@@ -106,7 +107,7 @@ def test_at_most_twenty_entries_are_looked_at(caplog: pytest.LogCaptureFixture) 
 def test_a_fhir_context_that_is_not_a_list_keeps_nothing(
     value: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.INFO, logger="smart_app.flow"):
+    with caplog.at_level(logging.INFO, logger="smart_app.launch.authorization"):
         assert fhir_context(value) == []
     assert caplog.messages == ["launch.fhir_context kept=0 dropped=not_a_list:1"]
 
@@ -118,7 +119,7 @@ def test_the_log_never_carries_a_value(caplog: pytest.LogCaptureFixture) -> None
         {"reference": "Task/secret-id-3", "role": "secret role"},
         "secret-string",
     ]
-    with caplog.at_level(logging.INFO, logger="smart_app.flow"):
+    with caplog.at_level(logging.INFO, logger="smart_app.launch.authorization"):
         fhir_context(value)
     assert caplog.messages == [
         "launch.fhir_context kept=1 dropped=bad_reference:1,bad_role:1,not_an_object:1"
@@ -247,7 +248,7 @@ def landing(fhir_server: FhirServerProcess, tmp_path: Path) -> Iterator[Callable
 
     yield make
     for launched in apps:
-        launched.app.extensions["attach_assess"].stop()
+        stop_app(launched.app)
     transport.inner.close()
 
 

@@ -23,17 +23,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from werkzeug.wrappers import Request, Response
 
-from attach_fhir.fhir_client import is_fhir_id
+from attach_fhir.fhir_url import is_fhir_id
 from ehr_sandbox.runner import ServerThread
 from smart_app import create_app
-from smart_app.patient_search import (
+from smart_app.picker.search import (
     PAGE_SIZE,
     Criteria,
     PatientRow,
     Results,
     results,
 )
-from smart_app.security import COOKIE_NAME
+from smart_app.web.security import COOKIE_NAME
 
 CSRF = "t" * 43
 SID = "b" * 43

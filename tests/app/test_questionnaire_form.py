@@ -14,7 +14,7 @@ from flask import Flask, render_template
 from jinja2 import meta
 
 from smart_app import create_app
-from smart_app.questionnaire_form import build_form, html_id
+from smart_app.forms.questionnaire_form import build_form, html_id
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGED = sorted(

@@ -8,9 +8,9 @@ from typing import Any
 
 import httpx
 
-from attach_fhir.fhir_client import FhirClient
 from attach_fhir.instruments import library
-from smart_app.questionnaire_source import MAX_CANDIDATES, resolve
+from attach_fhir.io.fhir_client import FhirClient
+from smart_app.forms.questionnaire_source import MAX_CANDIDATES, resolve
 
 BASE = "http://ehr.test/fhir"
 

@@ -22,10 +22,11 @@ from flask.testing import FlaskClient
 
 from ehr_sandbox.fhir_process import FhirServerProcess
 from smart_app import create_app
-from smart_app.context import LaunchContext
-from smart_app.errors import ConfigurationError
-from smart_app.read_cache import ReadCache
-from smart_app.security import COOKIE_NAME
+from smart_app import stop as stop_app
+from smart_app.web.context import LaunchContext
+from smart_app.web.errors import ConfigurationError
+from smart_app.web.read_cache import ReadCache
+from smart_app.web.security import COOKIE_NAME
 from tests.fixtures.fhir_server import FhirServerFactory
 from tests.fixtures.launched_app import LaunchedApp, add_launch, launched_app
 from tests.fixtures.smart_app_server import RecordingTransport
@@ -94,7 +95,7 @@ def start(tmp_path: Path, transport: RecordingTransport) -> Iterator[Callable[..
 
     yield make
     for launched in apps:
-        launched.app.extensions["attach_assess"].stop()
+        stop_app(launched.app)
 
 
 def fhir(base: str) -> httpx.Client:
@@ -378,4 +379,4 @@ def test_the_setting_comes_from_the_environment(
     try:
         assert app.extensions["attach_fhir"].reads.ttl == 5.0
     finally:
-        app.extensions["attach_assess"].stop()
+        stop_app(app)

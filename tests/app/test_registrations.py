@@ -13,8 +13,8 @@ from joserfc.jwk import ECKey, RSAKey
 
 from attach_fhir.cli import main as cli_main
 from smart_app import create_app
-from smart_app.errors import ConfigurationError, UnknownIssuer
-from smart_app.registrations import load, parse
+from smart_app.web.errors import ConfigurationError, UnknownIssuer
+from smart_app.web.registrations import load, parse
 
 ISS = "https://ehr.example.org/fhir/R4"
 

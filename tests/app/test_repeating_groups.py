@@ -4,7 +4,7 @@ back, and error links to the right instance's field.
 
 The Questionnaire is a test fixture (none of the packaged instruments has a repeating group), in
 neutral, non-clinical wording. Pages go through the real app (CSRF, CSP) with Flask's test client
-and a test-only view that dispatches ``action`` the way ``smart_app.assess.fill`` does.
+and a test-only view that dispatches ``action`` the way ``smart_app.assess.routes.fill`` does.
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ from hypothesis import strategies as st
 from werkzeug.datastructures import MultiDict
 
 from smart_app import create_app
-from smart_app.form_fields import MAX_FORM_INSTANCES
-from smart_app.form_instances import form_after_action
-from smart_app.form_response import MSG_DATE, parse_form, response_to_values
-from smart_app.questionnaire_form import build_form
+from smart_app.forms.form_fields import MAX_FORM_INSTANCES
+from smart_app.forms.form_instances import form_after_action
+from smart_app.forms.form_response import MSG_DATE, parse_form, response_to_values
+from smart_app.forms.questionnaire_form import build_form
 from tests.app.test_questionnaire_form import REGISTRATIONS, Node, parse_html
 
 ROOT = Path(__file__).resolve().parents[2]

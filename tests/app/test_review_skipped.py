@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from smart_app import stop as stop_app
 from tests.fixtures.fhir_server import FhirServerProcess
 from tests.fixtures.launched_app import launched_app
 
@@ -81,7 +82,7 @@ def test_a_response_that_skipped_every_relationship_says_so(
         try:
             page = launched.client.get(f"/app/{launched.ctx}/review/responses/{qr_id}")
         finally:
-            launched.app.extensions["attach_assess"].stop()
+            stop_app(launched.app)
             transport.close()
     assert page.status_code == 200, page.text
     shown = {n for n in ("all-skipped", "no-scores") if f'id="{n}"' in page.text}

@@ -12,6 +12,7 @@ from flask import Flask
 
 from attach_fhir.cli import build_parser
 from smart_app import create_app
+from smart_app import stop as stop_app
 from smart_app.cli import build_app
 
 REGISTRATIONS = {
@@ -38,7 +39,7 @@ def serve_app(
     apps: list[Flask] = []
     yield apps, ["serve", "--registrations", str(path)]
     for app in apps:
-        app.extensions["attach_assess"].stop()
+        stop_app(app)
 
 
 def built(serve_app: tuple[list[Flask], list[str]], *extra: str) -> Flask:
@@ -100,7 +101,7 @@ def test_the_app_and_the_outbox_commands_share_one_default_data_directory(
 ) -> None:
     """Without ATTACH_DATA_DIR, `serve` and `attach-fhir outbox status|drain` both use
     $XDG_DATA_HOME/attach-fhir: the commands see the app's outbox."""
-    from attach_fhir.outbox_store import SqliteOutboxStore, open_store
+    from attach_fhir.io.outbox_store import SqliteOutboxStore, open_outbox_store
 
     monkeypatch.delenv("ATTACH_DATA_DIR", raising=False)
     monkeypatch.delenv("ATTACH_OUTBOX_DSN", raising=False)
@@ -109,7 +110,7 @@ def test_the_app_and_the_outbox_commands_share_one_default_data_directory(
     expected = tmp_path / "xdg" / "attach-fhir"
     assert app.config["DATA_DIR"] == str(expected)
     app_outbox = app.extensions["attach_assess"].outbox.store
-    command_outbox = open_store()  # what `attach-fhir outbox status` opens
+    command_outbox = open_outbox_store()  # what `attach-fhir outbox status` opens
     try:
         assert isinstance(app_outbox, SqliteOutboxStore)
         assert isinstance(command_outbox, SqliteOutboxStore)
@@ -117,4 +118,4 @@ def test_the_app_and_the_outbox_commands_share_one_default_data_directory(
         assert (expected / "sessions.sqlite3").exists()
     finally:
         command_outbox.close()
-        app.extensions["attach_assess"].stop()
+        stop_app(app)

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from smart_app import create_app
-from smart_app.security import COOKIE_NAME
-from smart_app.session_store import PostgresStore, SessionStore, SqliteStore, open_store
-from smart_app.token_keys import RecordCipher, new_key
+from smart_app.web.security import COOKIE_NAME
+from smart_app.web.session_store import PostgresStore, SessionStore, SqliteStore, open_session_store
+from smart_app.web.token_keys import RecordCipher, new_key
 
 POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 KEY = new_key()
@@ -121,10 +121,10 @@ def test_postgres_lock_holds_across_store_instances(ns: str) -> None:
 
 
 def test_open_store_picks_the_backend(tmp_path: Path) -> None:
-    sqlite = open_store(None, tmp_path, CIPHER)
+    sqlite = open_session_store(None, tmp_path, CIPHER)
     assert isinstance(sqlite, SqliteStore)
     assert Path(sqlite.path) == tmp_path / "sessions.sqlite3" and Path(sqlite.path).exists()
-    assert isinstance(open_store(POSTGRES, tmp_path, CIPHER), PostgresStore)
+    assert isinstance(open_session_store(POSTGRES, tmp_path, CIPHER), PostgresStore)
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from smart_app import style
+from smart_app.launch import style
 
 
 def luminance(hex_colour: str) -> float:

@@ -24,6 +24,7 @@ from flask.testing import FlaskClient
 
 from ehr_sandbox.fhir_process import FhirServerProcess
 from smart_app import create_app
+from smart_app import stop as stop_app
 from tests.fixtures.fhir_server import FhirServerFactory
 from tests.fixtures.launched_app import launched_app
 from tests.fixtures.seed import seed_bundle
@@ -158,7 +159,7 @@ def portal(tmp_path: Path, transport: Recording) -> Iterator[Callable[..., Porta
 
     yield launch
     for app in apps:
-        app.extensions["attach_assess"].stop()
+        stop_app(app)
 
 
 def task_now(server: FhirServerProcess, task_id: str) -> dict[str, Any]:
@@ -343,7 +344,7 @@ def test_two_follow_ups_finishing_at_once_keep_both_outcomes(tmp_path: Path) -> 
     stored record: the second write must not erase the first one's outcome."""
     from types import SimpleNamespace
 
-    from smart_app.submission import SUBMISSION_NS, Status, record_outcome
+    from smart_app.records.submission import SUBMISSION_NS, Status, record_outcome
 
     app = create_app({"DATA_DIR": str(tmp_path), "TESTING": True})
     store = app.extensions["attach_fhir"].store
@@ -356,4 +357,4 @@ def test_two_follow_ups_finishing_at_once_keep_both_outcomes(tmp_path: Path) -> 
         record_outcome(launch, worker, "task_outcome", {"state": "completed"})
     stored = store.get(SUBMISSION_NS, "sid-1")
     assert stored == record | {"goals": {"state": "none"}, "task_outcome": {"state": "completed"}}
-    app.extensions["attach_assess"].stop()
+    stop_app(app)

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 
-from smart_app.errors import ConfigurationError
-from smart_app.token_keys import DEFAULT_KEY_FILE, RecordCipher, load_cipher, new_key
+from smart_app.web.errors import ConfigurationError
+from smart_app.web.token_keys import DEFAULT_KEY_FILE, RecordCipher, load_cipher, new_key
 
 
 def test_a_single_instance_makes_its_own_private_key_file_once(tmp_path: Path) -> None:

@@ -26,7 +26,9 @@ from attach_fhir.instruments import library
 from attach_fhir.writeback import SUBMISSION_SYSTEM, identifier_value
 from ehr_sandbox.authz.config import Knobs
 from ehr_sandbox.runner import Sandbox
-from smart_app.delivery import Worker
+from smart_app import stop as stop_app
+from smart_app.records.delivery import Worker
+from smart_app.records.follow_ups import after_delivery
 from tests.fixtures.sandbox import SandboxFactory
 from tests.fixtures.smart_app_server import (
     AppServer,
@@ -101,7 +103,7 @@ def app_env(
         yield Env(sandbox, server, transport)
     finally:
         server.thread.stop()
-        server.app.extensions["attach_assess"].stop()
+        stop_app(server.app)
         transport.shutdown()
         server.transport.close()
 
@@ -395,7 +397,8 @@ def test_server_down_at_submit_waits_then_is_delivered_once_by_the_worker(
     assert renewed is not None and renewed > pointer_set
     with clinician.fhir() as client:
         assert count_written(client, sid, list(example.expected)) == (0, 0, 0)
-    worker = Worker(env.server.app, env.server.app.extensions["attach_assess"].outbox, poll=0.1)
+    outbox = env.server.app.extensions["attach_assess"].outbox
+    worker = Worker(env.server.app, outbox, poll=0.1, after=after_delivery)
     worker.start()
     try:
         deadline = time.time() + 20

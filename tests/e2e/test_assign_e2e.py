@@ -26,8 +26,8 @@ import pytest
 from playwright.sync_api import Browser as Chromium
 
 from ehr_sandbox.runner import Sandbox
-from smart_app.scopes import default_scopes
-from smart_app.security import COOKIE_NAME
+from smart_app.web.scopes import default_scopes
+from smart_app.web.security import COOKIE_NAME
 from tests.e2e.test_careplan_e2e import hidden
 from tests.e2e.test_pages_a11y import WIDTHS, Launched, check, open_page
 from tests.e2e.test_task_completion_e2e import ADULT, ECR_R, ROWAN, SDC_TEMP, Patient, World

@@ -23,17 +23,17 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import ECKey, KeySet, RSAKey
 
-from attach_fhir.backend_services import (
+from attach_fhir.io.backend_services import (
     BackendConfig,
     BackendTokenError,
     BackendTokenSource,
     backend_fhir_client,
     load_backend_config,
 )
-from attach_fhir.bulk_scoring import submission_id
-from attach_fhir.fhir_client import FhirClient
-from attach_fhir.outbox import payload
-from attach_fhir.outbox_store import SqliteOutboxStore
+from attach_fhir.io.bulk_scoring import submission_id
+from attach_fhir.io.fhir_client import FhirClient
+from attach_fhir.io.outbox import payload
+from attach_fhir.io.outbox_store import SqliteOutboxStore
 from attach_fhir.scoring import score_response
 from attach_fhir.writeback import (
     SUBMISSION_SYSTEM,
@@ -42,7 +42,7 @@ from attach_fhir.writeback import (
     identifier_value,
 )
 from ehr_sandbox.runner import Sandbox
-from smart_app.delivery import CRED_MARK
+from smart_app.records.delivery import CRED_MARK
 from tests.fixtures.sandbox import SandboxFactory
 from tests.lib.scoring_examples import EXAMPLES, Example
 from tests.lib.scoring_responses import from_answers

@@ -21,7 +21,7 @@ from flask.testing import FlaskClient
 from joserfc import jwt
 from joserfc.jwk import RSAKey
 
-from attach_fhir.fhir_client import FhirClient
+from attach_fhir.io.fhir_client import FhirClient
 from ehr_sandbox.authz import create_authz_app
 from ehr_sandbox.authz.cds_client import CardView, LinkView
 from ehr_sandbox.authz.directory import Person

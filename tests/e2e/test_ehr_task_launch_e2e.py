@@ -21,8 +21,8 @@ import pytest
 from playwright.sync_api import Browser as Chromium
 
 from ehr_sandbox.runner import Sandbox
-from smart_app.scopes import default_scopes
-from smart_app.security import COOKIE_NAME
+from smart_app.web.scopes import default_scopes
+from smart_app.web.security import COOKIE_NAME
 from tests.app.test_launch_context_tasks import offers
 from tests.e2e.test_careplan_e2e import ecr_r_answers, hidden
 from tests.e2e.test_pages_a11y import WIDTHS, Launched, check, open_page

@@ -11,8 +11,8 @@ import httpx
 import pytest
 
 from attach_fhir.capabilities import CapabilityCache
-from attach_fhir.fhir_client import FhirClient
 from attach_fhir.fhir_errors import FhirNotFound, FhirPreconditionFailed, FhirUnprocessable
+from attach_fhir.io.fhir_client import FhirClient
 from tests.fixtures.seed import seeded_patient
 
 pytestmark = pytest.mark.e2e

@@ -18,10 +18,10 @@ from typing import Any
 import httpx
 import pytest
 
-from attach_fhir.fhir_client import FhirClient
 from attach_fhir.fhir_package import loadable, package_files
 from attach_fhir.instruments import library, read_packaged
-from attach_fhir.package_loader import DuplicateCanonical, load_resource
+from attach_fhir.io.fhir_client import FhirClient
+from attach_fhir.io.package_loader import DuplicateCanonical, load_resource
 from attach_fhir.questionnaire_copy import differences
 from ehr_sandbox.fhir_process import NODE_BINARY, SERVER_DIR, FhirServerProcess
 from tests.fixtures.fhir_server import FhirServerFactory

@@ -24,9 +24,9 @@ from playwright.sync_api import Browser, BrowserContext, Page
 from werkzeug.serving import make_server
 
 from smart_app import create_app
-from smart_app.form_instances import form_after_action
-from smart_app.form_response import parse_form
-from smart_app.questionnaire_form import build_form
+from smart_app.forms.form_instances import form_after_action
+from smart_app.forms.form_response import parse_form
+from smart_app.forms.questionnaire_form import build_form
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 

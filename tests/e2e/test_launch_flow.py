@@ -17,7 +17,7 @@ from joserfc.jwk import KeySet
 
 from ehr_sandbox.authz.config import Knobs
 from ehr_sandbox.runner import Sandbox
-from smart_app.token_keys import new_key
+from smart_app.web.token_keys import new_key
 from tests.fixtures.seed import seeded_patient
 from tests.fixtures.smart_app_server import (
     CLIENT_TYPES,
@@ -229,7 +229,8 @@ def test_the_ehr_style_colours_apply_and_nothing_else(
     css = browser.go(f"{ctx_url}style.css")
     assert css.headers["Content-Type"].startswith("text/css")
     # The sandbox's highlight is too light to read on its background (about 2:1); the app
-    # serves it darkened to 4.5:1 (WCAG AA; smart_app.style.readable): #69b5ce x 0.6 = #3f6d7c.
+    # serves it darkened to 4.5:1 (WCAG AA; smart_app.launch.style.readable): #69b5ce x 0.6 =
+    # #3f6d7c.
     assert published["color_highlight"] == "#69b5ce"
     assert css.text == (
         ":root {\n"

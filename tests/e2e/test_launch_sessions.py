@@ -14,8 +14,8 @@ from flask import Blueprint, Flask, render_template_string, request
 
 from ehr_sandbox.authz.config import Knobs
 from ehr_sandbox.runner import Sandbox
-from smart_app import kept_forms
-from smart_app.context import LaunchContext
+from smart_app.web import kept_forms
+from smart_app.web.context import LaunchContext
 from tests.fixtures.seed import seeded_patient
 from tests.fixtures.smart_app_server import (
     AppServer,

@@ -22,10 +22,11 @@ import httpx
 import pytest
 
 from attach_fhir.careplan_fhir import CAREPLAN_SYSTEM
-from attach_fhir.fhir_client import FhirClient
 from attach_fhir.instruments import library
+from attach_fhir.io.fhir_client import FhirClient
 from attach_fhir.scoring import Scorer
 from attach_fhir.writeback import WritebackContext, build_transaction
+from smart_app import stop as stop_app
 from tests.fixtures.fhir_server import FhirServerProcess
 from tests.fixtures.launched_app import LaunchedApp, launched_app
 from tests.fixtures.malforming_proxy import MalformingProxy
@@ -161,7 +162,7 @@ def app(
     proxy.mangle = malformed
     yield launched
     proxy.mangle = lambda method, path, body: body
-    launched.app.extensions["attach_assess"].stop()
+    stop_app(launched.app)
     transport.close()
 
 

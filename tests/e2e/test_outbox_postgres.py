@@ -11,7 +11,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from attach_fhir.outbox_store import PostgresOutboxStore, open_store
+from attach_fhir.io.outbox_store import PostgresOutboxStore, open_outbox_store
 from tests.lib.outbox_cases import *  # noqa: F403  (the shared cases and their fixtures)
 from tests.lib.outbox_cases import StoreSpec
 
@@ -37,7 +37,7 @@ def test_a_postgres_dsn_opens_the_postgres_store(
 ) -> None:
     monkeypatch.setenv("ATTACH_OUTBOX_SCHEMA", store_spec.env["ATTACH_OUTBOX_SCHEMA"])
     monkeypatch.setenv("ATTACH_OUTBOX_DSN", DSN)
-    store = open_store()
+    store = open_outbox_store()
     try:
         assert isinstance(store, PostgresOutboxStore)
         store.enqueue("s-1", "http://a/fhir", {}, 1.0)

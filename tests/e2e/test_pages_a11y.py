@@ -20,7 +20,7 @@ import pytest
 from playwright.sync_api import Browser, Page
 
 from ehr_sandbox.runner import Sandbox
-from smart_app.security import COOKIE_NAME
+from smart_app.web.security import COOKIE_NAME
 from tests.fixtures.smart_app_server import (
     AppServer,
     app_registration,

@@ -26,8 +26,8 @@ from werkzeug.serving import WSGIRequestHandler
 
 from ehr_sandbox.authz.config import Knobs
 from ehr_sandbox.runner import Sandbox
-from smart_app.delivery import CREDENTIAL_NS
-from smart_app.security import COOKIE_NAME
+from smart_app.records.delivery import CREDENTIAL_NS
+from smart_app.web.security import COOKIE_NAME
 from tests.e2e.test_pages_a11y import AXE, answers, axe_violations, check, hidden
 from tests.fixtures.seed import seeded_patient
 from tests.fixtures.smart_app_server import (
@@ -391,7 +391,7 @@ def submit_ecr_r(clinician: Clinician, csrf: str) -> tuple[str, str]:
 
 
 def key_of(iss: str, patient: str, fhir_user: str) -> str:
-    """The outbox credential key as smart_app.delivery documents it: sha256 of
+    """The outbox credential key as smart_app.records.delivery documents it: sha256 of
     ``iss|patient|fhirUser``, first 40 hex digits."""
     return hashlib.sha256(f"{iss}|{patient}|{fhir_user}".encode()).hexdigest()[:40]
 

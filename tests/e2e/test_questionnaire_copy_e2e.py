@@ -18,8 +18,8 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from attach_fhir.fhir_client import FhirClient
 from attach_fhir.instruments import library
+from attach_fhir.io.fhir_client import FhirClient
 from ehr_sandbox.runner import Sandbox
 from tests.fixtures.sandbox import ehr_writer_token
 from tests.fixtures.smart_app_server import (

@@ -19,7 +19,7 @@ from urllib.parse import urlencode, urlsplit
 import pytest
 
 from ehr_sandbox.runner import Sandbox
-from smart_app.request_limits import MAX_CONTENT_LENGTH, MAX_FORM_MEMORY_SIZE, MAX_FORM_PARTS
+from smart_app.web.request_limits import MAX_CONTENT_LENGTH, MAX_FORM_MEMORY_SIZE, MAX_FORM_PARTS
 from tests.fixtures.smart_app_server import (
     AppServer,
     Browser,
@@ -138,7 +138,7 @@ def test_the_largest_real_form_still_submits(launched: Launched) -> None:
     assert len(answered) == 36 and sum(k.endswith(".applies") for k in fields) == 4
     fields["action"] = "submit"
     body = urlencode(fields).encode()
-    # The measurement in smart_app.request_limits: 43 fields, 765 bytes.
+    # The measurement in smart_app.web.request_limits: 43 fields, 765 bytes.
     print(f"ECR-RS largest post: {len(fields)} fields, {len(body)} bytes")
     assert len(fields) * 10 <= MAX_FORM_PARTS and len(body) * 100 <= MAX_FORM_MEMORY_SIZE
     posted = launched.browser.request("POST", launched.form_url, data=fields)

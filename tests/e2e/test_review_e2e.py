@@ -20,8 +20,8 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from attach_fhir.fhir_client import FhirClient
 from attach_fhir.instruments import library
+from attach_fhir.io.fhir_client import FhirClient
 from attach_fhir.scoring import Scorer
 from attach_fhir.writeback import WritebackContext, build_transaction
 from ehr_sandbox.runner import Sandbox

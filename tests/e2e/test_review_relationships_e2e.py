@@ -30,7 +30,7 @@ import pytest
 from playwright.sync_api import Browser as Chromium
 
 from attach_fhir.writeback import identifier_value
-from smart_app.security import COOKIE_NAME
+from smart_app.web.security import COOKIE_NAME
 from tests.e2e.test_assess_e2e import SCOPES, Clinician, Env, app_env, outbox_item, submit
 from tests.e2e.test_pages_a11y import AXE, axe_violations
 from tests.e2e.test_review_e2e import SVG, svgs

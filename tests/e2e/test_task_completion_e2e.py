@@ -31,7 +31,8 @@ import pytest
 
 from attach_fhir.writeback import SUBMISSION_SYSTEM, identifier_value
 from ehr_sandbox.runner import Sandbox
-from smart_app.delivery import Worker
+from smart_app.records.delivery import Worker
+from smart_app.records.follow_ups import after_delivery
 from tests.e2e.test_assess_e2e import Down
 from tests.e2e.test_careplan_e2e import ecr_r_answers, hidden
 from tests.fixtures.sandbox import SANDBOX_CLIENTS, SandboxFactory, clinician_fhir
@@ -353,7 +354,7 @@ def test_a_submission_queued_while_the_server_is_down_closes_its_task_with_no_pa
 
         # The worker delivers it; nobody opens a page of the app meanwhile or afterwards.
         pages_seen = len(patient.browser.visited)
-        worker = Worker(app, outbox, poll=0.1)
+        worker = Worker(app, outbox, poll=0.1, after=after_delivery)
         worker.start()
         try:
             deadline = time.time() + 20

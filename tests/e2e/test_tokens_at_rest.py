@@ -21,8 +21,8 @@ from psycopg import sql
 
 from ehr_sandbox.authz.config import Knobs
 from ehr_sandbox.runner import Sandbox
-from smart_app.session_store import PostgresStore, SessionStore, SqliteStore
-from smart_app.token_keys import RecordCipher, new_key
+from smart_app.web.session_store import PostgresStore, SessionStore, SqliteStore
+from smart_app.web.token_keys import RecordCipher, new_key
 from tests.fixtures.smart_app_server import (
     AppServer,
     Browser,
@@ -181,11 +181,9 @@ def test_a_real_launch_leaves_no_token_text_at_rest(
 
 def all_keys(store: SessionStore, ns: str) -> list[str]:
     """The keys of ``ns`` (only the key column is read; values stay sealed)."""
-    query = "SELECT key FROM attach_session WHERE ns = ?"
-    if isinstance(store, PostgresStore):
-        return [r[0] for r in store._run(query.replace("?", "%s"), (ns,))]
-    assert isinstance(store, SqliteStore)
-    return [r[0] for r in store._run(query, (ns,))]
+    assert isinstance(store, PostgresStore | SqliteStore)
+    rows, _ = store._run("SELECT key FROM attach_session WHERE ns = ?", (ns,))
+    return [r[0] for r in rows]
 
 
 def open_test_store(backend: str, where: str, cipher: RecordCipher) -> SessionStore:

@@ -18,9 +18,9 @@ from typing import Any
 import httpx
 import pytest
 
-from attach_fhir.fhir_client import FhirClient
-from attach_fhir.outbox import Outbox, deliver, payload
-from attach_fhir.outbox_store import SqliteOutboxStore
+from attach_fhir.io.fhir_client import FhirClient
+from attach_fhir.io.outbox import Outbox, deliver, payload
+from attach_fhir.io.outbox_store import SqliteOutboxStore
 from attach_fhir.scoring import score_response
 from attach_fhir.writeback import (
     SUBMISSION_SYSTEM,

@@ -20,9 +20,9 @@ import httpx
 import pytest
 
 from attach_fhir.cli import main
-from attach_fhir.fhir_client import FhirClient
-from attach_fhir.outbox import Backoff, Outbox, payload
-from attach_fhir.outbox_store import SqlOutboxStore
+from attach_fhir.io.fhir_client import FhirClient
+from attach_fhir.io.outbox import Backoff, Outbox, payload
+from attach_fhir.io.outbox_store import SqlOutboxStore
 from attach_fhir.scoring import Score, ScoreResult
 from attach_fhir.writeback import (
     SUBMISSION_SYSTEM,

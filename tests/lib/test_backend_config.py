@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from joserfc.jwk import ECKey, RSAKey
 
-from attach_fhir.backend_services import (
+from attach_fhir.io.backend_services import (
     BackendConfigError,
     UnknownBackend,
     backend_for,

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from attach_fhir.bulk_scoring import existing_scores, missing_bundle, submission_id
 from attach_fhir.canonical import SCORES_SYSTEM
+from attach_fhir.io.bulk_scoring import existing_scores, missing_bundle, submission_id
 from attach_fhir.scoring import score_response
 from attach_fhir.writeback import SUBMISSION_SYSTEM, WritebackContext, identifier_value
 from tests.lib.scoring_examples import EXAMPLES

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from attach_fhir.cds import CardSettings, Offer, build_cards, escape_markdown
-from attach_fhir.cds_prefetch import (
+from attach_fhir.instruments import library
+from attach_fhir.io.cds_prefetch import (
     PREFETCH,
     DataUnavailable,
     PatientData,
@@ -17,7 +18,6 @@ from attach_fhir.cds_prefetch import (
     fill,
     gather,
 )
-from attach_fhir.instruments import library
 
 SCORES = "http://attach-fhir.org/fhir/CodeSystem/attach-scores"
 Q = "http://attach-fhir.org/fhir/Questionnaire"

@@ -16,7 +16,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from attach_fhir.errors import AttachError
-from attach_fhir.fhir_client import FhirClient, is_fhir_id
 from attach_fhir.fhir_errors import (
     FhirClientError,
     FhirConflict,
@@ -38,6 +37,7 @@ from attach_fhir.fhir_errors import (
     parse_retry_after,
 )
 from attach_fhir.fhir_url import normalise, remove_dot_segments
+from attach_fhir.io.fhir_client import FhirClient, is_fhir_id
 
 BASE = "https://fhir.example.org/r4"
 OUTCOME = {

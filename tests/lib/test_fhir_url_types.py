@@ -9,9 +9,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from attach_fhir.fhir_client import FhirClient
 from attach_fhir.fhir_errors import FhirReferenceRefused
 from attach_fhir.fhir_url import R4_RESOURCE_TYPES, is_resource_type
+from attach_fhir.io.fhir_client import FhirClient
 
 ROOT = Path(__file__).resolve().parents[2]
 R4_PROFILES = (

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from attach_fhir.outbox import Backoff
-from attach_fhir.outbox_store import SqliteOutboxStore, open_store
+from attach_fhir.io.outbox import Backoff
+from attach_fhir.io.outbox_store import SqliteOutboxStore, open_outbox_store
 from tests.lib.outbox_cases import *  # noqa: F403  (the shared cases and their fixtures)
 from tests.lib.outbox_cases import FAULT_BASE, T0, StoreSpec
 
@@ -41,12 +41,12 @@ def test_store_location_from_arguments_and_environment(
         (str(tmp_path / "plain.db"), None): tmp_path / "plain.db",
     }
     for (dsn, data_dir), expected in cases.items():
-        store = open_store(dsn, data_dir)
+        store = open_outbox_store(dsn, data_dir)
         assert isinstance(store, SqliteOutboxStore)
         assert store.path == expected
         store.close()
     monkeypatch.setenv("ATTACH_OUTBOX_DSN", str(tmp_path / "from-env.db"))
-    store = open_store()
+    store = open_outbox_store()
     assert isinstance(store, SqliteOutboxStore) and store.path == tmp_path / "from-env.db"
     store.close()
 

@@ -19,9 +19,9 @@ from typing import TextIO
 
 import httpx
 
-from attach_fhir.backend_services import backend_fhir_client, backend_for, load_backend_config
-from attach_fhir.bulk_scoring import BulkReport, BulkScoring
 from attach_fhir.errors import AttachError
+from attach_fhir.io.backend_services import backend_fhir_client, backend_for, load_backend_config
+from attach_fhir.io.bulk_scoring import BulkReport, BulkScoring
 
 #: Exit code when some responses could not be scored or written.
 EXIT_PROBLEMS = 1

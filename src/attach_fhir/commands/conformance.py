@@ -22,7 +22,7 @@ import httpx
 
 from attach_fhir.conformance import conformance_report
 from attach_fhir.errors import AttachError
-from attach_fhir.smart_discovery import capability_statement, smart_configuration
+from attach_fhir.io.smart_discovery import capability_statement, smart_configuration
 
 #: Exit code when the server offers neither SMART endpoints nor a CapabilityStatement.
 EXIT_NOTHING = 1

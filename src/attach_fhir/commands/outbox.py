@@ -23,19 +23,19 @@ from typing import Any, NamedTuple
 from urllib.parse import urlsplit, urlunsplit
 
 from attach_fhir.errors import AttachError
-from attach_fhir.outbox import ClientFactory, Outbox
-from attach_fhir.outbox_store import (
+from attach_fhir.io.outbox import ClientFactory, Outbox
+from attach_fhir.io.outbox_store import (
     STATUSES,
     OutboxItem,
     SqliteOutboxStore,
     SqlOutboxStore,
     default_data_dir,
-    open_store,
+    open_outbox_store,
 )
 
 #: ``drain`` exit code when items remain queued for a later attempt (sysexits EX_TEMPFAIL).
 EXIT_RETRYING = 75
-DEFAULT_CLIENTS = "attach_fhir.outbox:OpenClients"
+DEFAULT_CLIENTS = "attach_fhir.io.outbox:OpenClients"
 #: Where ``attach-fhir sandbox`` keeps its app's outbox, under the default data directory: the
 #: sandbox's own directory is ``sandbox/`` there (``ehr_sandbox.cli.default_data_dir``), its app's
 #: stores are in ``app/`` (``ehr_sandbox.runner``), which this library does not import.
@@ -51,7 +51,9 @@ class Store(NamedTuple):
 
     def open(self) -> SqlOutboxStore:
         """Open the store (a SQLite file is created if missing: check ``exists`` first)."""
-        return SqliteOutboxStore(self.path) if self.path is not None else open_store(self.dsn)
+        return (
+            SqliteOutboxStore(self.path) if self.path is not None else open_outbox_store(self.dsn)
+        )
 
     def exists(self) -> bool:
         """Whether there is a store to read (a PostgreSQL one is taken to exist)."""
@@ -239,7 +241,7 @@ def _drain_clients(args: argparse.Namespace) -> ClientFactory:
     if args.clients:
         return _load_clients(args.clients)
     if getattr(args, "backend", None):
-        from attach_fhir.backend_services import BackendClients, load_backend_config
+        from attach_fhir.io.backend_services import BackendClients, load_backend_config
 
         return BackendClients(load_backend_config(args.backend))
     return _load_clients(DEFAULT_CLIENTS)

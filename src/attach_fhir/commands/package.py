@@ -20,12 +20,12 @@ from typing import Any
 
 import httpx
 
-from attach_fhir.backend_services import backend_fhir_client, backend_for, load_backend_config
 from attach_fhir.errors import AttachError
-from attach_fhir.fhir_client import FhirClient
 from attach_fhir.fhir_package import loadable, package_files, tarball, tarball_name
 from attach_fhir.instruments import read_packaged
-from attach_fhir.package_loader import Loaded, load_package
+from attach_fhir.io.backend_services import backend_fhir_client, backend_for, load_backend_config
+from attach_fhir.io.fhir_client import FhirClient
+from attach_fhir.io.package_loader import Loaded, load_package
 
 EXIT_ERROR = 2
 TOKEN_ENV = "ATTACH_FHIR_TOKEN"  # noqa: S105 (the variable's name, not a token)

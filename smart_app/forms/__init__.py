@@ -1,0 +1,1 @@
+"""Questionnaire forms shared by the flows: render, parse, enableWhen (docs/architecture.md)."""

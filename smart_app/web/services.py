@@ -1,0 +1,73 @@
+"""The app's long-lived collaborators, built once by ``create_app`` and kept on the app."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from flask import Flask, current_app
+
+from smart_app.web import discovery, outbound
+from smart_app.web.discovery import DiscoveryCache, SmartConfiguration
+from smart_app.web.read_cache import LaunchReads, ReadCache
+from smart_app.web.registrations import Registration, Registrations
+from smart_app.web.session_store import SessionStore
+
+EXTENSION = "attach_fhir"
+
+
+@dataclass
+class Services:
+    """Registrations, the session store, the discovery cache, the outbound transport and the
+    launches' read cache."""
+
+    registrations: Registrations
+    store: SessionStore
+    cache: DiscoveryCache
+    #: The app's one outbound transport; tests may inject one to record or produce faults.
+    transport: httpx.BaseTransport | None = None
+    #: Each launch's recent Patient, CapabilityStatement and Questionnaire reads.
+    reads: ReadCache = field(default_factory=lambda: ReadCache(0))
+
+    def http(self, reg: Registration) -> httpx.Client:
+        """An SSRF-guarded outbound client for ``reg``'s servers."""
+        return outbound.client(reg.allow_addresses, self.transport)
+
+    def launch_http(self, reg: Registration, launch_id: str, iss: str) -> httpx.Client:
+        """An SSRF-guarded client for one launch: its repeated reads come from ``reads``."""
+        inner = self.transport if self.transport is not None else outbound.SharedTransport()
+        return outbound.client(reg.allow_addresses, LaunchReads(inner, self.reads, launch_id, iss))
+
+    def smart_configuration(self, iss: str, reg: Registration) -> SmartConfiguration:
+        """Discovery for ``iss`` (cached per iss with expiry)."""
+
+        def fetch() -> SmartConfiguration:
+            with self.http(reg) as http:
+                return discovery.discover(iss, http)
+
+        config: SmartConfiguration = self.cache.get_or_fetch("smart", iss, fetch)
+        return config
+
+    def jwks(self, uri: str, reg: Registration, refetch: bool = False) -> dict[str, Any]:
+        """The issuer's JWKS (cached; ``refetch`` drops the cached copy first)."""
+        if refetch:
+            self.cache.forget("jwks", uri)
+
+        def fetch() -> dict[str, Any]:
+            with self.http(reg) as http:
+                return discovery.fetch_jwks(uri, http)
+
+        keys: dict[str, Any] = self.cache.get_or_fetch("jwks", uri, fetch)
+        return keys
+
+
+def init_app(app: Flask, services: Services) -> None:
+    """Attach ``services`` to ``app``."""
+    app.extensions[EXTENSION] = services
+
+
+def get_services() -> Services:
+    """The current app's services."""
+    services: Services = current_app.extensions[EXTENSION]
+    return services

@@ -1,0 +1,374 @@
+"""Durable storage of the outbox: SQLite (a file, the default) or PostgreSQL (a DSN), one interface.
+
+Each row is one submission bound for one FHIR server. Order per target is the insertion order
+(``seq``): only the oldest undelivered item of a target may be claimed. A claim is one atomic
+UPDATE guarded by the item's state, so two workers never deliver the same item at once; a claim
+holds a lease, and an item whose worker died while ``delivering`` becomes claimable again when the
+lease runs out (delivery is idempotent, so a second attempt writes nothing twice).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from attach_fhir.errors import AttachError
+from attach_fhir.io.private_files import private_sqlite
+from attach_fhir.io.sql_store import SqlStore, is_shared, postgres_statement, sqlite_file
+
+QUEUED = "queued"
+DELIVERING = "delivering"
+DELIVERED = "delivered"
+FAILED = "failed-permanent"
+STATUSES = (QUEUED, DELIVERING, DELIVERED, FAILED)
+
+# Plain SQL, no string building from data: {t} is the table, ? the parameters. Statuses are
+# literals here and must match the constants above.
+_SELECT = (
+    "SELECT seq, submission_id, target, payload, status, attempts, next_attempt_at, lease_until, "
+    "created_at, updated_at, last_error, last_error_code, receipt FROM {t} "
+)
+_CLAIMABLE = (
+    "((status = 'queued' AND next_attempt_at <= ?) OR (status = 'delivering' AND lease_until <= ?))"
+)
+_HEAD = (
+    "status IN ('queued', 'delivering') AND seq = (SELECT MIN(seq) FROM {t} i "
+    "WHERE i.target = o.target AND i.status IN ('queued', 'delivering'))"
+)
+_GET = _SELECT + "WHERE submission_id = ?"
+_DUE = _SELECT.replace("{t}", "{t} o") + "WHERE " + _HEAD + " AND " + _CLAIMABLE
+_CLAIM = (
+    "UPDATE {t} SET status = 'delivering', attempts = attempts + 1, lease_until = ?, "
+    "updated_at = ? WHERE seq = ? AND ((status = 'queued' AND next_attempt_at <= ?) "
+    "OR (status = 'delivering' AND lease_until <= ?))"
+)
+_OLDEST = "SELECT MIN(created_at) FROM {t} WHERE status IN ('queued', 'delivering')"
+_ERRORS = (
+    _SELECT + "WHERE last_error_code IS NOT NULL AND status <> 'delivered' "
+    "ORDER BY updated_at DESC, seq DESC LIMIT ?"
+)
+
+
+class OutboxConfigError(AttachError):
+    """The outbox store location is unusable."""
+
+    code = "outbox_config_error"
+    description = "The outbox store could not be opened."
+    status_code = 500
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    """One submission in the outbox."""
+
+    seq: int
+    submission_id: str
+    target: str
+    payload: dict[str, Any] | None
+    status: str
+    attempts: int
+    next_attempt_at: float
+    lease_until: float | None
+    created_at: float
+    updated_at: float
+    #: What the user is shown (the server's OperationOutcome; may quote data, never logged).
+    last_error: str | None
+    #: Error code, HTTP status and issue codes only: safe for logs and ``outbox status``.
+    last_error_code: str | None
+    #: What was written: bundle fullUrl -> ``Type/id`` on the server.
+    receipt: dict[str, str] | None
+
+
+def _item(row: Sequence[Any]) -> OutboxItem:
+    return OutboxItem(
+        seq=int(row[0]),
+        submission_id=row[1],
+        target=row[2],
+        payload=json.loads(row[3]) if row[3] is not None else None,
+        status=row[4],
+        attempts=int(row[5]),
+        next_attempt_at=float(row[6]),
+        lease_until=float(row[7]) if row[7] is not None else None,
+        created_at=float(row[8]),
+        updated_at=float(row[9]),
+        last_error=row[10],
+        last_error_code=row[11],
+        receipt=json.loads(row[12]) if row[12] is not None else None,
+    )
+
+
+class SqlOutboxStore(SqlStore):
+    """The queries, written once with ``?`` placeholders and ``{t}`` for the table.
+
+    ``durable=False`` only for changes after the enqueue (a claim, delivered, retry, failed):
+    delivery is idempotent, so an item that reverts is delivered or refused again, writing
+    nothing twice. The enqueue, which holds the answers, is always durable.
+    """
+
+    _lock: threading.Lock
+
+    def enqueue(
+        self, submission_id: str, target: str, payload: dict[str, Any], now: float
+    ) -> OutboxItem:
+        """Store a submission (once: the same submission id returns the stored item)."""
+        self._run(
+            "INSERT INTO {t} (submission_id, target, payload, status, attempts, next_attempt_at, "
+            "created_at, updated_at) VALUES (?, ?, ?, ?, 0, ?, ?, ?) "
+            "ON CONFLICT (submission_id) DO NOTHING",
+            (submission_id, target.rstrip("/"), json.dumps(payload), QUEUED, now, now, now),
+        )
+        item = self.get(submission_id)
+        assert item is not None
+        return item
+
+    def enqueue_claimed(
+        self, submission_id: str, target: str, payload: dict[str, Any], now: float, lease: float
+    ) -> tuple[OutboxItem, bool]:
+        """Store a submission and, where nothing older is pending for its target, claim it for
+        delivery at once. ``(item, True)`` when this call stored and claimed it.
+
+        This portable version stores it queued and claims nothing (the caller drains); a store
+        that can do both in one atomic statement overrides it (one commit instead of two).
+        """
+        del lease
+        return self.enqueue(submission_id, target, payload, now), False
+
+    def get(self, submission_id: str) -> OutboxItem | None:
+        """One item by submission id."""
+        rows, _ = self._run(_GET, (submission_id,))
+        return _item(rows[0]) if rows else None
+
+    def due(self, now: float, target: str | None = None) -> list[OutboxItem]:
+        """The head item of each target (or of one target) if it can be claimed now."""
+        query = _DUE
+        params: list[Any] = [now, now]
+        if target is not None:
+            query += " AND target = ?"
+            params.append(target.rstrip("/"))
+        rows, _ = self._run(query + " ORDER BY next_attempt_at, seq", params)
+        return [_item(row) for row in rows]
+
+    def claim(self, item: OutboxItem, now: float, lease: float) -> OutboxItem | None:
+        """Mark one due item ``delivering`` (atomically; None if another worker won)."""
+        _, changed = self._run(_CLAIM, (now + lease, now, item.seq, now, now), durable=False)
+        return self.get(item.submission_id) if changed == 1 else None
+
+    def mark_delivered(self, submission_id: str, receipt: dict[str, str], now: float) -> None:
+        """Delivered: keep the receipt, drop the payload (answers are not kept once written)."""
+        self._run(
+            "UPDATE {t} SET status = ?, payload = NULL, receipt = ?, lease_until = NULL, "
+            "last_error = NULL, last_error_code = NULL, updated_at = ? WHERE submission_id = ?",
+            (DELIVERED, json.dumps(receipt), now, submission_id),
+            durable=False,
+        )
+
+    def mark_retry(
+        self, submission_id: str, next_attempt_at: float, error: str, error_code: str, now: float
+    ) -> None:
+        """Back to ``queued``, not before ``next_attempt_at``."""
+        self._run(
+            "UPDATE {t} SET status = ?, next_attempt_at = ?, lease_until = NULL, last_error = ?, "
+            "last_error_code = ?, updated_at = ? WHERE submission_id = ?",
+            (QUEUED, next_attempt_at, error, error_code, now, submission_id),
+            durable=False,
+        )
+
+    def mark_failed(self, submission_id: str, error: str, error_code: str, now: float) -> None:
+        """``failed-permanent``: the server refused the data; the user is shown why."""
+        self._run(
+            "UPDATE {t} SET status = ?, lease_until = NULL, last_error = ?, last_error_code = ?, "
+            "updated_at = ? WHERE submission_id = ?",
+            (FAILED, error, error_code, now, submission_id),
+            durable=False,
+        )
+
+    def counts(self) -> dict[str, int]:
+        """Number of items per status (every status present, zero if none)."""
+        rows, _ = self._run("SELECT status, COUNT(*) FROM {t} GROUP BY status")
+        counts = dict.fromkeys(STATUSES, 0)
+        counts.update({row[0]: int(row[1]) for row in rows})
+        return counts
+
+    def oldest_pending(self) -> float | None:
+        """``created_at`` of the oldest queued or delivering item, if any."""
+        rows, _ = self._run(_OLDEST)
+        return float(rows[0][0]) if rows and rows[0][0] is not None else None
+
+    def recent_errors(self, limit: int = 10) -> list[OutboxItem]:
+        """Undelivered items that carry an error, most recently updated first."""
+        rows, _ = self._run(_ERRORS, (limit,))
+        return [_item(row) for row in rows]
+
+
+_SQLITE_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
+    "submission_id TEXT NOT NULL UNIQUE, target TEXT NOT NULL, payload TEXT, status TEXT NOT NULL,"
+    " attempts INTEGER NOT NULL, next_attempt_at REAL NOT NULL, lease_until REAL, "
+    "created_at REAL NOT NULL, updated_at REAL NOT NULL, last_error TEXT, last_error_code TEXT, "
+    "receipt TEXT)",
+    "CREATE INDEX IF NOT EXISTS outbox_target ON outbox (target, status, seq)",
+)
+
+
+class SqliteOutboxStore(SqlOutboxStore):
+    """The outbox in a SQLite file (created 0600: it holds answers until they are delivered)."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        try:
+            private_sqlite(self.path)  # 0600 with its WAL files: answers wait here
+            self._conn = sqlite3.connect(
+                self.path, timeout=30, isolation_level=None, check_same_thread=False
+            )
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=FULL")
+            self._durable = True
+            for statement in _SQLITE_SCHEMA:
+                self._conn.execute(statement)
+        except (OSError, sqlite3.Error) as exc:
+            raise OutboxConfigError(f"Cannot open the outbox file {self.path}: {exc}") from exc
+        self._lock = threading.Lock()
+
+    def _run(
+        self, query: str, params: Sequence[Any] = (), *, durable: bool = True
+    ) -> tuple[list[Sequence[Any]], int]:
+        with self._lock:
+            # WAL: FULL syncs at each commit, NORMAL with the next FULL one. Reads commit
+            # nothing, so they leave the setting as the last write had it.
+            if durable != self._durable and not query.startswith("SELECT"):
+                self._conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+                self._durable = durable
+            cursor = self._conn.execute(query.replace("{t}", "outbox"), tuple(params))
+            return cursor.fetchall(), cursor.rowcount
+
+    def enqueue_claimed(
+        self, submission_id: str, target: str, payload: dict[str, Any], now: float, lease: float
+    ) -> tuple[OutboxItem, bool]:
+        """One INSERT: ``delivering`` (attempt 1, leased) when no older item of the target is
+        queued or delivering, else ``queued``. SQLite runs a statement alone (one writer at a
+        time), so the check and the insert cannot interleave with another claim."""
+        rows, _ = self._run(
+            "INSERT INTO {t} (submission_id, target, payload, status, attempts, next_attempt_at, "
+            "lease_until, created_at, updated_at) "
+            "SELECT ?, ?, ?, CASE WHEN busy THEN 'queued' ELSE 'delivering' END, "
+            "CASE WHEN busy THEN 0 ELSE 1 END, ?, CASE WHEN busy THEN NULL ELSE ? END, ?, ? "
+            "FROM (SELECT EXISTS (SELECT 1 FROM {t} WHERE target = ? "
+            "AND status IN ('queued', 'delivering')) AS busy) WHERE true "
+            "ON CONFLICT (submission_id) DO NOTHING RETURNING seq, submission_id, target, payload, "
+            "status, attempts, next_attempt_at, lease_until, created_at, updated_at, last_error, "
+            "last_error_code, receipt",
+            (
+                submission_id,
+                target.rstrip("/"),
+                json.dumps(payload),
+                now,
+                now + lease,
+                now,
+                now,
+                target.rstrip("/"),
+            ),
+        )
+        if rows:
+            item = _item(rows[0])
+            return item, item.status == DELIVERING
+        stored = self.get(submission_id)  # stored before: as it is, claimed by no one here
+        assert stored is not None
+        return stored, False
+
+    def close(self) -> None:
+        """Close the SQLite connection."""
+        self._conn.close()
+
+
+class PostgresOutboxStore(SqlOutboxStore):
+    """The outbox in a PostgreSQL table ``<schema>.outbox`` (psycopg 3, autocommit)."""
+
+    def __init__(self, dsn: str, schema: str = "attach_fhir") -> None:
+        try:
+            import psycopg
+            from psycopg import sql
+        except ImportError as exc:  # pragma: no cover - the postgres extra is not installed
+            raise OutboxConfigError("PostgreSQL needs the 'postgres' extra (psycopg).") from exc
+        self._sql = sql
+        self._table = sql.Identifier(schema, "outbox")
+        self._dsn = dsn
+        self._lost = psycopg.OperationalError
+        self._connect = psycopg.connect
+        try:
+            self._conn = psycopg.connect(dsn, autocommit=True)
+            self._conn.execute(
+                sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema))
+            )
+            self._conn.execute(
+                sql.SQL(
+                    "CREATE TABLE IF NOT EXISTS {t} (seq BIGINT GENERATED ALWAYS AS IDENTITY "
+                    "PRIMARY KEY, submission_id TEXT NOT NULL UNIQUE, target TEXT NOT NULL, "
+                    "payload TEXT, status TEXT NOT NULL, attempts INTEGER NOT NULL, "
+                    "next_attempt_at DOUBLE PRECISION NOT NULL, lease_until DOUBLE PRECISION, "
+                    "created_at DOUBLE PRECISION NOT NULL, updated_at DOUBLE PRECISION NOT NULL, "
+                    "last_error TEXT, last_error_code TEXT, receipt TEXT)"
+                ).format(t=self._table)
+            )
+            self._conn.execute(
+                sql.SQL(
+                    "CREATE INDEX IF NOT EXISTS outbox_target ON {t} (target, status, seq)"
+                ).format(t=self._table)
+            )
+        except psycopg.Error as exc:
+            raise OutboxConfigError(
+                f"Cannot open the PostgreSQL outbox: {type(exc).__name__}"
+            ) from exc
+        self._lock = threading.Lock()
+
+    def _run(
+        self, query: str, params: Sequence[Any] = (), *, durable: bool = True
+    ) -> tuple[list[Sequence[Any]], int]:
+        del durable  # every commit waits for the WAL flush (synchronous_commit as configured)
+        statement = self._sql.SQL(postgres_statement(query)).format(t=self._table)
+        with self._lock:
+            try:
+                cursor = self._conn.execute(statement, tuple(params))
+            except self._lost:
+                # The connection dropped (server restart, idle timeout): reconnect once. Every
+                # statement here is safe to repeat (guarded updates, insert-or-nothing).
+                self._conn.close()
+                self._conn = self._connect(self._dsn, autocommit=True)
+                cursor = self._conn.execute(statement, tuple(params))
+            rows: list[Sequence[Any]] = list(cursor.fetchall()) if cursor.description else []
+            return rows, cursor.rowcount
+
+    def close(self) -> None:
+        """Close the PostgreSQL connection."""
+        self._conn.close()
+
+
+def default_data_dir() -> Path:
+    """``$ATTACH_DATA_DIR``, else ``$XDG_DATA_HOME/attach-fhir`` (``~/.local/share/...``)."""
+    explicit = os.environ.get("ATTACH_DATA_DIR")
+    if explicit:
+        return Path(explicit)
+    xdg = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(xdg) / "attach-fhir"
+
+
+def open_outbox_store(
+    dsn: str | None = None, data_dir: str | os.PathLike[str] | None = None
+) -> SqlOutboxStore:
+    """The configured store: a PostgreSQL DSN, ``sqlite:///path`` or a path, else the data dir.
+
+    With no argument, ``$ATTACH_OUTBOX_DSN`` decides; without it the SQLite file
+    ``outbox.sqlite3`` in the data directory. ``$ATTACH_OUTBOX_SCHEMA`` names the PostgreSQL
+    schema (default ``attach_fhir``).
+    """
+    dsn = dsn or os.environ.get("ATTACH_OUTBOX_DSN") or None
+    if is_shared(dsn):
+        assert dsn is not None
+        return PostgresOutboxStore(dsn, os.environ.get("ATTACH_OUTBOX_SCHEMA") or "attach_fhir")
+    base = data_dir if data_dir is not None else default_data_dir()
+    return SqliteOutboxStore(sqlite_file(dsn, base, "outbox.sqlite3"))
