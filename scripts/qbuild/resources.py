@@ -14,8 +14,6 @@ from attach_fhir.canonical import (
 )
 
 from .parts import (
-    CODESYSTEM_VERSIONS,
-    CONTENT_VERSIONS,
     ENCODING_VERSION,
     PATTERNS,
     PUBLISHER,
@@ -85,7 +83,7 @@ def build_questionnaire(
         "meta": {"profile": ["http://hl7.org/fhir/uv/sdc/StructureDefinition/sdc-questionnaire"]},
         "extension": extensions,
         "url": questionnaire_url(qid),
-        "version": CONTENT_VERSIONS.get(qid, ENCODING_VERSION),
+        "version": ENCODING_VERSION,
         "name": name,
         "title": title,
         "status": "active",
@@ -105,7 +103,7 @@ def codesystem(cid: str, name: str, title: str, description: str, concepts: list
         "resourceType": "CodeSystem",
         "id": cid,
         "url": f"{BASE}/CodeSystem/{cid}",
-        "version": CODESYSTEM_VERSIONS.get(cid, ENCODING_VERSION),
+        "version": ENCODING_VERSION,
         "name": name,
         "title": title,
         "status": "active",
