@@ -13,8 +13,8 @@ from typing import Any
 
 import httpx
 import pytest
-from smart_app.record_reading import ReadingClient, UnreadableRecord
 
+from smart_app.web.record_reading import ReadingClient, UnreadableRecord
 from tests.fixtures.fhir_server import FhirServerProcess
 from tests.fixtures.launched_app import launched_app
 from tests.fixtures.malforming_proxy import MalformingProxy
