@@ -23,7 +23,7 @@ from attach_fhir.careplan_fhir import goal_measure
 from attach_fhir.careplan_rules import ActivityRule, CarePlanRules
 from attach_fhir.careplan_writeback import ObservedScore
 from attach_fhir.goal_target import InvalidScoreScale, ScoreScale, packaged_scales
-from attach_fhir.history import parse_time, points
+from attach_fhir.history import points, start_of
 from attach_fhir.instruments import library
 from attach_fhir.journal import JOURNAL_URL, answers
 from smart_app.web.charts import Series, line_chart
@@ -78,7 +78,7 @@ def goal_rows(goals: Mapping[str, Mapping[str, Any]], observations: list[Any]) -
         status = goal.get("achievementStatus") or {}
         code = next((c.get("code") for c in status.get("coding") or []), None)
         scale = packaged_scales().get(measure.score)
-        start = parse_time(str(goal.get("startDate") or "1900-01-01"))
+        start = start_of(str(goal.get("startDate") or "1900-01-01"))
         line = sorted(
             (p.when, float(p.value))
             for p in series

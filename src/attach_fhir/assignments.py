@@ -16,6 +16,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from attach_fhir.history import local_day
+
 OPEN_TASK = frozenset({"requested", "received", "accepted", "ready", "in-progress"})
 CLOSED_ACTIVITY = frozenset({"completed", "cancelled", "stopped", "entered-in-error"})
 JOURNALING_CODE = "attachment-journaling"
@@ -128,14 +130,16 @@ def last_done(assignment: Assignment, responses: Iterable[Mapping[str, Any]]) ->
     """When the newest completed response to the assignment's Questionnaire was authored, if on
     or after the day of the assignment; ``responses`` are the patient's QuestionnaireResponses."""
     url = assignment.questionnaire.partition("|")[0]
-    since = assignment.since or ""
+    since = local_day(assignment.since or "0001-01-01")
     dates = [
         str(r["authored"])
         for r in responses
         if r.get("status") == "completed"
         and str(r.get("questionnaire") or "").partition("|")[0] == url
         and isinstance(r.get("authored"), str)
-        and r["authored"][:10] >= since[:10]
+        and since is not None
+        and (day := local_day(r["authored"])) is not None
+        and day >= since
     ]
     return max(dates, default=None)
 

@@ -98,6 +98,30 @@ def parse_time(value: str) -> dt.datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
+def start_of(value: str) -> dt.datetime:
+    """When a FHIR date or dateTime begins, as an aware datetime. A plain calendar day (the app
+    writes ``date.today()`` for plan starts) begins at local midnight, the zone it was counted in,
+    so a UTC instant of that same local day is on or after it; a dateTime is ``parse_time``'s."""
+    text = value.strip()
+    if re.fullmatch(r"\d{4}(-\d{2}(-\d{2})?)?", text):
+        day = parse_time(text).date()
+        return dt.datetime.combine(day, dt.time.min).astimezone()
+    return parse_time(text)
+
+
+def local_day(value: str) -> dt.date | None:
+    """The calendar day of a FHIR date or dateTime in the app's zone (where it counts ``today``):
+    a plain day is itself, an instant is converted; None if it does not parse. UTC instants and
+    the app's local days are compared this way, never by their first ten characters."""
+    text = value.strip()
+    try:
+        if re.fullmatch(r"\d{4}(-\d{2}(-\d{2})?)?", text):
+            return parse_time(text).date()
+        return parse_time(text).astimezone().date()
+    except ValueError:
+        return None
+
+
 def _effective(obs: Mapping[str, Any]) -> str | None:
     for key in ("effectiveDateTime", "effectiveInstant", "issued"):
         if isinstance(obs.get(key), str):

@@ -14,6 +14,7 @@ write the new version built here, with ``If-Match`` on the version that was read
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -111,7 +112,7 @@ def changed_task(task: Mapping[str, Any], status: str, when: str) -> dict[str, A
     A narrative a person wrote is kept."""
     new = copy.deepcopy(dict(task))
     new["status"] = status
-    new["lastModified"] = when
+    new["lastModified"] = written_like(task.get("authoredOn"), when)
     if _dict(new.get("text")).get("status") == "generated":
         new.pop("text")
     meta = {
@@ -122,6 +123,33 @@ def changed_task(task: Mapping[str, Any], status: str, when: str) -> dict[str, A
     else:
         new.pop("meta", None)
     return new
+
+
+def written_like(authored: object, when: str, local_zone: dt.tzinfo | None = None) -> str:
+    """The instant ``when`` written in the UTC offset of ``authored`` (the Task's
+    ``authoredOn``). R4's Task inv-1 wants ``lastModified >= authoredOn``, and servers compare
+    the two as they are written (Medplum compares the text). An EHR that wrote its local day
+    (``2026-12-06``) gets the app's local offset (``local_zone``, else the process's zone), so
+    in a zone ahead of UTC the moment is not read as the day before; one that wrote ``...Z``
+    or ``...-05:00`` gets that offset back. The same moment either way; ``when`` as given if
+    either does not parse."""
+    try:
+        moment = dt.datetime.fromisoformat(when)
+    except ValueError:
+        return when
+    if moment.tzinfo is None or not isinstance(authored, str):
+        return when
+    if re.fullmatch(r"\d{4}(-\d{2}(-\d{2})?)?", authored):
+        zone = local_zone or moment.astimezone().tzinfo
+    else:
+        try:
+            zone = dt.datetime.fromisoformat(authored).tzinfo
+        except ValueError:
+            return when
+        if zone is None:
+            return when
+    text = moment.astimezone(zone).isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
 def completed_task(task: Mapping[str, Any], response: str, when: str) -> dict[str, Any]:

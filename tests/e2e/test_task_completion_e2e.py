@@ -76,7 +76,7 @@ class World:
             "code": {"coding": [{"system": SDC_TEMP, "code": "complete-questionnaire"}]},
             "description": "Please fill in the ECR-R before our next session",
             "for": {"reference": f"Patient/{patient}"},
-            "authoredOn": dt.date.today().isoformat(),
+            "authoredOn": dt.date.today().isoformat(),  # the EHR's local day, as some write it
             "requester": {"reference": f"Practitioner/{ROWAN}"},
             "input": [
                 {
@@ -197,8 +197,8 @@ class Patient:
         self.browser.close()
 
 
-def now() -> str:
-    return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(microsecond=0)
 
 
 def test_the_patients_submission_completes_the_assigned_task_once(open_ehr: World) -> None:
@@ -253,7 +253,9 @@ def test_the_patients_submission_completes_the_assigned_task_once(open_ehr: Worl
         closed = world.task(task["id"])
         assert closed["status"] == "completed"
         assert closed["output"] == response_output(response["id"])
-        assert before <= closed["lastModified"] <= after
+        # An instant, compared as one: the app writes it with its own UTC offset, so that it is
+        # not before an ``authoredOn`` the EHR wrote as its local day (R4 Task inv-1).
+        assert before <= dt.datetime.fromisoformat(closed["lastModified"]) <= after
         assert closed["note"] == [{"text": "Moved the session to Thursday"}]  # theirs kept
         assert closed["meta"]["versionId"] != noted[0]
         assert transport.count("PUT", task_url) == 2  # refused once (412), then written

@@ -7,12 +7,14 @@ from typing import Any
 
 from attach_fhir.canonical import SCORES_SYSTEM
 from attach_fhir.history import (
+    local_day,
     parse_time,
     plane_points,
     points,
     relationship_scores,
     series,
     skipped_targets,
+    start_of,
     to_point,
 )
 
@@ -183,3 +185,22 @@ def test_a_relationship_is_skipped_unless_its_gate_is_answered_yes() -> None:
         "item": [gate("mother", True), gate("father", False), gate("partner", True)],
     }  # friend's gate left unanswered: the form leaves the item out
     assert skipped_targets(response) == {"father", "friend"}
+
+
+def test_a_plain_day_is_itself_and_begins_at_local_midnight() -> None:
+    """The app writes plan starts as its local day; an instant of that local day, from any
+    zone, is on or after the start (the suite runs once more in UTC+14 and UTC-12)."""
+    assert local_day("2026-12-05") == dt.date(2026, 12, 5)
+    start = start_of("2026-12-05")
+    assert start.tzinfo is not None and start.date() == dt.date(2026, 12, 5)
+    assert (start.hour, start.minute) == (0, 0)
+    one_minute_in = (start + dt.timedelta(minutes=1)).astimezone(dt.UTC)
+    assert local_day(one_minute_in.isoformat()) == dt.date(2026, 12, 5)
+    assert parse_time(one_minute_in.isoformat()) >= start
+
+
+def test_an_instant_is_counted_on_the_local_day_and_garbage_on_none() -> None:
+    instant = "2026-12-05T23:30:00Z"
+    assert local_day(instant) == dt.datetime(2026, 12, 5, 23, 30, tzinfo=dt.UTC).astimezone().date()
+    assert start_of(instant) == dt.datetime(2026, 12, 5, 23, 30, tzinfo=dt.UTC)
+    assert local_day("not a date") is None

@@ -8,6 +8,7 @@ The expected Tasks are written out by hand from the SDC profile: ``status`` comp
 from __future__ import annotations
 
 import copy
+import datetime as dt
 from typing import Any
 
 import pytest
@@ -28,6 +29,7 @@ from attach_fhir.task_completion import (
     is_for,
     is_open,
     local_reference,
+    written_like,
 )
 
 ECR_R = "http://attach-fhir.org/fhir/Questionnaire/ecr-r"
@@ -43,7 +45,7 @@ def task(**changes: Any) -> dict[str, Any]:
         "status": "requested",
         "intent": "order",
         "for": {"reference": "Patient/pt1"},
-        "authoredOn": "2026-03-01",
+        "authoredOn": "2026-03-01T09:30:00Z",
         "input": [
             {
                 "type": {"text": "questionnaire"},
@@ -65,7 +67,7 @@ def test_an_open_task_is_completed_with_the_response_as_output() -> None:
         "status": "completed",
         "intent": "order",
         "for": {"reference": "Patient/pt1"},
-        "authoredOn": "2026-03-01",
+        "authoredOn": "2026-03-01T09:30:00Z",
         "input": [{"type": {"text": "questionnaire"}, "valueCanonical": f"{ECR_R}|1.0.0"}],
         "note": [{"text": "Before our next session"}],
         "lastModified": WHEN,
@@ -84,6 +86,43 @@ def test_an_open_task_is_completed_with_the_response_as_output() -> None:
             }
         ],
     }
+
+
+KIRITIMATI = dt.timezone(dt.timedelta(hours=14))
+BAKER_ISLAND = dt.timezone(dt.timedelta(hours=-12))
+
+
+@pytest.mark.parametrize(
+    ("authored", "zone", "written"),
+    [
+        # 2026-12-05T14:14:52Z is already 6 December at UTC+14: a Task the EHR wrote that day
+        # must not look modified the day before it was authored (R4 Task inv-1).
+        ("2026-12-06", KIRITIMATI, "2026-12-06T04:14:52+14:00"),
+        ("2026-12-05", BAKER_ISLAND, "2026-12-05T02:14:52-12:00"),
+        ("2026-12", KIRITIMATI, "2026-12-06T04:14:52+14:00"),
+        # An instant the EHR wrote with an offset gets that offset back, whatever our zone.
+        ("2026-12-05T08:00:00Z", BAKER_ISLAND, "2026-12-05T14:14:52Z"),
+        ("2026-12-05T08:00:00-05:00", KIRITIMATI, "2026-12-05T09:14:52-05:00"),
+        ("2026-12-05T22:00:00+10:00", None, "2026-12-06T00:14:52+10:00"),
+        # Nothing to follow: the instant as given.
+        (None, KIRITIMATI, "2026-12-05T14:14:52Z"),
+        ("yesterday", KIRITIMATI, "2026-12-05T14:14:52Z"),
+        ("2026-12-05T08:00:00", KIRITIMATI, "2026-12-05T14:14:52Z"),
+    ],
+)
+def test_last_modified_is_written_in_the_offset_of_authored_on(
+    authored: object, zone: dt.tzinfo | None, written: str
+) -> None:
+    assert written_like(authored, "2026-12-05T14:14:52Z", zone) == written
+
+
+def test_a_task_authored_as_a_local_day_is_closed_after_it_as_written() -> None:
+    """Compared as text, as Medplum does, the new lastModified is not before authoredOn."""
+    for day, zone in (("2026-12-06", KIRITIMATI), ("2026-12-05", BAKER_ISLAND)):
+        closed = written_like(day, "2026-12-05T14:14:52Z", zone)
+        assert closed >= day and dt.datetime.fromisoformat(closed) == dt.datetime(
+            2026, 12, 5, 14, 14, 52, tzinfo=dt.UTC
+        )
 
 
 def test_building_leaves_the_task_read_unchanged() -> None:
