@@ -23,6 +23,17 @@ from attach_fhir.canonical import (
 Json = dict[str, Any]
 VERIFIED = "verified in 2 sources"
 ENCODING_VERSION = "1.0.0"
+#: Resources whose content changed since 1.0.0 was published, with their new version (a new
+#: version for any change of wording, options, displays or expressions; the scoring algorithms
+#: keep ENCODING_VERSION while they compute the same). 1.1.0: the ECR, ECR-RS and PRFQ gained a
+#: "which end is agree" display item; the ECR category returns its answerOption Coding; coded
+#: options display their CodeSystem's display (ECR, RQ); agreement-7 names designations.
+CONTENT_VERSIONS = {"ecr": "1.1.0", "ecr-rs": "1.1.0", "prfq": "1.1.0", "rq": "1.1.0"}
+CODESYSTEM_VERSIONS = {"agreement-7": "1.1.0"}
+#: Earlier versions whose responses the current one scores identically (only wording, displays
+#: or display items changed). Each is checked against the published file kept in
+#: tests/fixtures/data/published/ (tests/lib/test_questionnaire_versions.py).
+SCORES_EARLIER_VERSIONS = {q: ["1.0.0"] for q in CONTENT_VERSIONS}
 PUBLISHER = "attach-fhir contributors"
 PATTERNS = ["secure", "fearful", "preoccupied", "dismissing"]
 RENDERING_XHTML_EXT = "http://hl7.org/fhir/StructureDefinition/rendering-xhtml"

@@ -7,6 +7,7 @@ import json
 from attach_fhir.canonical import (
     BASE,
     RESPONDENT_EXT,
+    SCORES_EARLIER_VERSION_EXT,
     SCORING_MODEL_EXT,
     USAGE_CONTEXT_TYPE_SYSTEM,
     USE_RESTRICTION_EXT,
@@ -14,9 +15,12 @@ from attach_fhir.canonical import (
 )
 
 from .parts import (
+    CODESYSTEM_VERSIONS,
+    CONTENT_VERSIONS,
     ENCODING_VERSION,
     PATTERNS,
     PUBLISHER,
+    SCORES_EARLIER_VERSIONS,
     Json,
     pattern_display,
     score_item,
@@ -68,6 +72,10 @@ def build_questionnaire(
         {"url": SCORING_MODEL_EXT, "valueString": json.dumps(model, separators=(",", ":"))},
         {"url": RESPONDENT_EXT, "valueCode": respondent},
     ]
+    extensions += [
+        {"url": SCORES_EARLIER_VERSION_EXT, "valueString": v}
+        for v in SCORES_EARLIER_VERSIONS.get(qid, [])
+    ]
     extensions += [{"url": USE_RESTRICTION_EXT, "valueString": text} for text in restrictions]
     extensions += [variable_ext(n, e) for n, e in score_variables(entries)]
     scores = {
@@ -83,7 +91,7 @@ def build_questionnaire(
         "meta": {"profile": ["http://hl7.org/fhir/uv/sdc/StructureDefinition/sdc-questionnaire"]},
         "extension": extensions,
         "url": questionnaire_url(qid),
-        "version": ENCODING_VERSION,
+        "version": CONTENT_VERSIONS.get(qid, ENCODING_VERSION),
         "name": name,
         "title": title,
         "status": "active",
@@ -103,7 +111,7 @@ def codesystem(cid: str, name: str, title: str, description: str, concepts: list
         "resourceType": "CodeSystem",
         "id": cid,
         "url": f"{BASE}/CodeSystem/{cid}",
-        "version": ENCODING_VERSION,
+        "version": CODESYSTEM_VERSIONS.get(cid, ENCODING_VERSION),
         "name": name,
         "title": title,
         "status": "active",

@@ -21,6 +21,10 @@ WORDING_SOURCE_EXT = f"{BASE}/StructureDefinition/wording-source"
 #: Root extension, ``valueString``: the Questionnaire is ours and not a validated instrument; it
 #: has no scoring model and yields no scores (e.g. the attachment journal).
 NOT_VALIDATED_EXT = f"{BASE}/StructureDefinition/not-a-validated-instrument"
+#: Root extension, repeatable, ``valueString``: an earlier version of this Questionnaire whose
+#: responses this version scores identically (same scored items, answer codes, ordinal values
+#: and scoring model); the library answers ``url|<that version>`` with this one.
+SCORES_EARLIER_VERSION_EXT = f"{BASE}/StructureDefinition/scores-earlier-version"
 #: Root extension, ``valueCode``: who answers (``self``, ``parent-caregiver``).
 RESPONDENT_EXT = f"{BASE}/StructureDefinition/respondent"
 

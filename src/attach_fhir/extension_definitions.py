@@ -17,6 +17,7 @@ from attach_fhir.canonical import (
     BASE,
     NOT_VALIDATED_EXT,
     RESPONDENT_EXT,
+    SCORES_EARLIER_VERSION_EXT,
     SCORING_MODEL_EXT,
     USE_RESTRICTION_EXT,
     WORDING_SOURCE_EXT,
@@ -130,6 +131,18 @@ EXTENSIONS = (
         "the Python scorer reads it, the calculatedExpressions mirror it.",
         ("Questionnaire",),
         "string",
+    ),
+    ExtensionSpec(
+        SCORES_EARLIER_VERSION_EXT,
+        "ScoresEarlierVersion",
+        "Scores an earlier version",
+        "An earlier version of this Questionnaire whose responses this version scores "
+        "identically: the same scored items, answer codes, ordinal values and scoring model. "
+        "Only wording, displays or display items changed, so a response naming that version is "
+        "checked and scored by this one.",
+        ("Questionnaire",),
+        "string",
+        max="*",
     ),
     ExtensionSpec(
         USE_RESTRICTION_EXT,

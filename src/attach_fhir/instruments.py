@@ -1,6 +1,7 @@
 """The instrument library: Questionnaires and CodeSystems packaged as attach_fhir.questionnaires.
 
-Look-ups go by canonical URL (the newest version) or by ``url|version``. Each Questionnaire also
+Look-ups go by canonical URL (the newest version) or by ``url|version``; an earlier version that
+a newer one declares it scores identically is answered by the newer one. Each Questionnaire also
 yields an :class:`Instrument` summary: what the app shows before anyone starts answering it.
 """
 
@@ -16,6 +17,7 @@ from attach_fhir.canonical import (
     CALCULATED_EXPRESSION_EXT,
     NOT_VALIDATED_EXT,
     RESPONDENT_EXT,
+    SCORES_EARLIER_VERSION_EXT,
     SCORES_SYSTEM,
     USE_RESTRICTION_EXT,
     WORDING_SOURCE_EXT,
@@ -133,6 +135,13 @@ def _unscored(questionnaire: Json) -> bool:
     return any(e.get("url") == NOT_VALIDATED_EXT for e in questionnaire.get("extension", []))
 
 
+def earlier_versions(questionnaire: Json) -> tuple[str, ...]:
+    """The earlier versions whose responses this Questionnaire scores identically."""
+    return tuple(
+        str(v) for v in _ext_values(questionnaire, SCORES_EARLIER_VERSION_EXT) if isinstance(v, str)
+    )
+
+
 def _version_key(version: str) -> tuple[int, ...]:
     return tuple(int(p) if p.isdigit() else -1 for p in version.split("."))
 
@@ -157,8 +166,12 @@ class Library:
     def questionnaire(self, canonical: str) -> Json:
         """The Questionnaire for ``url`` (newest version) or ``url|version``."""
         url, _, version = canonical.partition("|")
-        for candidate in self._by_url.get(url, []):
+        versions = self._by_url.get(url, [])
+        for candidate in versions:
             if not version or candidate.get("version") == version:
+                return candidate
+        for candidate in versions:  # newest first
+            if version in earlier_versions(candidate):
                 return candidate
         raise UnknownInstrument(
             f"No instrument in the library has the canonical {canonical!r}.", canonical=canonical

@@ -310,7 +310,8 @@ def check_response(model: ScoringModel, response: object) -> CheckedResponse:
     if (
         type(response) is dict
         and response.get("resourceType") == ROOT
-        and response.get("questionnaire") == model.questionnaire
+        and type(canonical := response.get("questionnaire")) is str
+        and canonical in model.answers_for
         and response.get("status") in SCORABLE
     ):
         answers: dict[str, object] = {}
@@ -333,7 +334,7 @@ def _thorough_check(model: ScoringModel, response: object) -> CheckedResponse:
     if response.get("resourceType") != ROOT:
         walk.problem("structure", f"{ROOT}.resourceType", f"must be {ROOT!r}")
     canonical = response.get("questionnaire")
-    if canonical != model.questionnaire:
+    if not isinstance(canonical, str) or canonical not in model.answers_for:
         walk.problem(
             "wrong-questionnaire",
             f"{ROOT}.questionnaire",

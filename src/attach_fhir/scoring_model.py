@@ -15,7 +15,11 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from attach_fhir.canonical import ORDINAL_VALUE_EXT, SCORING_MODEL_EXT
+from attach_fhir.canonical import (
+    ORDINAL_VALUE_EXT,
+    SCORES_EARLIER_VERSION_EXT,
+    SCORING_MODEL_EXT,
+)
 from attach_fhir.errors import AttachError
 from attach_fhir.frozen import derived
 
@@ -125,6 +129,9 @@ class ScoringModel:
     required_ids: frozenset[str]
     enable_rules: tuple[EnableRule, ...]
     scores: tuple[ScoreSpec, ...]
+    #: The canonicals whose responses this model checks and scores: its own ``url|version`` and
+    #: each earlier version the Questionnaire declares it scores identically.
+    answers_for: frozenset[str] = frozenset()
 
     @property
     def has_enable_when(self) -> bool:
@@ -391,8 +398,15 @@ def _compile(questionnaire: Mapping[str, Any]) -> ScoringModel:
         if levels:
             chains.setdefault(tuple(levels), set()).add(spec.link_id)
     required = tuple(s for s in specs.values() if s.required and s.type not in ("group", "display"))
+    url = questionnaire.get("url")
+    own = f"{url}|{questionnaire.get('version')}"
+    earlier = (
+        f"{url}|{ext['valueString']}"
+        for ext in questionnaire.get("extension", ())
+        if ext.get("url") == SCORES_EARLIER_VERSION_EXT and isinstance(ext.get("valueString"), str)
+    )
     return ScoringModel(
-        questionnaire=f"{questionnaire.get('url')}|{questionnaire.get('version')}",
+        questionnaire=own,
         algorithm_id=algorithm_id,
         algorithm_version=algorithm_version,
         items=MappingProxyType(specs),
@@ -401,4 +415,5 @@ def _compile(questionnaire: Mapping[str, Any]) -> ScoringModel:
         required_ids=frozenset(s.link_id for s in required),
         enable_rules=tuple(EnableRule(k, frozenset(v)) for k, v in chains.items()),
         scores=ordered,
+        answers_for=frozenset((own, *earlier)),
     )

@@ -293,7 +293,7 @@ def test_the_ehrs_copy_is_used_and_the_packaged_one_created_when_asked(
 ) -> None:
     from attach_fhir.instruments import library
 
-    ecr = dict(library().questionnaire("http://attach-fhir.org/fhir/Questionnaire/ecr|1.0.0"))
+    ecr = dict(library().questionnaire("http://attach-fhir.org/fhir/Questionnaire/ecr|1.1.0"))
     ecr.pop("id", None)
     ecr["title"] = "ECR as filed in this EHR"
     with fhir(fhir_server) as client:
@@ -301,7 +301,7 @@ def test_the_ehrs_copy_is_used_and_the_packaged_one_created_when_asked(
     session = launch_as("sandbox-adult-29")
     assert "<h1>ECR as filed in this EHR</h1>" in session.form("ecr")[0]
 
-    url = {"url": "http://attach-fhir.org/fhir/Questionnaire/ecr-rs", "version": "1.0.0"}
+    url = {"url": "http://attach-fhir.org/fhir/Questionnaire/ecr-rs", "version": "1.1.0"}
     not_asked = launch_as("sandbox-adult-29")
     not_asked.form("ecr-rs")
     with fhir(fhir_server) as client:

@@ -55,7 +55,7 @@ def assert_rq_summary(pdf: bytes) -> None:
     """The PDF is the RQ summary with the hand-computed scores and the answers."""
     assert pdf.startswith(b"%PDF-")
     text = pdf_text(pdf)
-    assert "Relationship Questionnaire (RQ), version 1.0.0" in text
+    assert "Relationship Questionnaire (RQ), version 1.1.0" in text
     for line in RQ_LINES:
         assert line in text
     # The ratings are unlabelled points of the 1-7 scale (only the ends carry words).

@@ -36,7 +36,7 @@ pytestmark = pytest.mark.e2e
 
 ADULT = "sandbox-adult-29"
 ECR_R = "http://attach-fhir.org/fhir/Questionnaire/ecr-r|1.0.0"
-PRFQ = "http://attach-fhir.org/fhir/Questionnaire/prfq|1.0.0"
+PRFQ = "http://attach-fhir.org/fhir/Questionnaire/prfq|1.1.0"
 EHR_TITLE = "PRFQ as named in the EHR forms library"
 
 

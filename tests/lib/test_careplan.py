@@ -43,7 +43,7 @@ from attach_fhir.lifestage import LifeStage, Role
 START = date(2025, 1, 6)
 DUE = date(2025, 6, 23)
 ECR_R = "http://attach-fhir.org/fhir/Questionnaire/ecr-r|1.0.0"
-PRFQ = "http://attach-fhir.org/fhir/Questionnaire/prfq|1.0.0"
+PRFQ = "http://attach-fhir.org/fhir/Questionnaire/prfq|1.1.0"
 
 # Written from docs/scoring-model.md, independently of the Questionnaire files.
 SCALES = {

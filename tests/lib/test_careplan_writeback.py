@@ -430,13 +430,13 @@ def test_tasks_come_before_the_plans_reassessment_activity() -> None:
         "status": "requested",
         "description": "Please fill in the RQ",
         "input": [{"type": {"text": "questionnaire"},
-                   "valueCanonical": "http://attach-fhir.org/fhir/Questionnaire/rq|1.0.0"}],
+                   "valueCanonical": "http://attach-fhir.org/fhir/Questionnaire/rq|1.1.0"}],
         "restriction": {"period": {"end": "2025-02-01"}},
     }  # fmt: skip
     done = task | {"id": "t2", "status": "completed"}
     assert assignments([task, done], [plan]) == [
         Assignment(
-            "http://attach-fhir.org/fhir/Questionnaire/rq|1.0.0",
+            "http://attach-fhir.org/fhir/Questionnaire/rq|1.1.0",
             "Task/t1",
             "Please fill in the RQ",
             "2025-02-01",
@@ -477,7 +477,7 @@ def test_a_patients_submission_writes_preliminary_scores_authored_by_the_patient
     ratings = {"secure": 6, "fearful": 2, "preoccupied": 3, "dismissing": 5}
     response = {
         "resourceType": "QuestionnaireResponse",
-        "questionnaire": "http://attach-fhir.org/fhir/Questionnaire/rq|1.0.0",
+        "questionnaire": "http://attach-fhir.org/fhir/Questionnaire/rq|1.1.0",
         "status": "completed",
         "item": [
             {"linkId": link, "answer": [{"valueCoding": {"system": AGREEMENT, "code": str(v)}}]}

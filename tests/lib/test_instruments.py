@@ -19,7 +19,7 @@ def test_the_package_holds_exactly_the_files_of_questionnaires() -> None:
 def test_lookup_by_url_and_by_url_and_version() -> None:
     lib = library()
     assert lib.questionnaire(f"{BASE}/ecr-r")["id"] == "ecr-r"
-    assert lib.questionnaire(f"{BASE}/prfq|1.0.0")["id"] == "prfq"
+    assert lib.questionnaire(f"{BASE}/prfq|1.1.0")["id"] == "prfq"
     with pytest.raises(UnknownInstrument) as caught:
         lib.questionnaire(f"{BASE}/prfq|9.9.9")
     assert caught.value.to_dict()["canonical"] == f"{BASE}/prfq|9.9.9"

@@ -110,7 +110,7 @@ def test_a_gate_answered_with_a_coding_is_refused() -> None:
 @pytest.mark.parametrize(
     "canonical",
     [
-        "http://attach-fhir.org/fhir/Questionnaire/ecr|1.0.0",
+        "http://attach-fhir.org/fhir/Questionnaire/ecr|1.1.0",
         "http://attach-fhir.org/fhir/Questionnaire/ecr-r|0.9.0",
         "http://attach-fhir.org/fhir/Questionnaire/ecr-r",
         None,
@@ -217,7 +217,7 @@ def test_malformed_responses(response: object, path: str) -> None:
 
 def test_every_problem_is_reported_in_one_error() -> None:
     response = ecr_r()
-    response["questionnaire"] = "http://attach-fhir.org/fhir/Questionnaire/prfq|1.0.0"
+    response["questionnaire"] = "http://attach-fhir.org/fhir/Questionnaire/prfq|1.1.0"
     response["item"][0]["answer"] = [answer("9")]
     response["item"].append({"linkId": "x"})
     del response["item"][20]  # item "21"

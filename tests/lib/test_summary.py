@@ -88,7 +88,7 @@ def test_the_instrument_citation_licence_and_restrictions_are_named() -> None:
         "rq", {"secure": "6", "fearful": "2", "preoccupied": "3", "dismissing": "5"}
     )
     assert summary.title == reference["title"]
-    assert summary.version == "1.0.0"
+    assert summary.version == "1.1.0"  # the Questionnaire version, not the algorithm
     assert summary.citation.startswith("Bartholomew, K., & Horowitz, L. M. (1991).")
     assert summary.licence_status == "single source"
     assert any(

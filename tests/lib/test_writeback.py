@@ -237,7 +237,7 @@ def test_without_encounter_or_provenance() -> None:
 def test_ecr_rs_focus_is_the_related_person_else_a_note() -> None:
     questionnaire = load("ecr-rs")
     result = ScoreResult(
-        "http://attach-fhir.org/fhir/Questionnaire/ecr-rs|1.0.0",
+        "http://attach-fhir.org/fhir/Questionnaire/ecr-rs|1.1.0",
         "ecr-rs-relationship-means",
         "1.0.0",
         {
@@ -267,7 +267,7 @@ def test_ecr_rs_focus_is_the_related_person_else_a_note() -> None:
 def test_ecr_category_is_a_coded_value_that_interprets_its_dimensions() -> None:
     fearful = {"system": PATTERN, "code": "fearful"}
     result = ScoreResult(
-        "http://attach-fhir.org/fhir/Questionnaire/ecr|1.0.0",
+        "http://attach-fhir.org/fhir/Questionnaire/ecr|1.1.0",
         "ecr-subscale-means-fisher-category",
         "1.0.0",
         {
