@@ -13,42 +13,22 @@ highest, two seeded random ones, and for the ECR the hand-computed examples, one
 from __future__ import annotations
 
 import json
-import random
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from flask import Flask, Response, send_from_directory
 from playwright.sync_api import Browser, Page
 
-from attach_fhir.canonical import SCORES_SYSTEM
-from attach_fhir.expressions import calculated_items
 from attach_fhir.scoring import Scorer
 from ehr_sandbox.runner import ServerThread
-from tests.lib.scoring_examples import EXAMPLES
-from tests.lib.scoring_responses import build_response, from_answers, random_chooser
+from tests.e2e.portable_scores import SCORED, answers_held, differences, load, patterns
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
-ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent / "lhc_forms"
 LFORMS = HERE / "node_modules" / "lforms"
-QUESTIONNAIRES = ROOT / "questionnaires"
-Json = dict[str, Any]
 
-
-def _scored() -> list[str]:
-    """Ids of the packaged Questionnaires that carry calculatedExpressions."""
-    out = []
-    for path in sorted(QUESTIONNAIRES.glob("*.json")):
-        resource = json.loads(path.read_text(encoding="utf-8"))
-        if resource["resourceType"] == "Questionnaire" and any(calculated_items(resource)):
-            out.append(resource["id"])
-    return out
-
-
-SCORED = _scored()
 
 # Merge the answers, then render. A merged form counts as saved data, which LHC-Forms does not
 # recalculate on load (it keeps what was saved); these answers are a new respondent's, so the
@@ -106,83 +86,6 @@ def page(chromium: Browser, lhc_url: str) -> Iterator[Page]:
     assert errors == []
 
 
-def load(qid: str) -> Json:
-    data: Json = json.loads((QUESTIONNAIRES / f"{qid}.json").read_text(encoding="utf-8"))
-    return data
-
-
-def at(index: int) -> Callable[[Json], object]:
-    """Every gate true and every choice item at option ``index`` (0 lowest, -1 highest)."""
-
-    def choose(item: Json) -> object:
-        if item["type"] == "boolean":
-            return True
-        if item["type"] == "choice":
-            return item["answerOption"][index]["valueCoding"]["code"]
-        return None
-
-    return choose
-
-
-def patterns(qid: str, questionnaire: Json) -> list[tuple[str, Json]]:
-    """(name, response) pairs to answer ``questionnaire`` with."""
-    out = [
-        ("lowest", build_response(questionnaire, at(0))),
-        ("highest", build_response(questionnaire, at(-1))),
-    ]
-    for seed in (9, 15):
-        out.append(
-            (f"random {seed}", build_response(questionnaire, random_chooser(random.Random(seed))))
-        )
-    for example in EXAMPLES:
-        if example.instrument == qid:
-            out.append((example.name, from_answers(questionnaire, example.answers)))
-    return out
-
-
-def lhc_values(response: Json) -> dict[str, Json]:
-    """linkId -> the single answer LHC-Forms holds for it, at any depth."""
-    out: dict[str, Json] = {}
-    stack = list(response.get("item", []))
-    while stack:
-        item = stack.pop()
-        answers = item.get("answer", [])
-        assert len(answers) <= 1, item
-        if answers:
-            out[item["linkId"]] = answers[0]
-        stack.extend(item.get("item", []))
-        stack.extend(child for a in answers for child in a.get("item", []))
-    return out
-
-
-def score_code(item: Json) -> str:
-    return next(c["code"] for c in item["code"] if c["system"] == SCORES_SYSTEM)
-
-
-def differences(questionnaire: Json, response: Json, lhc: dict[str, Json]) -> list[str]:
-    """Each calculated item whose LHC-Forms value is not the Python scorer's."""
-    scores = Scorer(questionnaire).score(response).scores
-    out = []
-    for item, _ in calculated_items(questionnaire):
-        link_id, score = item["linkId"], scores[score_code(item)]
-        got = lhc.get(link_id)
-        if score.category is not None:
-            if got is None or got.get("valueCoding", {}).get("code") != score.category["code"]:
-                out.append(f"{link_id}: LHC-Forms {got}, Python {dict(score.category)}")
-            elif {k: got["valueCoding"].get(k) for k in ("system", "display")} != {
-                k: score.category.get(k) for k in ("system", "display")
-            }:
-                out.append(f"{link_id}: LHC-Forms {got['valueCoding']}, Python {score.category}")
-        elif score.value is None:
-            if got is not None:
-                out.append(f"{link_id}: LHC-Forms {got}, Python {score.status}")
-        else:
-            number = None if got is None else got.get("valueDecimal", got.get("valueInteger"))
-            if number is None or abs(float(number) - float(score.value)) > 1e-9:
-                out.append(f"{link_id}: LHC-Forms {got}, Python {score.value}")
-    return out
-
-
 @pytest.mark.parametrize("qid", SCORED)
 def test_lhc_forms_computes_every_score_as_the_python_scorer(
     page: Page, lhc_url: str, qid: str
@@ -196,7 +99,7 @@ def test_lhc_forms_computes_every_score_as_the_python_scorer(
         page.wait_for_function("() => window.LForms && window.LForms.Util")
         page.evaluate(RENDER, [questionnaire, response])
         filled = page.evaluate(READ)
-        found[name] = differences(questionnaire, response, lhc_values(filled))
+        found[name] = differences(questionnaire, response, answers_held(filled), "LHC-Forms")
         result = Scorer(questionnaire).score(response).scores
         categories |= {s.category["code"] for s in result.values() if s.category is not None}
     assert {name: d for name, d in found.items() if d} == {}
