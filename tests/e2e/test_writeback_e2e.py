@@ -127,7 +127,8 @@ def test_each_instrument_is_written_and_read_back_with_its_references(
 
     qr = client.read_reference(ref[qr_url])
     assert qr["status"] == "completed"
-    assert qr["questionnaire"] == f"{load(example.instrument)['url']}|1.0.0"
+    questionnaire = load(example.instrument)
+    assert qr["questionnaire"] == f"{questionnaire['url']}|{questionnaire['version']}"
     assert qr["identifier"] == {
         "system": SUBMISSION_SYSTEM,
         "value": identifier_value(sid, "QuestionnaireResponse"),
