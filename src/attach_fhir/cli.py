@@ -26,6 +26,7 @@ DOMAIN_COMMANDS: dict[str, str] = {
     "score": "attach_fhir.commands.score",
     "bulk-score": "attach_fhir.commands.bulk",
     "conformance": "attach_fhir.commands.conformance",
+    "outcomes": "attach_fhir.commands.outcomes",
 }
 
 
