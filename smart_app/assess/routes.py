@@ -48,6 +48,7 @@ from smart_app.records import (
 )
 from smart_app.records.submission import SUBMISSION_ID
 from smart_app.web import kept_forms
+from smart_app.web.audience import PATIENT_HOME, clinician_page, is_patient_launch
 from smart_app.web.context import LaunchContext, current_launch
 from smart_app.web.errors import AuthorizationExpired, BadLaunchRequest
 from smart_app.web.server_profile import WritePlan, capabilities, plan
@@ -76,6 +77,7 @@ def write_context() -> tuple[LaunchContext, WritePlan, Any]:
 
 
 @bp.get("/")
+@clinician_page
 def choose(ctx: str) -> tuple[str, int]:
     """Instruments that fit the patient, with earlier responses and drafts in progress."""
     launch, write_plan, caps = write_context()
@@ -359,11 +361,15 @@ def submitted(ctx: str, sid: str) -> Any:
         abort(404)
     goals = goal_updates.judge_after_delivery(launch, found)  # delivered later by the worker
     task = task_updates.complete_after_delivery(launch, found)
+    patient = is_patient_launch(launch)
     reference = found.response_reference
-    review = _review_url(launch, reference) if found.state == "delivered" and reference else None
+    delivered = found.state == "delivered" and reference and not patient
+    review = _review_url(launch, reference) if delivered and reference else None
     told = (goals or {}).get("state") == goal_updates.NOT_UPDATED or (task or {}).get(
         "state"
     ) in task_updates.REPORTED
+    if patient and not told:  # the patient's home says, in their words, where it went
+        return redirect(url_for(PATIENT_HOME, ctx=launch.id, sid=sid), code=303)
     if review and not told:
         return redirect(review, code=303)
     codes = library().score_codes()
@@ -376,6 +382,7 @@ def submitted(ctx: str, sid: str) -> Any:
         goals=goals,
         task=task,
         codes=codes,
+        patient_launch=patient,
     )
 
 
@@ -395,6 +402,7 @@ def export(ctx: str, sid: str) -> Response:
 
 
 @bp.get("/submissions/<sid>/summary.pdf")
+@clinician_page
 def summary_pdf(ctx: str, sid: str) -> Response:
     """The submission's printable summary (PDF): answers, scores and what they mean."""
     launch = current_launch()
@@ -406,6 +414,7 @@ def summary_pdf(ctx: str, sid: str) -> Response:
 
 
 @bp.get("/responses/<qr_id>/summary.pdf")
+@clinician_page
 def response_summary_pdf(ctx: str, qr_id: str) -> Response:
     """The printable summary (PDF) of a completed response of this patient in the record."""
     launch = current_launch()

@@ -11,11 +11,14 @@ CarePlan (``attach_fhir.journal``).
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
-from flask import Blueprint, abort, redirect, render_template, request, url_for
+from flask import Blueprint, Flask, abort, current_app, redirect, render_template, request, url_for
+from flask.blueprints import BlueprintSetupState
 
 from attach_fhir.assignment_request import patient_note
 from attach_fhir.assignments import (
@@ -27,9 +30,20 @@ from attach_fhir.assignments import (
     plan_activities,
 )
 from attach_fhir.errors import AttachError
-from attach_fhir.instruments import UnknownInstrument, library
+from attach_fhir.goal_target import packaged_scales
+from attach_fhir.history import local_day, points
+from attach_fhir.instruments import Instrument, UnknownInstrument, library
 from attach_fhir.io.outbox import Mode, payload
 from attach_fhir.journal import JOURNAL_URL, journal_transaction
+from attach_fhir.patient_words import (
+    GoalWords,
+    assignment_line,
+    day_words,
+    goal_words,
+    person_name,
+    questionnaire_name,
+    score_line,
+)
 from attach_fhir.writeback import WritebackContext
 from smart_app.forms.form_response import parse_form
 from smart_app.forms.questionnaire_form import build_form
@@ -38,11 +52,34 @@ from smart_app.records import careplan_records, careplan_view, delivery, task_up
 from smart_app.records.responses import now
 from smart_app.records.submission import SUBMISSION_ID, people
 from smart_app.web.context import LaunchContext, current_launch
+from smart_app.web.errors import ConfigurationError
 from smart_app.web.server_profile import capabilities, plan
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("patient", __name__, template_folder="templates", url_prefix="/app/<ctx>/patient")
+
+#: ATTACH_PATIENT_RESULTS: patients see their own scores in plain words (default); false: not.
+RESULTS = "PATIENT_RESULTS"
+
+
+@bp.record_once
+def _setup(state: BlueprintSetupState) -> None:
+    app = state.app
+    value = app.config.setdefault(RESULTS, True)
+    if value not in (True, False, 0, 1):  # from the environment: true, false, 1 or 0
+        raise ConfigurationError(f"ATTACH_{RESULTS} must be true or false.")
+    app.config[RESULTS] = bool(value)
+
+
+def results_shown(app: Flask) -> bool:
+    """True when this clinic lets patients see their own results."""
+    return bool(app.config.get(RESULTS, True))
+
+
+@bp.app_context_processor
+def _patient_pages() -> dict[str, Any]:
+    return {"patient_results_shown": results_shown(current_app)}
 
 
 def _launch() -> LaunchContext:
@@ -77,11 +114,80 @@ def _closed_by_us(sent: task_updates.Sent | None) -> bool:
     return sent is not None and (sent.outcome or {}).get("state") == task_updates.COMPLETED
 
 
-def _instrument_id(assignment: Assignment) -> str | None:
+def _instrument(assignment: Assignment) -> Instrument | None:
     try:
-        return str(library().questionnaire(assignment.questionnaire)["id"])
+        found = str(library().questionnaire(assignment.questionnaire)["id"])
     except UnknownInstrument:
         return None
+    return next((i for i in library().instruments() if i.id == found), None)
+
+
+def _today() -> dt.date:
+    day = local_day(now())
+    assert day is not None  # now() is always a valid instant
+    return day
+
+
+def _requesters(launch: LaunchContext, tasks: list[dict[str, Any]]) -> dict[str, str]:
+    """Task reference -> the name of the clinician who asked (when the grant lets us read it)."""
+    if not launch.can("Practitioner", "r"):
+        return {}
+    names: dict[str, str] = {}
+    out: dict[str, str] = {}
+    for task in tasks:
+        ref = (task.get("requester") or {}).get("reference")
+        if not isinstance(ref, str) or not ref.startswith("Practitioner/"):
+            continue
+        if ref not in names:
+            try:
+                names[ref] = person_name(launch.fhir().read_reference(ref).get("name"))
+            except AttachError as exc:
+                log.info("patient.requester outcome=%s", exc.code)
+                names[ref] = ""
+        if names[ref] and isinstance(task.get("id"), str):
+            out[f"Task/{task['id']}"] = names[ref]
+    return out
+
+
+def _goals(launch: LaunchContext, today: dt.date) -> list[GoalWords]:
+    """The active plan's goals in the patient's words, each with its latest score."""
+    if not (launch.can("CarePlan", "s") and launch.can("Goal", "r")):
+        return []
+    client = launch.fhir()
+    try:
+        found = careplan_records.active_plan(client, str(launch.patient_id))
+        observed = (
+            careplan_records.score_observations(client, str(launch.patient_id))
+            if found and launch.can("Observation", "s")
+            else []
+        )
+    except AttachError as exc:
+        log.info("patient.goals outcome=%s", exc.code)
+        return []
+    if found is None:
+        return []
+    latest = {p.code: (float(p.value), p.recorded) for p in points(observed) if p.value is not None}
+    scales = packaged_scales()
+    out = []
+    for goal in found.goals.values():
+        code = _goal_code(goal)
+        words = goal_words(goal, scales.get(code), latest.get(code), today)
+        if words is not None:
+            out.append(words)
+    return out
+
+
+def _author(response: dict[str, Any]) -> str | None:
+    author = response.get("author")
+    ref = author.get("reference") if isinstance(author, dict) else None
+    return ref if isinstance(ref, str) else None
+
+
+def _goal_code(goal: dict[str, Any]) -> str:
+    try:
+        return str(goal["target"][0]["measure"]["coding"][0]["code"])
+    except (KeyError, IndexError, TypeError):
+        return ""
 
 
 @bp.get("/")
@@ -101,7 +207,18 @@ def home(ctx: str) -> str:
     # others are shown as sent, waiting for the clinic, not as still to do.
     sent = task_updates.sent_for(launch, [a.source for a in assigned if _from_task(a)])
     assigned = [a for a in assigned if not _closed_by_us(sent.get(a.source))]
-    todo = [(a, _instrument_id(a), last_done(a, responses)) for a in assigned]
+    # "Last filled in": only what the patient filled in, not what a clinician entered.
+    own = [r for r in responses if _author(r) == f"Patient/{launch.patient_id}"]
+    today = _today()
+    asked_by = _requesters(launch, tasks)
+    todo = []
+    for a in assigned:
+        inst = _instrument(a)
+        line = assignment_line(
+            questionnaire_name(inst, a.title), asked_by.get(a.source), a.due, today
+        )
+        done = last_done(a, own)
+        todo.append((a, inst.id if inst else None, line, done, day_words(done, today)))
     # What the clinician who asked wrote for the patient (plain text; shown escaped)
     notes = {f"Task/{t['id']}": patient_note(t) for t in tasks if isinstance(t.get("id"), str)}
     journal = journal_activity(careplans)
@@ -117,9 +234,74 @@ def home(ctx: str) -> str:
         sent=sent,
         notes=notes,
         activities=plan_activities(careplans),
+        goals=_goals(launch, today),
         journal=journal,
         entries=careplan_view.journal_rows(entries),
         item=item,
+    )
+
+
+@dataclass(frozen=True)
+class ResultDay:
+    """One filled-in questionnaire's scores as the patient reads them."""
+
+    name: str
+    day: str
+    lines: list[str]
+    reviewed: bool
+
+
+def _result_days(observations: list[dict[str, Any]], today: dt.date) -> list[ResultDay]:
+    """Newest first: each submission's dimension scores, in plain words."""
+    scales = packaged_scales()
+    codes = library().score_codes()
+    owner = {c: i for i in library().instruments() for c in i.score_codes}
+    grouped: dict[str, list[Any]] = {}
+    for p in points(observations):
+        grouped.setdefault(p.submission, []).append(p)
+    days = []
+    for group in grouped.values():
+        first = group[0]
+        inst = owner.get(first.code)
+        lines = [
+            line
+            for p in group
+            if p.value is not None
+            and (
+                line := score_line(
+                    p.code,
+                    str(codes.get(p.code, {}).get("display") or p.code),
+                    p.value,
+                    scales.get(p.code),
+                )
+            )
+        ]
+        days.append(
+            ResultDay(
+                name=questionnaire_name(inst, "Questionnaire"),
+                day=day_words(first.recorded, today) or "",
+                lines=lines,
+                reviewed=all(p.status == "final" for p in group),
+            )
+        )
+    return list(reversed(days))
+
+
+@bp.get("/results")
+def results(ctx: str) -> str:
+    """The patient's own scores in plain words, or a note that the clinic keeps them for the
+    appointment (ATTACH_PATIENT_RESULTS=false)."""
+    launch = _launch()
+    if not results_shown(current_app):
+        abort(404)
+    observed: list[dict[str, Any]] = []
+    if launch.can("Observation", "s"):
+        try:
+            observed = careplan_records.score_observations(launch.fhir(), str(launch.patient_id))
+        except AttachError as exc:
+            log.info("patient.results outcome=%s", exc.code)
+    return render_template(
+        "patient/results.html", launch=launch, days=_result_days(observed, _today())
     )
 
 

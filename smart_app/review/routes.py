@@ -27,11 +27,13 @@ from attach_fhir.interpretation import InstrumentMeaning, explain
 from smart_app.records import score_records
 from smart_app.review.figures import targets
 from smart_app.review.view import InstrumentView, instrument_view
+from smart_app.web.audience import clinicians_only
 from smart_app.web.context import LaunchContext, current_launch
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("review", __name__, template_folder="templates", url_prefix="/app/<ctx>/review")
+clinicians_only(bp)  # a patient's launch gets the friendly 403 (web.audience)
 
 
 class NoPatientInContext(AttachError):
