@@ -368,7 +368,9 @@ def submitted(ctx: str, sid: str) -> Any:
     told = (goals or {}).get("state") == goal_updates.NOT_UPDATED or (task or {}).get(
         "state"
     ) in task_updates.REPORTED
-    if patient and not told:  # the patient's home says, in their words, where it went
+    # The patient's home says, in their words, where the answers went; only a Task left open
+    # is told here (their clinician judges the goals, whatever the EHR let the patient write).
+    if patient and (task or {}).get("state") not in task_updates.REPORTED:
         return redirect(url_for(PATIENT_HOME, ctx=launch.id, sid=sid), code=303)
     if review and not told:
         return redirect(review, code=303)
