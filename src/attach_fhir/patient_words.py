@@ -101,7 +101,8 @@ def goal_words(
     today: dt.date,
 ) -> GoalWords | None:
     """The goal's aim, its target and day, and how it is going; None when it is not one of
-    ours (no measure this app can read). ``latest`` is the newest value and when it was taken."""
+    ours (no measure this app can read). ``latest`` is the newest value and when it was taken,
+    shown once the goal was judged again."""
     try:
         measure = goal_measure(goal)
     except InvalidScoreScale:
@@ -122,7 +123,7 @@ def goal_words(
     codes = [c.get("code") for c in status.get("coding") or [] if isinstance(c, dict)]
     progress = next((PROGRESS[c] for c in codes if c in PROGRESS), NOT_YET)
     shown = None
-    if latest is not None:
+    if latest is not None and progress != NOT_YET:  # the baseline itself is no progress
         value, when = latest
         on = day_words(when, today)
         shown = f"Your latest score: {for_reading(value)}" + (f" ({on})" if on else "")

@@ -96,6 +96,11 @@ def test_goal_progress_is_in_words_with_the_latest_score() -> None:
     assert words.latest == "Your latest score: 5.50 (20 Jan 2027)"
 
 
+def test_the_baseline_is_not_shown_as_a_latest_score() -> None:
+    words = goal_words(goal(), ANXIETY, (6.055555555555555, "2026-12-06"), TODAY)
+    assert words is not None and words.progress == NOT_YET and words.latest is None
+
+
 def test_a_goal_this_app_did_not_write_is_left_out() -> None:
     assert goal_words({"resourceType": "Goal", "target": []}, ANXIETY, None, TODAY) is None
 
