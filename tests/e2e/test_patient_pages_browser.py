@@ -185,6 +185,9 @@ def test_the_patient_reads_their_plan_and_results_in_plain_words_and_never_a_cli
                 text = page.locator("main").inner_text()
                 assert not NOT_FOR_PATIENTS.search(text), (name, path)
                 check_layout(page, width)
+            page.goto(ctx_base + "review/")  # the friendly 403 page, at this width too
+            assert axe_violations(page) == []
+            assert page.evaluate("document.documentElement.scrollWidth") <= width
     finally:
         context.close()
 
