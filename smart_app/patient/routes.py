@@ -11,10 +11,8 @@ CarePlan (``attach_fhir.journal``).
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
 from flask import Blueprint, Flask, abort, current_app, redirect, render_template, request, url_for
@@ -30,24 +28,19 @@ from attach_fhir.assignments import (
     plan_activities,
 )
 from attach_fhir.errors import AttachError
-from attach_fhir.goal_target import packaged_scales
-from attach_fhir.history import local_day, points
-from attach_fhir.instruments import Instrument, UnknownInstrument, library
+from attach_fhir.instruments import library
 from attach_fhir.io.outbox import Mode, payload
 from attach_fhir.journal import JOURNAL_URL, journal_transaction
 from attach_fhir.patient_words import (
-    GoalWords,
     assignment_line,
     day_words,
-    goal_words,
-    person_name,
     questionnaire_name,
-    score_line,
 )
 from attach_fhir.writeback import WritebackContext
 from smart_app.forms.form_response import parse_form
 from smart_app.forms.questionnaire_form import build_form
 from smart_app.forms.questionnaire_source import registration_option
+from smart_app.patient import view
 from smart_app.records import careplan_records, careplan_view, delivery, task_updates
 from smart_app.records.responses import now
 from smart_app.records.submission import SUBMISSION_ID, people
@@ -114,82 +107,6 @@ def _closed_by_us(sent: task_updates.Sent | None) -> bool:
     return sent is not None and (sent.outcome or {}).get("state") == task_updates.COMPLETED
 
 
-def _instrument(assignment: Assignment) -> Instrument | None:
-    try:
-        found = str(library().questionnaire(assignment.questionnaire)["id"])
-    except UnknownInstrument:
-        return None
-    return next((i for i in library().instruments() if i.id == found), None)
-
-
-def _today() -> dt.date:
-    day = local_day(now())
-    assert day is not None  # now() is always a valid instant
-    return day
-
-
-def _requesters(launch: LaunchContext, tasks: list[dict[str, Any]]) -> dict[str, str]:
-    """Task reference -> the name of the clinician who asked (when the grant lets us read it)."""
-    if not launch.can("Practitioner", "r"):
-        return {}
-    names: dict[str, str] = {}
-    out: dict[str, str] = {}
-    for task in tasks:
-        ref = (task.get("requester") or {}).get("reference")
-        if not isinstance(ref, str) or not ref.startswith("Practitioner/"):
-            continue
-        if ref not in names:
-            try:
-                names[ref] = person_name(launch.fhir().read_reference(ref).get("name"))
-            except AttachError as exc:
-                log.info("patient.requester outcome=%s", exc.code)
-                names[ref] = ""
-        if names[ref] and isinstance(task.get("id"), str):
-            out[f"Task/{task['id']}"] = names[ref]
-    return out
-
-
-def _goals(launch: LaunchContext, today: dt.date) -> list[GoalWords]:
-    """The active plan's goals in the patient's words, each with its latest score."""
-    if not (launch.can("CarePlan", "s") and launch.can("Goal", "r")):
-        return []
-    client = launch.fhir()
-    try:
-        found = careplan_records.active_plan(client, str(launch.patient_id))
-        observed = (
-            careplan_records.score_observations(client, str(launch.patient_id))
-            if found and launch.can("Observation", "s")
-            else []
-        )
-    except AttachError as exc:
-        log.info("patient.goals outcome=%s", exc.code)
-        return []
-    if found is None:
-        return []
-    latest = {p.code: (float(p.value), p.recorded) for p in points(observed) if p.value is not None}
-    scales = packaged_scales()
-    out = []
-    for goal in found.goals.values():
-        code = _goal_code(goal)
-        words = goal_words(goal, scales.get(code), latest.get(code), today)
-        if words is not None:
-            out.append(words)
-    return out
-
-
-def _author(response: dict[str, Any]) -> str | None:
-    author = response.get("author")
-    ref = author.get("reference") if isinstance(author, dict) else None
-    return ref if isinstance(ref, str) else None
-
-
-def _goal_code(goal: dict[str, Any]) -> str:
-    try:
-        return str(goal["target"][0]["measure"]["coding"][0]["code"])
-    except (KeyError, IndexError, TypeError):
-        return ""
-
-
 @bp.get("/")
 def home(ctx: str) -> str:
     """What the patient is asked to do, their plan in plain words, and their journal."""
@@ -208,12 +125,12 @@ def home(ctx: str) -> str:
     sent = task_updates.sent_for(launch, [a.source for a in assigned if _from_task(a)])
     assigned = [a for a in assigned if not _closed_by_us(sent.get(a.source))]
     # "Last filled in": only what the patient filled in, not what a clinician entered.
-    own = [r for r in responses if _author(r) == f"Patient/{launch.patient_id}"]
-    today = _today()
-    asked_by = _requesters(launch, tasks)
+    own = [r for r in responses if view.author(r) == f"Patient/{launch.patient_id}"]
+    today = view.today()
+    asked_by = view.requesters(launch, tasks)
     todo = []
     for a in assigned:
-        inst = _instrument(a)
+        inst = view.instrument(a)
         line = assignment_line(
             questionnaire_name(inst, a.title), asked_by.get(a.source), a.due, today
         )
@@ -234,57 +151,11 @@ def home(ctx: str) -> str:
         sent=sent,
         notes=notes,
         activities=plan_activities(careplans),
-        goals=_goals(launch, today),
+        goals=view.goals(launch, today),
         journal=journal,
         entries=careplan_view.journal_rows(entries),
         item=item,
     )
-
-
-@dataclass(frozen=True)
-class ResultDay:
-    """One filled-in questionnaire's scores as the patient reads them."""
-
-    name: str
-    day: str
-    lines: list[str]
-    reviewed: bool
-
-
-def _result_days(observations: list[dict[str, Any]], today: dt.date) -> list[ResultDay]:
-    """Newest first: each submission's dimension scores, in plain words."""
-    scales = packaged_scales()
-    codes = library().score_codes()
-    owner = {c: i for i in library().instruments() for c in i.score_codes}
-    grouped: dict[str, list[Any]] = {}
-    for p in points(observations):
-        grouped.setdefault(p.submission, []).append(p)
-    days = []
-    for group in grouped.values():
-        first = group[0]
-        inst = owner.get(first.code)
-        lines = [
-            line
-            for p in group
-            if p.value is not None
-            and (
-                line := score_line(
-                    p.code,
-                    str(codes.get(p.code, {}).get("display") or p.code),
-                    p.value,
-                    scales.get(p.code),
-                )
-            )
-        ]
-        days.append(
-            ResultDay(
-                name=questionnaire_name(inst, "Questionnaire"),
-                day=day_words(first.recorded, today) or "",
-                lines=lines,
-                reviewed=all(p.status == "final" for p in group),
-            )
-        )
-    return list(reversed(days))
 
 
 @bp.get("/results")
@@ -301,7 +172,7 @@ def results(ctx: str) -> str:
         except AttachError as exc:
             log.info("patient.results outcome=%s", exc.code)
     return render_template(
-        "patient/results.html", launch=launch, days=_result_days(observed, _today())
+        "patient/results.html", launch=launch, days=view.result_days(observed, view.today())
     )
 
 
