@@ -2,12 +2,14 @@
 
 Run ``scripts/screenshots`` (after ``scripts/bootstrap``). It starts a throwaway sandbox, signs in
 as the practitioner, launches the app inside the EHR, fills in the ECR-R, opens the review and a
-care-plan proposal, approves it, then signs in as the patient; each step is a PNG in docs/images.
+care-plan proposal, approves it, sends the ECR-R to the patient, then signs in as the patient;
+each step is a PNG in docs/images.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import sys
 import tempfile
 from pathlib import Path
@@ -86,6 +88,15 @@ def run(out: Path) -> list[Path]:
             app.wait_for_selector("#approve-button")
             shot(app, "careplan-proposal.png", full=True)
             app.click("#approve-button")
+            app.wait_for_url("**/careplan/**")
+            # ... and send the ECR-R to the patient, due in two weeks (the demo's own clock).
+            app.goto(f"{base}/assess/")
+            form = app.locator("#assign-ecr-r")
+            form.locator("summary").click()
+            due = dt.date.today() + dt.timedelta(days=14)
+            form.locator("input[name=due]").fill(due.isoformat())
+            form.locator("textarea[name=note]").fill("Before our next session, if you can.")
+            form.get_by_role("button", name="Send to the patient").click()
             app.wait_for_load_state()
 
             # 5. The patient, from the portal: their own plan.
