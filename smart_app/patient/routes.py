@@ -152,6 +152,7 @@ def home(ctx: str) -> str:
         notes=notes,
         activities=plan_activities(careplans),
         goals=view.goals(launch, today),
+        patient_name=view.patient_name(launch),
         journal=journal,
         entries=careplan_view.journal_rows(entries),
         item=item,

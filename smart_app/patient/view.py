@@ -12,6 +12,7 @@ from attach_fhir.assignments import Assignment
 from attach_fhir.errors import AttachError
 from attach_fhir.goal_target import packaged_scales
 from attach_fhir.history import local_day, points
+from attach_fhir.human_names import human_name
 from attach_fhir.instruments import Instrument, UnknownInstrument, library
 from attach_fhir.patient_words import (
     GoalWords,
@@ -41,6 +42,17 @@ def today() -> dt.date:
     """The app's local day by its clock (``responses.now``), as pages word dates against it."""
     day = local_day(now())
     return day if day is not None else dt.date.today()  # now() is always a valid instant
+
+
+def patient_name(launch: LaunchContext) -> str | None:
+    """The signed-in patient's name, shown so they know whose page it is (None if unreadable)."""
+    if not launch.patient_id or not launch.can("Patient", "r"):
+        return None
+    try:
+        return human_name(launch.fhir().read("Patient", launch.patient_id).get("name")) or None
+    except AttachError as exc:
+        log.info("patient.name outcome=%s", exc.code)
+        return None
 
 
 def requesters(launch: LaunchContext, tasks: list[dict[str, Any]]) -> dict[str, str]:
