@@ -152,6 +152,7 @@ def home(ctx: str) -> str:
         notes=notes,
         activities=plan_activities(careplans),
         goals=view.goals(launch, today),
+        sent_on={ref: day_words(s.authored, today) for ref, s in sent.items()},
         patient_name=view.patient_name(launch),
         journal=journal,
         entries=careplan_view.journal_rows(entries),
