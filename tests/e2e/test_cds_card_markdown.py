@@ -11,6 +11,7 @@ from playwright.sync_api import Browser
 from ehr_sandbox.authz import create_authz_app
 from ehr_sandbox.authz.cds_client import CardView
 from ehr_sandbox.authz.directory import Person
+from tests.e2e.test_form_browser import axe_violations
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
@@ -74,5 +75,19 @@ def test_a_hostile_card_stays_inert(chromium: Browser) -> None:
         page.wait_for_timeout(200)
         assert dialogs == []
         assert not [u for u in requests if "evil.example/p.png" in u]
+    finally:
+        context.close()
+
+
+def test_a_rendered_card_is_accessible_at_desktop_width_and_on_a_phone(chromium: Browser) -> None:
+    context = chromium.new_context(bypass_csp=True)
+    page = context.new_page()
+    try:
+        page.set_content(ehr_page(FRIENDLY))
+        for width, height in ((1280, 800), (320, 640)):
+            page.set_viewport_size({"width": width, "height": height})
+            assert axe_violations(page) == []
+            detail = page.locator(".card .detail")
+            assert detail.evaluate("e => e.scrollWidth <= e.clientWidth")  # the card reflows
     finally:
         context.close()
