@@ -102,7 +102,7 @@ def launch_clients(target: str) -> FhirClient | None:
         except AttachError as exc:  # expired, not refreshable: wait for the user's next launch
             raise FhirUnauthorized("The launch's authorization has expired.") from exc
 
-    http = services.http(services.registrations.lookup(launch.iss))
+    http = services.audited_http(services.registrations.lookup(launch.iss), launch.who)
     g.setdefault("attach_http", []).append(http)  # closed at app-context teardown
     return FhirClient(launch.iss, http, token_source=token_source)
 
