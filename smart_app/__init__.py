@@ -12,7 +12,7 @@ from flask import Flask, Response, g, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException, SecurityError
 
 from attach_fhir.errors import AttachError
-from smart_app.records import delivery, follow_ups
+from smart_app.records import audit_copies, delivery, follow_ups
 from smart_app.web import (
     audit,
     hosts,
@@ -73,6 +73,8 @@ DEFAULTS: dict[str, Any] = {
     # AUDIT_OBSERVER names this instance in each record's source (default "attach-fhir").
     "AUDIT_STORE": None,
     "AUDIT_OBSERVER": None,
+    # Also queue each launch's records for its EHR, where it accepts AuditEvent create.
+    "AUDIT_TO_EHR": False,
     # Tests only: the audit trail's clock (seconds since the epoch).
     "AUDIT_CLOCK": None,
 }
@@ -114,6 +116,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     _register_error_handlers(app)
     # The outbox (and its worker if OUTBOX_WORKER) belongs to the app, not to one flow.
     delivery.init_app(app, after_delivery=follow_ups.after_delivery)
+    if app.config["AUDIT_TO_EHR"]:
+        audit_copies.init_app(app, trail)
     _register_blueprints(app)
 
     @app.teardown_appcontext

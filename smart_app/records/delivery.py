@@ -40,6 +40,9 @@ log = logging.getLogger(__name__)
 EXTENSION = "attach_assess"
 CREDENTIAL_NS = "outbox-credential"
 CRED_MARK = "#cred="
+#: Ends the target of a launch's AuditEvent copies: a queue of their own, so a copy never
+#: waits before a submission (targets are delivered in order), and delivered unaudited.
+AUDIT_SUFFIX = ";audit"
 
 
 def credential_key(launch: LaunchContext) -> str:
@@ -78,6 +81,7 @@ def live_launch(target: str) -> LaunchContext | None:
     """The live launch whose token delivers the target's items, or None (none live, or a plain
     target: no backend-services credentials yet)."""
     base, mark, key = target.partition(CRED_MARK)
+    key = key.removesuffix(AUDIT_SUFFIX)
     if not mark:
         return None
     services = get_services()
@@ -102,7 +106,10 @@ def launch_clients(target: str) -> FhirClient | None:
         except AttachError as exc:  # expired, not refreshable: wait for the user's next launch
             raise FhirUnauthorized("The launch's authorization has expired.") from exc
 
-    http = services.audited_http(services.registrations.lookup(launch.iss), launch.who)
+    reg = services.registrations.lookup(launch.iss)
+    # The trail's own copies are not audited again (each would make another copy).
+    is_copy = target.endswith(AUDIT_SUFFIX)
+    http = services.http(reg) if is_copy else services.audited_http(reg, launch.who)
     g.setdefault("attach_http", []).append(http)  # closed at app-context teardown
     return FhirClient(launch.iss, http, token_source=token_source)
 

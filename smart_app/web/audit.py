@@ -10,8 +10,9 @@ import logging
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -43,6 +44,12 @@ class Who:
     client_id: str | None = None
     user: str | None = None
     patient: str | None = None
+    #: The launch (a LaunchContext) whose token may carry a copy to the EHR, if any.
+    launch: Any = field(default=None, compare=False, repr=False)
+
+
+#: Told about each record appended, with whose it is (sends copies to the EHR).
+OnRecord = Callable[[dict[str, Any], "Who | None"], None]
 
 
 class AuditTrail:
@@ -54,6 +61,7 @@ class AuditTrail:
         self.store = store
         self.clock = clock
         self.observer = observer or "attach-fhir"
+        self.on_record: OnRecord | None = None
 
     def record(self, event: str, outcome: str, who: Who | None = None, **facts: str | None) -> None:
         """Append one AuditEvent (``facts``: resource, query, request_id, detail)."""
@@ -73,6 +81,8 @@ class AuditTrail:
         )
         try:
             self.store.append(built, now)
+            if self.on_record is not None:
+                self.on_record(built, who)
         except Exception as exc:  # the user's work must not fail for the trail
             log.error("audit.write outcome=failed error=%s", type(exc).__name__)
 
@@ -130,7 +140,7 @@ class AuditedTransport(httpx.BaseTransport):
         self._trail.record(
             found.event,
             outcome,
-            Who(self._who.server, self._who.client_id, self._who.user, patient),
+            Who(self._who.server, self._who.client_id, self._who.user, patient, self._who.launch),
             resource=resource or found.resource,
             query=found.query,
             request_id=request_id,

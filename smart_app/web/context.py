@@ -224,7 +224,7 @@ class LaunchContext:
         """This launch as the audit trail names it: server, client id, user, patient."""
         reg = self.services.registrations.lookup(self.iss)
         patient = f"Patient/{self.patient_id}" if self.patient_id else None
-        return audit.Who(self.iss, reg.client_id, self.fhir_user, patient)
+        return audit.Who(self.iss, reg.client_id, self.fhir_user, patient, self)
 
     def fhir(self) -> FhirClient:
         """A FHIR client for this launch's server (one per request); the token never leaves

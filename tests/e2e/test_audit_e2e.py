@@ -268,3 +268,51 @@ def test_the_store_holds_no_token_name_birth_date_or_answer(env: Env, clinician:
         assert value.encode() not in raw, label
         assert value not in decoded, label
     assert urlsplit(env.fhir_base).hostname  # the store does name the server, by URL
+
+
+@pytest.fixture(scope="module")
+def to_ehr(env: Env, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+    """A second app on the same sandbox sending copies to the EHR, granted AuditEvent.cr."""
+    data_dir: Path = tmp_path_factory.mktemp("audit-to-ehr")
+    scopes = SCOPES + " user/AuditEvent.crs"
+    config = {"READ_CACHE_SECONDS": 0, "AUDIT_CLOCK": lambda: NOW, "AUDIT_TO_EHR": True}
+    with app_env(env.sandbox, data_dir, "audit-e2e-to-ehr", scopes, **config) as found:
+        yield found
+
+
+def test_copies_wait_in_the_outbox_and_reach_the_ehr_with_the_launchs_token(
+    to_ehr: Env,
+) -> None:
+    clinician = Clinician(to_ehr)
+    try:
+        clinician.launch(ADULT)
+        assert clinician.get().status_code == 200  # the Choose page
+        app = to_ehr.server.app
+        outbox = app.extensions["attach_assess"].outbox
+        counts = outbox.store.counts()
+        assert counts["delivered"] == 0 and counts["queued"] >= 1  # queued, not sent yet
+        ours = [e for e in recorded(to_ehr) if e["type"]["code"] == "rest"]
+        request_ids = {
+            e["what"]["identifier"]["value"]
+            for event in ours
+            for e in event["entity"]
+            if e["type"]["code"] == "XrequestId"
+        }
+        with app.app_context():
+            report = outbox.drain()
+        assert report.failed == [] and report.retrying == []
+        with clinician.fhir() as client:
+            response = client.get("AuditEvent", params={"_count": "200"})
+            assert response.status_code == 200, response.text
+            copies = [e["resource"] for e in response.json().get("entry") or []]
+        copied_ids = {
+            e["what"]["identifier"]["value"]
+            for copy in copies
+            for e in copy.get("entity", [])
+            if e.get("type", {}).get("code") == "XrequestId"
+        }
+        assert request_ids and request_ids <= copied_ids
+        # Delivering the copies was not audited (it would copy itself for ever).
+        assert [e for e in recorded(to_ehr) if e["type"]["code"] == "rest"] == ours
+    finally:
+        clinician.close()
