@@ -14,6 +14,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +25,7 @@ import httpx
 import pytest
 
 from attach_fhir.fhir_models import AuditEvent
+from ehr_sandbox.authz.config import Knobs
 from tests.e2e.test_assess_e2e import (
     ADULT,
     PER_INSTRUMENT,
@@ -316,3 +318,29 @@ def test_copies_wait_in_the_outbox_and_reach_the_ehr_with_the_launchs_token(
         assert [e for e in recorded(to_ehr) if e["type"]["code"] == "rest"] == ours
     finally:
         clinician.close()
+
+
+@pytest.fixture
+def knobs(env: Env) -> Iterator[Knobs]:
+    found = env.sandbox.state.config.knobs
+    yield found
+    found.update(vars(Knobs()))
+
+
+def test_a_token_refresh_is_recorded_with_the_launchs_user_and_patient(
+    env: Env, clinician: Clinician, knobs: Knobs
+) -> None:
+    knobs.access_token_lifetime = 2  # expired by the next page: the app refreshes first
+    clinician.launch(ADULT)
+    before = len(recorded(env))
+    time.sleep(2.5)
+    assert clinician.get().status_code == 200
+    refreshes = [e for e in recorded(env)[before:] if "token-refresh" in subtypes(e)]
+    assert len(refreshes) == 1
+    (event,) = refreshes
+    AuditEvent.model_validate(event)
+    assert subtypes(event) == ["ITI-71", "token-refresh"]
+    assert event["outcome"] == "0"
+    assert event["agent"][0]["who"] == {"reference": f"{env.fhir_base.rstrip('/')}/{ROWAN}"}
+    patient = entity(event, "1")
+    assert patient is not None and patient["what"] == {"reference": f"Patient/{ADULT}"}
