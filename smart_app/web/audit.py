@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-from flask import Flask, current_app
+from flask import Flask, current_app, g, has_app_context
 
 from attach_fhir.audit_events import (
     SERIOUS_FAILURE,
@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 
 EXTENSION = "attach_audit"
 REQUEST_ID = "X-Request-Id"
+#: The records an app context (a request, a worker drain) made, written when it ends.
+PENDING = "attach_audit_pending"
 
 
 @dataclass(frozen=True)
@@ -53,7 +55,11 @@ OnRecord = Callable[[dict[str, Any], "Who | None"], None]
 
 
 class AuditTrail:
-    """Builds and appends AuditEvents; a failed write is logged, never shown to the user."""
+    """Builds and appends AuditEvents; a failed write is logged, never shown to the user.
+
+    Within an app context the records wait on ``g`` and are written together, in one commit,
+    when it ends (:meth:`flush`): one commit per page, not one per FHIR request.
+    """
 
     def __init__(
         self, store: SqlAuditStore, clock: Callable[[], float] = time.time, observer: str = ""
@@ -80,11 +86,26 @@ class AuditTrail:
             self.observer,
         )
         try:
-            self.store.append(built, now)
+            if has_app_context():
+                g.setdefault(PENDING, []).append((built, now))
+            else:
+                self.store.append(built, now)
             if self.on_record is not None:
                 self.on_record(built, who)
         except Exception as exc:  # the user's work must not fail for the trail
             log.error("audit.write outcome=failed error=%s", type(exc).__name__)
+
+    def flush(self) -> None:
+        """Write the records the current app context made (called when it ends)."""
+        pending = g.pop(PENDING, [])
+        if not pending:
+            return
+        try:
+            self.store.append_many(pending)
+        except Exception as exc:  # the user's work must not fail for the trail
+            log.error(
+                "audit.write outcome=failed error=%s count=%d", type(exc).__name__, len(pending)
+            )
 
     def close(self) -> None:
         """Close the store."""
@@ -157,6 +178,11 @@ def init_app(app: Flask, data_dir: str) -> AuditTrail:
     clock = app.config.get("AUDIT_CLOCK") or time.time
     trail = AuditTrail(store, clock, str(app.config.get("AUDIT_OBSERVER") or ""))
     app.extensions[EXTENSION] = trail
+
+    @app.teardown_appcontext
+    def write_records(_exc: BaseException | None) -> None:
+        trail.flush()
+
     return trail
 
 

@@ -55,7 +55,16 @@ def test_the_database_refuses_updates_and_deletes(store: SqlAuditStore) -> None:
 
 def test_the_store_has_no_method_that_changes_or_removes() -> None:
     public = {name for name in dir(SqlAuditStore) if not name.startswith("_")}
-    assert public == {"append", "since", "count", "close"}
+    assert public == {"append", "append_many", "since", "count", "close"}
+
+
+def test_many_records_are_stored_in_one_call_in_their_order(store: SqlAuditStore) -> None:
+    from attach_fhir.io import audit_store
+
+    total = audit_store.PAGE + 7  # two statements
+    store.append_many([(event(n), float(n % 3)) for n in range(total)])
+    assert [e["id"] for e in store.since(0.0)] == [f"e{n}" for n in range(total)]
+    assert [e["id"] for e in store.since(2.0)] == [f"e{n}" for n in range(2, total, 3)]
 
 
 def test_reopening_keeps_the_records_and_the_refusal(open_store: OpenStore) -> None:

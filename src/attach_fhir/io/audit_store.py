@@ -45,11 +45,18 @@ class SqlAuditStore(SqlStore):
 
     def append(self, event: Mapping[str, Any], recorded: float) -> None:
         """Store one AuditEvent recorded at ``recorded`` (seconds since the epoch)."""
-        self._run(
-            "INSERT INTO {t} (recorded, event) VALUES (?, ?)",
-            (recorded, json.dumps(event, separators=(",", ":"))),
-            durable=False,
-        )
+        self.append_many([(event, recorded)])
+
+    def append_many(self, records: Sequence[tuple[Mapping[str, Any], float]]) -> None:
+        """Store AuditEvents, each with its ``recorded`` time, in one statement (one commit)."""
+        for start in range(0, len(records), PAGE):
+            chunk = records[start : start + PAGE]
+            params: list[Any] = []
+            for event, recorded in chunk:
+                params += [recorded, json.dumps(event, separators=(",", ":"))]
+            values = ", ".join(["(?, ?)"] * len(chunk))
+            # Only placeholders are joined in; the data travels as parameters.
+            self._run(f"INSERT INTO {{t}} (recorded, event) VALUES {values}", params)  # noqa: S608
 
     def since(self, start: float) -> Iterator[dict[str, Any]]:
         """The AuditEvents recorded at ``start`` or later, oldest first (streamed by pages)."""
