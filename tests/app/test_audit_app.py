@@ -13,6 +13,7 @@ from flask import Flask
 
 from attach_fhir.fhir_models import AuditEvent
 from tests.app.test_patient_picker import (  # noqa: F401  (fixtures)
+    CTX,
     Fhir,
     fhir,
     launched,
@@ -65,3 +66,26 @@ def test_a_server_error_is_recorded_as_a_serious_failure(
     search(client, name="Ada")
     (event,) = [e for e in records(app) if e["subtype"][0]["code"] == "search-type"]
     assert event["outcome"] == "8"
+
+
+def test_a_refused_token_refresh_is_recorded_with_its_code(
+    fhir: Fhir,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    token = {
+        "access_token": "old",
+        "refresh_token": "r",
+        "expires_at": 0,
+        "scope": "user/Patient.rs",
+    }
+    app, client = launched(
+        fhir, tmp_path, patient="p-1", token=token, token_endpoint="http://127.0.0.1:9/token"
+    )
+    page = client.get(f"/app/{CTX}/")
+    assert page.status_code == 401, page.get_data(as_text=True)
+    (event,) = records(app)
+    AuditEvent.model_validate(event)
+    assert [c["code"] for c in event["subtype"]] == ["ITI-71", "token-refresh"]
+    assert (event["outcome"], event["outcomeDesc"]) == ("4", "authorization_expired")
+    assert {"reference": "Patient/p-1"} in [e.get("what") for e in event["entity"]]
+    assert fhir.seen == []  # nothing was sent with the expired token
