@@ -19,6 +19,7 @@ from typing import TextIO
 
 import httpx
 
+from attach_fhir.commands.bulk_export import export_arguments, run_export
 from attach_fhir.errors import AttachError
 from attach_fhir.io.backend_services import backend_fhir_client, backend_for, load_backend_config
 from attach_fhir.io.bulk_scoring import BulkReport, BulkScoring
@@ -61,6 +62,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument("--write", action="store_true", help="write the missing score Observations")
     parser.add_argument("--json", action="store_true", help="JSON summary on stdout")
     parser.add_argument("--timeout", type=float, default=30.0, help="HTTP timeout, seconds")
+    export_arguments(parser)
     parser.set_defaults(func=run_bulk)
 
 
@@ -69,6 +71,8 @@ def run_bulk(args: argparse.Namespace) -> int:
     if not args.backend:
         print("error: --backend FILE (or $ATTACH_BACKEND_CONFIG) is required", file=sys.stderr)
         return EXIT_ERROR
+    if args.export or args.cancel:
+        return run_export(args)
     start = time.perf_counter()
 
     def progress(report: BulkReport) -> None:
