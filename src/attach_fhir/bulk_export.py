@@ -162,9 +162,9 @@ def ndjson_lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
         lines = (rest + chunk).split(b"\n")
         rest = lines.pop()
         for line in lines:
-            if line.strip():
+            if line and not line.isspace():  # isspace copies nothing; strip would
                 yield line
-    if rest.strip():
+    if rest and not rest.isspace():
         yield rest
 
 

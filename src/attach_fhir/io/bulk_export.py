@@ -41,8 +41,6 @@ from attach_fhir.io.outbox import Mode, deliver, payload
 
 log = logging.getLogger(__name__)
 TokenSource = Callable[[str | None], str | None]
-#: Read files in chunks of this size (the only buffer a file needs).
-CHUNK = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -223,7 +221,7 @@ class BulkExportRun:
                     )
                 if response.status_code != 200:
                     raise BulkExportError(f"An export file answered {response.status_code}.")
-                for n, line in enumerate(ndjson_lines(response.iter_bytes(CHUNK))):
+                for n, line in enumerate(ndjson_lines(response.iter_bytes())):
                     if n >= skip:
                         yield line
                 return
