@@ -357,3 +357,26 @@ def test_a_group_export_holds_its_members_only_and_files_need_the_token(
     )
     assert len(observations) == members
     store.close()
+
+
+def test_the_command_keeps_a_timed_out_job_and_cancel_deletes_it(
+    sekmet: Sekmet, seeded: dict[str, Any], tmp_path: Path
+) -> None:
+    args = ["bulk-score", "--backend", str(sekmet.backend), "--iss", sekmet.base, "--export"]
+    args += ["--type", "Patient", "--data-dir", str(tmp_path)]
+    waited = cli(*args, "--poll-timeout", "0")
+    assert waited.returncode == 2
+    assert "bulk_export_timeout" in waited.stderr
+    assert (tmp_path / "bulk-exports.sqlite3").stat().st_mode & 0o777 == 0o600
+    store = ExportStore(tmp_path)
+    saved = store.job(ExportRequest(sekmet.base, "system", types=("Patient",)).key())
+    store.close()
+    assert saved is not None
+    cancelled = cli(*args, "--cancel")
+    assert cancelled.returncode == 0 and "export cancelled" in cancelled.stderr
+    with httpx.Client(timeout=30) as http:
+        _, tokens = client_for(sekmet, http)
+        bearer = {"Authorization": f"Bearer {tokens(None)}"}
+        assert http.get(saved.status_url, headers=bearer).status_code == 404
+    again = cli(*args, "--cancel")
+    assert "no export to cancel" in again.stderr
