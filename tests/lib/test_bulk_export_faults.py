@@ -1,6 +1,7 @@
 """What sekmet-fhir cannot be made to do, on a mock transport: malformed NDJSON lines and an
 export's error file (counted, never fatal), a file needing the token on another host (refused,
-the token never sent there), a file gone when a run resumes, a 202 with an HTTP-date Retry-After."""
+the token never sent there), a file gone when a run resumes, a 202 with an HTTP-date
+Retry-After, a busy status (503, 429) polled again, a failed one (500) ending the job."""
 
 from __future__ import annotations
 
@@ -40,12 +41,16 @@ class Server:
         self.seen: list[httpx.Request] = []
         self.polls = 0
         self.file_host = "ehr.example"
+        #: Answers the status URL gives before its usual 202 then manifest.
+        self.status_faults: list[httpx.Response] = []
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         self.seen.append(request)
         path = request.url.path
         if path == "/fhir/$export":
             return httpx.Response(202, headers={"Content-Location": f"{BASE}/status/9"})
+        if path == "/fhir/status/9" and self.status_faults:
+            return self.status_faults.pop(0)
         if path == "/fhir/status/9":
             self.polls += 1
             if self.polls == 1:
@@ -134,3 +139,21 @@ def test_a_file_gone_on_resume_forgets_the_job(tmp_path: Path) -> None:
     with pytest.raises(BulkExportError, match="gone"):
         job.run()
     assert job.store.job(job.key) is None  # the next run kicks off a new export
+
+
+def test_a_busy_status_is_polled_again_and_a_failed_one_ends_the_job(tmp_path: Path) -> None:
+    server = Server({"qr.ndjson": ecr_r_line("a"), "errors.ndjson": b""})
+    server.status_faults = [
+        httpx.Response(503, headers={"Retry-After": "2"}),
+        httpx.Response(429),  # no Retry-After: the default 5 s
+    ]
+    sleeps: list[float] = []
+    assert run_job(server, tmp_path / "busy", sleeps)().run().scored == 1
+    assert sleeps == [2.0, 5.0, 3.0]  # then the 202's HTTP-date Retry-After
+
+    failed = Server({})
+    failed.status_faults = [httpx.Response(500, json={"resourceType": "OperationOutcome"})]
+    job = run_job(failed, tmp_path / "failed")()
+    with pytest.raises(BulkExportError, match="failed on the server"):
+        job.run()
+    assert job.store.job(job.key) is None

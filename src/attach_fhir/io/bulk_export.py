@@ -14,7 +14,9 @@ from typing import Any
 import httpx
 
 from attach_fhir.bulk_export import (
+    DEFAULT_RETRY,
     DEFAULT_TYPES,
+    MAX_RETRY,
     BulkExportError,
     ExportFile,
     ExportTally,
@@ -33,7 +35,14 @@ from attach_fhir.bulk_export import (
 )
 from attach_fhir.capabilities import ServerCapabilities
 from attach_fhir.errors import AttachError
-from attach_fhir.fhir_errors import FhirError, FhirNotFound, FhirUnauthorized
+from attach_fhir.fhir_errors import (
+    FhirError,
+    FhirNotFound,
+    FhirRateLimited,
+    FhirServerError,
+    FhirTransportError,
+    FhirUnauthorized,
+)
 from attach_fhir.io.bulk_scoring import _context, missing_bundle
 from attach_fhir.io.export_store import ExportStore
 from attach_fhir.io.fhir_client import FhirClient
@@ -161,6 +170,17 @@ class BulkExportRun:
                 raise BulkExportError(
                     "The server no longer knows this export; run again to start a new one."
                 ) from None
+            except (FhirRateLimited, FhirServerError, FhirTransportError) as exc:
+                transient = not isinstance(exc, FhirServerError) or exc.retry_after is not None
+                if not transient:
+                    # A 5xx without Retry-After: the export failed; the next run starts anew.
+                    self.store.forget(self.key)
+                    raise BulkExportError(f"The export failed on the server ({exc.code}).") from exc
+                pause = min(max(exc.retry_after or DEFAULT_RETRY, 1.0), MAX_RETRY)
+                if options.monotonic() + pause > deadline:
+                    raise ExportTimedOut() from exc
+                options.sleep(pause)
+                continue
             if response.status_code == 200:
                 document = response.json()
                 parse_manifest(document)
