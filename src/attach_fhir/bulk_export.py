@@ -72,6 +72,11 @@ def kickoff_params(types: Iterable[str], since: str | None) -> list[tuple[str, s
     return params
 
 
+def since_instant(text: str) -> str:
+    """``_since`` is a FHIR instant: a bare date means its start in UTC."""
+    return f"{text}T00:00:00Z" if len(text) == 10 else text
+
+
 @dataclass(frozen=True)
 class ExportFile:
     """One file of a manifest: its resource type and URL."""

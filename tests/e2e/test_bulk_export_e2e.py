@@ -196,14 +196,16 @@ def seeded(sekmet: Sekmet) -> dict[str, Any]:
         del bundle["entry"][0]["request"]["ifNoneExist"]
         written = client.transaction(bundle)["entry"][0]["response"]["location"]
         app_id = written.split("/_history/")[0].split("/")[-1]
-        # Outside the Group: exported at system level only.
-        client.create(response_for(ecr_r, f"Patient/{outside}"))
+        # Outside the Group: exported at system level only. Created last: its lastUpdated is
+        # a _since that only it meets.
+        last = client.create(response_for(ecr_r, f"Patient/{outside}"))
     return {
         "scored": scored,
         "broken": broken_id,
         "app": app_id,
         "group": group,
         "patients": patients,
+        "last": (last["id"], last["meta"]["lastUpdated"]),
     }
 
 
@@ -380,3 +382,19 @@ def test_the_command_keeps_a_timed_out_job_and_cancel_deletes_it(
         assert http.get(saved.status_url, headers=bearer).status_code == 404
     again = cli(*args, "--cancel")
     assert "no export to cancel" in again.stderr
+
+
+def test_since_exports_what_changed_from_then(
+    sekmet: Sekmet, seeded: dict[str, Any], http: httpx.Client, tmp_path: Path
+) -> None:
+    client, tokens = client_for(sekmet, http)
+    last_id, last_updated = seeded["last"]
+    request = ExportRequest(sekmet.base, types=("QuestionnaireResponse",), since=last_updated)
+    store = ExportStore(tmp_path)
+    job = BulkExportRun(client, http, store, request, ExportOptions(), tokens)
+    manifest = job.wait(job.kickoff())
+    assert manifest["request"].endswith(f"_since={last_updated.replace(':', '%3A')}")
+    (file,) = manifest["output"]
+    lines = http.get(file["url"], headers={"Authorization": f"Bearer {tokens(None)}"}).content
+    assert [json.loads(line)["id"] for line in lines.splitlines()] == [last_id]
+    store.close()

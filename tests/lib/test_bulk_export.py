@@ -22,6 +22,7 @@ from attach_fhir.bulk_export import (
     parse_manifest,
     retry_after,
     score_codes,
+    since_instant,
 )
 from attach_fhir.canonical import SCORES_SYSTEM
 from tests.lib.scoring_examples import EXAMPLES
@@ -57,6 +58,11 @@ def test_kickoff_params_join_types_once_and_carry_since() -> None:
         ("_since", "2024-01-01"),
     ]
     assert kickoff_params([], None) == [("_outputFormat", "application/fhir+ndjson")]
+
+
+def test_since_is_an_instant() -> None:
+    assert since_instant("2024-01-01") == "2024-01-01T00:00:00Z"
+    assert since_instant("2024-01-01T08:00:00+02:00") == "2024-01-01T08:00:00+02:00"
 
 
 def test_a_manifest_is_read_and_observations_come_first() -> None:

@@ -5,6 +5,7 @@ the entry for ``--iss``), searches the completed QuestionnaireResponses of every
 instrument, scores them, and reports how many already have their score Observations. With
 ``--write`` it writes the missing ones, idempotently. The summary goes to stdout (``--json`` for
 JSON); progress goes to stderr. Output carries resource ids, counts and problem codes only.
+With ``--export`` it uses Bulk Data ``$export`` instead (commands/bulk_export.py).
 """
 
 from __future__ import annotations

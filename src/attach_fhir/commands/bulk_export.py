@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from attach_fhir.bulk_export import DEFAULT_TYPES, ExportTally, Level
+from attach_fhir.bulk_export import DEFAULT_TYPES, ExportTally, Level, since_instant
 from attach_fhir.errors import AttachError
 from attach_fhir.io.backend_services import BackendTokenSource, backend_for, load_backend_config
 from attach_fhir.io.bulk_export import BulkExportRun, ExportOptions, ExportRequest
@@ -61,7 +61,8 @@ def export_arguments(parser: argparse.ArgumentParser) -> None:
 def _request(args: argparse.Namespace) -> ExportRequest:
     level: Level = args.level or ("group" if args.group else "system")
     types = tuple(t for value in args.types or DEFAULT_TYPES for t in value.split(",") if t)
-    return ExportRequest(args.iss, level, args.group, types, args.since)
+    since = since_instant(args.since) if args.since else None
+    return ExportRequest(args.iss, level, args.group, types, since)
 
 
 def _progress(stream: object) -> tuple[Callable[[str, int, int | None], None], Callable[[], None]]:
