@@ -39,6 +39,7 @@ from smart_app.forms.questionnaire_source import Resolved, instrument, resolve
 from smart_app.records import (
     assignment_panel,
     delivery,
+    follow_ups,
     goal_updates,
     patient_facts,
     responses,
@@ -71,7 +72,7 @@ def write_context() -> tuple[LaunchContext, WritePlan, Any]:
     launch = current_launch()
     if not launch.patient_id:
         raise NoPatient()
-    caps = capabilities(delivery.assess_services().capabilities, launch)
+    caps = capabilities(delivery.outbox_services().capabilities, launch)
     return launch, plan(caps, launch), caps
 
 
@@ -310,10 +311,8 @@ def _submit(launch: LaunchContext, write_plan: WritePlan, resolved: Resolved, si
         return _page(launch, write_plan, resolved, form, sid, status=422)
     if assignment:
         task_updates.index(launch, assignment["task"], sid)
-    found = submission.status(launch, sid)
-    if found is not None:  # delivered now: the care plan's goals follow the new scores
-        goal_updates.judge_after_delivery(launch, found)
-        task_updates.complete_after_delivery(launch, found)  # and the assigning Task closes
+    # delivered now: the care plan's goals follow the new scores, the assigning Task closes
+    follow_ups.after_delivery([sid], launch)
     return redirect(url_for(".submitted", ctx=launch.id, sid=sid), code=303)
 
 
@@ -357,14 +356,16 @@ def submitted(ctx: str, sid: str) -> Any:
     found = submission.status(launch, sid) if SUBMISSION_ID.fullmatch(sid) else None
     if found is None:
         abort(404)
-    goals = goal_updates.judge_after_delivery(launch, found)  # delivered later by the worker
-    task = task_updates.complete_after_delivery(launch, found)
+    goals = found.record.get("goals")
+    task = found.record.get("task_outcome")
+    # delivered later, when no launch of this user was live: the follow-ups wait for the button
+    follow_up = found.state == "delivered" and follow_ups.pending(found.record)
     reference = found.response_reference
     review = _review_url(launch, reference) if found.state == "delivered" and reference else None
     told = (goals or {}).get("state") == goal_updates.NOT_UPDATED or (task or {}).get(
         "state"
     ) in task_updates.REPORTED
-    if review and not told:
+    if review and not told and not follow_up:
         return redirect(review, code=303)
     codes = library().score_codes()
     return render_template(
@@ -375,8 +376,21 @@ def submitted(ctx: str, sid: str) -> Any:
         review=review,
         goals=goals,
         task=task,
+        follow_up=follow_up,
         codes=codes,
     )
+
+
+@bp.post("/submissions/<sid>/follow-up")
+def follow_up(ctx: str, sid: str) -> Any:
+    """Update the record now: the follow-ups of a delivered submission (goals, Task) that the
+    worker could not run, or that waited on the EHR; then back to the submission's page."""
+    launch = current_launch()
+    found = submission.status(launch, sid) if SUBMISSION_ID.fullmatch(sid) else None
+    if found is None:
+        abort(404)
+    follow_ups.after_delivery([sid], launch)
+    return redirect(url_for(".submitted", ctx=launch.id, sid=sid), code=303)
 
 
 @bp.get("/submissions/<sid>/export")

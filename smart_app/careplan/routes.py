@@ -80,7 +80,7 @@ def show(ctx: str) -> str:
     plan = records.active_plan(client, patient_id)
     observations = records.score_observations(client, patient_id)
     sid = request.args.get("sid", "")
-    item = delivery.assess_services().outbox.store.get(sid) if sid else None
+    item = delivery.outbox_services().outbox.store.get(sid) if sid else None
     return render_template(
         "careplan/show.html",
         launch=launch,

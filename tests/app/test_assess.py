@@ -23,6 +23,7 @@ from flask.testing import FlaskClient
 from attach_fhir.writeback import SUBMISSION_SYSTEM, identifier_value
 from ehr_sandbox.fhir_process import FhirServerProcess
 from smart_app import stop as stop_app
+from smart_app.records import delivery
 from tests.fixtures.launched_app import launched_app
 
 pytestmark = pytest.mark.e2e  # starts the sandbox FHIR server process
@@ -183,7 +184,7 @@ def test_actions_other_than_draft_and_submit_never_save_or_submit(
     assert "There is a problem" not in page.text
     for name, value in RQ.items():
         assert re.search(rf'name="{name}" value="{value}" id="[^"]+"\s*checked', page.text)
-    assert session.app.extensions["attach_assess"].outbox.store.get(sid) is None
+    assert delivery.outbox_services(session.app).outbox.store.get(sid) is None
     assert session.client.get(session.url(f"submissions/{sid}")).status_code == 404
     value = identifier_value(sid, "QuestionnaireResponse")
     with fhir(fhir_server) as client:
@@ -200,7 +201,7 @@ def test_every_post_needs_the_csrf_token(launch_as: Callable[..., Session]) -> N
         session.url("rq/"), data={**RQ, "action": "submit", "submission_id": sid}
     )
     assert page.status_code == 400 and "csrf_failed" in page.text
-    assert session.app.extensions["attach_assess"].outbox.store.get(sid) is None
+    assert delivery.outbox_services(session.app).outbox.store.get(sid) is None
 
 
 def test_without_write_scopes_the_results_are_kept_and_exported(
@@ -283,9 +284,7 @@ def test_a_refusal_is_shown_escaped(launch_as: Callable[..., Session], transport
     page = session.client.get(done.headers["Location"]).text
     assert "&lt;script&gt;alert(1)&lt;/script&gt; bad" in page
     assert "<script>alert" not in page
-    assert (
-        session.app.extensions["attach_assess"].outbox.store.get(sid).status == "failed-permanent"
-    )
+    assert delivery.outbox_services(session.app).outbox.store.get(sid).status == "failed-permanent"
 
 
 def test_the_ehrs_copy_is_used_and_the_packaged_one_created_when_asked(
@@ -327,7 +326,7 @@ def test_the_registration_asks_for_security_labels(
         in_progress = client.get(f"QuestionnaireResponse/{draft_id}").json()
     done = session.post("rq", RQ, "submit", sid)
     assert done.status_code == 303
-    item = session.app.extensions["attach_assess"].outbox.store.get(sid)
+    item = delivery.outbox_services(session.app).outbox.store.get(sid)
     assert item.status == "delivered", item.last_error
     written = [in_progress]
     with fhir(fhir_server) as client:
@@ -357,7 +356,7 @@ def test_create_app_starts_the_worker_when_configured_and_it_delivers_later(
         OUTBOX_BACKOFF_BASE=0.2,
         OUTBOX_BACKOFF_CAP=0.4,
     )
-    worker = session.app.extensions["attach_assess"].worker
+    worker = delivery.outbox_services(session.app).worker
     assert worker is not None
     _, sid = session.form("rq")
     transport.rewrite = refused
@@ -366,7 +365,7 @@ def test_create_app_starts_the_worker_when_configured_and_it_delivers_later(
         assert "Saved, waiting to sync" in session.client.get(done.headers["Location"]).text
     finally:
         transport.rewrite = None
-    store = session.app.extensions["attach_assess"].outbox.store
+    store = delivery.outbox_services(session.app).outbox.store
     deadline = time.time() + 15
     while store.get(sid).status != "delivered" and time.time() < deadline:
         time.sleep(0.1)
@@ -478,7 +477,7 @@ def test_the_submission_record_is_synced_only_where_it_is_the_only_copy(
     monkeypatch.setattr(store, "put", recording_put)
     _, sid = session.form("rq")
     assert session.post("rq", RQ, "submit", sid).status_code == 303
-    item = session.app.extensions["attach_assess"].outbox.store.get(sid)
+    item = delivery.outbox_services(session.app).outbox.store.get(sid)
     # Sent: the outbox row (synced when stored) holds the answers; kept: this record does.
     assert (item is None) == only_copy
     assert synced == {sid: only_copy}
