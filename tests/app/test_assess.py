@@ -20,6 +20,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from attach_fhir.cli import main
 from attach_fhir.writeback import SUBMISSION_SYSTEM, identifier_value
 from ehr_sandbox.fhir_process import FhirServerProcess
 from smart_app import stop as stop_app
@@ -376,6 +377,61 @@ def test_create_app_starts_the_worker_when_configured_and_it_delivers_later(
             "QuestionnaireResponse", params={"identifier": f"{SUBMISSION_SYSTEM}|{value}"}
         )
         assert found.json()["total"] == 1
+
+
+def test_the_drain_command_follows_up_what_it_delivered(
+    launch_as: Callable[..., Session],
+    transport: Wrapped,
+    fhir_server: FhirServerProcess,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Queued while the EHR was down, delivered by `attach-fhir outbox drain`: its
+    attach_fhir.after_drain hook (the app's) judges the goals with the user's live launch, so
+    the submission page goes straight on to the review, with no button left to press."""
+
+    def refused(request: httpx.Request, response: httpx.Response) -> httpx.Response:
+        if request.method == "POST":
+            raise httpx.ConnectError("connection refused", request=request)
+        return response
+
+    session = launch_as("sandbox-adult-29", OUTBOX_BACKOFF_BASE=0.05, OUTBOX_BACKOFF_CAP=0.1)
+    _, sid = session.form("rq")
+    transport.rewrite = refused
+    try:
+        session.post("rq", RQ, "submit", sid)
+    finally:
+        transport.rewrite = None
+    waiting = session.client.get(session.url(f"submissions/{sid}"))
+    assert waiting.status_code == 200 and "Saved, waiting to sync" in waiting.text
+    data_dir = Path(session.app.config["DATA_DIR"])
+    registration = {
+        "name": "open sandbox",
+        "iss": [fhir_server.base_url.rstrip("/")],
+        "client_id": "assess-app-test",
+        "client_type": "public",
+        "allow_addresses": ["loopback"],
+    }
+    registrations = tmp_path / "registrations.json"
+    registrations.write_text(json.dumps({"registrations": [registration]}), encoding="utf-8")
+    monkeypatch.setenv("ATTACH_REGISTRATIONS", str(registrations))
+    time.sleep(0.2)  # past the retry's back-off (at most 0.1 s)
+    code = main(["outbox", "drain", "--dsn", str(data_dir / "outbox.sqlite3")])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "delivered 1, retrying 0, failed 0" in err
+    assert "follow-ups checked for 1 delivered" in err
+    with fhir(fhir_server) as client:  # the patient has no active care plan: no goal to judge
+        plans = client.get(
+            "CarePlan", params={"subject": "Patient/sandbox-adult-29", "status": "active"}
+        )
+        assert plans.json().get("total") == 0
+    with session.app.app_context():
+        record = session.app.extensions["attach_fhir"].store.get("assess-submission", sid)
+    assert record["goals"] == {"state": "none"}
+    shown = session.client.get(session.url(f"submissions/{sid}"))
+    assert shown.status_code == 303 and "/review/" in shown.headers["Location"]
 
 
 def autosave(session: Session, instrument: str, data: dict[str, str], sid: str, **kw: Any) -> Any:
