@@ -434,6 +434,44 @@ def test_the_drain_command_follows_up_what_it_delivered(
     assert shown.status_code == 303 and "/review/" in shown.headers["Location"]
 
 
+def test_the_submission_page_only_reads_and_its_button_updates_the_record(
+    launch_as: Callable[..., Session], transport: Wrapped
+) -> None:
+    """Delivered with no follow-up run (a drain with no app around it): the page says the goals
+    are not updated and offers the button, writing nothing; the button (a POST with the CSRF
+    token) runs the follow-ups, and the page then goes on to the review."""
+
+    def refused(request: httpx.Request, response: httpx.Response) -> httpx.Response:
+        if request.method == "POST":
+            raise httpx.ConnectError("connection refused", request=request)
+        return response
+
+    session = launch_as("sandbox-adult-29", OUTBOX_BACKOFF_BASE=0.05, OUTBOX_BACKOFF_CAP=0.1)
+    _, sid = session.form("rq")
+    transport.rewrite = refused
+    try:
+        session.post("rq", RQ, "submit", sid)
+    finally:
+        transport.rewrite = None
+    time.sleep(0.2)  # past the retry's back-off (at most 0.1 s)
+    with session.app.app_context():
+        assert delivery.outbox_services().outbox.drain().delivered == [sid]
+        store = session.app.extensions["attach_fhir"].store
+    page = session.client.get(session.url(f"submissions/{sid}"))
+    assert page.status_code == 200
+    assert "The care plan's goals are not updated from this submission yet." in page.text
+    assert "Update the record now" in page.text
+    assert "goals" not in store.get("assess-submission", sid)  # the GET wrote nothing
+    button = session.url(f"submissions/{sid}/follow-up")
+    assert session.client.post(button).status_code == 400  # no CSRF token
+    pressed = session.client.post(button, data={"csrf_token": session.csrf})
+    assert pressed.status_code == 303
+    assert pressed.headers["Location"].endswith(session.url(f"submissions/{sid}"))
+    assert store.get("assess-submission", sid)["goals"] == {"state": "none"}  # no active plan
+    again = session.client.get(session.url(f"submissions/{sid}"))
+    assert again.status_code == 303 and "/review/" in again.headers["Location"]
+
+
 def autosave(session: Session, instrument: str, data: dict[str, str], sid: str, **kw: Any) -> Any:
     """Post answers to the draft endpoint as static/autosave.js does (the form's own fields)."""
     body = {**data, "submission_id": sid, "csrf_token": session.csrf, **kw}
