@@ -50,7 +50,7 @@ from smart_app.records import (
 from smart_app.records.submission import SUBMISSION_ID
 from smart_app.web import kept_forms
 from smart_app.web.context import LaunchContext, current_launch
-from smart_app.web.errors import AuthorizationExpired, BadLaunchRequest
+from smart_app.web.errors import AuthorizationExpired, BadLaunchRequest, NoPatient
 from smart_app.web.server_profile import WritePlan, capabilities, plan
 
 log = logging.getLogger(__name__)
@@ -58,20 +58,12 @@ log = logging.getLogger(__name__)
 bp = Blueprint("assess", __name__, template_folder="templates", url_prefix="/app/<ctx>/assess")
 
 
-class NoPatient(AttachError):
-    """The launch has no patient in context: there is no one to assess."""
-
-    code = "no_patient"
-    description = "No patient was selected in the EHR, so there is no one to assess."
-    status_code = 400
-
-
 def write_context() -> tuple[LaunchContext, WritePlan, Any]:
     """This request's launch (with a patient, else NoPatient), how this EHR takes writes, and
     its capabilities: what every page that reads or writes for the patient starts from."""
     launch = current_launch()
     if not launch.patient_id:
-        raise NoPatient()
+        raise NoPatient("No patient was selected in the EHR, so there is no one to assess.")
     caps = capabilities(delivery.outbox_services().capabilities, launch)
     return launch, plan(caps, launch), caps
 
