@@ -42,9 +42,9 @@ from smart_app.records import (
     follow_ups,
     goal_updates,
     patient_facts,
+    response_summaries,
     responses,
     submission,
-    summaries,
     task_updates,
 )
 from smart_app.records.submission import SUBMISSION_ID
@@ -405,7 +405,7 @@ def summary_pdf(ctx: str, sid: str) -> Response:
     """The submission's printable summary (PDF): answers, scores and what they mean."""
     launch = current_launch()
     found = submission.status(launch, sid) if SUBMISSION_ID.fullmatch(sid) else None
-    pdf = summaries.submission_pdf(launch, found) if found else None
+    pdf = response_summaries.submission_pdf(launch, found) if found else None
     if pdf is None:
         abort(404)
     return _pdf(pdf, f"attach-fhir-summary-{sid}.pdf")
@@ -422,7 +422,7 @@ def response_summary_pdf(ctx: str, qr_id: str) -> Response:
     if subject != f"Patient/{launch.patient_id}" or response.get("status") != "completed":
         abort(404)
     try:
-        pdf = summaries.response_pdf(launch, response)
+        pdf = response_summaries.response_pdf(launch, response)
     except (UnknownInstrument, InvalidResponse):
         abort(404)  # not one of the packaged instruments, or answers it cannot score
     return _pdf(pdf, f"attach-fhir-summary-{qr_id}.pdf")

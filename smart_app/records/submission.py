@@ -9,7 +9,7 @@ transaction, or as the first of the ordered writes where the server has none): t
 identifier the draft carries, so submitting completes the draft resource instead of leaving it
 in progress beside a new one, and a retry still writes nothing new. Where the EHR takes no
 answers or scores as data but takes documents, the submission is a DocumentReference holding the
-PDF summary (:mod:`smart_app.records.summaries`), with the same identifier scheme.
+PDF summary (:mod:`smart_app.records.response_summaries`), with the same identifier scheme.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from attach_fhir.writeback import (
     identifier_value,
 )
 from smart_app.forms.questionnaire_source import Resolved, registration_option
-from smart_app.records import summaries
+from smart_app.records import response_summaries
 from smart_app.records.delivery import credential_key, outbox_services, send
 from smart_app.web.clock import now
 from smart_app.web.context import LaunchContext
@@ -153,7 +153,9 @@ def submit(
     if plan.writes:  # the draft (same identifier) is completed in place, in either mode
         sending = complete_draft(bundle)
     elif plan.mode == "document-reference":
-        sending = summaries.document_bundle(launch, bundle["entry"][0]["resource"], result, ctx)
+        sending = response_summaries.document_bundle(
+            launch, bundle["entry"][0]["resource"], result, ctx
+        )
     if sending is not None:
         ordered = plan.mode == "ordered-creates" or not plan.transaction
         mode: Mode = "ordered-creates" if ordered else "transaction"
