@@ -379,6 +379,27 @@ def test_create_app_starts_the_worker_when_configured_and_it_delivers_later(
         assert found.json()["total"] == 1
 
 
+def submitted_while_down(
+    launch_as: Callable[..., Session], transport: Wrapped
+) -> tuple[Session, str]:
+    """A clinician's RQ submitted while the EHR takes no POST: the session and the submission
+    id, left waiting in the outbox with a retry due within 0.1 s."""
+
+    def refused(request: httpx.Request, response: httpx.Response) -> httpx.Response:
+        if request.method == "POST":  # as a stopped server: nothing reaches it
+            raise httpx.ConnectError("connection refused", request=request)
+        return response
+
+    session = launch_as("sandbox-adult-29", OUTBOX_BACKOFF_BASE=0.05, OUTBOX_BACKOFF_CAP=0.1)
+    _, sid = session.form("rq")
+    transport.rewrite = refused
+    try:
+        session.post("rq", RQ, "submit", sid)
+    finally:
+        transport.rewrite = None
+    return session, sid
+
+
 def test_the_drain_command_follows_up_what_it_delivered(
     launch_as: Callable[..., Session],
     transport: Wrapped,
@@ -391,18 +412,7 @@ def test_the_drain_command_follows_up_what_it_delivered(
     attach_fhir.after_drain hook (the app's) judges the goals with the user's live launch, so
     the submission page goes straight on to the review, with no button left to press."""
 
-    def refused(request: httpx.Request, response: httpx.Response) -> httpx.Response:
-        if request.method == "POST":
-            raise httpx.ConnectError("connection refused", request=request)
-        return response
-
-    session = launch_as("sandbox-adult-29", OUTBOX_BACKOFF_BASE=0.05, OUTBOX_BACKOFF_CAP=0.1)
-    _, sid = session.form("rq")
-    transport.rewrite = refused
-    try:
-        session.post("rq", RQ, "submit", sid)
-    finally:
-        transport.rewrite = None
+    session, sid = submitted_while_down(launch_as, transport)
     waiting = session.client.get(session.url(f"submissions/{sid}"))
     assert waiting.status_code == 200 and "Saved, waiting to sync" in waiting.text
     data_dir = Path(session.app.config["DATA_DIR"])
@@ -441,18 +451,7 @@ def test_the_submission_page_only_reads_and_its_button_updates_the_record(
     are not updated and offers the button, writing nothing; the button (a POST with the CSRF
     token) runs the follow-ups, and the page then goes on to the review."""
 
-    def refused(request: httpx.Request, response: httpx.Response) -> httpx.Response:
-        if request.method == "POST":
-            raise httpx.ConnectError("connection refused", request=request)
-        return response
-
-    session = launch_as("sandbox-adult-29", OUTBOX_BACKOFF_BASE=0.05, OUTBOX_BACKOFF_CAP=0.1)
-    _, sid = session.form("rq")
-    transport.rewrite = refused
-    try:
-        session.post("rq", RQ, "submit", sid)
-    finally:
-        transport.rewrite = None
+    session, sid = submitted_while_down(launch_as, transport)
     time.sleep(0.2)  # past the retry's back-off (at most 0.1 s)
     with session.app.app_context():
         assert delivery.outbox_services().outbox.drain().delivered == [sid]
