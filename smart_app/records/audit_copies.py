@@ -15,7 +15,6 @@ from flask import Flask, g
 
 from attach_fhir.errors import AttachError
 from attach_fhir.io.fhir_client import FhirClient
-from attach_fhir.io.outbox import payload
 from smart_app.records import delivery
 from smart_app.web.audit import AuditTrail, Who
 
@@ -44,7 +43,7 @@ def init_app(app: Flask, trail: AuditTrail) -> None:
             launches[target] = launch
         for target, events in by_target.items():
             try:
-                _queue(launches[target], target, events)
+                _queue(launches[target], events)
             except Exception as exc:  # the user's request is done; the trail keeps its records
                 log.error("audit.copy outcome=failed error=%s", type(exc).__name__)
 
@@ -54,7 +53,7 @@ def accepts_audit_events(launch: Any) -> bool:
     if not launch.can("AuditEvent", "c"):
         return False
     services = launch.services
-    cache = delivery.assess_services().capabilities
+    cache = delivery.outbox_services().capabilities
     try:
         with services.http(services.registrations.lookup(launch.iss)) as http:
             caps = cache.get(FhirClient(launch.iss, http, token_source=launch.token_source))
@@ -64,7 +63,7 @@ def accepts_audit_events(launch: Any) -> bool:
     return bool(caps.can_create("AuditEvent"))
 
 
-def _queue(launch: Any, target: str, events: list[dict[str, Any]]) -> None:
+def _queue(launch: Any, events: list[dict[str, Any]]) -> None:
     if not accepts_audit_events(launch):
         return
     bundle = {
@@ -79,9 +78,5 @@ def _queue(launch: Any, target: str, events: list[dict[str, Any]]) -> None:
             for event in events
         ],
     }
-    delivery.remember(launch, if_changed=True)
-    outbox = delivery.assess_services().outbox
-    outbox.store.enqueue(
-        f"audit-{uuid.uuid4()}", target, payload(bundle, "transaction"), outbox.clock()
-    )
+    delivery.queue_audit_copies(launch, bundle)
     log.info("audit.copy queued=%d", len(events))

@@ -26,6 +26,7 @@ import pytest
 
 from attach_fhir.fhir_models import AuditEvent
 from ehr_sandbox.authz.config import Knobs
+from smart_app.records.delivery import outbox_services
 from tests.e2e.test_assess_e2e import (
     ADULT,
     PER_INSTRUMENT,
@@ -290,7 +291,7 @@ def test_copies_wait_in_the_outbox_and_reach_the_ehr_with_the_launchs_token(
         clinician.launch(ADULT)
         assert clinician.get().status_code == 200  # the Choose page
         app = to_ehr.server.app
-        outbox = app.extensions["attach_assess"].outbox
+        outbox = outbox_services(app).outbox
         counts = outbox.store.counts()
         assert counts["delivered"] == 0 and counts["queued"] >= 1  # queued, not sent yet
         ours = [e for e in recorded(to_ehr) if e["type"]["code"] == "rest"]
