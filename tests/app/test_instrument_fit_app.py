@@ -9,17 +9,22 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from pathlib import Path
 
 from attach_fhir.canonical import USED_ALTHOUGH_NOT_FITTING_EXT
 from attach_fhir.writeback import SUBMISSION_SYSTEM, identifier_value
 from ehr_sandbox.fhir_process import FhirServerProcess
+from smart_app import stop as stop_app
 from tests.app.test_assess import (  # noqa: F401 (launch_as, transport: fixtures)
+    ALL,
     Session,
+    Wrapped,
     article,
     fhir,
     launch_as,
     transport,
 )
+from tests.fixtures.launched_app import launched_app
 from tests.lib.scoring_examples import rs_target
 
 REASON = (
@@ -119,3 +124,30 @@ def test_a_fifteen_year_old_sees_the_partner_section(
     assert "May fit this patient." in ecr_rs and "variety of age groups" in ecr_rs
     page, _ = teen.form("ecr-rs")
     assert 'name="q:partner.1"' in page and "hidden-sections" not in page
+
+
+def test_a_patients_launch_cannot_use_anyway(
+    fhir_server: FhirServerProcess,
+    tmp_path: Path,
+    transport: Wrapped,  # noqa: F811
+) -> None:
+    launched = launched_app(
+        fhir_server.base_url,
+        tmp_path / "app",
+        transport,
+        client_id="fit-patient-test",
+        kind="patient",
+        patient="sandbox-child-9",
+        user="Patient/sandbox-child-9",
+        scope=ALL,
+    )
+    try:
+        page = launched.client.get(f"/app/{launched.ctx}/assess/")
+        assert page.status_code == 200
+        assert 'id="instrument-ecr-rs"' in page.text and "Use anyway" not in page.text
+        posted = launched.client.post(
+            f"/app/{launched.ctx}/assess/ecr-rs/use-anyway", data={"csrf_token": launched.csrf}
+        )
+        assert posted.status_code == 403
+    finally:
+        stop_app(launched.app)
