@@ -209,8 +209,22 @@ def _show_fresh(launch: LaunchContext, write_plan: WritePlan, resolved: Resolved
             f"{reason} The response records that choice."
         )
         return _page(launch, write_plan, resolved, form, anyway, note=note)
+    if request.args.get("task") is None and _does_not_fit(launch, resolved):
+        # only after "Use anyway" (a POST), so that the response records the choice
+        choose_url = url_for(".choose", ctx=launch.id)
+        return redirect(f"{choose_url}#instrument-{resolved.instrument.id}", code=303)
     closed = _bind_assignment(launch, resolved, sid)
     return _page(launch, write_plan, resolved, form, sid, note=closed)
+
+
+def _does_not_fit(launch: LaunchContext, resolved: Resolved) -> bool:
+    """Whether a clinician opens an instrument that does not fit the patient."""
+    if launch.record.get("kind") == "patient":
+        return False
+    inst = resolved.instrument
+    pair = [(inst, resolved.packaged)]
+    (choice,) = choices(pair, patient_facts.load(launch).facts, dt.date.today())
+    return choice.fit == "no"
 
 
 def _for_patient(launch: LaunchContext, resolved: Resolved) -> Resolved:

@@ -64,6 +64,9 @@ def test_use_anyway_needs_the_csrf_token_and_only_starts_what_does_not_fit(
     assert 'action="/app/' in ecr_rs and "/assess/ecr-rs/use-anyway" in ecr_rs
     refused = child.client.post(child.url("ecr-rs/use-anyway"))
     assert refused.status_code == 400  # no CSRF token
+    opened = child.client.get(child.url("ecr-rs/"))  # the form's URL without "Use anyway"
+    assert opened.status_code == 303
+    assert opened.headers["location"].endswith("/assess/#instrument-ecr-rs")
     adult = launch_as("sandbox-adult-29")
     posted = adult.client.post(adult.url("ecr-r/use-anyway"), data={"csrf_token": adult.csrf})
     assert posted.status_code == 303  # it fits: straight to the form, nothing to record
