@@ -217,14 +217,19 @@ def _show_fresh(launch: LaunchContext, write_plan: WritePlan, resolved: Resolved
     return _page(launch, write_plan, resolved, form, sid, note=closed)
 
 
-def _does_not_fit(launch: LaunchContext, resolved: Resolved) -> bool:
-    """Whether a clinician opens an instrument that does not fit the patient."""
+def _not_fitting(launch: LaunchContext, resolved: Resolved) -> str | None:
+    """Why the instrument does not fit the patient, when a clinician uses it; else None."""
     if launch.record.get("kind") == "patient":
-        return False
+        return None
     inst = resolved.instrument
     pair = [(inst, resolved.packaged)]
     (choice,) = choices(pair, patient_facts.load(launch).facts, dt.date.today())
-    return choice.fit == "no"
+    return choice.reason if choice.fit == "no" else None
+
+
+def _does_not_fit(launch: LaunchContext, resolved: Resolved) -> bool:
+    """Whether a clinician opens an instrument that does not fit the patient."""
+    return _not_fitting(launch, resolved) is not None
 
 
 def _for_patient(launch: LaunchContext, resolved: Resolved) -> Resolved:
@@ -278,8 +283,9 @@ def _anyway_reason(launch: LaunchContext, sid: str, url: str) -> str | None:
 def _mark_anyway(
     launch: LaunchContext, resolved: Resolved, response: dict[str, Any], sid: str
 ) -> None:
-    """Record the clinician's "use anyway" on the response (draft or completed)."""
-    reason = _anyway_reason(launch, sid, resolved.instrument.url)
+    """Record the clinician's "use anyway" on the response (draft or completed); also when the
+    form was reached another way (a draft from before, a form posted without the button)."""
+    reason = _anyway_reason(launch, sid, resolved.instrument.url) or _not_fitting(launch, resolved)
     if reason is not None:
         response["extension"] = [{"url": USED_ALTHOUGH_NOT_FITTING_EXT, "valueString": reason}]
 

@@ -8,6 +8,7 @@ romantic-partner section applies from 12 (docs/instrument-fit.md).
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from tests.app.test_assess import (  # noqa: F401 (launch_as, transport: fixture
     transport,
 )
 from tests.fixtures.launched_app import launched_app
-from tests.lib.scoring_examples import rs_target
+from tests.lib.scoring_examples import cycle, rs_target
 
 REASON = (
     "A self-report questionnaire: the patient is 9, under the reading age of 12 set for "
@@ -154,3 +155,21 @@ def test_a_patients_launch_cannot_use_anyway(
         assert posted.status_code == 403
     finally:
         stop_app(launched.app)
+
+
+def test_a_form_posted_without_use_anyway_is_recorded_all_the_same(
+    launch_as: Callable[..., Session],  # noqa: F811
+    fhir_server: FhirServerProcess,
+) -> None:
+    child = launch_as("sandbox-child-9")
+    sid = str(uuid.uuid4())  # a form never shown: posted straight to the fill URL
+    posted = child.post("ecr-r", fields(cycle(1, 36)), "submit", sid)
+    assert posted.status_code == 303, posted.text
+    value = identifier_value(sid, "QuestionnaireResponse")
+    with fhir(fhir_server) as client:
+        found = client.get(
+            "QuestionnaireResponse", params={"identifier": f"{SUBMISSION_SYSTEM}|{value}"}
+        ).json()
+    (entry,) = found["entry"]
+    extension = entry["resource"]["extension"]
+    assert extension == [{"url": USED_ALTHOUGH_NOT_FITTING_EXT, "valueString": REASON}]
