@@ -13,24 +13,30 @@ import datetime as dt
 import json
 import logging
 import uuid
-from typing import Any
+from typing import Any, cast
 
 from flask import (
     Blueprint,
+    Flask,
     Response,
     abort,
     current_app,
+    g,
     jsonify,
     redirect,
     render_template,
     request,
     url_for,
 )
+from flask.blueprints import BlueprintSetupState
 
+from attach_fhir.canonical import USED_ALTHOUGH_NOT_FITTING_EXT
 from attach_fhir.errors import AttachError
 from attach_fhir.fhir_url import is_fhir_id
+from attach_fhir.instrument_fit import without_sections
 from attach_fhir.instruments import UnknownInstrument, library
 from attach_fhir.response_check import InvalidResponse
+from smart_app.forms import instrument_choice
 from smart_app.forms.form_instances import form_after_action
 from smart_app.forms.form_response import parse_form, response_to_values
 from smart_app.forms.instrument_choice import choices
@@ -39,31 +45,32 @@ from smart_app.forms.questionnaire_source import Resolved, instrument, resolve
 from smart_app.records import (
     assignment_panel,
     delivery,
+    follow_ups,
     goal_updates,
     patient_facts,
+    response_summaries,
     responses,
     submission,
-    summaries,
     task_updates,
 )
 from smart_app.records.submission import SUBMISSION_ID
 from smart_app.web import kept_forms
 from smart_app.web.audience import PATIENT_HOME, clinician_page, is_patient_launch
 from smart_app.web.context import LaunchContext, current_launch
-from smart_app.web.errors import AuthorizationExpired, BadLaunchRequest
+from smart_app.web.errors import AuthorizationExpired, BadLaunchRequest, NoPatient
 from smart_app.web.server_profile import WritePlan, capabilities, plan
 
 log = logging.getLogger(__name__)
 
+#: Store namespace: submission id -> the clinician's "use anyway" (reason, instrument, user).
+ANYWAY_NS = "fit-anyway"
+
 bp = Blueprint("assess", __name__, template_folder="templates", url_prefix="/app/<ctx>/assess")
 
 
-class NoPatient(AttachError):
-    """The launch has no patient in context: there is no one to assess."""
-
-    code = "no_patient"
-    description = "No patient was selected in the EHR, so there is no one to assess."
-    status_code = 400
+@bp.record_once
+def _setup(state: BlueprintSetupState) -> None:
+    instrument_choice.init_app(cast(Flask, state.app))  # loads and validates ATTACH_FIT_RULES
 
 
 def write_context() -> tuple[LaunchContext, WritePlan, Any]:
@@ -71,8 +78,8 @@ def write_context() -> tuple[LaunchContext, WritePlan, Any]:
     its capabilities: what every page that reads or writes for the patient starts from."""
     launch = current_launch()
     if not launch.patient_id:
-        raise NoPatient()
-    caps = capabilities(delivery.assess_services().capabilities, launch)
+        raise NoPatient("No patient was selected in the EHR, so there is no one to assess.")
+    caps = capabilities(delivery.outbox_services().capabilities, launch)
     return launch, plan(caps, launch), caps
 
 
@@ -152,7 +159,7 @@ def render_choose(
 def fill(ctx: str, instrument_id: str) -> Any:
     """GET shows the form (fresh, a draft, or kept answers); POST updates, saves or submits."""
     launch, write_plan, caps = write_context()
-    resolved = resolve(launch, write_plan, caps, instrument(instrument_id))
+    resolved = _for_patient(launch, resolve(launch, write_plan, caps, instrument(instrument_id)))
     if request.method == "GET":
         return _show_fresh(launch, write_plan, resolved)
     sid = request.form.get("submission_id", "")
@@ -189,8 +196,93 @@ def _show_fresh(launch: LaunchContext, write_plan: WritePlan, resolved: Resolved
         )
         return _page(launch, write_plan, resolved, form, sid, note=note)
     form, sid = build_form(resolved.questionnaire), str(uuid.uuid4())
+    anyway = request.args.get("anyway", "")
+    reason = _anyway_reason(launch, anyway, resolved.instrument.url)
+    if reason is not None:  # started with "use anyway" on the Choose page
+        note = (
+            "You chose to use this questionnaire although it does not fit this patient. "
+            f"{reason} The response records that choice."
+        )
+        return _page(launch, write_plan, resolved, form, anyway, note=note)
+    if request.args.get("task") is None and _does_not_fit(launch, resolved):
+        # only after "Use anyway" (a POST), so that the response records the choice
+        choose_url = url_for(".choose", ctx=launch.id)
+        return redirect(f"{choose_url}#instrument-{resolved.instrument.id}", code=303)
     closed = _bind_assignment(launch, resolved, sid)
     return _page(launch, write_plan, resolved, form, sid, note=closed)
+
+
+def _not_fitting(launch: LaunchContext, resolved: Resolved) -> str | None:
+    """Why the instrument does not fit the patient, when a clinician uses it; else None."""
+    if launch.record.get("kind") == "patient":
+        return None
+    inst = resolved.instrument
+    pair = [(inst, resolved.packaged)]
+    (choice,) = choices(pair, patient_facts.load(launch).facts, dt.date.today())
+    return choice.reason if choice.fit == "no" else None
+
+
+def _does_not_fit(launch: LaunchContext, resolved: Resolved) -> bool:
+    """Whether a clinician opens an instrument that does not fit the patient."""
+    return _not_fitting(launch, resolved) is not None
+
+
+def _for_patient(launch: LaunchContext, resolved: Resolved) -> Resolved:
+    """The Questionnaire to show without the sections that do not apply to this patient (the
+    romantic partner for a child); scoring still uses the packaged Questionnaire, where a
+    section not shown is one the respondent skipped."""
+    if not instrument_choice.rules_have_sections(resolved.instrument.id):
+        return resolved
+    patient = patient_facts.load(launch)
+    hidden = instrument_choice.hidden(resolved.instrument.id, patient.facts, dt.date.today())
+    if not hidden:
+        return resolved
+    if launch.record.get("kind") != "patient":
+        g.hidden_sections = [s.label for s in hidden]
+    trimmed = without_sections(resolved.questionnaire, hidden)
+    return dataclasses.replace(resolved, questionnaire=trimmed)
+
+
+@bp.post("/<instrument_id>/use-anyway")
+def use_anyway(ctx: str, instrument_id: str) -> Any:
+    """A clinician starts an instrument that does not fit the patient: the reason is kept with
+    a new submission id, shown on the form and recorded on the response."""
+    launch, _, _ = write_context()
+    if launch.record.get("kind") == "patient":
+        abort(403)
+    inst = instrument(instrument_id)
+    patient = patient_facts.load(launch)
+    pair = [(inst, library().questionnaire(f"{inst.url}|{inst.version}"))]
+    (choice,) = choices(pair, patient.facts, dt.date.today())
+    target = url_for(".fill", ctx=launch.id, instrument_id=inst.id)
+    if choice.fit != "no":  # it fits (or may): nothing to record
+        return redirect(target, code=303)
+    sid = str(uuid.uuid4())
+    record = {"cred": delivery.credential_key(launch), "url": inst.url, "reason": choice.reason}
+    ttl = float(current_app.config["LAUNCH_TTL"]) * 14  # as long as a task binding
+    launch.services.store.put(ANYWAY_NS, sid, record, ttl)
+    log.info("assess.use_anyway instrument=%s", inst.id)
+    return redirect(f"{target}?anyway={sid}", code=303)
+
+
+def _anyway_reason(launch: LaunchContext, sid: str, url: str) -> str | None:
+    """The reason kept by "use anyway" for this submission, user and instrument, if any."""
+    if not SUBMISSION_ID.fullmatch(sid):
+        return None
+    record = launch.services.store.get(ANYWAY_NS, sid)
+    if record is None or record.get("cred") != delivery.credential_key(launch):
+        return None
+    return str(record["reason"]) if record.get("url") == url else None
+
+
+def _mark_anyway(
+    launch: LaunchContext, resolved: Resolved, response: dict[str, Any], sid: str
+) -> None:
+    """Record the clinician's "use anyway" on the response (draft or completed); also when the
+    form was reached another way (a draft from before, a form posted without the button)."""
+    reason = _anyway_reason(launch, sid, resolved.instrument.url) or _not_fitting(launch, resolved)
+    if reason is not None:
+        response["extension"] = [{"url": USED_ALTHOUGH_NOT_FITTING_EXT, "valueString": reason}]
 
 
 def _bind_assignment(launch: LaunchContext, resolved: Resolved, sid: str) -> str | None:
@@ -239,6 +331,7 @@ def _save_draft(launch: LaunchContext, write_plan: WritePlan, resolved: Resolved
         return _page(launch, write_plan, resolved, parsed.form, sid, note=note, status=403)
     if submission.status(launch, sid) is not None:
         return redirect(url_for(".submitted", ctx=launch.id, sid=sid), code=303)
+    _mark_anyway(launch, resolved, parsed.response, sid)
     try:
         draft_id = _write_draft(launch, parsed.response, sid)
     except responses.DraftClosed:
@@ -269,7 +362,7 @@ def autosave(ctx: str, instrument_id: str) -> tuple[Response, int]:
 
 def _autosave(instrument_id: str) -> tuple[Response, int]:
     launch, write_plan, caps = write_context()
-    resolved = resolve(launch, write_plan, caps, instrument(instrument_id))
+    resolved = _for_patient(launch, resolve(launch, write_plan, caps, instrument(instrument_id)))
     sid = request.form.get("submission_id", "")
     if not SUBMISSION_ID.fullmatch(sid):
         raise BadLaunchRequest("The form carried no valid submission id; please reload it.")
@@ -280,6 +373,7 @@ def _autosave(instrument_id: str) -> tuple[Response, int]:
         return jsonify({"code": "drafts_not_allowed"}), 403
     if submission.status(launch, sid) is not None:
         return jsonify({"code": "submitted"}), 409
+    _mark_anyway(launch, resolved, parsed.response, sid)
     try:
         draft_id = _write_draft(launch, parsed.response, sid)
     except responses.DraftClosed:
@@ -302,6 +396,7 @@ def _submit(launch: LaunchContext, write_plan: WritePlan, resolved: Resolved, si
     if resolved.instrument.respondent == "parent-caregiver":
         caregiver = patient_facts.caregiver(launch)
     assignment = task_updates.bound(launch, sid, resolved.instrument.url)
+    _mark_anyway(launch, resolved, parsed.response, sid)
     try:
         submission.submit(
             launch, resolved, parsed.response, write_plan, sid, caregiver, assignment=assignment
@@ -312,10 +407,8 @@ def _submit(launch: LaunchContext, write_plan: WritePlan, resolved: Resolved, si
         return _page(launch, write_plan, resolved, form, sid, status=422)
     if assignment:
         task_updates.index(launch, assignment["task"], sid)
-    found = submission.status(launch, sid)
-    if found is not None:  # delivered now: the care plan's goals follow the new scores
-        goal_updates.judge_after_delivery(launch, found)
-        task_updates.complete_after_delivery(launch, found)  # and the assigning Task closes
+    # delivered now: the care plan's goals follow the new scores, the assigning Task closes
+    follow_ups.after_delivery([sid], launch)
     return redirect(url_for(".submitted", ctx=launch.id, sid=sid), code=303)
 
 
@@ -347,6 +440,7 @@ def _page(
         draft_id=draft_id,
         saved=saved,
         note=note,
+        hidden_sections=g.get("hidden_sections", []),
         ehr_style_url=url_for("launch.ehr_style", ctx=launch.id),
     )
     return page, status
@@ -359,8 +453,10 @@ def submitted(ctx: str, sid: str) -> Any:
     found = submission.status(launch, sid) if SUBMISSION_ID.fullmatch(sid) else None
     if found is None:
         abort(404)
-    goals = goal_updates.judge_after_delivery(launch, found)  # delivered later by the worker
-    task = task_updates.complete_after_delivery(launch, found)
+    goals = found.record.get("goals")
+    task = found.record.get("task_outcome")
+    # delivered later, when no launch of this user was live: the follow-ups wait for the button
+    follow_up = found.state == "delivered" and follow_ups.pending(found.record)
     patient = is_patient_launch(launch)
     reference = found.response_reference
     delivered = found.state == "delivered" and reference and not patient
@@ -369,10 +465,10 @@ def submitted(ctx: str, sid: str) -> Any:
         "state"
     ) in task_updates.REPORTED
     # The patient's home says, in their words, where the answers went; only a Task left open
-    # is told here (their clinician judges the goals, whatever the EHR let the patient write).
-    if patient and (task or {}).get("state") not in task_updates.REPORTED:
+    # (or follow-ups still to run) is told here: their clinician judges the goals.
+    if patient and not follow_up and (task or {}).get("state") not in task_updates.REPORTED:
         return redirect(url_for(PATIENT_HOME, ctx=launch.id, sid=sid), code=303)
-    if review and not told:
+    if review and not told and not follow_up:
         return redirect(review, code=303)
     codes = library().score_codes()
     return render_template(
@@ -383,9 +479,22 @@ def submitted(ctx: str, sid: str) -> Any:
         review=review,
         goals=goals,
         task=task,
+        follow_up=follow_up,
         codes=codes,
         patient_launch=patient,
     )
+
+
+@bp.post("/submissions/<sid>/follow-up")
+def follow_up(ctx: str, sid: str) -> Any:
+    """Update the record now: the follow-ups of a delivered submission (goals, Task) that the
+    worker could not run, or that waited on the EHR; then back to the submission's page."""
+    launch = current_launch()
+    found = submission.status(launch, sid) if SUBMISSION_ID.fullmatch(sid) else None
+    if found is None:
+        abort(404)
+    follow_ups.after_delivery([sid], launch)
+    return redirect(url_for(".submitted", ctx=launch.id, sid=sid), code=303)
 
 
 @bp.get("/submissions/<sid>/export")
@@ -409,7 +518,7 @@ def summary_pdf(ctx: str, sid: str) -> Response:
     """The submission's printable summary (PDF): answers, scores and what they mean."""
     launch = current_launch()
     found = submission.status(launch, sid) if SUBMISSION_ID.fullmatch(sid) else None
-    pdf = summaries.submission_pdf(launch, found) if found else None
+    pdf = response_summaries.submission_pdf(launch, found) if found else None
     if pdf is None:
         abort(404)
     return _pdf(pdf, f"attach-fhir-summary-{sid}.pdf")
@@ -427,7 +536,7 @@ def response_summary_pdf(ctx: str, qr_id: str) -> Response:
     if subject != f"Patient/{launch.patient_id}" or response.get("status") != "completed":
         abort(404)
     try:
-        pdf = summaries.response_pdf(launch, response)
+        pdf = response_summaries.response_pdf(launch, response)
     except (UnknownInstrument, InvalidResponse):
         abort(404)  # not one of the packaged instruments, or answers it cannot score
     return _pdf(pdf, f"attach-fhir-summary-{qr_id}.pdf")

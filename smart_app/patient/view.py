@@ -23,7 +23,7 @@ from attach_fhir.patient_words import (
     score_line,
 )
 from smart_app.records import careplan_records
-from smart_app.records.responses import now
+from smart_app.web.clock import now
 from smart_app.web.context import LaunchContext
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ def instrument(assignment: Assignment) -> Instrument | None:
 
 
 def today() -> dt.date:
-    """The app's local day by its clock (``responses.now``), as pages word dates against it."""
+    """The app's local day by its clock (``web.clock.now``), as pages word dates against it."""
     day = local_day(now())
     return day if day is not None else dt.date.today()  # now() is always a valid instant
 

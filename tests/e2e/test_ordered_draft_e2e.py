@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from attach_fhir.writeback import SUBMISSION_SYSTEM, identifier_value
+from smart_app.records import delivery
 from tests.e2e.test_assess_e2e import (
     QUICK_RETRIES,
     SCOPES,
@@ -30,7 +31,7 @@ from tests.fixtures.sandbox import SandboxFactory
 
 pytestmark = pytest.mark.e2e
 
-ADOLESCENT = "sandbox-adolescent-15"
+ADULT = "sandbox-adult-29"  # the RQ is for adults (docs/instrument-fit.md)
 QR = "QuestionnaireResponse"
 RQ_CODES = (
     "rq-secure",
@@ -58,7 +59,7 @@ def test_a_resumed_draft_is_completed_in_place_without_transactions(
 ) -> None:
     first = Clinician(ordered_env)
     try:
-        first.launch(ADOLESCENT)
+        first.launch(ADULT)
         assert "takes no transactions" in first.get().text  # said before anyone starts
         _, csrf, sid = first.open_form("rq")
         saved = first.post("rq", {"q:secure": "6"}, "draft", sid, csrf)
@@ -79,7 +80,7 @@ def test_a_resumed_draft_is_completed_in_place_without_transactions(
         return response
 
     try:
-        later.launch(ADOLESCENT)
+        later.launch(ADULT)
         _, csrf2, sid2 = later.open_form("rq", f"?draft={draft_id}")
         assert sid2 == sid
         answers = {"q:secure": "6", "q:fearful": "2", "q:preoccupied": "3", "q:dismissing": "5"}
@@ -94,7 +95,7 @@ def test_a_resumed_draft_is_completed_in_place_without_transactions(
         assert outbox_item(ordered_env, sid).status == "queued"
         time.sleep(0.6)  # past the (test-sized) backoff
         with ordered_env.server.app.app_context():
-            ordered_env.server.app.extensions["attach_assess"].outbox.drain()
+            delivery.outbox_services(ordered_env.server.app).outbox.drain()
         item = outbox_item(ordered_env, sid)
         assert item.status == "delivered", item.last_error
         posts_to_base = [
@@ -110,7 +111,7 @@ def test_a_resumed_draft_is_completed_in_place_without_transactions(
             responses = search(client, QR, identifier=f"{SUBMISSION_SYSTEM}|{value}")
             assert [r["id"] for r in responses] == [draft_id]
             assert responses[0]["status"] == "completed"
-            assert search(client, QR, subject=f"Patient/{ADOLESCENT}", status="in-progress") == []
+            assert search(client, QR, subject=f"Patient/{ADULT}", status="in-progress") == []
             observations = search(client, "Observation", **{"derived-from": f"{QR}/{draft_id}"})
             values = {
                 o["code"]["coding"][0]["code"]: o["valueQuantity"]["value"] for o in observations
