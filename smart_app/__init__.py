@@ -14,6 +14,7 @@ from werkzeug.exceptions import HTTPException, SecurityError
 from attach_fhir.errors import AttachError
 from smart_app.records import delivery, follow_ups
 from smart_app.web import (
+    filters,
     hosts,
     kept_forms,
     outbound,
@@ -102,6 +103,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     request_limits.init_app(app)  # first: a body too large is refused before the CSRF check
     security.init_app(app, frame_ancestors)
     record_reading.init_app(app)
+    filters.init_app(app)
     _register_error_handlers(app)
     # The outbox (and its worker if OUTBOX_WORKER) belongs to the app, not to one flow.
     delivery.init_app(app, after_delivery=follow_ups.after_delivery)
