@@ -46,6 +46,7 @@ from smart_app.records import (
     summaries,
     task_updates,
 )
+from smart_app.records.receipt import describe
 from smart_app.records.submission import SUBMISSION_ID
 from smart_app.web import kept_forms
 from smart_app.web.context import LaunchContext, current_launch
@@ -360,7 +361,9 @@ def submitted(ctx: str, sid: str) -> Any:
     goals = goal_updates.judge_after_delivery(launch, found)  # delivered later by the worker
     task = task_updates.complete_after_delivery(launch, found)
     reference = found.response_reference
-    review = _review_url(launch, reference) if found.state == "delivered" and reference else None
+    review = (
+        _review_url(launch, reference, sid) if found.state == "delivered" and reference else None
+    )
     told = (goals or {}).get("state") == goal_updates.NOT_UPDATED or (task or {}).get(
         "state"
     ) in task_updates.REPORTED
@@ -371,6 +374,7 @@ def submitted(ctx: str, sid: str) -> Any:
         "assess/submitted.html",
         launch=launch,
         found=found,
+        receipt=describe(found.item),
         reference=reference,
         review=review,
         goals=goals,
@@ -427,8 +431,12 @@ def _pdf(body: bytes, filename: str) -> Response:
     return Response(body, mimetype="application/pdf", headers={"Content-Disposition": disposition})
 
 
-def _review_url(launch: LaunchContext, reference: str) -> str | None:
-    """The review page of a delivered response (engineer J's ``review.scores``), if present."""
+def _review_url(launch: LaunchContext, reference: str, sid: str | None = None) -> str | None:
+    """The review page of a delivered response (engineer J's ``review.scores``), if present;
+    ``sid`` (a random submission id, no patient data) lets it say where the answers went."""
     if "review.scores" not in current_app.view_functions:
         return None
-    return url_for("review.scores", ctx=launch.id, qr_id=reference.rpartition("/")[2])
+    qr_id = reference.rpartition("/")[2]
+    if sid is None:
+        return url_for("review.scores", ctx=launch.id, qr_id=qr_id)
+    return url_for("review.scores", ctx=launch.id, qr_id=qr_id, sid=sid)

@@ -363,7 +363,10 @@ def test_create_app_starts_the_worker_when_configured_and_it_delivers_later(
     transport.rewrite = refused
     try:
         done = session.post("rq", RQ, "submit", sid)
-        assert "Saved, waiting to sync" in session.client.get(done.headers["Location"]).text
+        assert (
+            "Saved here, waiting to reach the record"
+            in session.client.get(done.headers["Location"]).text
+        )
     finally:
         transport.rewrite = None
     store = session.app.extensions["attach_assess"].outbox.store

@@ -349,7 +349,7 @@ def test_a_submission_queued_while_the_server_is_down_closes_its_task_with_no_pa
         finally:
             transport.inner = real
         assert page.status_code == 200, page.text
-        assert "Saved, waiting to sync" in page.text
+        assert "Saved here, waiting to reach the record" in page.text
         outbox = app.extensions["attach_assess"].outbox
         assert outbox.store.get(sid).status == "queued"
         assert world.task(task["id"])["status"] == "requested"
