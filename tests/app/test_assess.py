@@ -301,7 +301,8 @@ def test_the_ehrs_copy_is_used_and_the_packaged_one_created_when_asked(
     session = launch_as("sandbox-adult-29")
     assert "<h1>ECR as filed in this EHR</h1>" in session.form("ecr")[0]
 
-    url = {"url": "http://attach-fhir.org/fhir/Questionnaire/ecr-rs", "version": "1.1.0"}
+    packaged = library().questionnaire("http://attach-fhir.org/fhir/Questionnaire/ecr-rs")
+    url = {"url": packaged["url"], "version": packaged["version"]}  # what the app creates now
     not_asked = launch_as("sandbox-adult-29")
     not_asked.form("ecr-rs")
     with fhir(fhir_server) as client:
