@@ -104,6 +104,10 @@ def test_a_clinician_reads_every_page_plainly(
         # Form: the count is live as answers are clicked ...
         page.goto(f"{app}/assess/ecr-r/")
         assert page.locator("#progress").inner_text() == "0 of 36 answered"
+        # Each statement carries its number (the Questionnaire's SDC prefix).
+        legends = page.locator("fieldset.q legend")
+        assert legends.first.inner_text().startswith("1. ")
+        assert legends.nth(35).inner_text().startswith("36. ")
         some = dict(list(baseline_answers().items())[:12])
         fill(page, some)
         assert page.locator("#progress").inner_text() == "12 of 36 answered"
