@@ -30,18 +30,11 @@ from smart_app.records.submission import SUBMISSION_ID
 from smart_app.review.figures import targets
 from smart_app.review.view import InstrumentView, instrument_view
 from smart_app.web.context import LaunchContext, current_launch
+from smart_app.web.errors import NoPatient
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("review", __name__, template_folder="templates", url_prefix="/app/<ctx>/review")
-
-
-class NoPatientInContext(AttachError):
-    """The launch has no patient in context, so there is no history to show."""
-
-    code = "no_patient"
-    description = "No patient was selected in the EHR, so there are no scores to review."
-    status_code = 400
 
 
 def _patient(launch: LaunchContext, patient_id: str | None) -> dict[str, str] | None:
@@ -109,7 +102,7 @@ def _receipt(sid: str, response: str) -> Receipt | None:
     """Where the submission ``sid`` went, when it is the one that wrote ``response``."""
     if not SUBMISSION_ID.fullmatch(sid):
         return None
-    item = delivery.assess_services().outbox.store.get(sid)
+    item = delivery.outbox_services().outbox.store.get(sid)
     if item is None or response not in (item.receipt or {}).values():
         return None
     return describe(item)
@@ -184,7 +177,7 @@ def scores_print(ctx: str, qr_id: str) -> str:
 def _history(printable: bool) -> str:
     launch = current_launch()
     if not launch.patient_id:
-        raise NoPatientInContext()
+        raise NoPatient("No patient was selected in the EHR, so there are no scores to review.")
     lib = library()
     instruments = lib.instruments()
     owner = {code: inst for inst in instruments for code in inst.score_codes}

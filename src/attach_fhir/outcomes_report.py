@@ -51,6 +51,11 @@ class Report:
     problems: Mapping[str, int]
 
 
+def _days(value: float) -> str:
+    """A number of days as read: whole days as they are, else one decimal."""
+    return str(int(value)) if value == int(value) else for_reading(value, 1)
+
+
 def cell(count: int, identified: bool) -> str:
     """A count as shown: suppressed ("fewer than 5") when small and the report de-identified."""
     if not identified and 0 < count < SMALL_CELL:
@@ -129,7 +134,23 @@ def histogram(mean: MeanChange, identified: bool) -> str:
             f'<text x="{x + 15}" y="{pad + height + 14}" font-size="10" text-anchor="middle">'
             f"{for_reading(edge)}</text>"
         )
+        if count and not hidden:
+            parts.append(
+                f'<text x="{x + 15}" y="{pad + height - bar - 4}" font-size="10" '
+                f'text-anchor="middle">{count}</text>'
+            )
     parts.append("</svg>")
+    any_hidden = any(0 < c < SMALL_CELL for _, c in bins) and not identified
+    parts.append(
+        f"<p class='note'>Patients by change (latest minus first), in bins of {for_reading(BIN)} "
+        "starting at the value under each bar."
+        + (
+            f" Hatched bars: fewer than {SMALL_CELL} patients, count not shown."
+            if any_hidden
+            else ""
+        )
+        + "</p>"
+    )
     return "".join(parts)
 
 
@@ -212,8 +233,8 @@ def to_html(report: Report) -> str:
     else:
         q = statistics.quantiles(days, n=4, method="inclusive") if len(days) > 1 else [days[0]] * 3
         out.append(
-            f"<p>{len(days)} goals achieved; median {for_reading(statistics.median(days))} days "
-            f"(quartiles {for_reading(q[0])} to {for_reading(q[2])}).</p>"
+            f"<p>{len(days)} goals achieved; median {_days(statistics.median(days))} days "
+            f"(quartiles {_days(q[0])} to {_days(q[2])}).</p>"
         )
     if report.problems:
         out.append("<h2>Left aside</h2><table><tr><th>What</th><th>Count</th></tr>")
