@@ -153,6 +153,13 @@ def test_a_clinician_reads_every_page_plainly(
         no_long_numbers(page)
         shot(page, "review")
         page.set_viewport_size(PHONE)
+        # No date breaks across lines in a table cell, at 320 px either.
+        dates, wrapped = page.locator("table.chart-data td").evaluate_all(
+            "cells => { const d = cells.filter(c => /^\\d{4}-\\d\\d-\\d\\d$/.test("
+            "c.innerText.trim())); return [d.length, d.filter(c => c.getBoundingClientRect()"
+            ".height > 2 * parseFloat(getComputedStyle(c).lineHeight)).length]; }"
+        )
+        assert (dates, wrapped) == (2, 0)  # one submission: a row in each of the two tables
         narrow = plane.bounding_box()
         assert narrow is not None and narrow["width"] <= 320 - 16, narrow
         shot(page, "review-320")
