@@ -15,6 +15,7 @@ from attach_fhir.errors import AttachError
 from smart_app.records import audit_copies, delivery, follow_ups
 from smart_app.web import (
     audit,
+    filters,
     hosts,
     kept_forms,
     outbound,
@@ -113,6 +114,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     request_limits.init_app(app)  # first: a body too large is refused before the CSRF check
     security.init_app(app, frame_ancestors)
     record_reading.init_app(app)
+    filters.init_app(app)
     _register_error_handlers(app)
     # The outbox (and its worker if OUTBOX_WORKER) belongs to the app, not to one flow.
     delivery.init_app(app, after_delivery=follow_ups.after_delivery)

@@ -13,6 +13,7 @@ from .parts import (
     direction_item,
     enabled_when_true,
     gate_item,
+    item_number,
     ours,
     scale_options,
     verified,
@@ -25,7 +26,7 @@ def build_ecr_r(shared: Path) -> Json:
     data = load(shared, "ecr-r.json")
     scale = data["response_scale"]
     options = scale_options(scale, scale["confidence"]["endpoints"])
-    items = [choice_item(str(i["number"]), i, options) for i in data["items"]]
+    items = [choice_item(str(i["number"]), i, options, item_number(i)) for i in data["items"]]
     entries = subscale_entries(
         data, "ecr-r", [("anxiety", "anxiety", "lower"), ("avoidance", "avoidance", "lower")]
     )
@@ -85,7 +86,9 @@ def build_ecr_rs(shared: Path) -> Json:
     for target, label in TARGETS:
         gate = f"{target}.applies"
         questions = [
-            enabled_when_true(choice_item(f"{target}.{i['number']}", i, options), gate)
+            enabled_when_true(
+                choice_item(f"{target}.{i['number']}", i, options, item_number(i)), gate
+            )
             for i in data["items"]
         ]
         groups.append(
@@ -158,7 +161,7 @@ def build_ecr(shared: Path) -> Json:
     scale = data["response_scale"]
     options = scale_options(scale, scale["confidence"]["labels"])
     items = [direction_item(scale)]
-    items += [choice_item(str(i["number"]), i, options) for i in data["items"]]
+    items += [choice_item(str(i["number"]), i, options, item_number(i)) for i in data["items"]]
     entries = subscale_entries(
         data, "ecr", [("anxiety", "anxiety", "lower"), ("avoidance", "avoidance", "lower")]
     )

@@ -28,12 +28,25 @@ ENCODING_VERSION = "1.0.0"
 #: keep ENCODING_VERSION while they compute the same). 1.1.0: the ECR, ECR-RS and PRFQ gained a
 #: "which end is agree" display item; the ECR category returns its answerOption Coding; coded
 #: options display their CodeSystem's display (ECR, RQ); agreement-7 names designations.
-CONTENT_VERSIONS = {"ecr": "1.1.0", "ecr-rs": "1.1.0", "prfq": "1.1.0", "rq": "1.1.0"}
+#: ECR-R 1.1.0, ECR, ECR-RS and PRFQ 1.2.0: numbered items (SDC ``prefix``, "1.").
+CONTENT_VERSIONS = {
+    "ecr-r": "1.1.0",
+    "ecr": "1.2.0",
+    "ecr-rs": "1.2.0",
+    "prfq": "1.2.0",
+    "rq": "1.1.0",
+}
 CODESYSTEM_VERSIONS = {"agreement-7": "1.1.0"}
 #: Earlier versions whose responses the current one scores identically (only wording, displays
 #: or display items changed). Each is checked against the published file kept in
 #: tests/fixtures/data/published/ (tests/lib/test_questionnaire_versions.py).
-SCORES_EARLIER_VERSIONS = {q: ["1.0.0"] for q in CONTENT_VERSIONS}
+SCORES_EARLIER_VERSIONS = {
+    "ecr-r": ["1.0.0"],
+    "ecr": ["1.0.0", "1.1.0"],
+    "ecr-rs": ["1.0.0", "1.1.0"],
+    "prfq": ["1.0.0", "1.1.0"],
+    "rq": ["1.0.0"],
+}
 PUBLISHER = "attach-fhir contributors"
 PATTERNS = ["secure", "fearful", "preoccupied", "dismissing"]
 RENDERING_XHTML_EXT = "http://hl7.org/fhir/StructureDefinition/rendering-xhtml"
@@ -78,6 +91,11 @@ def scale_options(scale: Json, label_confidence: str) -> list[Json]:
             }
         )
     return options
+
+
+def item_number(item: Json) -> str:
+    """The item's number as the respondent reads it before the text (SDC ``prefix``): ``12.``"""
+    return f"{item['number']}."
 
 
 def choice_item(link_id: str, item: Json, options: list[Json], prefix: str | None = None) -> Json:

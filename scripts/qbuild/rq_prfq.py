@@ -9,6 +9,7 @@ from .parts import (
     Json,
     choice_item,
     direction_item,
+    item_number,
     mean_spec,
     ours,
     pattern_coding,
@@ -120,7 +121,7 @@ def build_prfq(shared: Path) -> Json:
     scale = data["response_scale"]
     options = scale_options(scale, scale["confidence"]["endpoints"])
     items = [direction_item(scale)]
-    items += [choice_item(str(i["number"]), i, options) for i in data["items"]]
+    items += [choice_item(str(i["number"]), i, options, item_number(i)) for i in data["items"]]
     entries = subscale_entries(
         data,
         "prfq",

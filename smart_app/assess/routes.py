@@ -53,6 +53,7 @@ from smart_app.records import (
     submission,
     task_updates,
 )
+from smart_app.records.receipt import describe
 from smart_app.records.submission import SUBMISSION_ID
 from smart_app.web import kept_forms
 from smart_app.web.audience import PATIENT_HOME, clinician_page, is_patient_launch
@@ -460,7 +461,7 @@ def submitted(ctx: str, sid: str) -> Any:
     patient = is_patient_launch(launch)
     reference = found.response_reference
     delivered = found.state == "delivered" and reference and not patient
-    review = _review_url(launch, reference) if delivered and reference else None
+    review = _review_url(launch, reference, sid) if delivered and reference else None
     told = (goals or {}).get("state") == goal_updates.NOT_UPDATED or (task or {}).get(
         "state"
     ) in task_updates.REPORTED
@@ -475,6 +476,7 @@ def submitted(ctx: str, sid: str) -> Any:
         "assess/submitted.html",
         launch=launch,
         found=found,
+        receipt=describe(found.item),
         reference=reference,
         review=review,
         goals=goals,
@@ -547,8 +549,12 @@ def _pdf(body: bytes, filename: str) -> Response:
     return Response(body, mimetype="application/pdf", headers={"Content-Disposition": disposition})
 
 
-def _review_url(launch: LaunchContext, reference: str) -> str | None:
-    """The review page of a delivered response (engineer J's ``review.scores``), if present."""
+def _review_url(launch: LaunchContext, reference: str, sid: str | None = None) -> str | None:
+    """The review page of a delivered response (engineer J's ``review.scores``), if present;
+    ``sid`` (a random submission id, no patient data) lets it say where the answers went."""
     if "review.scores" not in current_app.view_functions:
         return None
-    return url_for("review.scores", ctx=launch.id, qr_id=reference.rpartition("/")[2])
+    qr_id = reference.rpartition("/")[2]
+    if sid is None:
+        return url_for("review.scores", ctx=launch.id, qr_id=qr_id)
+    return url_for("review.scores", ctx=launch.id, qr_id=qr_id, sid=sid)

@@ -33,6 +33,7 @@ from attach_fhir.errors import AttachError
 from attach_fhir.goal_target import packaged_scales
 from attach_fhir.io.outbox_store import FAILED
 from attach_fhir.lifestage import Role
+from attach_fhir.plan_version import plan_version
 from attach_fhir.result_review import confirmation_transaction
 from smart_app.records import careplan_delivery as writes
 from smart_app.records import careplan_records as records
@@ -88,6 +89,11 @@ def show(ctx: str) -> str:
         launch=launch,
         plan=plan,
         goals=view.goal_rows(plan.goals, observations) if plan else [],
+        version=(
+            plan_version(plan.careplan, records.version_count(client, plan.careplan["id"]))
+            if plan
+            else ""
+        ),
         activities=view.activity_rows(plan.careplan) if plan else [],
         journal=view.journal_rows(records.journal_entries(client, patient_id)),
         pending=records.preliminary(observations),

@@ -80,6 +80,23 @@ class QuestionnaireForm:
         return any(i.when for i in self.walk())
 
     @property
+    def progress(self) -> tuple[int, int]:
+        """(answered, asked): the questions on show (enableWhen met) and those with an answer.
+        assess/progress.js keeps the same count live (a ``.q`` element is one question)."""
+        answered = asked = 0
+        stack = list(self.items)
+        while stack:
+            item = stack.pop()
+            if not item.enabled:
+                continue  # hidden by enableWhen, with everything under it
+            stack.extend(item.children)
+            if item.is_question:
+                asked += 1
+                if any(v.strip() for v in item.values) or item.other.strip():
+                    answered += 1
+        return answered, asked
+
+    @property
     def has_repeats(self) -> bool:
         """True when a repeating group puts add or remove buttons in the form."""
         return any(i.kind == "repeat" for i in self.walk())
@@ -231,10 +248,19 @@ def add_errors(form: QuestionnaireForm, errors: Mapping[str, str]) -> None:
         message = errors.get(item.key)
         if message:
             item.error = message
-            short = item.text if len(item.text) <= 80 else item.text[:77] + "..."
-            label = f"{item.prefix} {short}".strip() if item.prefix else short
-            label = f"{label} ({item.where})" if item.where else label
-            form.errors.append(ErrorLink(f"#{item.first_input_id}", f"{label}: {message}"))
+            form.errors.append(ErrorLink(f"#{item.first_input_id}", error_line(item, message)))
+
+
+def error_line(item: FormItem, message: str) -> str:
+    """``12. I worry about being abandoned: Select an answer``: the item's own full stop or
+    colon dropped before the colon, a question mark kept (no doubled punctuation)."""
+    text = item.text.strip()
+    if len(text) > 80:  # cut at a word, marked by one ellipsis
+        text = text[:79].rsplit(" ", 1)[0].rstrip(" .:;,") + "…"
+    short = text.rstrip(" .:;,")
+    label = f"{item.prefix} {short}".strip() if item.prefix else short
+    label = f"{label} ({item.where})" if item.where else label
+    return f"{label} {message}" if label.endswith(("?", "!", "…")) else f"{label}: {message}"
 
 
 def _ext(element: Mapping[str, Any] | None, url: str) -> Mapping[str, Any] | None:

@@ -12,6 +12,7 @@ from attach_fhir.careplan_edit import WorkingPlan
 from attach_fhir.careplan_fhir import CAREPLAN_SYSTEM
 from attach_fhir.careplan_writeback import ObservedScore, latest_scores
 from attach_fhir.errors import AttachError
+from attach_fhir.fhir_errors import FhirError
 from attach_fhir.goal_target import packaged_scales
 from attach_fhir.io.fhir_client import FhirClient
 from attach_fhir.journal import JOURNAL_URL
@@ -69,6 +70,19 @@ def active_plan(client: FhirClient, patient_id: str) -> PlanOnServer | None:
         return None
     plan = max(plans, key=lambda p: str((p.get("meta") or {}).get("lastUpdated") or ""))
     return PlanOnServer(plan, read_goals(client, plan))
+
+
+def version_count(client: FhirClient, careplan_id: str) -> int | None:
+    """How many versions the plan's history holds; None when the server will not say."""
+    try:
+        bundle = client.history("CarePlan", careplan_id)
+    except FhirError:
+        return None
+    total = bundle.get("total")
+    if isinstance(total, int) and not isinstance(total, bool) and total > 0:
+        return total
+    entries = bundle.get("entry")
+    return len(entries) if isinstance(entries, list) and entries else None
 
 
 def read_goals(client: FhirClient, careplan: Mapping[str, Any]) -> dict[str, Json]:

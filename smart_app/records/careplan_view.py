@@ -22,10 +22,12 @@ from attach_fhir.careplan_edit import (
 from attach_fhir.careplan_fhir import goal_measure
 from attach_fhir.careplan_rules import ActivityRule, CarePlanRules
 from attach_fhir.careplan_writeback import ObservedScore
+from attach_fhir.goal_progress import progress_words
 from attach_fhir.goal_target import InvalidScoreScale, ScoreScale, packaged_scales
 from attach_fhir.history import points, start_of
 from attach_fhir.instruments import library
 from attach_fhir.journal import JOURNAL_URL, answers
+from attach_fhir.reading import for_reading
 from smart_app.web.charts import Series, line_chart
 
 ACTIVITY_STATUS_WORDS = {
@@ -56,6 +58,8 @@ class GoalRow:
     direction: str
     due: str
     achievement: str
+    #: "improving: 4.06 → 3.50, target 3.29" or "not yet re-assessed".
+    progress: str
     explanation: str
     outcomes: int
     chart: Markup | None
@@ -92,10 +96,19 @@ def goal_rows(goals: Mapping[str, Mapping[str, Any]], observations: list[Any]) -
             chart = line_chart(
                 f"goal-chart-{n}",
                 [Series(_label(measure.score), line)],
-                title=f"{_label(measure.score)} since the plan started (target {measure.target})",
+                title=(
+                    f"{_label(measure.score)} since the plan started "
+                    f"(target {for_reading(measure.target)})"
+                ),
                 lo=scale.low,
                 hi=scale.high,
             )
+        judged = {str(r.get("reference")) for r in goal.get("outcomeReference") or []}
+        outcomes = sorted(
+            (p.when, float(p.value))
+            for p in series
+            if p.observation in judged and p.code == measure.score and p.value is not None
+        )
         rows.append(
             GoalRow(
                 reference=ref,
@@ -106,6 +119,7 @@ def goal_rows(goals: Mapping[str, Mapping[str, Any]], observations: list[Any]) -
                 direction=measure.direction,
                 due=str(goal["target"][0].get("dueDate") or ""),
                 achievement=ACHIEVEMENT_WORDS.get(str(code), "Not judged yet"),
+                progress=progress_words(measure, code, outcomes[-1][1] if outcomes else None),
                 explanation=str(status.get("text") or ""),
                 outcomes=len(goal.get("outcomeReference") or []),
                 chart=chart,

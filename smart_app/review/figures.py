@@ -16,6 +16,7 @@ from markupsafe import Markup
 from attach_fhir import history
 from attach_fhir.history import ScorePoint
 from attach_fhir.interpretation import InstrumentMeaning
+from attach_fhir.reading import for_reading
 from smart_app.web import charts
 
 #: An ECR-RS relationship the respondent chose not to answer about (its gate not true).
@@ -60,7 +61,7 @@ class Submissions:
 
 def fmt(value: float | None) -> str:
     """A score for display: two decimals."""
-    return "" if value is None else f"{value:.2f}"
+    return "" if value is None else for_reading(value)
 
 
 def date(recorded: str) -> str:

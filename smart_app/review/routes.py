@@ -17,14 +17,16 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Blueprint, render_template, url_for
+from flask import Blueprint, render_template, request, url_for
 
 from attach_fhir import history
 from attach_fhir.errors import AttachError
 from attach_fhir.human_names import human_name
 from attach_fhir.instruments import library
 from attach_fhir.interpretation import InstrumentMeaning, explain
-from smart_app.records import score_records
+from smart_app.records import delivery, score_records
+from smart_app.records.receipt import Receipt, describe
+from smart_app.records.submission import SUBMISSION_ID
 from smart_app.review.figures import targets
 from smart_app.review.view import InstrumentView, instrument_view
 from smart_app.web.audience import clinicians_only
@@ -98,6 +100,16 @@ def _render(template: str, printable: bool, print_url: str, **context: Any) -> s
     )
 
 
+def _receipt(sid: str, response: str) -> Receipt | None:
+    """Where the submission ``sid`` went, when it is the one that wrote ``response``."""
+    if not SUBMISSION_ID.fullmatch(sid):
+        return None
+    item = delivery.outbox_services().outbox.store.get(sid)
+    if item is None or response not in (item.receipt or {}).values():
+        return None
+    return describe(item)
+
+
 def _scores(ctx: str, qr_id: str, printable: bool) -> str:
     launch = current_launch()
     client = launch.fhir()
@@ -135,6 +147,7 @@ def _scores(ctx: str, qr_id: str, printable: bool) -> str:
         and not any(p.submission == current for p in found)
         and history.skipped_targets(response) == set(history.TARGETS)
     )
+    receipt = _receipt(request.args.get("sid", ""), current) if not printable else None
     log.info("review.scores outcome=ok scores=%d", len(view.rows))
     return _render(
         "review/scores.html",
@@ -146,6 +159,7 @@ def _scores(ctx: str, qr_id: str, printable: bool) -> str:
         title=title,
         view=view,
         all_skipped=all_skipped,
+        receipt=receipt,
         questionnaire_source="EHR" if resolved.ehr is not None else "packaged",
     )
 

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 from markupsafe import Markup, escape
 
+from attach_fhir.reading import for_reading
+
 # Plane: a square plot, 50 px per scale point on the 1-7 range.
 PLANE_LEFT, PLANE_TOP, PLANE_SIZE = 56.0, 16.0, 300.0
 PLANE_WIDTH = PLANE_HEIGHT = PLANE_LEFT + PLANE_SIZE + 16 + 0.0
@@ -111,6 +113,11 @@ def _n(value: float) -> str:
     return f"{value:.2f}"
 
 
+def _r(value: float) -> str:
+    """A value a person reads (titles, descriptions): rounded for reading."""
+    return for_reading(value)
+
+
 def _v(value: float) -> str:
     return f"{value:.2f}".rstrip("0").rstrip(".") if value != int(value) else str(int(value))
 
@@ -166,7 +173,7 @@ def plane_chart(
     x = Axis(lo, hi, PLANE_LEFT, PLANE_SIZE)
     y = Axis(lo, hi, PLANE_TOP, PLANE_SIZE, inverted=True)
     described = "; ".join(
-        f"{i}: {d.label}, avoidance {_n(d.avoidance)}, anxiety {_n(d.anxiety)}"
+        f"{i}: {d.label}, avoidance {_r(d.avoidance)}, anxiety {_r(d.anxiety)}"
         for i, d in enumerate(data, 1)
     )
     desc = f"{len(data)} point(s), oldest first. {described}. {PLANE_CAPTION}"
@@ -179,8 +186,8 @@ def plane_chart(
         out.append(
             f'<circle class="point{latest}" cx="{_n(px)}" cy="{_n(py)}" r="{6 if latest else 5}" '
             f'data-order="{i}" data-avoidance="{_n(d.avoidance)}" data-anxiety="{_n(d.anxiety)}">'
-            f"<title>{i}: {escape(d.label)}, avoidance {_n(d.avoidance)}, anxiety "
-            f"{_n(d.anxiety)}</title></circle>"
+            f"<title>{i}: {escape(d.label)}, avoidance {_r(d.avoidance)}, anxiety "
+            f"{_r(d.anxiety)}</title></circle>"
             f'<text class="point-label" x="{_n(px + 8)}" y="{_n(py - 8)}">{i}</text>'
         )
     out.append("</g></svg>")
@@ -206,7 +213,7 @@ def relationship_plane(
     parts = [
         f"{t.label}: "
         + ", ".join(
-            f"{n} {d.label} avoidance {_n(d.avoidance)}, anxiety {_n(d.anxiety)}"
+            f"{n} {d.label} avoidance {_r(d.avoidance)}, anxiety {_r(d.anxiety)}"
             for n, d in t.points
         )
         for t in tracks
@@ -230,7 +237,7 @@ def relationship_plane(
                 f'<circle class="point{" latest" if last else ""}" cx="{_n(px)}" cy="{_n(py)}" '
                 f'r="{6 if last else 5}" data-order="{n}" data-avoidance="{_n(d.avoidance)}" '
                 f'data-anxiety="{_n(d.anxiety)}"><title>{label} {n}: {escape(d.label)}, '
-                f"avoidance {_n(d.avoidance)}, anxiety {_n(d.anxiety)}</title></circle>"
+                f"avoidance {_r(d.avoidance)}, anxiety {_r(d.anxiety)}</title></circle>"
                 f'<text class="point-label" x="{_n(px + 8)}" y="{_n(_label_y(py))}">{name}</text>'
             )
         out.append("</g>")
@@ -329,7 +336,7 @@ def line_chart(
     y = Axis(lo, hi, FRAME_TOP, FRAME_HEIGHT, inverted=True)
     times = [when for s in lines for when, _ in s.points]
     described = "; ".join(
-        f"{s.label}: " + ", ".join(f"{when.date().isoformat()} {_n(v)}" for when, v in s.points)
+        f"{s.label}: " + ", ".join(f"{when.date().isoformat()} {_r(v)}" for when, v in s.points)
         for s in lines
     )
     out = _framed(chart_id, "lines", title, described, y, y_label)

@@ -23,6 +23,8 @@ RESOURCE_SCOPES = (
 #: them questionnaires, read to list them and updated to mark one completed by their response.
 PATIENT_SCOPE_CHANGES = {"Observation.crus": "Observation.crs"}
 PATIENT_EXTRA_SCOPES = ("Task.rus",)
+#: A clinician's launch reads its own fhirUser (a Practitioner) to show the user's name.
+PRACTITIONER_SCOPE = "Practitioner.r"
 IDENTITY_SCOPES = ("openid", "fhirUser", "offline_access")
 
 _V2 = re.compile(r"^(patient|user|system)/([A-Za-z*]+)\.([cruds]+)(\?.*)?$")
@@ -45,6 +47,9 @@ def default_scopes(kind: str) -> list[str]:
     resources = [f"{compartment}/{s}" for s in wanted]
     if kind == "clinician":
         resources[0] = "user/Patient.rs"  # the app-side patient picker searches
+    if kind != "patient":
+        # The signed-in clinician's name, read from fhirUser for the page header.
+        resources.insert(1, f"user/{PRACTITIONER_SCOPE}")
     return [*context, "openid", "fhirUser", *resources, "offline_access"]
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from attach_fhir.interpretation import ScoreMeaning, explain
+from attach_fhir.reading import for_reading
 from attach_fhir.scoring import NOT_APPLICABLE, NOT_SCORED, PRORATED, ScoreResult
 
 SCORES_GROUP = "scores"
@@ -91,7 +92,7 @@ def _walk_items(items: Sequence[Mapping[str, Any]]) -> Iterator[Mapping[str, Any
 
 
 def _number(value: float) -> str:
-    return f"{value:.2f}"
+    return for_reading(value)
 
 
 def answer_text(answer: Mapping[str, Any], options: Sequence[Mapping[str, Any]]) -> str:

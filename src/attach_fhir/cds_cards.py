@@ -29,6 +29,7 @@ from attach_fhir import history
 from attach_fhir.canonical import ATTACHMENT_PATTERN_SYSTEM, BASE
 from attach_fhir.instruments import Instrument, Library
 from attach_fhir.interpretation import InstrumentMeaning, ScoreMeaning, explain
+from attach_fhir.reading import for_reading
 
 Json = dict[str, Any]
 
@@ -91,8 +92,8 @@ def card_uuid(hook_instance: str, kind: str, subject: str) -> str:
 
 
 def format_value(value: float) -> str:
-    """A score as the review shows it: two decimals."""
-    return f"{value:.2f}"
+    """A score as the review shows it: rounded for reading."""
+    return for_reading(value)
 
 
 def _day(recorded: str) -> str:

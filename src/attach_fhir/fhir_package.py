@@ -24,7 +24,7 @@ Json = dict[str, Any]
 
 PACKAGE_NAME = "attach-fhir.instruments"
 #: The package's version: bump with any change of its content (and the changed resources').
-PACKAGE_VERSION = "1.1.0"
+PACKAGE_VERSION = "1.2.0"
 IG_ID = "attach-fhir-instruments"
 LICENSE = "Apache-2.0"
 

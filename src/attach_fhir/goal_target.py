@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from attach_fhir.canonical import SCORING_MODEL_EXT
 from attach_fhir.errors import AttachError
+from attach_fhir.reading import for_reading
 
 Direction = Literal["lower", "higher"]
 
@@ -251,7 +252,8 @@ def assess_achievement(
         else:
             status = AchievementStatus.NO_CHANGE
     explanation = (
-        f"{goal.score}: baseline {base}, target {target} or {goal.direction}, new value {new}: "
+        f"{goal.score}: baseline {for_reading(base)}, target {for_reading(target)} or "
+        f"{goal.direction}, new value {for_reading(new)}: "
         f"{status.value} ({how})."
     )
     return Achievement(status, rule, explanation)

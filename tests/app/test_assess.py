@@ -312,7 +312,8 @@ def test_the_ehrs_copy_is_used_and_the_packaged_one_created_when_asked(
     session = launch_as("sandbox-adult-29")
     assert "<h1>ECR as filed in this EHR</h1>" in session.form("ecr")[0]
 
-    url = {"url": "http://attach-fhir.org/fhir/Questionnaire/ecr-rs", "version": "1.1.0"}
+    packaged = library().questionnaire("http://attach-fhir.org/fhir/Questionnaire/ecr-rs")
+    url = {"url": packaged["url"], "version": packaged["version"]}  # what the app creates now
     not_asked = launch_as("sandbox-adult-29")
     not_asked.form("ecr-rs")
     with fhir(fhir_server) as client:
@@ -374,7 +375,10 @@ def test_create_app_starts_the_worker_when_configured_and_it_delivers_later(
     transport.rewrite = refused
     try:
         done = session.post("rq", RQ, "submit", sid)
-        assert "Saved, waiting to sync" in session.client.get(done.headers["Location"]).text
+        assert (
+            "Saved here, waiting to reach the record"
+            in session.client.get(done.headers["Location"]).text
+        )
     finally:
         transport.rewrite = None
     store = delivery.outbox_services(session.app).outbox.store
@@ -425,7 +429,7 @@ def test_the_drain_command_follows_up_what_it_delivered(
 
     session, sid = submitted_while_down(launch_as, transport)
     waiting = session.client.get(session.url(f"submissions/{sid}"))
-    assert waiting.status_code == 200 and "Saved, waiting to sync" in waiting.text
+    assert waiting.status_code == 200 and "Saved here, waiting to reach the record" in waiting.text
     data_dir = Path(session.app.config["DATA_DIR"])
     registration = {
         "name": "open sandbox",

@@ -23,6 +23,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from attach_fhir.assignment_request import identifier_value
+from attach_fhir.instruments import library
 from ehr_sandbox.fhir_process import FhirServerProcess
 from smart_app import stop as stop_app
 from tests.fixtures.launched_app import launched_app
@@ -174,7 +175,8 @@ def test_each_instrument_the_patient_answers_gets_the_form_and_it_writes_the_tas
     assert (task["status"], task["intent"]) == ("requested", "order")
     assert task["for"] == task["owner"] == {"reference": f"Patient/{ADULT}"}
     assert task["requester"] == {"reference": ROWAN}
-    assert task["input"][0]["valueCanonical"] == f"{ECR_R}|1.0.0"
+    version = library().questionnaire(ECR_R)["version"]  # the packaged one, assigned now
+    assert task["input"][0]["valueCanonical"] == f"{ECR_R}|{version}"
     assert task["restriction"] == {"period": {"end": due}}
     assert task["note"][0]["text"] == (
         "Before Thursday \\<i\\>please\\</i\\>\n\\[link\\](javascript:alert(1))"

@@ -26,7 +26,7 @@ from smart_app import create_app
 from smart_app.web.security import COOKIE_NAME
 
 V2_EHR = (
-    "launch openid fhirUser patient/Patient.r patient/Questionnaire.rs "
+    "launch openid fhirUser patient/Patient.r user/Practitioner.r patient/Questionnaire.rs "
     "patient/QuestionnaireResponse.crus patient/Observation.crus patient/CarePlan.crus "
     "patient/Goal.crus patient/Provenance.c offline_access"
 )
@@ -207,7 +207,8 @@ def test_v1_only_server_gets_v1_scopes(server: StubServer, tmp_path: Path) -> No
     )
     query = authorize_query(launch(make_app(server, tmp_path).test_client(), f"{server.base}/fhir"))
     assert query["scope"] == (
-        "launch openid fhirUser patient/Patient.read patient/Questionnaire.read "
+        "launch openid fhirUser patient/Patient.read user/Practitioner.read "
+        "patient/Questionnaire.read "
         "patient/QuestionnaireResponse.read patient/QuestionnaireResponse.write "
         "patient/Observation.read patient/Observation.write patient/CarePlan.read "
         "patient/CarePlan.write patient/Goal.read patient/Goal.write patient/Provenance.write "

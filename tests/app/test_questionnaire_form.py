@@ -236,7 +236,8 @@ def test_every_packaged_questionnaire_renders_each_item(app: Flask, path: Path) 
         )
         assert [r.attrs["value"] for r in radios] == want
         legend = radios[0].up("fieldset").one("legend").text()
-        assert legend == raw["text"] + ("" if raw.get("required") else " (optional)")
+        number = f"{raw['prefix']} " if raw.get("prefix") else ""  # the item's number, "12."
+        assert legend == number + raw["text"] + ("" if raw.get("required") else " (optional)")
         container = radios[0].up("fieldset")
         if raw.get("enableWhen"):
             conditions = json.loads(container.attrs["data-when"] or "")
@@ -477,7 +478,10 @@ def test_questionnaire_text_is_inert(app: Flask) -> None:
     }
     page = render(app, evil)
     scripts = page.all("script")
-    assert [s.attrs.get("src") for s in scripts] == ["/static/enable-when.js"]
+    assert [s.attrs.get("src") for s in scripts] == [
+        "/static/enable-when.js",
+        "/static/progress.js",
+    ]
     everything = page.all()
     # the harmless form's elements, plus the <b> the allow-list keeps and two of our own spans
     # (s1 now has a prefix, and its first option a display text)

@@ -9,6 +9,7 @@ test reads back.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import sqlite3
 import time
@@ -390,7 +391,7 @@ def test_server_down_at_submit_waits_then_is_delivered_once_by_the_worker(
     env.transport.inner = Down(real, env.fhir_base)  # type: ignore[assignment]
     try:
         sid, page = submit(clinician, "ecr-r", fields(example))
-        assert "Saved, waiting to sync" in page.text
+        assert "Saved here, waiting to reach the record" in page.text
         assert outbox_item(env, sid).status == "queued"
     finally:
         env.transport.inner = real
@@ -414,7 +415,15 @@ def test_server_down_at_submit_waits_then_is_delivered_once_by_the_worker(
     qr_id = outbox_item(env, sid).receipt[f"urn:uuid:{identifier_value(sid, QR)}"].split("/")[1]
     status = clinician.get(f"submissions/{sid}")  # delivered: on to the review of that response
     assert status.status_code == 303
-    assert status.headers["location"] == f"/app/{clinician.ctx}/review/responses/{qr_id}"
+    assert status.headers["location"] == f"/app/{clinician.ctx}/review/responses/{qr_id}?sid={sid}"
+    # The review says where the answers went, at the time the outbox delivered them.
+    review = clinician.browser.request("GET", env.server.url + status.headers["location"])
+    moment = dt.datetime.fromtimestamp(outbox_item(env, sid).updated_at).astimezone()
+    when = f"{moment:%H:%M} on {moment.day} {moment:%b} {moment.year}"
+    assert (
+        f'data-state="delivered">Saved to the record (QuestionnaireResponse and 2 score '
+        f"Observations) at {when}.</p>"
+    ) in review.text
 
 
 def post_with_answer_dropped(
@@ -498,7 +507,8 @@ def test_a_patient_scoped_launch_writes_the_provenance(
             record = app.extensions["attach_fhir"].store.get("launch", launched.ctx)
         granted = record["token"]["scope"].split()
         assert "patient/Provenance.c" in granted
-        assert not [s for s in granted if s.startswith("user/")]
+        # patient/ scopes, and the signed-in user's own Practitioner record for the header
+        assert [s for s in granted if s.startswith("user/")] == ["user/Practitioner.r"]
         sid, page = submit(launched, "ecr-r", fields(example))
         assert page.status_code in (200, 303), page.text
         item = outbox_item(patient_scoped, sid)

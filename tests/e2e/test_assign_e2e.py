@@ -25,6 +25,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser as Chromium
 
+from attach_fhir.instruments import library
 from ehr_sandbox.runner import Sandbox
 from smart_app.web.scopes import default_scopes
 from smart_app.web.security import COOKIE_NAME
@@ -202,7 +203,8 @@ def test_the_patient_completes_at_home_what_the_clinician_asked_for(clinic: Clin
                             }
                         ]
                     },
-                    "valueCanonical": f"{ECR_R}|1.0.0",
+                    # the packaged ECR-R at its version: what the app assigns now
+                    "valueCanonical": f"{ECR_R}|{library().questionnaire(ECR_R)['version']}",
                 }
             ],
             "note": [

@@ -34,7 +34,7 @@ pytestmark = pytest.mark.e2e
 ADULT = "sandbox-adult-29"
 ADOLESCENT = "sandbox-adolescent-15"
 V2_EHR_SCOPE = (
-    "launch openid fhirUser patient/Patient.r patient/Questionnaire.rs "
+    "launch openid fhirUser patient/Patient.r user/Practitioner.r patient/Questionnaire.rs "
     "patient/QuestionnaireResponse.crus patient/Observation.crus patient/CarePlan.crus "
     "patient/Goal.crus patient/Provenance.c offline_access"
 )
@@ -73,6 +73,8 @@ def test_ehr_launch_shows_the_patient_for_each_client_type(
     seeded = seeded_patient(ADULT)
     assert f'id="patient-name">{seeded["name"][0]["text"]}<' in page.text
     assert f'id="patient-birth-date">{seeded["birthDate"]}<' in page.text
+    # The signed-in clinician by name, read from fhirUser (granted user/Practitioner.r).
+    assert 'Signed in as <span id="user-name">Dr. Rowan Example</span>' in page.text
     # The authorization request: PKCE S256 over the stored verifier, aud = iss, our scopes.
     params = authorize_params(browser, issuer)
     assert params["aud"] == launch_sandbox.urls.fhir_base

@@ -94,7 +94,7 @@ def launched(
             assert posted.status_code == 303, posted.text
             status = http.request("GET", f"{server.url}{posted.headers['location']}")
             review = status.headers.get("location", "")
-        match = re.search(r"/review/responses/([^/?]+)$", review)
+        match = re.search(r"/review/responses/([^/?]+)(?:\?sid=[A-Za-z0-9-]+)?$", review)
         assert match, f"the last submission was not delivered: {review!r}"
         sid = http.cookies[urlsplit(server.url).netloc][COOKIE_NAME]
         yield Launched(server, base, sid, match.group(1))

@@ -397,7 +397,9 @@ def submit_ecr_r(clinician: Clinician, csrf: str) -> tuple[str, str]:
     posted = clinician.browser.request("POST", clinician.url("assess/ecr-r/"), data=data)
     assert posted.status_code == 303, posted.text
     status = clinician.browser.request("GET", f"{clinician.server.url}{posted.headers['location']}")
-    review = re.search(r"/review/responses/([^/?]+)$", status.headers.get("location", ""))
+    review = re.search(
+        r"/review/responses/([^/?]+)(?:\?sid=[A-Za-z0-9-]+)?$", status.headers.get("location", "")
+    )
     assert review, "the submission was not delivered"
     return sid, review.group(1)
 

@@ -38,11 +38,14 @@ from attach_fhir.goal_target import (
     packaged_scales,
     reliable_change_target,
 )
+from attach_fhir.instruments import library
 from attach_fhir.lifestage import LifeStage, Role
 
 START = date(2025, 1, 6)
 DUE = date(2025, 6, 23)
-ECR_R = "http://attach-fhir.org/fhir/Questionnaire/ecr-r|1.0.0"
+ECR_R_URL = "http://attach-fhir.org/fhir/Questionnaire/ecr-r"
+#: The packaged ECR-R as the scales name it: url|version, the version from the packaged file.
+ECR_R = f"{ECR_R_URL}|{library().questionnaire(ECR_R_URL)['version']}"
 PRFQ = "http://attach-fhir.org/fhir/Questionnaire/prfq|1.1.0"
 
 # Written from docs/scoring-model.md, independently of the Questionnaire files.

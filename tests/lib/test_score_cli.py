@@ -51,7 +51,8 @@ def test_scores_a_response_from_the_packaged_library(tmp_path: Path) -> None:
     done = run(tmp_path, name)
     assert done.returncode == 0, done.stdout + done.stderr
     out = json.loads(done.stdout)
-    assert out["questionnaire"] == "http://attach-fhir.org/fhir/Questionnaire/ecr-r|1.0.0"
+    packaged = library().questionnaire(questionnaire_url("ecr-r"))
+    assert out["questionnaire"] == f"{packaged['url']}|{packaged['version']}"
     # all 7: anxiety (16 x 7 + 2 x 1) / 18, avoidance (6 x 7 + 12 x 1) / 18 (scoring_examples)
     assert out["scores"]["ecr-r-anxiety"]["value"] == pytest.approx(114 / 18)
     assert out["scores"]["ecr-r-anxiety"]["status"] == "final"

@@ -24,6 +24,10 @@ from tests.lib.instrument_data import shared
 from tests.lib.scoring_examples import EXAMPLES, cycle
 from tests.lib.scoring_responses import from_answers
 
+#: The packaged ECR-R's version: the summary names the Questionnaire it summarises.
+ECR_R_VERSION = library().questionnaire(questionnaire_url("ecr-r"))["version"]
+ECR_R_TITLE = f"Experiences in Close Relationships - Revised (ECR-R), version {ECR_R_VERSION}"
+
 AUTHORED = "2026-03-04T09:30:00Z"
 #: ECR-R, items 1..36 answered 1,2,...,7,1,... with item 11 = 7 (scoring_examples).
 ECR_R = next(e for e in EXAMPLES if e.name == "ecr-r cycling 1..7, item 11 = 7")
@@ -139,7 +143,7 @@ def test_answer_text_for_each_value_type() -> None:
 
 def test_the_plain_text_holds_every_part() -> None:
     text = render_text(summary_of("ecr-r", ECR_R.answers, patient="Zoë Ñúñez"))
-    assert text.startswith("Experiences in Close Relationships - Revised (ECR-R), version 1.0.0\n")
+    assert text.startswith(f"{ECR_R_TITLE}\n")
     assert "Patient: Zoë Ñúñez\n" in text
     assert "Completed: 2026-03-04T09:30:00Z\n" in text
     assert "ECR-R attachment anxiety: 3.72\n" in text
@@ -166,7 +170,7 @@ def test_the_pdf_text_holds_the_answers_and_scores(ecr_r_pdf: tuple[bytes, str])
     pdf, text = ecr_r_pdf
     assert pdf.startswith(b"%PDF-")
     reference = shared("ecr-r")
-    assert "Experiences in Close Relationships - Revised (ECR-R), version 1.0.0" in text
+    assert ECR_R_TITLE in text
     assert "ECR-R attachment anxiety: 3.72" in text
     assert "ECR-R attachment avoidance: 3.94" in text
     assert "Higher = more attachment anxiety." in text
@@ -194,4 +198,4 @@ def test_the_same_summary_gives_the_same_bytes(ecr_r_pdf: tuple[bytes, str]) -> 
     )
     assert render_pdf(again) == ecr_r_pdf[0]
     meta: Any = PdfReader(io.BytesIO(ecr_r_pdf[0])).metadata
-    assert meta.title == "Experiences in Close Relationships - Revised (ECR-R), version 1.0.0"
+    assert meta.title == ECR_R_TITLE

@@ -107,7 +107,8 @@ def test_questionnaire_response_is_completed_with_its_context_and_scores() -> No
     assert entry["resource"] == {
         "resourceType": "QuestionnaireResponse",
         "identifier": {"system": SYSTEM, "value": qr_id},
-        "questionnaire": "http://attach-fhir.org/fhir/Questionnaire/ecr-r|1.0.0",
+        # the canonical of the Questionnaire it answered: the packaged one, at its version
+        "questionnaire": f"{load('ecr-r')['url']}|{load('ecr-r')['version']}",
         "status": "completed",
         "subject": {"reference": "Patient/p1"},
         "encounter": {"reference": "Encounter/e1"},

@@ -140,6 +140,11 @@ class FhirClient:
         path = self._path(resource_type, resource_id, "_history", version_id)
         return self._json(self.request("GET", path))
 
+    def history(self, resource_type: str, resource_id: str) -> dict[str, Any]:
+        """``GET [type]/[id]/_history``: the first page of the resource's history Bundle."""
+        path = f"{self._path(resource_type, resource_id)}/_history"
+        return self._json(self.request("GET", path))
+
     def read_reference(self, reference: str) -> dict[str, Any]:
         """Read a relative (``Type/id[/_history/vid]``) or in-base absolute reference; any other
         reference (a query, dot segments, escapes, another server) is refused unsent."""
