@@ -37,6 +37,9 @@ DEFAULTS: dict[str, Any] = {
     # Where the embedded SQLite stores live (ATTACH_DATA_DIR); default: the same directory the
     # `attach-fhir outbox` commands use, $XDG_DATA_HOME/attach-fhir (~/.local/share/attach-fhir).
     "DATA_DIR": None,
+    # "postgresql://..." -> every store in PostgreSQL (its schema made by `attach-fhir db
+    # upgrade`); None -> SQLite files in DATA_DIR. SESSION_STORE and OUTBOX_DSN override it.
+    "DATABASE_URL": None,
     # None/"sqlite" -> SQLite in DATA_DIR; "postgresql://..." -> PostgreSQL (same interface).
     "SESSION_STORE": None,
     # Keys sealing session records (tokens) at rest, newest first: TOKEN_KEYS (comma separated)

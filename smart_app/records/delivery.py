@@ -32,6 +32,7 @@ from attach_fhir.fhir_errors import FhirUnauthorized
 from attach_fhir.io.fhir_client import FhirClient
 from attach_fhir.io.outbox import Backoff, Outbox
 from attach_fhir.io.outbox_store import open_outbox_store
+from attach_fhir.io.sql_store import is_shared, store_url
 from smart_app.web.context import LAUNCH_NS, LaunchContext
 from smart_app.web.services import get_services
 
@@ -182,12 +183,13 @@ class Worker:
 
 
 def init_app(app: Flask, after_delivery: AfterDelivery) -> AssessServices:
-    """Open the outbox (``OUTBOX_DSN``, else SQLite in DATA_DIR) and start the worker if asked;
-    ``after_delivery`` follows up what the worker delivers."""
+    """Open the outbox (``OUTBOX_DSN``, else ``DATABASE_URL``, else SQLite in DATA_DIR) and start
+    the worker if asked; ``after_delivery`` follows up what the worker delivers."""
+    url = store_url(app.config.get("OUTBOX_DSN"), app.config.get("DATABASE_URL"))
 
     def open_outbox() -> Outbox:
         data_dir = Path(app.config["DATA_DIR"])  # set by create_app
-        store = open_outbox_store(app.config.get("OUTBOX_DSN") or None, data_dir)
+        store = open_outbox_store(url, data_dir)
         backoff = Backoff(
             base=float(app.config.get("OUTBOX_BACKOFF_BASE", 5.0)),
             cap=float(app.config.get("OUTBOX_BACKOFF_CAP", 600.0)),
@@ -197,6 +199,8 @@ def init_app(app: Flask, after_delivery: AfterDelivery) -> AssessServices:
     services = AssessServices(
         open_outbox, CapabilityCache(float(app.config.get("CAPABILITIES_TTL", 3600.0)))
     )
+    if is_shared(url):
+        services.outbox  # noqa: B018 - opened now: a schema not current stops the start
     if app.config.get("OUTBOX_WORKER"):
         poll = float(app.config.get("OUTBOX_POLL", 5.0))
         services.worker = Worker(app, services.outbox, poll, after_delivery)

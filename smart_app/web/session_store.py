@@ -23,20 +23,21 @@ from contextlib import AbstractContextManager, closing, contextmanager
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
+from attach_fhir.io import migrations
 from attach_fhir.io.outbox_store import default_data_dir
 from attach_fhir.io.private_files import private_sqlite, secure_data_dir
-from attach_fhir.io.sql_store import SqlStore, is_shared, postgres_statement, sqlite_file
+from attach_fhir.io.sql_store import (
+    SqlStore,
+    is_shared,
+    postgres_statement,
+    sqlite_file,
+    store_url,
+)
 from smart_app.web.token_keys import RecordCipher, load_cipher
 
 log = logging.getLogger(__name__)
 
 Record = dict[str, Any]
-
-_DDL = (
-    "CREATE TABLE IF NOT EXISTS attach_session ("
-    " ns TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, expires_at DOUBLE PRECISION"
-    " NOT NULL, PRIMARY KEY (ns, key))"
-)
 
 
 class SessionStore(Protocol):
@@ -169,9 +170,9 @@ class SqliteStore(_SealedRecords):
         private_sqlite(self.path)  # 0600 before SQLite writes a byte (and its WAL files)
         self._idle: list[sqlite3.Connection] = []
         self._idle_guard = threading.Lock()
-        with closing(self._connect()) as db, db:
+        with closing(self._connect()) as db:
             db.execute("PRAGMA journal_mode=WAL")
-            db.execute(_DDL)
+            migrations.upgrade(db, "sqlite", migrations.SESSIONS)  # embedded: upgraded on open
 
     def _connect(self) -> sqlite3.Connection:
         # check_same_thread=False: a pooled connection serves one thread at a time, but not
@@ -235,8 +236,8 @@ class PostgresStore(_SealedRecords):
         self._psycopg = psycopg
         self.dsn = dsn
         self.cipher = cipher
-        with self._connect() as db:
-            db.execute(_DDL)
+        with self._connect() as db:  # shared: upgraded by `attach-fhir db upgrade` only
+            migrations.require(db, "postgres", migrations.SESSIONS)
 
     def _connect(self) -> Any:
         return self._psycopg.connect(self.dsn, autocommit=True)
@@ -272,9 +273,10 @@ def open_session_store(url: str | None, data_dir: str | Path, cipher: RecordCiph
 
 
 def open_configured(config: MutableMapping[str, Any]) -> SessionStore:
-    """The store ``config`` names (``SESSION_STORE``, ``DATA_DIR``, ``TOKEN_KEY*``), its keys
-    loaded; the data directory made private first (``DATA_DIR`` resolved in ``config``)."""
+    """The store ``config`` names (``SESSION_STORE``, else ``DATABASE_URL``; ``DATA_DIR``,
+    ``TOKEN_KEY*``), its keys loaded; the data directory made private first (``DATA_DIR``
+    resolved in ``config``)."""
     data_dir = config["DATA_DIR"] = str(config.get("DATA_DIR") or default_data_dir())
     secure_data_dir(data_dir)
-    url = config.get("SESSION_STORE")
+    url = store_url(config.get("SESSION_STORE"), config.get("DATABASE_URL"))
     return open_session_store(url, data_dir, load_cipher(config, data_dir, shared=is_shared(url)))

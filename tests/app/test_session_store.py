@@ -16,10 +16,17 @@ from smart_app import create_app
 from smart_app.web.security import COOKIE_NAME
 from smart_app.web.session_store import PostgresStore, SessionStore, SqliteStore, open_session_store
 from smart_app.web.token_keys import RecordCipher, new_key
+from tests.fixtures.postgres import fresh_schema
 
-POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 KEY = new_key()
 CIPHER = RecordCipher([KEY.encode()])
+
+
+@pytest.fixture
+def postgres() -> Iterator[str]:
+    """The DSN of a fresh schema of this test's own, upgraded."""
+    with fresh_schema() as schema:
+        yield schema.dsn
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -27,7 +34,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SessionSto
     if request.param == "sqlite":
         yield SqliteStore(tmp_path / "sessions.sqlite3", CIPHER)
     else:
-        yield PostgresStore(POSTGRES, CIPHER)
+        yield PostgresStore(request.getfixturevalue("postgres"), CIPHER)
 
 
 @pytest.fixture
@@ -99,9 +106,9 @@ def test_lock_serialises_holders(store: SessionStore, ns: str) -> None:
     assert most == 1
 
 
-def test_postgres_lock_holds_across_store_instances(ns: str) -> None:
+def test_postgres_lock_holds_across_store_instances(ns: str, postgres: str) -> None:
     """Two app processes each have their own store object; the advisory lock spans them."""
-    first, second = PostgresStore(POSTGRES, CIPHER), PostgresStore(POSTGRES, CIPHER)
+    first, second = PostgresStore(postgres, CIPHER), PostgresStore(postgres, CIPHER)
     order: list[str] = []
     entered = threading.Event()
 
@@ -120,15 +127,17 @@ def test_postgres_lock_holds_across_store_instances(ns: str) -> None:
     assert order == ["first released", "second acquired"]
 
 
-def test_open_store_picks_the_backend(tmp_path: Path) -> None:
+def test_open_store_picks_the_backend(tmp_path: Path, postgres: str) -> None:
     sqlite = open_session_store(None, tmp_path, CIPHER)
     assert isinstance(sqlite, SqliteStore)
     assert Path(sqlite.path) == tmp_path / "sessions.sqlite3" and Path(sqlite.path).exists()
-    assert isinstance(open_session_store(POSTGRES, tmp_path, CIPHER), PostgresStore)
+    assert isinstance(open_session_store(postgres, tmp_path, CIPHER), PostgresStore)
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
-def test_the_cookie_holds_an_opaque_id_only(backend: str, tmp_path: Path) -> None:
+def test_the_cookie_holds_an_opaque_id_only(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     iss = "http://127.0.0.1:9/fhir"  # never contacted: the cookie is set before discovery
     registration = {
         "name": "local",
@@ -140,7 +149,7 @@ def test_the_cookie_holds_an_opaque_id_only(backend: str, tmp_path: Path) -> Non
     app = create_app(
         {
             "DATA_DIR": str(tmp_path),
-            "SESSION_STORE": POSTGRES if backend == "postgres" else None,
+            "SESSION_STORE": request.getfixturevalue("postgres") if backend == "postgres" else None,
             "TOKEN_KEYS": KEY if backend == "postgres" else None,
             "REGISTRATIONS_DATA": {"registrations": [registration]},
         }

@@ -19,8 +19,16 @@ from pathlib import Path
 from typing import Any
 
 from attach_fhir.errors import AttachError
+from attach_fhir.io import migrations
 from attach_fhir.io.private_files import private_sqlite
-from attach_fhir.io.sql_store import SqlStore, is_shared, postgres_statement, sqlite_file
+from attach_fhir.io.sql_store import (
+    SqlStore,
+    in_schema,
+    is_shared,
+    postgres_statement,
+    sqlite_file,
+    store_url,
+)
 
 QUEUED = "queued"
 DELIVERING = "delivering"
@@ -206,16 +214,6 @@ class SqlOutboxStore(SqlStore):
         return [_item(row) for row in rows]
 
 
-_SQLITE_SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
-    "submission_id TEXT NOT NULL UNIQUE, target TEXT NOT NULL, payload TEXT, status TEXT NOT NULL,"
-    " attempts INTEGER NOT NULL, next_attempt_at REAL NOT NULL, lease_until REAL, "
-    "created_at REAL NOT NULL, updated_at REAL NOT NULL, last_error TEXT, last_error_code TEXT, "
-    "receipt TEXT)",
-    "CREATE INDEX IF NOT EXISTS outbox_target ON outbox (target, status, seq)",
-)
-
-
 class SqliteOutboxStore(SqlOutboxStore):
     """The outbox in a SQLite file (created 0600: it holds answers until they are delivered)."""
 
@@ -229,8 +227,7 @@ class SqliteOutboxStore(SqlOutboxStore):
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=FULL")
             self._durable = True
-            for statement in _SQLITE_SCHEMA:
-                self._conn.execute(statement)
+            migrations.upgrade(self._conn, "sqlite", migrations.OUTBOX)  # embedded: on open
         except (OSError, sqlite3.Error) as exc:
             raise OutboxConfigError(f"Cannot open the outbox file {self.path}: {exc}") from exc
         self._lock = threading.Lock()
@@ -287,50 +284,35 @@ class SqliteOutboxStore(SqlOutboxStore):
 
 
 class PostgresOutboxStore(SqlOutboxStore):
-    """The outbox in a PostgreSQL table ``<schema>.outbox`` (psycopg 3, autocommit)."""
+    """The outbox in the PostgreSQL table ``outbox`` (psycopg 3, autocommit), in ``schema`` when
+    one is named, else where the DSN's search path puts it; ``attach-fhir db upgrade`` makes it."""
 
-    def __init__(self, dsn: str, schema: str = "attach_fhir") -> None:
+    def __init__(self, dsn: str, schema: str | None = None) -> None:
         try:
             import psycopg
-            from psycopg import sql
         except ImportError as exc:  # pragma: no cover - the postgres extra is not installed
             raise OutboxConfigError("PostgreSQL needs the 'postgres' extra (psycopg).") from exc
-        self._sql = sql
-        self._table = sql.Identifier(schema, "outbox")
-        self._dsn = dsn
+        self._dsn = in_schema(dsn, schema)
         self._lost = psycopg.OperationalError
         self._connect = psycopg.connect
         try:
-            self._conn = psycopg.connect(dsn, autocommit=True)
-            self._conn.execute(
-                sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema))
-            )
-            self._conn.execute(
-                sql.SQL(
-                    "CREATE TABLE IF NOT EXISTS {t} (seq BIGINT GENERATED ALWAYS AS IDENTITY "
-                    "PRIMARY KEY, submission_id TEXT NOT NULL UNIQUE, target TEXT NOT NULL, "
-                    "payload TEXT, status TEXT NOT NULL, attempts INTEGER NOT NULL, "
-                    "next_attempt_at DOUBLE PRECISION NOT NULL, lease_until DOUBLE PRECISION, "
-                    "created_at DOUBLE PRECISION NOT NULL, updated_at DOUBLE PRECISION NOT NULL, "
-                    "last_error TEXT, last_error_code TEXT, receipt TEXT)"
-                ).format(t=self._table)
-            )
-            self._conn.execute(
-                sql.SQL(
-                    "CREATE INDEX IF NOT EXISTS outbox_target ON {t} (target, status, seq)"
-                ).format(t=self._table)
-            )
+            self._conn = psycopg.connect(self._dsn, autocommit=True)
         except psycopg.Error as exc:
             raise OutboxConfigError(
                 f"Cannot open the PostgreSQL outbox: {type(exc).__name__}"
             ) from exc
+        try:
+            migrations.require(self._conn, "postgres", migrations.OUTBOX)
+        except BaseException:
+            self._conn.close()
+            raise
         self._lock = threading.Lock()
 
     def _run(
         self, query: str, params: Sequence[Any] = (), *, durable: bool = True
     ) -> tuple[list[Sequence[Any]], int]:
         del durable  # every commit waits for the WAL flush (synchronous_commit as configured)
-        statement = self._sql.SQL(postgres_statement(query)).format(t=self._table)
+        statement = postgres_statement(query).replace("{t}", "outbox")
         with self._lock:
             try:
                 cursor = self._conn.execute(statement, tuple(params))
@@ -362,13 +344,15 @@ def open_outbox_store(
 ) -> SqlOutboxStore:
     """The configured store: a PostgreSQL DSN, ``sqlite:///path`` or a path, else the data dir.
 
-    With no argument, ``$ATTACH_OUTBOX_DSN`` decides; without it the SQLite file
-    ``outbox.sqlite3`` in the data directory. ``$ATTACH_OUTBOX_SCHEMA`` names the PostgreSQL
-    schema (default ``attach_fhir``).
+    With no argument, ``$ATTACH_OUTBOX_DSN`` decides, else ``$ATTACH_DATABASE_URL``; without
+    either the SQLite file ``outbox.sqlite3`` in the data directory. ``$ATTACH_OUTBOX_SCHEMA``
+    names a PostgreSQL schema (default: the DSN's search path).
     """
-    dsn = dsn or os.environ.get("ATTACH_OUTBOX_DSN") or None
+    dsn = dsn or store_url(
+        os.environ.get("ATTACH_OUTBOX_DSN"), os.environ.get("ATTACH_DATABASE_URL")
+    )
     if is_shared(dsn):
         assert dsn is not None
-        return PostgresOutboxStore(dsn, os.environ.get("ATTACH_OUTBOX_SCHEMA") or "attach_fhir")
+        return PostgresOutboxStore(dsn, os.environ.get("ATTACH_OUTBOX_SCHEMA") or None)
     base = data_dir if data_dir is not None else default_data_dir()
     return SqliteOutboxStore(sqlite_file(dsn, base, "outbox.sqlite3"))

@@ -10,6 +10,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 
 class SqlStore:
@@ -36,9 +37,28 @@ def postgres_statement(query: str) -> str:
     return query.replace("?", "%s")
 
 
+def in_schema(dsn: str, schema: str | None) -> str:
+    """The ``postgresql://`` ``dsn`` with ``schema`` alone on its search path (no schema: ``dsn``
+    as it is)."""
+    if not schema:
+        return dsn
+    if not schema.replace("_", "").isalnum():
+        raise ValueError("A PostgreSQL schema name is letters, digits and underscores.")
+    parts = urlsplit(dsn)
+    query = [(k, v) for k, v in parse_qsl(parts.query) if k != "options"]
+    query.append(("options", f"-csearch_path={schema}"))
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
 def is_shared(url: str | None) -> bool:
     """True when ``url`` names a store that several processes share (PostgreSQL)."""
     return bool(url and url.startswith(("postgresql://", "postgres://")))
+
+
+def store_url(override: str | None, database_url: str | None) -> str | None:
+    """Where one store lives: its own setting (``ATTACH_SESSION_STORE``, ``ATTACH_OUTBOX_DSN``)
+    when set, else the one ``ATTACH_DATABASE_URL``; None: SQLite in the data directory."""
+    return override or database_url or None
 
 
 def sqlite_file(url: str | None, data_dir: str | os.PathLike[str], name: str) -> Path:
