@@ -155,6 +155,32 @@ def test_a_claim_is_exclusive_until_its_lease_runs_out(store: SqlOutboxStore) ->
     assert store.claim(item, T0 + 60, lease=60) is not None
 
 
+def test_a_worker_that_outlived_its_lease_cannot_record_its_result(
+    store: SqlOutboxStore,
+) -> None:
+    item = store.enqueue("s-1", FAULT_BASE, {}, T0)
+    stalled = store.claim(item, T0, lease=60)
+    taken_over = store.claim(item, T0 + 60, lease=60)
+    assert stalled is not None and taken_over is not None
+    assert (stalled.fence, taken_over.fence, taken_over.attempts) == (1, 2, 2)
+    late = {"urn:uuid:a": "Observation/late"}
+    assert not store.mark_delivered("s-1", late, T0 + 61, stalled.fence)
+    assert not store.mark_retry("s-1", T0 + 99, "x", "x", T0 + 61, stalled.fence)
+    after = store.get("s-1")
+    assert after is not None and (after.status, after.receipt, after.payload) == (
+        "delivering",
+        None,
+        {},
+    )
+    assert store.mark_delivered("s-1", {"urn:uuid:a": "Observation/1"}, T0 + 62, taken_over.fence)
+    done = store.get("s-1")
+    assert done is not None and (done.status, done.receipt, done.fence) == (
+        "delivered",
+        {"urn:uuid:a": "Observation/1"},
+        2,
+    )
+
+
 def test_a_queued_item_is_not_due_before_its_time(store: SqlOutboxStore) -> None:
     store.enqueue("s-1", FAULT_BASE, {}, T0)
     store.mark_retry("s-1", T0 + 30, "wait", "fhir_server_error http=503", T0)

@@ -40,7 +40,7 @@ STATUSES = (QUEUED, DELIVERING, DELIVERED, FAILED)
 # literals here and must match the constants above.
 _SELECT = (
     "SELECT seq, submission_id, target, payload, status, attempts, next_attempt_at, lease_until, "
-    "created_at, updated_at, last_error, last_error_code, receipt FROM {t} "
+    "created_at, updated_at, last_error, last_error_code, receipt, fence FROM {t} "
 )
 _CLAIMABLE = (
     "((status = 'queued' AND next_attempt_at <= ?) OR (status = 'delivering' AND lease_until <= ?))"
@@ -53,8 +53,17 @@ _GET = _SELECT + "WHERE submission_id = ?"
 _DUE = _SELECT.replace("{t}", "{t} o") + "WHERE " + _HEAD + " AND " + _CLAIMABLE
 _CLAIM = (
     "UPDATE {t} SET status = 'delivering', attempts = attempts + 1, lease_until = ?, "
-    "updated_at = ? WHERE seq = ? AND ((status = 'queued' AND next_attempt_at <= ?) "
-    "OR (status = 'delivering' AND lease_until <= ?))"
+    "updated_at = ?, fence = fence + 1 WHERE seq = ? AND ((status = 'queued' AND "
+    "next_attempt_at <= ?) OR (status = 'delivering' AND lease_until <= ?))"
+)
+#: The claim on PostgreSQL: a row another worker is claiming is skipped, not waited for.
+_CLAIM_SKIP_LOCKED = (
+    "UPDATE {t} SET status = 'delivering', attempts = attempts + 1, lease_until = ?, "
+    "updated_at = ?, fence = fence + 1 WHERE seq = (SELECT seq FROM {t} WHERE seq = ? AND "
+    "((status = 'queued' AND next_attempt_at <= ?) OR (status = 'delivering' AND "
+    "lease_until <= ?)) FOR UPDATE SKIP LOCKED) RETURNING seq, submission_id, target, payload, "
+    "status, attempts, next_attempt_at, lease_until, created_at, updated_at, last_error, "
+    "last_error_code, receipt, fence"
 )
 _OLDEST = "SELECT MIN(created_at) FROM {t} WHERE status IN ('queued', 'delivering')"
 _ERRORS = (
@@ -91,6 +100,8 @@ class OutboxItem:
     last_error_code: str | None
     #: What was written: bundle fullUrl -> ``Type/id`` on the server.
     receipt: dict[str, str] | None
+    #: Claims so far: a worker records its result only while its claim's fence is the item's.
+    fence: int = 0
 
 
 def _item(row: Sequence[Any]) -> OutboxItem:
@@ -108,11 +119,17 @@ def _item(row: Sequence[Any]) -> OutboxItem:
         last_error=row[10],
         last_error_code=row[11],
         receipt=json.loads(row[12]) if row[12] is not None else None,
+        fence=int(row[13]),
     )
 
 
 class SqlOutboxStore(SqlStore):
     """The queries, written once with ``?`` placeholders and ``{t}`` for the table.
+
+    Fencing: each claim adds one to the item's ``fence``. ``mark_*`` given the ``fence`` of the
+    claim that delivered change the item only while that claim still holds it, so a worker that
+    stalled past its lease (another worker has claimed the item since) cannot overwrite the
+    newer claim's result; they return whether they did.
 
     ``durable=False`` only for changes after the enqueue (a claim, delivered, retry, failed):
     delivery is idempotent, so an item that reverts is delivered or refused again, writing
@@ -167,34 +184,50 @@ class SqlOutboxStore(SqlStore):
         _, changed = self._run(_CLAIM, (now + lease, now, item.seq, now, now), durable=False)
         return self.get(item.submission_id) if changed == 1 else None
 
-    def mark_delivered(self, submission_id: str, receipt: dict[str, str], now: float) -> None:
+    def mark_delivered(
+        self, submission_id: str, receipt: dict[str, str], now: float, fence: int | None = None
+    ) -> bool:
         """Delivered: keep the receipt, drop the payload (answers are not kept once written)."""
-        self._run(
+        _, changed = self._run(
             "UPDATE {t} SET status = ?, payload = NULL, receipt = ?, lease_until = NULL, "
-            "last_error = NULL, last_error_code = NULL, updated_at = ? WHERE submission_id = ?",
-            (DELIVERED, json.dumps(receipt), now, submission_id),
+            "last_error = NULL, last_error_code = NULL, updated_at = ? WHERE submission_id = ? "
+            "AND (CAST(? AS INTEGER) IS NULL OR (fence = ? AND status = 'delivering'))",
+            (DELIVERED, json.dumps(receipt), now, submission_id, fence, fence),
             durable=False,
         )
+        return changed == 1
 
     def mark_retry(
-        self, submission_id: str, next_attempt_at: float, error: str, error_code: str, now: float
-    ) -> None:
+        self,
+        submission_id: str,
+        next_attempt_at: float,
+        error: str,
+        error_code: str,
+        now: float,
+        fence: int | None = None,
+    ) -> bool:
         """Back to ``queued``, not before ``next_attempt_at``."""
-        self._run(
+        _, changed = self._run(
             "UPDATE {t} SET status = ?, next_attempt_at = ?, lease_until = NULL, last_error = ?, "
-            "last_error_code = ?, updated_at = ? WHERE submission_id = ?",
-            (QUEUED, next_attempt_at, error, error_code, now, submission_id),
+            "last_error_code = ?, updated_at = ? WHERE submission_id = ? "
+            "AND (CAST(? AS INTEGER) IS NULL OR (fence = ? AND status = 'delivering'))",
+            (QUEUED, next_attempt_at, error, error_code, now, submission_id, fence, fence),
             durable=False,
         )
+        return changed == 1
 
-    def mark_failed(self, submission_id: str, error: str, error_code: str, now: float) -> None:
+    def mark_failed(
+        self, submission_id: str, error: str, error_code: str, now: float, fence: int | None = None
+    ) -> bool:
         """``failed-permanent``: the server refused the data; the user is shown why."""
-        self._run(
+        _, changed = self._run(
             "UPDATE {t} SET status = ?, lease_until = NULL, last_error = ?, last_error_code = ?, "
-            "updated_at = ? WHERE submission_id = ?",
-            (FAILED, error, error_code, now, submission_id),
+            "updated_at = ? WHERE submission_id = ? "
+            "AND (CAST(? AS INTEGER) IS NULL OR (fence = ? AND status = 'delivering'))",
+            (FAILED, error, error_code, now, submission_id, fence, fence),
             durable=False,
         )
+        return changed == 1
 
     def counts(self) -> dict[str, int]:
         """Number of items per status (every status present, zero if none)."""
@@ -252,14 +285,15 @@ class SqliteOutboxStore(SqlOutboxStore):
         time), so the check and the insert cannot interleave with another claim."""
         rows, _ = self._run(
             "INSERT INTO {t} (submission_id, target, payload, status, attempts, next_attempt_at, "
-            "lease_until, created_at, updated_at) "
+            "lease_until, created_at, updated_at, fence) "
             "SELECT ?, ?, ?, CASE WHEN busy THEN 'queued' ELSE 'delivering' END, "
-            "CASE WHEN busy THEN 0 ELSE 1 END, ?, CASE WHEN busy THEN NULL ELSE ? END, ?, ? "
+            "CASE WHEN busy THEN 0 ELSE 1 END, ?, CASE WHEN busy THEN NULL ELSE ? END, ?, ?, "
+            "CASE WHEN busy THEN 0 ELSE 1 END "
             "FROM (SELECT EXISTS (SELECT 1 FROM {t} WHERE target = ? "
             "AND status IN ('queued', 'delivering')) AS busy) WHERE true "
             "ON CONFLICT (submission_id) DO NOTHING RETURNING seq, submission_id, target, payload, "
             "status, attempts, next_attempt_at, lease_until, created_at, updated_at, last_error, "
-            "last_error_code, receipt",
+            "last_error_code, receipt, fence",
             (
                 submission_id,
                 target.rstrip("/"),
@@ -324,6 +358,14 @@ class PostgresOutboxStore(SqlOutboxStore):
                 cursor = self._conn.execute(statement, tuple(params))
             rows: list[Sequence[Any]] = list(cursor.fetchall()) if cursor.description else []
             return rows, cursor.rowcount
+
+    def claim(self, item: OutboxItem, now: float, lease: float) -> OutboxItem | None:
+        """Mark one due item ``delivering`` in one statement; a row another worker holds locked
+        is skipped (``FOR UPDATE SKIP LOCKED``): None, as when another worker won."""
+        rows, _ = self._run(
+            _CLAIM_SKIP_LOCKED, (now + lease, now, item.seq, now, now), durable=False
+        )
+        return _item(rows[0]) if rows else None
 
     def close(self) -> None:
         """Close the PostgreSQL connection."""
