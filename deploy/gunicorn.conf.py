@@ -31,5 +31,15 @@ errorlog = "-"
 loglevel = "info"
 # X-Forwarded-* are believed only from the proxy (its address; "*" only on a private network).
 forwarded_allow_ips = os.environ.get("ATTACH_FORWARDED_ALLOW_IPS", "127.0.0.1")
+
+
+def child_exit(server, worker):  # type: ignore[no-untyped-def]
+    """A worker ended: drop its live gauges from the multiprocess metrics (docs/deployment.md)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
+
+
 # Nothing imported before fork: each worker opens its own connections and outbox worker.
 preload_app = False

@@ -14,10 +14,12 @@ from werkzeug.exceptions import HTTPException, SecurityError
 from attach_fhir.errors import AttachError
 from smart_app.records import delivery, follow_ups
 from smart_app.web import (
+    health,
     hosts,
     kept_forms,
     outbound,
     record_reading,
+    request_ids,
     request_limits,
     security,
     services,
@@ -69,6 +71,10 @@ DEFAULTS: dict[str, Any] = {
     "MAX_FORM_PARTS": request_limits.MAX_FORM_PARTS,
     # Seconds a launch keeps its Patient, CapabilityStatement and Questionnaire reads; 0: none.
     "READ_CACHE_SECONDS": 60,
+    # /metrics answers only a request with "Authorization: Bearer <METRICS_TOKEN>"; unset: 404.
+    "METRICS_TOKEN": None,
+    # /readyz answers 503 while the oldest undelivered submission is older (seconds; 0: never).
+    "READY_OUTBOX_LAG": 300,
     # Tests only: an httpx transport for the outbound client (faults a real server cannot make).
     "HTTP_TRANSPORT": None,
 }
@@ -102,12 +108,14 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         ),
     )
     frame_ancestors = sorted({*str(app.config["FRAME_ANCESTORS"]).split(), *regs.frame_ancestors()})
-    request_limits.init_app(app)  # first: a body too large is refused before the CSRF check
+    request_ids.init_app(app)  # first: every later log line of the request carries its id
+    request_limits.init_app(app)  # a body too large is refused before the CSRF check
     security.init_app(app, frame_ancestors)
     record_reading.init_app(app)
     _register_error_handlers(app)
     # The outbox (and its worker if OUTBOX_WORKER) belongs to the app, not to one flow.
-    delivery.init_app(app, after_delivery=follow_ups.after_delivery)
+    outbox = delivery.init_app(app, after_delivery=follow_ups.after_delivery)
+    health.init_app(app, lambda: outbox.outbox.store)  # /readyz, /metrics
     _register_blueprints(app)
 
     @app.teardown_appcontext

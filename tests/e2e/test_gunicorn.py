@@ -3,6 +3,7 @@ in several worker processes, logging paths but never query strings, and stopping
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -64,13 +65,24 @@ def test_gunicorn_serves_the_app_in_two_workers_without_query_strings_in_logs(
                     time.sleep(0.2)
             assert (health.status_code, health.json()) == (200, {"status": "ok"})
             launch = http.get(
-                "/launch", params={"iss": "http://127.0.0.1:9/fhir", "launch": "L-SECRET-7"}
+                "/launch",
+                params={"iss": "http://127.0.0.1:9/fhir", "launch": "L-SECRET-7"},
+                headers={"X-Request-Id": "gw-1"},
             )
             assert launch.status_code == 403  # no registration names that iss
+            assert launch.headers["X-Request-Id"] == "gw-1"
     finally:
         server.send_signal(signal.SIGTERM)
         _, err = server.communicate(timeout=60)
     assert server.returncode == 0, err
     assert len(re.findall(r"Booting worker with pid", err)) == 2
-    assert "request method=GET path=/launch status=403" in err
+    logged = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+    access = [
+        line for line in logged if line["event"].startswith("request method=GET path=/launch")
+    ]
+    assert len(access) == 1 and access[0]["event"].startswith(
+        "request method=GET path=/launch status=403 "
+    )
+    assert access[0]["event"].endswith(" request_id=gw-1")
+    assert all(line["ts"].endswith("+00:00") for line in logged)
     assert "L-SECRET-7" not in err and "iss=" not in err

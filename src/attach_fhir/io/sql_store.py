@@ -31,6 +31,13 @@ class SqlStore:
         """Release the store's connections."""
         raise NotImplementedError
 
+    def schema_version(self, component: str) -> int:
+        """The schema version of ``component`` this store's database holds."""
+        rows, _ = self._run(
+            "SELECT MAX(version) FROM attach_schema WHERE component = ?", (component,)
+        )
+        return int(rows[0][0] or 0) if rows else 0
+
 
 def postgres_statement(query: str) -> str:
     """``query`` with psycopg's ``%s`` for each ``?`` (no statement holds a literal ``?``)."""
