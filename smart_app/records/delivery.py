@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -30,7 +31,7 @@ from attach_fhir.capabilities import CapabilityCache
 from attach_fhir.errors import AttachError
 from attach_fhir.fhir_errors import FhirUnauthorized
 from attach_fhir.io.fhir_client import FhirClient
-from attach_fhir.io.outbox import Backoff, Outbox
+from attach_fhir.io.outbox import Backoff, Outbox, StuckWatch
 from attach_fhir.io.outbox_store import open_outbox_store
 from attach_fhir.io.sql_store import is_shared, store_url
 from smart_app.web.context import LAUNCH_NS, LaunchContext
@@ -148,6 +149,7 @@ class Worker:
         self.after = after
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="attach-outbox", daemon=True)
+        self.watch = StuckWatch(float(app.config.get("OUTBOX_STUCK_AFTER", 300.0)))
 
     def start(self) -> None:
         """Start draining."""
@@ -174,6 +176,7 @@ class Worker:
                         )
                     if report.delivered:
                         self.after(report.delivered)
+                    self.watch.check(self.outbox.store, time.time())
                     due = self.outbox.next_due_in()
                     if due is not None:
                         wait = min(self.poll, max(due, 0.05))

@@ -21,7 +21,7 @@ import pytest
 
 from attach_fhir.cli import main
 from attach_fhir.io.fhir_client import FhirClient
-from attach_fhir.io.outbox import Backoff, Outbox, payload
+from attach_fhir.io.outbox import Backoff, Outbox, StuckWatch, payload
 from attach_fhir.io.outbox_store import SqlOutboxStore
 from attach_fhir.scoring import Score, ScoreResult
 from attach_fhir.writeback import (
@@ -179,6 +179,23 @@ def test_a_worker_that_outlived_its_lease_cannot_record_its_result(
         {"urn:uuid:a": "Observation/1"},
         2,
     )
+
+
+def test_an_item_waiting_past_five_minutes_is_warned_about_once(
+    store: SqlOutboxStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    store.enqueue("s-old", FAULT_BASE, {}, T0)
+    store.enqueue("s-new", FAULT_BASE, {}, T0 + 200)
+    watch = StuckWatch(after=300)
+    assert watch.check(store, T0 + 300) == []  # not past it yet
+    with caplog.at_level("WARNING", logger="attach_fhir.io.outbox"):
+        assert [i.submission_id for i in watch.check(store, T0 + 301)] == ["s-old"]
+        assert watch.check(store, T0 + 400) == []  # s-old told once; s-new waited 200 s
+        assert [i.submission_id for i in watch.check(store, T0 + 501)] == ["s-new"]
+    assert [r.getMessage() for r in caplog.records] == [
+        "outbox.stuck submission=s-old target=fhir.fault.test waiting=301s attempts=0 last_error=-",
+        "outbox.stuck submission=s-new target=fhir.fault.test waiting=301s attempts=0 last_error=-",
+    ]
 
 
 def test_a_queued_item_is_not_due_before_its_time(store: SqlOutboxStore) -> None:

@@ -143,6 +143,34 @@ class Progress(Protocol):
         """One attempt finished: outcome is delivered, retrying or failed-permanent."""
 
 
+class StuckWatch:
+    """Warns once per item that has waited longer than ``after`` seconds undelivered (until then
+    only `attach-fhir outbox status` would show it)."""
+
+    def __init__(self, after: float = 300.0) -> None:
+        self.after = after
+        self._warned: set[str] = set()
+
+    def check(self, store: SqlOutboxStore, now: float) -> list[OutboxItem]:
+        """Log a warning for each item newly past ``after``; returns those items."""
+        stuck = [
+            item
+            for item in store.pending_since(now - self.after)
+            if item.submission_id not in self._warned
+        ]
+        for item in stuck:
+            self._warned.add(item.submission_id)
+            log.warning(
+                "outbox.stuck submission=%s target=%s waiting=%ds attempts=%d last_error=%s",
+                item.submission_id,
+                urlsplit(item.target).netloc,
+                now - item.created_at,
+                item.attempts,
+                item.last_error_code or "-",  # codes only: the text may quote data
+            )
+        return stuck
+
+
 class Outbox:
     """Store-then-deliver, in order per target, once."""
 

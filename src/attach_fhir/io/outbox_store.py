@@ -241,6 +241,17 @@ class SqlOutboxStore(SqlStore):
         rows, _ = self._run(_OLDEST)
         return float(rows[0][0]) if rows and rows[0][0] is not None else None
 
+    def pending_since(self, created_before: float, limit: int = 100) -> list[OutboxItem]:
+        """Queued or delivering items stored before ``created_before``, oldest first."""
+        rows, _ = self._run(
+            "SELECT seq, submission_id, target, payload, status, attempts, next_attempt_at, "
+            "lease_until, created_at, updated_at, last_error, last_error_code, receipt, fence "
+            "FROM {t} WHERE status IN ('queued', 'delivering') AND created_at < ? "
+            "ORDER BY seq LIMIT ?",
+            (created_before, limit),
+        )
+        return [_item(row) for row in rows]
+
     def recent_errors(self, limit: int = 10) -> list[OutboxItem]:
         """Undelivered items that carry an error, most recently updated first."""
         rows, _ = self._run(_ERRORS, (limit,))
