@@ -24,7 +24,7 @@ SERVER_SCRIPT = SERVER_DIR / "server.mjs"
 class FhirServerError(AttachError):
     """The sandbox FHIR server could not be started or did not become ready."""
 
-    code = "fhir_server_error"
+    code = "sandbox_fhir_server_failed"
     description = "The sandbox FHIR server could not be started."
     status_code = 500
 

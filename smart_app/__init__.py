@@ -25,7 +25,7 @@ from smart_app.web import (
     services,
 )
 from smart_app.web import registrations as registrations_module
-from smart_app.web.discovery import DiscoveryCache
+from smart_app.web.discovery_cache import DiscoveryCache
 from smart_app.web.errors import AuthorizationExpired, ConfigurationError
 from smart_app.web.read_cache import ReadCache
 from smart_app.web.session_store import open_configured

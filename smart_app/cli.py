@@ -9,7 +9,8 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -124,3 +125,31 @@ def _serve(args: argparse.Namespace) -> int:
         max_request_body_size=int(app.config["MAX_CONTENT_LENGTH"]),
     )
     return 0
+
+
+def drain_settings(store: str) -> dict[str, Any]:
+    """The app settings for following up a drain of ``store`` (a PostgreSQL DSN or a SQLite
+    path): that outbox, no worker, and for SQLite the session store kept beside it."""
+    settings: dict[str, Any] = {"OUTBOX_DSN": store, "OUTBOX_WORKER": False}
+    if not store.startswith(("postgresql://", "postgres://")):
+        settings["DATA_DIR"] = str(Path(store).parent)
+    return settings
+
+
+def after_drain(delivered: Sequence[str], store: str) -> None:
+    """The ``attach_fhir.after_drain`` hook: ``attach-fhir outbox drain`` delivered these
+    submissions; the app (its ``ATTACH_*`` settings) runs their follow-ups with the live launch
+    of each one's user, as its worker does."""
+    from smart_app import create_app, stop
+    from smart_app.records.follow_ups import after_delivery
+
+    if not os.environ.get("ATTACH_REGISTRATIONS"):
+        print("follow-ups wait: ATTACH_REGISTRATIONS is not set", file=sys.stderr)
+        return
+    app = create_app(drain_settings(store))
+    try:
+        with app.app_context():
+            after_delivery(delivered)
+    finally:
+        stop(app)
+    print(f"follow-ups checked for {len(delivered)} delivered", file=sys.stderr)

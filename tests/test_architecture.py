@@ -24,6 +24,16 @@ FLOWS = ("launch", "assess", "review", "careplan", "patient", "assign", "picker"
 IO_LIBRARIES = {"httpx", "sqlite3", "psycopg", "flask", "socket", "urllib.request"}
 #: attach_fhir's modules allowed IO: the io package and the command line around it.
 IO_SHELL = ("attach_fhir.io", "attach_fhir.cli", "attach_fhir.commands")
+#: Delivery's one home: the only app module that queues bundles and holds the outbox.
+DELIVERY = "smart_app.records.delivery"
+#: What queues or opens an outbox: the app reaches it through ``delivery`` only.
+OUTBOX_MAKERS = {
+    "attach_fhir.io.outbox.Outbox",
+    "attach_fhir.io.outbox.payload",
+    "attach_fhir.io.outbox_store.open_outbox_store",
+}
+#: The outbox's key on the Flask app, named by nothing but ``delivery``.
+OUTBOX_KEY = "attach_outbox"
 
 # Violations measured when the rules were written; each list shrinks to empty as the
 # restructuring (issue 11) moves the code. A fixed violation must leave its list.
@@ -182,6 +192,25 @@ def impure_core(packages: Mapping[str, Path], package: str = "attach_fhir") -> d
     return offenders
 
 
+def delivery_elsewhere(
+    packages: Mapping[str, Path], home: str = DELIVERY, app: str = "smart_app"
+) -> set[tuple[str, str]]:
+    """(module, what) for each app module but ``home`` that imports what queues or opens an
+    outbox, or names the outbox's key on the app (a string constant)."""
+    found: set[tuple[str, str]] = set()
+    for module, (path, is_package) in modules(packages).items():
+        if module == home or not (module == app or module.startswith(f"{app}.")):
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        found.update((module, n) for n in imported_names(module, is_package, tree) & OUTBOX_MAKERS)
+        found.update(
+            (module, OUTBOX_KEY)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Constant) and node.value == OUTBOX_KEY
+        )
+    return found
+
+
 # --- the rules, on the project -----------------------------------------------------------------
 
 
@@ -195,6 +224,13 @@ def test_no_flow_imports_another_flow_except_the_known_ones() -> None:
 
 def test_the_pure_core_imports_no_io_except_the_known_modules() -> None:
     assert set(impure_core(PACKAGES)) == KNOWN_IMPURE
+
+
+def test_only_delivery_queues_bundles_and_holds_the_outbox() -> None:
+    assert delivery_elsewhere(PACKAGES) == set()
+    # the tests reach the outbox through delivery.outbox_services(app) too (this file names it)
+    in_tests = delivery_elsewhere({"tests": ROOT / "tests"}, app="tests")
+    assert {m for m, what in in_tests if what == OUTBOX_KEY} == {"tests.test_architecture"}
 
 
 def test_domain_library_never_imports_the_web_layer() -> None:
@@ -290,4 +326,30 @@ def test_io_in_the_pure_core_is_found_and_allowed_in_io(tmp_path: Path) -> None:
         "lib.reader": {"urllib.request"},
         "lib.pages": {"lib.io"},
         "lib.store": {"psycopg"},
+    }
+
+
+def test_queueing_or_opening_an_outbox_outside_delivery_is_found(tmp_path: Path) -> None:
+    packages = plant(
+        tmp_path,
+        {
+            "app/__init__.py": "from app.records import delivery\n",
+            "app/records/__init__.py": "",
+            "app/records/delivery.py": (
+                "from attach_fhir.io.outbox import Outbox, payload\nKEY = 'attach_outbox'\n"
+            ),
+            "app/records/submission.py": "from attach_fhir.io.outbox import Mode, payload\n",
+            "app/journal/__init__.py": "",
+            "app/journal/routes.py": (
+                "def f(app):\n"
+                "    from attach_fhir.io import outbox_store\n"
+                "    from attach_fhir.io.outbox_store import open_outbox_store\n"
+                "    return app.extensions['attach_outbox']\n"
+            ),
+        },
+    )
+    assert delivery_elsewhere(packages, home="app.records.delivery", app="app") == {
+        ("app.records.submission", "attach_fhir.io.outbox.payload"),
+        ("app.journal.routes", "attach_fhir.io.outbox_store.open_outbox_store"),
+        ("app.journal.routes", OUTBOX_KEY),
     }

@@ -39,17 +39,18 @@ from smart_app.forms.questionnaire_source import Resolved, instrument, resolve
 from smart_app.records import (
     assignment_panel,
     delivery,
+    follow_ups,
     goal_updates,
     patient_facts,
+    response_summaries,
     responses,
     submission,
-    summaries,
     task_updates,
 )
 from smart_app.records.submission import SUBMISSION_ID
 from smart_app.web import kept_forms
 from smart_app.web.context import LaunchContext, current_launch
-from smart_app.web.errors import AuthorizationExpired, BadLaunchRequest
+from smart_app.web.errors import AuthorizationExpired, BadLaunchRequest, NoPatient
 from smart_app.web.server_profile import WritePlan, capabilities, plan
 
 log = logging.getLogger(__name__)
@@ -57,21 +58,13 @@ log = logging.getLogger(__name__)
 bp = Blueprint("assess", __name__, template_folder="templates", url_prefix="/app/<ctx>/assess")
 
 
-class NoPatient(AttachError):
-    """The launch has no patient in context: there is no one to assess."""
-
-    code = "no_patient"
-    description = "No patient was selected in the EHR, so there is no one to assess."
-    status_code = 400
-
-
 def write_context() -> tuple[LaunchContext, WritePlan, Any]:
     """This request's launch (with a patient, else NoPatient), how this EHR takes writes, and
     its capabilities: what every page that reads or writes for the patient starts from."""
     launch = current_launch()
     if not launch.patient_id:
-        raise NoPatient()
-    caps = capabilities(delivery.assess_services().capabilities, launch)
+        raise NoPatient("No patient was selected in the EHR, so there is no one to assess.")
+    caps = capabilities(delivery.outbox_services().capabilities, launch)
     return launch, plan(caps, launch), caps
 
 
@@ -310,10 +303,8 @@ def _submit(launch: LaunchContext, write_plan: WritePlan, resolved: Resolved, si
         return _page(launch, write_plan, resolved, form, sid, status=422)
     if assignment:
         task_updates.index(launch, assignment["task"], sid)
-    found = submission.status(launch, sid)
-    if found is not None:  # delivered now: the care plan's goals follow the new scores
-        goal_updates.judge_after_delivery(launch, found)
-        task_updates.complete_after_delivery(launch, found)  # and the assigning Task closes
+    # delivered now: the care plan's goals follow the new scores, the assigning Task closes
+    follow_ups.after_delivery([sid], launch)
     return redirect(url_for(".submitted", ctx=launch.id, sid=sid), code=303)
 
 
@@ -357,14 +348,16 @@ def submitted(ctx: str, sid: str) -> Any:
     found = submission.status(launch, sid) if SUBMISSION_ID.fullmatch(sid) else None
     if found is None:
         abort(404)
-    goals = goal_updates.judge_after_delivery(launch, found)  # delivered later by the worker
-    task = task_updates.complete_after_delivery(launch, found)
+    goals = found.record.get("goals")
+    task = found.record.get("task_outcome")
+    # delivered later, when no launch of this user was live: the follow-ups wait for the button
+    follow_up = found.state == "delivered" and follow_ups.pending(found.record)
     reference = found.response_reference
     review = _review_url(launch, reference) if found.state == "delivered" and reference else None
     told = (goals or {}).get("state") == goal_updates.NOT_UPDATED or (task or {}).get(
         "state"
     ) in task_updates.REPORTED
-    if review and not told:
+    if review and not told and not follow_up:
         return redirect(review, code=303)
     codes = library().score_codes()
     return render_template(
@@ -375,8 +368,21 @@ def submitted(ctx: str, sid: str) -> Any:
         review=review,
         goals=goals,
         task=task,
+        follow_up=follow_up,
         codes=codes,
     )
+
+
+@bp.post("/submissions/<sid>/follow-up")
+def follow_up(ctx: str, sid: str) -> Any:
+    """Update the record now: the follow-ups of a delivered submission (goals, Task) that the
+    worker could not run, or that waited on the EHR; then back to the submission's page."""
+    launch = current_launch()
+    found = submission.status(launch, sid) if SUBMISSION_ID.fullmatch(sid) else None
+    if found is None:
+        abort(404)
+    follow_ups.after_delivery([sid], launch)
+    return redirect(url_for(".submitted", ctx=launch.id, sid=sid), code=303)
 
 
 @bp.get("/submissions/<sid>/export")
@@ -399,7 +405,7 @@ def summary_pdf(ctx: str, sid: str) -> Response:
     """The submission's printable summary (PDF): answers, scores and what they mean."""
     launch = current_launch()
     found = submission.status(launch, sid) if SUBMISSION_ID.fullmatch(sid) else None
-    pdf = summaries.submission_pdf(launch, found) if found else None
+    pdf = response_summaries.submission_pdf(launch, found) if found else None
     if pdf is None:
         abort(404)
     return _pdf(pdf, f"attach-fhir-summary-{sid}.pdf")
@@ -416,7 +422,7 @@ def response_summary_pdf(ctx: str, qr_id: str) -> Response:
     if subject != f"Patient/{launch.patient_id}" or response.get("status") != "completed":
         abort(404)
     try:
-        pdf = summaries.response_pdf(launch, response)
+        pdf = response_summaries.response_pdf(launch, response)
     except (UnknownInstrument, InvalidResponse):
         abort(404)  # not one of the packaged instruments, or answers it cannot score
     return _pdf(pdf, f"attach-fhir-summary-{qr_id}.pdf")

@@ -57,9 +57,9 @@ from smart_app.records.assignment_panel import (
     requester,
     withdraw_problem,
 )
-from smart_app.records.responses import now
 from smart_app.records.submission import SUBMISSION_ID
 from smart_app.records.task_updates import is_task
+from smart_app.web.clock import now
 from smart_app.web.context import LaunchContext
 from smart_app.web.errors import AuthorizationExpired, BadLaunchRequest
 from smart_app.web.server_profile import WritePlan

@@ -20,10 +20,10 @@ from typing import Any, cast
 from flask import Blueprint, Flask, abort, current_app, redirect, render_template, request, url_for
 from flask.blueprints import BlueprintSetupState
 
-from attach_fhir.careplan import ProposalInputs, ScoreInput, propose
 from attach_fhir.careplan_diff import plan_changes
 from attach_fhir.careplan_edit import InvalidPlanEdit, WorkingPlan, apply_form
 from attach_fhir.careplan_fhir import PlanResources, build_resources
+from attach_fhir.careplan_proposal import ProposalInputs, ScoreInput, propose
 from attach_fhir.careplan_writeback import (
     approval_transaction,
     reassessment_transaction,
@@ -80,7 +80,7 @@ def show(ctx: str) -> str:
     plan = records.active_plan(client, patient_id)
     observations = records.score_observations(client, patient_id)
     sid = request.args.get("sid", "")
-    item = delivery.assess_services().outbox.store.get(sid) if sid else None
+    item = delivery.outbox_services().outbox.store.get(sid) if sid else None
     return render_template(
         "careplan/show.html",
         launch=launch,

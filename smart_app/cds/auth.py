@@ -27,7 +27,7 @@ from joserfc.jwk import KeySet
 from jsonschema import Draft202012Validator
 
 from attach_fhir.errors import AttachError
-from smart_app.web import discovery, outbound
+from smart_app.web import discovery_cache, outbound
 from smart_app.web.errors import ConfigurationError
 from smart_app.web.services import get_services
 from smart_app.web.session_store import SessionStore
@@ -156,7 +156,7 @@ def jwks_for(client: CdsClient, refetch: bool) -> dict[str, Any]:
 
     def fetch() -> dict[str, Any]:
         with outbound.client(client.allow_addresses, services.transport) as http:
-            return discovery.fetch_jwks(url, http)
+            return discovery_cache.fetch_jwks(url, http)
 
     found: dict[str, Any] = services.cache.get_or_fetch("cds-jwks", url, fetch)
     return found

@@ -4,7 +4,7 @@
 - ``POST /cds-services/<id>``: the service. The CDS Client's JWT is checked first
   (:mod:`smart_app.cds.auth`), then the body against ``schema/cds-request.schema.json``; missing
   prefetch is fetched from ``fhirServer`` with the ``fhirAuthorization`` token, only when that
-  server is registered for the calling client; the cards come from :mod:`attach_fhir.cds`.
+  server is registered for the calling client; the cards come from :mod:`attach_fhir.cds_cards`.
 - ``POST /cds-services/<id>/feedback``: accepted and counted in the log (no content kept).
 
 Errors are JSON ``{"code", "description"}`` with 400 (malformed), 401 (JWT), 403 (fhirServer
@@ -31,7 +31,7 @@ from flask.blueprints import BlueprintSetupState
 from jsonschema import Draft202012Validator, ValidationError
 from werkzeug.exceptions import HTTPException
 
-from attach_fhir.cds import CardSettings, Offer, build_cards
+from attach_fhir.cds_cards import CardSettings, Offer, build_cards
 from attach_fhir.errors import AttachError
 from attach_fhir.instruments import library
 from attach_fhir.io.cds_prefetch import PREFETCH, PatientData, gather

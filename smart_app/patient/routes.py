@@ -28,15 +28,15 @@ from attach_fhir.assignments import (
 )
 from attach_fhir.errors import AttachError
 from attach_fhir.instruments import UnknownInstrument, library
-from attach_fhir.io.outbox import Mode, payload
+from attach_fhir.io.outbox import Mode
 from attach_fhir.journal import JOURNAL_URL, journal_transaction
 from attach_fhir.writeback import WritebackContext
 from smart_app.forms.form_response import parse_form
 from smart_app.forms.questionnaire_form import build_form
 from smart_app.forms.questionnaire_source import registration_option
 from smart_app.records import careplan_records, careplan_view, delivery, task_updates
-from smart_app.records.responses import now
 from smart_app.records.submission import SUBMISSION_ID, people
+from smart_app.web.clock import now
 from smart_app.web.context import LaunchContext, current_launch
 from smart_app.web.server_profile import capabilities, plan
 
@@ -97,7 +97,7 @@ def home(ctx: str) -> str:
         except AttachError as exc:
             log.info("patient.responses outcome=%s", exc.code)
     assigned = assignments(tasks, careplans)
-    # Tasks this app's submissions answered: closed now where that was not tried yet; the
+    # Tasks this app's submissions answered (closed by the follow-ups of their delivery); the
     # others are shown as sent, waiting for the clinic, not as still to do.
     sent = task_updates.sent_for(launch, [a.source for a in assigned if _from_task(a)])
     assigned = [a for a in assigned if not _closed_by_us(sent.get(a.source))]
@@ -107,7 +107,7 @@ def home(ctx: str) -> str:
     journal = journal_activity(careplans)
     entries = careplan_records.journal_of(responses)
     sid = request.args.get("sid", "")
-    item = delivery.assess_services().outbox.store.get(sid) if sid else None
+    item = delivery.outbox_services().outbox.store.get(sid) if sid else None
     if item is not None and item.target != delivery.target_for(launch):
         item = None  # another user's submission: not shown
     return render_template(
@@ -150,7 +150,7 @@ def journal(ctx: str) -> Any:
     parsed = parse_form(questionnaire, request.form, status="completed")
     if not parsed.ok:
         return _journal_page(launch, parsed.form, sid, activity, 422)
-    write_plan = plan(capabilities(delivery.assess_services().capabilities, launch), launch)
+    write_plan = plan(capabilities(delivery.outbox_services().capabilities, launch), launch)
     if not write_plan.writes:
         abort(403, "This EHR does not let the app save your journal entries.")
     who = people(launch)
@@ -170,10 +170,7 @@ def journal(ctx: str) -> Any:
         activity=activity.coding if activity else None,
         ctx=ctx_,
     )
-    delivery.remember(launch)
     mode: Mode = "ordered-creates" if write_plan.mode == "ordered-creates" else "transaction"
-    item = delivery.assess_services().outbox.submit(
-        sid, delivery.target_for(launch), payload(bundle, mode)
-    )
+    item = delivery.send(launch, sid, bundle, mode)
     log.info("patient.journal outcome=%s", item.status)
     return redirect(url_for(".home", ctx=ctx, sid=sid), code=303)

@@ -74,7 +74,7 @@ def search(ctx: str) -> tuple[str, int]:
     if problems:
         return _page(launch, criteria, problems=problems, status=422)
     client = launch.fhir()
-    caps = server_profile.capabilities(delivery.assess_services().capabilities, launch)
+    caps = server_profile.capabilities(delivery.outbox_services().capabilities, launch)
     by_post = caps is None or caps.searches_by_post("Patient")
     try:
         bundle, method = client.search_first_page("Patient", criteria.params(), by_post=by_post)

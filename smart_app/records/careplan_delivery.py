@@ -15,11 +15,11 @@ from flask import Flask, current_app
 from attach_fhir.careplan_rules import CarePlanRules, load_rules, shipped_rules
 from attach_fhir.careplan_writeback import PlanContext
 from attach_fhir.errors import AttachError
-from attach_fhir.io.outbox import Mode, payload
+from attach_fhir.io.outbox import Mode
 from attach_fhir.io.outbox_store import OutboxItem
 from smart_app.forms.questionnaire_source import registration_option
 from smart_app.records import delivery
-from smart_app.records.responses import now
+from smart_app.web.clock import now
 from smart_app.web.context import LaunchContext
 from smart_app.web.server_profile import capabilities
 
@@ -60,7 +60,7 @@ def context(launch: LaunchContext, plan_id: str, clinician: str) -> PlanContext:
 def problem(launch: LaunchContext, kind: str) -> str | None:
     """Why this launch cannot write a change of ``kind`` (``approve``, ``update``,
     ``results``), in words for the clinician; None when it can."""
-    caps = capabilities(delivery.assess_services().capabilities, launch)
+    caps = capabilities(delivery.outbox_services().capabilities, launch)
     for resource, interaction in NEEDS[kind]:
         verb = {"c": "create", "u": "update"}[interaction]
         if not launch.can(resource, interaction):
@@ -87,12 +87,9 @@ def send(
 ) -> OutboxItem:
     """Hand the change to the outbox (delivered now if the server answers)."""
     require(launch, kind)
-    caps = capabilities(delivery.assess_services().capabilities, launch)
+    caps = capabilities(delivery.outbox_services().capabilities, launch)
     mode: Mode = "ordered-creates" if caps is not None and not caps.transaction else "transaction"
-    delivery.remember(launch)
-    item = delivery.assess_services().outbox.submit(
-        submission_id, delivery.target_for(launch), payload(bundle, mode)
-    )
+    item = delivery.send(launch, submission_id, bundle, mode)
     log.info("careplan.send kind=%s outcome=%s mode=%s", kind, item.status, mode)
     return item
 

@@ -24,6 +24,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 from flask import Flask, current_app, g
 
@@ -31,15 +32,15 @@ from attach_fhir.capabilities import CapabilityCache
 from attach_fhir.errors import AttachError
 from attach_fhir.fhir_errors import FhirUnauthorized
 from attach_fhir.io.fhir_client import FhirClient
-from attach_fhir.io.outbox import Backoff, Outbox, StuckWatch
-from attach_fhir.io.outbox_store import open_outbox_store
+from attach_fhir.io.outbox import Backoff, Mode, Outbox, StuckWatch, payload
+from attach_fhir.io.outbox_store import DELIVERED, FAILED, OutboxItem, open_outbox_store
 from attach_fhir.io.sql_store import is_shared, store_url
 from smart_app.web.context import LAUNCH_NS, LaunchContext
 from smart_app.web.services import get_services
 
 log = logging.getLogger(__name__)
 
-EXTENSION = "attach_assess"
+EXTENSION = "attach_outbox"
 CREDENTIAL_NS = "outbox-credential"
 CRED_MARK = "#cred="
 
@@ -91,6 +92,20 @@ def live_launch(target: str) -> LaunchContext | None:
     return LaunchContext(id=ctx, record=record, services=services)
 
 
+def send(
+    launch: LaunchContext, submission_id: str, bundle: dict[str, Any], mode: Mode
+) -> OutboxItem:
+    """Queue ``bundle`` under ``submission_id`` for the launch's server, delivered at once if the
+    server answers: how every flow writes. The delivery at once uses this launch's token; an item
+    left waiting renews the pointer's lifetime so the worker can still find a token when due."""
+    remember(launch, if_changed=True)
+    outbox = outbox_services().outbox
+    item = outbox.submit(submission_id, target_for(launch), payload(bundle, mode))
+    if item.status not in (DELIVERED, FAILED):
+        remember(launch)
+    return item
+
+
 def launch_clients(target: str) -> FhirClient | None:
     """The ``ClientFactory``: a client with the token of the launch the target names, or None."""
     launch = live_launch(target)
@@ -109,8 +124,9 @@ def launch_clients(target: str) -> FhirClient | None:
     return FhirClient(launch.iss, http, token_source=token_source)
 
 
-class AssessServices:
-    """The assess flow's long-lived parts, kept on the app; the outbox store opens on first use."""
+class OutboxServices:
+    """The app's outbox, its worker and the capability cache, kept on the app by ``create_app``;
+    the outbox store opens on first use."""
 
     def __init__(self, open_outbox: Callable[[], Outbox], capabilities: CapabilityCache) -> None:
         self._open_outbox = open_outbox
@@ -185,7 +201,7 @@ class Worker:
             self._stop.wait(wait)
 
 
-def init_app(app: Flask, after_delivery: AfterDelivery) -> AssessServices:
+def init_app(app: Flask, after_delivery: AfterDelivery) -> OutboxServices:
     """Open the outbox (``OUTBOX_DSN``, else ``DATABASE_URL``, else SQLite in DATA_DIR) and start
     the worker if asked; ``after_delivery`` follows up what the worker delivers."""
     url = store_url(app.config.get("OUTBOX_DSN"), app.config.get("DATABASE_URL"))
@@ -199,7 +215,7 @@ def init_app(app: Flask, after_delivery: AfterDelivery) -> AssessServices:
         )
         return Outbox(store, launch_clients, backoff=backoff)
 
-    services = AssessServices(
+    services = OutboxServices(
         open_outbox, CapabilityCache(float(app.config.get("CAPABILITIES_TTL", 3600.0)))
     )
     if is_shared(url):
@@ -213,14 +229,14 @@ def init_app(app: Flask, after_delivery: AfterDelivery) -> AssessServices:
     return services
 
 
-def assess_services() -> AssessServices:
-    """The current app's assess services."""
-    found: AssessServices = current_app.extensions[EXTENSION]
+def outbox_services(app: Flask | None = None) -> OutboxServices:
+    """The outbox services of ``app`` (default: the current app)."""
+    found: OutboxServices = (app or current_app).extensions[EXTENSION]
     return found
 
 
 def stop(app: Flask) -> None:
     """Stop ``app``'s outbox worker (if any) and close its outbox store (if opened)."""
-    found: AssessServices | None = app.extensions.get(EXTENSION)
+    found: OutboxServices | None = app.extensions.get(EXTENSION)
     if found is not None:
         found.stop()

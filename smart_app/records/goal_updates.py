@@ -54,20 +54,24 @@ def new_scores(found: Status) -> dict[str, ObservedScore]:
 
 
 def judge_after_delivery(launch: LaunchContext, found: Status) -> dict[str, Any] | None:
-    """Judge the plan's goals on a delivered submission's scores, once; the outcome recorded.
+    """Judge the plan's goals on a delivered submission's scores, once; the outcome recorded
+    (``none`` where there is nothing to judge, so it is not tried again).
 
     None when there is nothing to do (not delivered, not a clinician's final scores).
     """
     if found.state != "delivered" or "goals" in found.record:
         return found.record.get("goals")
+    if found.record.get("observation_status") != "final":
+        return None  # a patient's own scores judge no goal
     scores = new_scores(found)
     user = relative(launch.iss, launch.fhir_user) if launch.fhir_user else ""
-    if not scores or not user.startswith("Practitioner") or not _careplan_enabled():
-        return None
-    if not (launch.can("CarePlan", "s") and launch.can("Goal", "r")):
-        return None  # the app may not see care plans here: there is no plan it could follow
-    outcome = _judge(launch, found.submission_id, scores, user)
-    log.info("goals.autoupdate outcome=%s", outcome["state"])
+    # Without care-plan reads the app sees no plan it could follow.
+    sees_plans = launch.can("CarePlan", "s") and launch.can("Goal", "r")
+    if scores and user.startswith("Practitioner") and _careplan_enabled() and sees_plans:
+        outcome = _judge(launch, found.submission_id, scores, user)
+        log.info("goals.autoupdate outcome=%s", outcome["state"])
+    else:
+        outcome = {"state": NONE}
     record_outcome(launch, found, "goals", outcome)
     return outcome
 

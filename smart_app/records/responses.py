@@ -9,7 +9,6 @@ launch, found by patient + questionnaire + status) keeps writing to the same res
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from attach_fhir.canonical import BASE
 from attach_fhir.errors import AttachError
 from attach_fhir.io.fhir_client import FhirClient
 from attach_fhir.writeback import SECURITY_LABELS, SUBMISSION_SYSTEM, identifier_value
+from smart_app.web.clock import now
 
 log = logging.getLogger(__name__)
 
@@ -48,11 +48,6 @@ class StoredResponse:
     def url(self) -> str:
         """The questionnaire canonical without version."""
         return self.questionnaire.partition("|")[0]
-
-
-def now() -> str:
-    """The current instant as a FHIR dateTime (UTC, seconds)."""
-    return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
 def submission_tag(resource: Mapping[str, Any]) -> str | None:

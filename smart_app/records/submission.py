@@ -9,7 +9,7 @@ transaction, or as the first of the ordered writes where the server has none): t
 identifier the draft carries, so submitting completes the draft resource instead of leaving it
 in progress beside a new one, and a retry still writes nothing new. Where the EHR takes no
 answers or scores as data but takes documents, the submission is a DocumentReference holding the
-PDF summary (:mod:`smart_app.records.summaries`), with the same identifier scheme.
+PDF summary (:mod:`smart_app.records.response_summaries`), with the same identifier scheme.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import Any
 
 from flask import current_app
 
-from attach_fhir.io.outbox import Mode, payload
+from attach_fhir.io.outbox import Mode
 from attach_fhir.io.outbox_store import DELIVERED, FAILED, OutboxItem
 from attach_fhir.scoring import ScoreResult, score_response
 from attach_fhir.writeback import (
@@ -33,9 +33,9 @@ from attach_fhir.writeback import (
     identifier_value,
 )
 from smart_app.forms.questionnaire_source import Resolved, registration_option
-from smart_app.records import summaries
-from smart_app.records.delivery import assess_services, credential_key, remember, target_for
-from smart_app.records.responses import now
+from smart_app.records import response_summaries
+from smart_app.records.delivery import credential_key, outbox_services, send
+from smart_app.web.clock import now
 from smart_app.web.context import LaunchContext
 from smart_app.web.server_profile import WritePlan
 
@@ -153,18 +153,13 @@ def submit(
     if plan.writes:  # the draft (same identifier) is completed in place, in either mode
         sending = complete_draft(bundle)
     elif plan.mode == "document-reference":
-        sending = summaries.document_bundle(launch, bundle["entry"][0]["resource"], result, ctx)
+        sending = response_summaries.document_bundle(
+            launch, bundle["entry"][0]["resource"], result, ctx
+        )
     if sending is not None:
-        # The delivery at once uses this launch's token; an item left waiting renews the
-        # pointer's lifetime so the worker can still find a token when it is due.
-        remember(launch, if_changed=True)
         ordered = plan.mode == "ordered-creates" or not plan.transaction
         mode: Mode = "ordered-creates" if ordered else "transaction"
-        item = assess_services().outbox.submit(
-            submission_id, target_for(launch), payload(sending, mode)
-        )
-        if item.status not in (DELIVERED, FAILED):
-            remember(launch)
+        item = send(launch, submission_id, sending, mode)
         log.info("assess.submit outcome=%s mode=%s", item.status, plan.mode)
     return record
 
@@ -233,7 +228,7 @@ def status(launch: LaunchContext, submission_id: str) -> Status | None:
     record = launch.services.store.get(SUBMISSION_NS, submission_id)
     if record is None or record.get("cred") != credential_key(launch):
         return None
-    return Status(submission_id, record, assess_services().outbox.store.get(submission_id))
+    return Status(submission_id, record, outbox_services().outbox.store.get(submission_id))
 
 
 def export_bundle(found: Status) -> dict[str, Any] | None:

@@ -15,7 +15,8 @@ is still open; otherwise the outcome says why. A Task already completed with thi
 left alone, so a retry or a second delivery writes nothing.
 
 The outcome is kept on the submission record (``task_outcome``) so it is tried once per
-submission (``waiting``, after a network fault, is tried again on the next page that asks):
+submission (``waiting``, after a network fault, is tried again by the "Update the record now"
+button of the submission page):
 ``completed``, ``closed`` (someone else closed it), ``not-updated`` (with the reason) or
 ``waiting``. Nothing here undoes the submission: it counts as delivered either way.
 """
@@ -34,8 +35,8 @@ from attach_fhir.io.fhir_client import FhirClient, is_fhir_id
 from attach_fhir.task_completion import CLOSED as CLOSED_TASK
 from attach_fhir.task_completion import DONE, REFUSED, assignment_problem, decide, is_open
 from smart_app.records import delivery
-from smart_app.records.responses import now
 from smart_app.records.submission import SUBMISSION_NS, Status, record_outcome, status
+from smart_app.web.clock import now
 from smart_app.web.context import LaunchContext
 from smart_app.web.errors import AuthorizationExpired
 from smart_app.web.server_profile import capabilities
@@ -128,7 +129,7 @@ def problem(launch: LaunchContext) -> str | None:
     """Why this launch cannot update Tasks, in words; None when it can."""
     if not (launch.can("Task", "r") and launch.can("Task", "u")):
         return "The EHR did not grant the app permission to update Task."
-    caps = capabilities(delivery.assess_services().capabilities, launch)
+    caps = capabilities(delivery.outbox_services().capabilities, launch)
     if caps is not None and not (caps.supports("Task", "read") and caps.supports("Task", "update")):
         return "This EHR does not accept updates of Task."
     return None
@@ -217,8 +218,8 @@ def _attempt(
 
 
 def sent_for(launch: LaunchContext, tasks: list[str]) -> dict[str, Sent]:
-    """The delivered submissions of this user that answered these Tasks (closing them now where
-    that was not tried yet), by ``Task/<id>``."""
+    """The delivered submissions of this user that answered these Tasks, by ``Task/<id>``, with
+    what closing the Task came to so far (it reads only: the follow-ups write)."""
     out = {}
     for task in tasks:
         pointer = launch.services.store.get(INDEX_NS, _index_key(launch, task))
@@ -226,7 +227,7 @@ def sent_for(launch: LaunchContext, tasks: list[str]) -> dict[str, Sent]:
         assignment = found.record.get("assignment") if found else None
         if found is None or found.state != "delivered" or (assignment or {}).get("task") != task:
             continue
-        outcome = complete_after_delivery(launch, found)
+        outcome = found.record.get("task_outcome")
         authored = str(found.record.get("authored") or "")
         out[task] = Sent(found.submission_id, authored, outcome)
     return out

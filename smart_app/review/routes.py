@@ -28,18 +28,11 @@ from smart_app.records import score_records
 from smart_app.review.figures import targets
 from smart_app.review.view import InstrumentView, instrument_view
 from smart_app.web.context import LaunchContext, current_launch
+from smart_app.web.errors import NoPatient
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("review", __name__, template_folder="templates", url_prefix="/app/<ctx>/review")
-
-
-class NoPatientInContext(AttachError):
-    """The launch has no patient in context, so there is no history to show."""
-
-    code = "no_patient"
-    description = "No patient was selected in the EHR, so there are no scores to review."
-    status_code = 400
 
 
 def _patient(launch: LaunchContext, patient_id: str | None) -> dict[str, str] | None:
@@ -170,7 +163,7 @@ def scores_print(ctx: str, qr_id: str) -> str:
 def _history(printable: bool) -> str:
     launch = current_launch()
     if not launch.patient_id:
-        raise NoPatientInContext()
+        raise NoPatient("No patient was selected in the EHR, so there are no scores to review.")
     lib = library()
     instruments = lib.instruments()
     owner = {code: inst for inst in instruments for code in inst.score_codes}

@@ -37,12 +37,12 @@ class BadLaunchRequest(AttachError):
     status_code = 400
 
 
-class DiscoveryFailed(AttachError):
-    """Neither the SMART configuration nor the CapabilityStatement gave usable endpoints."""
+class NoPatient(AttachError):
+    """The launch has no patient in context; each flow says what it then cannot do."""
 
-    code = "discovery_failed"
-    description = "The EHR's SMART configuration could not be read."
-    status_code = 502
+    code = "no_patient"
+    description = "No patient was selected in the EHR."
+    status_code = 400
 
 
 class StateInvalid(AttachError):

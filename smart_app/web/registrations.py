@@ -18,7 +18,7 @@ from jsonschema import Draft202012Validator
 
 from smart_app.web import netguard
 from smart_app.web.errors import ConfigurationError, ForbiddenAddress, UnknownIssuer
-from smart_app.web.keys import SigningKey, load_signing_key, public_jwks
+from smart_app.web.signing_keys import SigningKey, load_signing_key, public_jwks
 
 CLIENT_TYPES = ("public", "confidential-symmetric", "confidential-asymmetric")
 

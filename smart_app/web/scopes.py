@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from smart_app.web.discovery import SmartConfiguration
+from smart_app.web.discovery_cache import SmartConfiguration
 
 #: Resource scopes the app asks for by default (SMART v2 syntax), per compartment. Provenance
 #: is created (never read) with every write-back. Score Observations are read back for review

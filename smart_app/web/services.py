@@ -8,8 +8,8 @@ from typing import Any
 import httpx
 from flask import Flask, current_app
 
-from smart_app.web import discovery, outbound
-from smart_app.web.discovery import DiscoveryCache, SmartConfiguration
+from smart_app.web import discovery_cache, outbound
+from smart_app.web.discovery_cache import DiscoveryCache, SmartConfiguration
 from smart_app.web.read_cache import LaunchReads, ReadCache
 from smart_app.web.registrations import Registration, Registrations
 from smart_app.web.session_store import SessionStore
@@ -44,7 +44,7 @@ class Services:
 
         def fetch() -> SmartConfiguration:
             with self.http(reg) as http:
-                return discovery.discover(iss, http)
+                return discovery_cache.discover(iss, http)
 
         config: SmartConfiguration = self.cache.get_or_fetch("smart", iss, fetch)
         return config
@@ -56,7 +56,7 @@ class Services:
 
         def fetch() -> dict[str, Any]:
             with self.http(reg) as http:
-                return discovery.fetch_jwks(uri, http)
+                return discovery_cache.fetch_jwks(uri, http)
 
         keys: dict[str, Any] = self.cache.get_or_fetch("jwks", uri, fetch)
         return keys

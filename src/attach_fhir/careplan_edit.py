@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from attach_fhir.careplan import ActivityProposal, GoalProposal, Proposal
 from attach_fhir.careplan_fhir import build_resources, goal_measure, goal_resource
+from attach_fhir.careplan_proposal import ActivityProposal, GoalProposal, Proposal
 from attach_fhir.careplan_rules import ActivityRule
 from attach_fhir.errors import AttachError
 from attach_fhir.goal_target import InvalidScoreScale, ScoreScale, dec

@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from attach_fhir.canonical import BASE, SCORES_SYSTEM
-from attach_fhir.careplan import ActivityProposal, GoalProposal, Proposal
+from attach_fhir.careplan_proposal import ActivityProposal, GoalProposal, Proposal
 from attach_fhir.fhir_models import CarePlan, Goal
 from attach_fhir.goal_target import Achievement, GoalMeasure, InvalidScoreScale
 

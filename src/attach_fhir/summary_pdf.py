@@ -15,8 +15,8 @@ import fontpkg
 from fpdf import FPDF
 from fpdf.enums import TextMode, XPos, YPos
 
+from attach_fhir.assessment_summary import AssessmentSummary
 from attach_fhir.errors import AttachError
-from attach_fhir.summary import AssessmentSummary
 
 FONT = "NotoSans"
 _WIDTH = 0  # full line width

@@ -20,9 +20,11 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from attach_fhir.cli import main
 from attach_fhir.writeback import SUBMISSION_SYSTEM, identifier_value
 from ehr_sandbox.fhir_process import FhirServerProcess
 from smart_app import stop as stop_app
+from smart_app.records import delivery
 from tests.fixtures.launched_app import launched_app
 
 pytestmark = pytest.mark.e2e  # starts the sandbox FHIR server process
@@ -183,7 +185,7 @@ def test_actions_other_than_draft_and_submit_never_save_or_submit(
     assert "There is a problem" not in page.text
     for name, value in RQ.items():
         assert re.search(rf'name="{name}" value="{value}" id="[^"]+"\s*checked', page.text)
-    assert session.app.extensions["attach_assess"].outbox.store.get(sid) is None
+    assert delivery.outbox_services(session.app).outbox.store.get(sid) is None
     assert session.client.get(session.url(f"submissions/{sid}")).status_code == 404
     value = identifier_value(sid, "QuestionnaireResponse")
     with fhir(fhir_server) as client:
@@ -200,7 +202,7 @@ def test_every_post_needs_the_csrf_token(launch_as: Callable[..., Session]) -> N
         session.url("rq/"), data={**RQ, "action": "submit", "submission_id": sid}
     )
     assert page.status_code == 400 and "csrf_failed" in page.text
-    assert session.app.extensions["attach_assess"].outbox.store.get(sid) is None
+    assert delivery.outbox_services(session.app).outbox.store.get(sid) is None
 
 
 def test_without_write_scopes_the_results_are_kept_and_exported(
@@ -283,9 +285,7 @@ def test_a_refusal_is_shown_escaped(launch_as: Callable[..., Session], transport
     page = session.client.get(done.headers["Location"]).text
     assert "&lt;script&gt;alert(1)&lt;/script&gt; bad" in page
     assert "<script>alert" not in page
-    assert (
-        session.app.extensions["attach_assess"].outbox.store.get(sid).status == "failed-permanent"
-    )
+    assert delivery.outbox_services(session.app).outbox.store.get(sid).status == "failed-permanent"
 
 
 def test_the_ehrs_copy_is_used_and_the_packaged_one_created_when_asked(
@@ -327,7 +327,7 @@ def test_the_registration_asks_for_security_labels(
         in_progress = client.get(f"QuestionnaireResponse/{draft_id}").json()
     done = session.post("rq", RQ, "submit", sid)
     assert done.status_code == 303
-    item = session.app.extensions["attach_assess"].outbox.store.get(sid)
+    item = delivery.outbox_services(session.app).outbox.store.get(sid)
     assert item.status == "delivered", item.last_error
     written = [in_progress]
     with fhir(fhir_server) as client:
@@ -357,7 +357,7 @@ def test_create_app_starts_the_worker_when_configured_and_it_delivers_later(
         OUTBOX_BACKOFF_BASE=0.2,
         OUTBOX_BACKOFF_CAP=0.4,
     )
-    worker = session.app.extensions["attach_assess"].worker
+    worker = delivery.outbox_services(session.app).worker
     assert worker is not None
     _, sid = session.form("rq")
     transport.rewrite = refused
@@ -366,7 +366,7 @@ def test_create_app_starts_the_worker_when_configured_and_it_delivers_later(
         assert "Saved, waiting to sync" in session.client.get(done.headers["Location"]).text
     finally:
         transport.rewrite = None
-    store = session.app.extensions["attach_assess"].outbox.store
+    store = delivery.outbox_services(session.app).outbox.store
     deadline = time.time() + 15
     while store.get(sid).status != "delivered" and time.time() < deadline:
         time.sleep(0.1)
@@ -377,6 +377,98 @@ def test_create_app_starts_the_worker_when_configured_and_it_delivers_later(
             "QuestionnaireResponse", params={"identifier": f"{SUBMISSION_SYSTEM}|{value}"}
         )
         assert found.json()["total"] == 1
+
+
+def submitted_while_down(
+    launch_as: Callable[..., Session], transport: Wrapped
+) -> tuple[Session, str]:
+    """A clinician's RQ submitted while the EHR takes no POST: the session and the submission
+    id, left waiting in the outbox with a retry due within 0.1 s."""
+
+    def refused(request: httpx.Request, response: httpx.Response) -> httpx.Response:
+        if request.method == "POST":  # as a stopped server: nothing reaches it
+            raise httpx.ConnectError("connection refused", request=request)
+        return response
+
+    session = launch_as("sandbox-adult-29", OUTBOX_BACKOFF_BASE=0.05, OUTBOX_BACKOFF_CAP=0.1)
+    _, sid = session.form("rq")
+    transport.rewrite = refused
+    try:
+        session.post("rq", RQ, "submit", sid)
+    finally:
+        transport.rewrite = None
+    return session, sid
+
+
+def test_the_drain_command_follows_up_what_it_delivered(
+    launch_as: Callable[..., Session],
+    transport: Wrapped,
+    fhir_server: FhirServerProcess,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Queued while the EHR was down, delivered by `attach-fhir outbox drain`: its
+    attach_fhir.after_drain hook (the app's) judges the goals with the user's live launch, so
+    the submission page goes straight on to the review, with no button left to press."""
+
+    session, sid = submitted_while_down(launch_as, transport)
+    waiting = session.client.get(session.url(f"submissions/{sid}"))
+    assert waiting.status_code == 200 and "Saved, waiting to sync" in waiting.text
+    data_dir = Path(session.app.config["DATA_DIR"])
+    registration = {
+        "name": "open sandbox",
+        "iss": [fhir_server.base_url.rstrip("/")],
+        "client_id": "assess-app-test",
+        "client_type": "public",
+        "allow_addresses": ["loopback"],
+    }
+    registrations = tmp_path / "registrations.json"
+    registrations.write_text(json.dumps({"registrations": [registration]}), encoding="utf-8")
+    monkeypatch.setenv("ATTACH_REGISTRATIONS", str(registrations))
+    time.sleep(0.2)  # past the retry's back-off (at most 0.1 s)
+    code = main(["outbox", "drain", "--dsn", str(data_dir / "outbox.sqlite3")])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "delivered 1, retrying 0, failed 0" in err
+    assert "follow-ups checked for 1 delivered" in err
+    with fhir(fhir_server) as client:  # the patient has no active care plan: no goal to judge
+        plans = client.get(
+            "CarePlan", params={"subject": "Patient/sandbox-adult-29", "status": "active"}
+        )
+        assert plans.json().get("total") == 0
+    with session.app.app_context():
+        record = session.app.extensions["attach_fhir"].store.get("assess-submission", sid)
+    assert record["goals"] == {"state": "none"}
+    shown = session.client.get(session.url(f"submissions/{sid}"))
+    assert shown.status_code == 303 and "/review/" in shown.headers["Location"]
+
+
+def test_the_submission_page_only_reads_and_its_button_updates_the_record(
+    launch_as: Callable[..., Session], transport: Wrapped
+) -> None:
+    """Delivered with no follow-up run (a drain with no app around it): the page says the goals
+    are not updated and offers the button, writing nothing; the button (a POST with the CSRF
+    token) runs the follow-ups, and the page then goes on to the review."""
+
+    session, sid = submitted_while_down(launch_as, transport)
+    time.sleep(0.2)  # past the retry's back-off (at most 0.1 s)
+    with session.app.app_context():
+        assert delivery.outbox_services().outbox.drain().delivered == [sid]
+        store = session.app.extensions["attach_fhir"].store
+    page = session.client.get(session.url(f"submissions/{sid}"))
+    assert page.status_code == 200
+    assert "The care plan's goals are not updated from this submission yet." in page.text
+    assert "Update the record now" in page.text
+    assert "goals" not in store.get("assess-submission", sid)  # the GET wrote nothing
+    button = session.url(f"submissions/{sid}/follow-up")
+    assert session.client.post(button).status_code == 400  # no CSRF token
+    pressed = session.client.post(button, data={"csrf_token": session.csrf})
+    assert pressed.status_code == 303
+    assert pressed.headers["Location"].endswith(session.url(f"submissions/{sid}"))
+    assert store.get("assess-submission", sid)["goals"] == {"state": "none"}  # no active plan
+    again = session.client.get(session.url(f"submissions/{sid}"))
+    assert again.status_code == 303 and "/review/" in again.headers["Location"]
 
 
 def autosave(session: Session, instrument: str, data: dict[str, str], sid: str, **kw: Any) -> Any:
@@ -478,7 +570,7 @@ def test_the_submission_record_is_synced_only_where_it_is_the_only_copy(
     monkeypatch.setattr(store, "put", recording_put)
     _, sid = session.form("rq")
     assert session.post("rq", RQ, "submit", sid).status_code == 303
-    item = session.app.extensions["attach_assess"].outbox.store.get(sid)
+    item = delivery.outbox_services(session.app).outbox.store.get(sid)
     # Sent: the outbox row (synced when stored) holds the answers; kept: this record does.
     assert (item is None) == only_copy
     assert synced == {sid: only_copy}

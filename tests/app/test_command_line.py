@@ -23,6 +23,7 @@ from ehr_sandbox.cli import open_browser
 from ehr_sandbox.runner import Sandbox
 from smart_app import create_app
 from smart_app import stop as stop_app
+from smart_app.records import delivery
 
 URL = "http://127.0.0.1:8701/ehr"
 
@@ -77,7 +78,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def queue_one(app: Flask, submission_id: str) -> None:
     """Put one submission in the app's own outbox, as a submit while the EHR is down does."""
-    store = app.extensions["attach_assess"].outbox.store
+    store = delivery.outbox_services(app).outbox.store
     payload: dict[str, Any] = {"resourceType": "Bundle", "type": "transaction", "entry": []}
     store.enqueue(submission_id, "http://127.0.0.1:9/fhir", payload, time.time() - 90)
     stop_app(app)

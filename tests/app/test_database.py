@@ -18,6 +18,7 @@ from attach_fhir.cli import main
 from attach_fhir.io.migrations import SchemaNotCurrent
 from attach_fhir.io.outbox_store import PostgresOutboxStore, SqliteOutboxStore
 from smart_app import create_app, stop
+from smart_app.records import delivery
 from smart_app.web.session_store import PostgresStore, SqliteStore
 from smart_app.web.token_keys import new_key
 from tests.fixtures.postgres import DSN, Schema, fresh_schema
@@ -52,7 +53,7 @@ def test_one_database_url_puts_every_store_in_postgresql(schema: Schema, tmp_pat
     app = create_app({"DATABASE_URL": schema.dsn, "TOKEN_KEYS": KEY, "DATA_DIR": str(tmp_path)})
     try:
         store = app.extensions["attach_fhir"].store
-        outbox = app.extensions["attach_assess"].outbox.store
+        outbox = delivery.outbox_services(app).outbox.store
         assert isinstance(store, PostgresStore) and isinstance(outbox, PostgresOutboxStore)
         store.put("launch", "L-1", {"n": 1}, 60)
         outbox.enqueue("s-1", "http://a/fhir", {}, 1.0)
@@ -77,7 +78,7 @@ def test_a_store_of_its_own_overrides_the_database_url(schema: Schema, tmp_path:
     )
     try:
         assert isinstance(app.extensions["attach_fhir"].store, PostgresStore)
-        outbox = app.extensions["attach_assess"].outbox.store
+        outbox = delivery.outbox_services(app).outbox.store
         assert isinstance(outbox, SqliteOutboxStore) and outbox.path == own
     finally:
         stop(app)
@@ -87,7 +88,7 @@ def test_without_a_database_url_every_store_is_sqlite_in_the_data_dir(tmp_path: 
     app = create_app({"DATA_DIR": str(tmp_path)})
     try:
         store = app.extensions["attach_fhir"].store
-        outbox = app.extensions["attach_assess"].outbox.store
+        outbox = delivery.outbox_services(app).outbox.store
         assert isinstance(store, SqliteStore) and Path(store.path) == tmp_path / "sessions.sqlite3"
         assert isinstance(outbox, SqliteOutboxStore) and outbox.path == tmp_path / "outbox.sqlite3"
     finally:

@@ -9,7 +9,7 @@ import pytest
 from attach_fhir.human_names import human_name
 from smart_app.launch import style
 from smart_app.launch.authorization import _is_our_issuer
-from smart_app.web.discovery import SmartConfiguration
+from smart_app.web.discovery_cache import SmartConfiguration
 from smart_app.web.netguard import address_class
 from smart_app.web.scopes import Granted, default_scopes, request_scopes, server_is_v1_only, to_v1
 

@@ -17,6 +17,7 @@ import pytest
 from flask import Flask
 
 from smart_app import create_app, stop
+from smart_app.records import delivery
 from smart_app.web.metrics import interaction
 from smart_app.web.request_ids import JsonLines, RequestContext
 from smart_app.web.token_keys import new_key
@@ -46,7 +47,7 @@ def app(tmp_path: Path) -> Iterator[Flask]:
 
 
 def outbox_of(app: Flask):  # type: ignore[no-untyped-def]
-    return app.extensions["attach_assess"].outbox.store
+    return delivery.outbox_services(app).outbox.store
 
 
 def test_a_sane_request_id_is_passed_through_and_others_replaced(app: Flask) -> None:

@@ -14,6 +14,7 @@ from attach_fhir.cli import build_parser
 from smart_app import create_app
 from smart_app import stop as stop_app
 from smart_app.cli import build_app
+from smart_app.records import delivery
 
 REGISTRATIONS = {
     "registrations": [
@@ -50,7 +51,7 @@ def built(serve_app: tuple[list[Flask], list[str]], *extra: str) -> Flask:
 
 
 def worker_running(app: Flask) -> bool:
-    worker = app.extensions["attach_assess"].worker
+    worker = delivery.outbox_services(app).worker
     return worker is not None and worker._thread.is_alive()
 
 
@@ -64,7 +65,7 @@ def test_serve_runs_the_outbox_worker_by_default(
 
 def test_serve_without_the_worker_by_flag(serve_app: tuple[list[Flask], list[str]]) -> None:
     app = built(serve_app, "--no-outbox-worker")
-    assert app.extensions["attach_assess"].worker is None
+    assert delivery.outbox_services(app).worker is None
 
 
 @pytest.mark.parametrize(("env", "running"), [("false", False), ("true", True)])
@@ -109,7 +110,7 @@ def test_the_app_and_the_outbox_commands_share_one_default_data_directory(
     app = create_app({"TESTING": True})
     expected = tmp_path / "xdg" / "attach-fhir"
     assert app.config["DATA_DIR"] == str(expected)
-    app_outbox = app.extensions["attach_assess"].outbox.store
+    app_outbox = delivery.outbox_services(app).outbox.store
     command_outbox = open_outbox_store()  # what `attach-fhir outbox status` opens
     try:
         assert isinstance(app_outbox, SqliteOutboxStore)

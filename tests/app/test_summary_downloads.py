@@ -15,6 +15,7 @@ import httpx
 import pytest
 from pypdf import PdfReader
 
+from smart_app.records import delivery
 from tests.app import test_assess
 from tests.app.test_assess import ALL, READ_ONLY, RQ, Session, Wrapped
 
@@ -88,7 +89,7 @@ def test_a_delivered_submission_and_its_response_offer_the_pdf_summary(
 ) -> None:
     session = launch_as(ADULT, ALL)
     sid = submit_rq(session)
-    item = session.app.extensions["attach_assess"].outbox.store.get(sid)
+    item = delivery.outbox_services(session.app).outbox.store.get(sid)
     assert item.status == "delivered"
     assert item.payload is None  # the app keeps no answers once written: read back from the EHR
     from_record = session.client.get(session.url(f"submissions/{sid}/summary.pdf"))
@@ -110,7 +111,7 @@ def test_another_patients_response_or_submission_has_no_summary(
 ) -> None:
     owner = launch_as(ADULT, ALL)
     sid = submit_rq(owner)
-    item = owner.app.extensions["attach_assess"].outbox.store.get(sid)
+    item = delivery.outbox_services(owner.app).outbox.store.get(sid)
     qr_ref = next(v for v in item.receipt.values() if v.startswith("QuestionnaireResponse/"))
     qr = qr_ref.rpartition("/")[2]
     other = launch_as("sandbox-adolescent-15", ALL)

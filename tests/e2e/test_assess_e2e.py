@@ -27,6 +27,7 @@ from attach_fhir.writeback import SUBMISSION_SYSTEM, identifier_value
 from ehr_sandbox.authz.config import Knobs
 from ehr_sandbox.runner import Sandbox
 from smart_app import stop as stop_app
+from smart_app.records import delivery
 from smart_app.records.delivery import Worker
 from smart_app.records.follow_ups import after_delivery
 from tests.fixtures.sandbox import SandboxFactory
@@ -223,7 +224,7 @@ def search(client: httpx.Client, kind: str, **params: str) -> list[dict[str, Any
 
 def outbox_item(env: Env, sid: str) -> Any:
     """The outbox row of a submission."""
-    return env.server.app.extensions["attach_assess"].outbox.store.get(sid)
+    return delivery.outbox_services(env.server.app).outbox.store.get(sid)
 
 
 def pointer_expiry(env: Env) -> float | None:
@@ -397,7 +398,7 @@ def test_server_down_at_submit_waits_then_is_delivered_once_by_the_worker(
     assert renewed is not None and renewed > pointer_set
     with clinician.fhir() as client:
         assert count_written(client, sid, list(example.expected)) == (0, 0, 0)
-    outbox = env.server.app.extensions["attach_assess"].outbox
+    outbox = delivery.outbox_services(env.server.app).outbox
     worker = Worker(env.server.app, outbox, poll=0.1, after=after_delivery)
     worker.start()
     try:
@@ -454,7 +455,7 @@ def test_a_dropped_answer_and_a_double_click_write_each_resource_once(
     assert again.status_code == 303 and again.headers["location"] == first.headers["location"]
     time.sleep(0.6)  # past the (test-sized) backoff
     with env.server.app.app_context():
-        env.server.app.extensions["attach_assess"].outbox.drain()
+        delivery.outbox_services(env.server.app).outbox.drain()
     assert outbox_item(env, sid).status == "delivered"
     with clinician.fhir() as client:
         assert count_written(client, sid, list(example.expected)) == (1, 3, 1)

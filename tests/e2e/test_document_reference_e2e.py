@@ -20,6 +20,7 @@ import pytest
 from pypdf import PdfReader
 
 from attach_fhir.writeback import SUBMISSION_SYSTEM, identifier_value
+from smart_app.records import delivery
 from tests.e2e.test_assess_e2e import (
     ADULT,
     PER_INSTRUMENT,
@@ -97,7 +98,7 @@ def test_a_submission_is_one_document_reference_with_the_pdf_even_after_a_retry(
     assert again.status_code == 303 and again.headers["location"] == first.headers["location"]
     time.sleep(0.6)  # past the (test-sized) backoff
     with docs_env.server.app.app_context():
-        docs_env.server.app.extensions["attach_assess"].outbox.drain()
+        delivery.outbox_services(docs_env.server.app).outbox.drain()
     item = outbox_item(docs_env, sid)
     assert item.status == "delivered", item.last_error
 

@@ -17,6 +17,7 @@ from joserfc.jwk import KeySet
 
 from ehr_sandbox.authz.config import Knobs
 from ehr_sandbox.runner import Sandbox
+from smart_app.records import delivery
 from smart_app.web.token_keys import new_key
 from tests.fixtures.postgres import fresh_schema
 from tests.fixtures.seed import seeded_patient
@@ -292,7 +293,7 @@ def test_launch_with_the_postgresql_session_store(
         assert page.status_code == 200, page.text
         assert f'id="patient-name">{seeded_patient(ADOLESCENT)["name"][0]["text"]}<' in page.text
         assert type(server.app.extensions["attach_fhir"].store).__name__ == "PostgresStore"
-        outbox = server.app.extensions["attach_assess"].outbox.store
+        outbox = delivery.outbox_services(server.app).outbox.store
         assert type(outbox).__name__ == "PostgresOutboxStore"
     finally:
         browser.close()

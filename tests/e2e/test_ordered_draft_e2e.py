@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from attach_fhir.writeback import SUBMISSION_SYSTEM, identifier_value
+from smart_app.records import delivery
 from tests.e2e.test_assess_e2e import (
     QUICK_RETRIES,
     SCOPES,
@@ -94,7 +95,7 @@ def test_a_resumed_draft_is_completed_in_place_without_transactions(
         assert outbox_item(ordered_env, sid).status == "queued"
         time.sleep(0.6)  # past the (test-sized) backoff
         with ordered_env.server.app.app_context():
-            ordered_env.server.app.extensions["attach_assess"].outbox.drain()
+            delivery.outbox_services(ordered_env.server.app).outbox.drain()
         item = outbox_item(ordered_env, sid)
         assert item.status == "delivered", item.last_error
         posts_to_base = [

@@ -19,8 +19,8 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page
 
-from attach_fhir.careplan import ProposalInputs, propose
 from attach_fhir.careplan_fhir import build_resources
+from attach_fhir.careplan_proposal import ProposalInputs, propose
 from attach_fhir.careplan_writeback import PlanContext, approval_transaction
 from attach_fhir.goal_target import packaged_scales
 from attach_fhir.journal import CAREPLAN_ACTIVITY_EXT, JOURNAL_URL

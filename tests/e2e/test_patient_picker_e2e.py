@@ -26,6 +26,7 @@ from werkzeug.serving import WSGIRequestHandler
 
 from ehr_sandbox.authz.config import Knobs
 from ehr_sandbox.runner import Sandbox
+from smart_app.records import delivery
 from smart_app.records.delivery import CREDENTIAL_NS
 from smart_app.web.security import COOKIE_NAME
 from tests.e2e.test_pages_a11y import AXE, answers, axe_violations, check, hidden
@@ -337,7 +338,7 @@ def test_changing_patient_leaves_the_previous_patients_work_behind(
         data={**answers(4), "csrf_token": csrf, "submission_id": stale_sid, "action": "submit"},
     )
     assert posted.status_code == 404
-    outbox = clinician.server.app.extensions["attach_assess"].outbox.store
+    outbox = delivery.outbox_services(clinician.server.app).outbox.store
     assert outbox.get(stale_sid) is None
     # Nothing of the adult's under the adolescent: no draft, no history, no submission page.
     choose = clinician.browser.request("GET", clinician.url("assess/"))

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from smart_app.records import delivery
 from smart_app.web.record_reading import ReadingClient, UnreadableRecord
 from tests.fixtures.fhir_server import FhirServerProcess
 from tests.fixtures.launched_app import launched_app
@@ -186,5 +187,5 @@ def test_a_page_reading_an_unreadable_record_answers_502(
         assert 'id="no-scores"' in page.get_data(as_text=True)
     finally:
         proxy.mangle = lambda method, path, body: body
-        launched.app.extensions["attach_assess"].stop()
+        delivery.stop(launched.app)
         transport.close()

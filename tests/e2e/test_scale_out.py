@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from ehr_sandbox.runner import Sandbox
+from smart_app.records import delivery
 from smart_app.web.token_keys import new_key
 from tests.fixtures.postgres import fresh_schema
 from tests.fixtures.round_robin import RoundRobinProxy
@@ -92,7 +93,7 @@ def test_a_launch_begun_on_one_instance_finishes_on_the_other(
                     (app + "/assess/ecr-r/", 0),
                     (app + "/assess/ecr-r/", 1),
                 ]
-                outbox = instances[0].app.extensions["attach_assess"].outbox.store
+                outbox = delivery.outbox_services(instances[0].app).outbox.store
                 item = outbox.get(fields["submission_id"])  # B stored and sent it; A sees it
                 assert item is not None and item.status == "delivered", item
                 written = sorted(ref.split("/")[0] for ref in (item.receipt or {}).values())

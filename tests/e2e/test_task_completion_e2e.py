@@ -31,6 +31,7 @@ import pytest
 
 from attach_fhir.writeback import SUBMISSION_SYSTEM, identifier_value
 from ehr_sandbox.runner import Sandbox
+from smart_app.records import delivery
 from smart_app.records.delivery import Worker
 from smart_app.records.follow_ups import after_delivery
 from tests.e2e.test_assess_e2e import Down
@@ -193,6 +194,11 @@ class Patient:
         assert posted.status_code == 303, posted.text
         return posted
 
+    def update_the_record(self, sid: str, csrf_token: str) -> httpx.Response:
+        """Press "Update the record now" on the submission's page."""
+        url = f"{self.app}/assess/submissions/{sid}/follow-up"
+        return self.browser.request("POST", url, data={"csrf_token": csrf_token})
+
     def close(self) -> None:
         self.browser.close()
 
@@ -274,8 +280,12 @@ def test_the_patients_submission_completes_the_assigned_task_once(open_ehr: Worl
             assert record["task_outcome"]["state"] == "completed"
             del record["task_outcome"]
             store.put("assess-submission", sid, record, 3600)
-        redelivered = patient.get(f"/assess/submissions/{sid}")
+        shown = patient.get(f"/assess/submissions/{sid}")  # a GET reads no Task, writes none
+        assert shown.status_code == 200 and transport.count("GET", task_url) == 0
+        assert "Update the record now" in shown.text
+        redelivered = patient.update_the_record(sid, hidden(shown.text, "csrf_token"))
         assert redelivered.status_code == 303
+        assert redelivered.headers["location"].endswith(f"/assess/submissions/{sid}")
         assert transport.count("GET", task_url) == 1  # read again once ...
         assert transport.count("PUT", task_url) == 0  # ... and not written
         assert world.task(task["id"])["meta"]["versionId"] == version
@@ -350,7 +360,7 @@ def test_a_submission_queued_while_the_server_is_down_closes_its_task_with_no_pa
             transport.inner = real
         assert page.status_code == 200, page.text
         assert "Saved, waiting to sync" in page.text
-        outbox = app.extensions["attach_assess"].outbox
+        outbox = delivery.outbox_services(app).outbox
         assert outbox.store.get(sid).status == "queued"
         assert world.task(task["id"])["status"] == "requested"
 

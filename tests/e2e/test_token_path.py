@@ -21,8 +21,8 @@ from urllib.parse import urlencode, urlsplit
 
 import pytest
 
-from attach_fhir.careplan import ProposalInputs, propose
 from attach_fhir.careplan_fhir import build_resources
+from attach_fhir.careplan_proposal import ProposalInputs, propose
 from attach_fhir.goal_target import packaged_scales
 from tests.fixtures.hostile_ehr import BASE_PATH, PATIENT, PRACTITIONER, HostileEhr
 from tests.fixtures.smart_app_server import AppServer, Browser, start_app

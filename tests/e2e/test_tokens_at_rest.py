@@ -20,6 +20,7 @@ from psycopg import sql
 
 from ehr_sandbox.authz.config import Knobs
 from ehr_sandbox.runner import Sandbox
+from smart_app.records import delivery
 from smart_app.web.session_store import PostgresStore, SessionStore, SqliteStore
 from smart_app.web.token_keys import RecordCipher, new_key
 from tests.fixtures.postgres import fresh_schema
@@ -105,7 +106,7 @@ def test_data_dir_and_its_files_are_private_whatever_the_umask(
     register_app(launch_sandbox, server, client)
     try:
         launch_capturing_tokens(launch_sandbox, server)
-        assert server.app.extensions["attach_assess"].outbox.store  # opens the outbox file
+        assert delivery.outbox_services(server.app).outbox.store  # opens the outbox file
         data_dir = tmp_path / "app-data"
         found = modes(data_dir)
         expected = {"sessions.sqlite3", "sessions.sqlite3-wal", "sessions.sqlite3-shm"}

@@ -13,20 +13,20 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from attach_fhir.careplan import (
-    ActivityProposal,
-    Proposal,
-    ProposalInputs,
-    ScoreInput,
-    UnknownFocus,
-    propose,
-)
 from attach_fhir.careplan_fhir import (
     CAREPLAN_SYSTEM,
     achievement_status,
     build_resources,
     goal_measure,
     validate_resources,
+)
+from attach_fhir.careplan_proposal import (
+    ActivityProposal,
+    Proposal,
+    ProposalInputs,
+    ScoreInput,
+    UnknownFocus,
+    propose,
 )
 from attach_fhir.goal_target import (
     AchievementStatus,

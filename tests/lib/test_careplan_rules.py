@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from attach_fhir.careplan import ProposalInputs, propose
+from attach_fhir.careplan_proposal import ProposalInputs, propose
 from attach_fhir.careplan_rules import (
     ACTIVITIES_SYSTEM,
     InvalidCarePlanRules,

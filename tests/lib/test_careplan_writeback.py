@@ -24,10 +24,10 @@ from attach_fhir.assignments import (
     last_done,
     plan_activities,
 )
-from attach_fhir.careplan import ProposalInputs, propose
 from attach_fhir.careplan_diff import plan_changes
 from attach_fhir.careplan_edit import InvalidPlanEdit, WorkingPlan, add_goal, apply_form
 from attach_fhir.careplan_fhir import PlanResources, build_resources
+from attach_fhir.careplan_proposal import ProposalInputs, propose
 from attach_fhir.careplan_writeback import (
     ObservedScore,
     PlanContext,

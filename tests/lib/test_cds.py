@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from attach_fhir.cds import CardSettings, Offer, build_cards, escape_markdown
+from attach_fhir.cds_cards import CardSettings, Offer, build_cards, escape_markdown
 from attach_fhir.instruments import library
 from attach_fhir.io.cds_prefetch import (
     PREFETCH,

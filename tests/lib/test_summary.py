@@ -10,10 +10,15 @@ from typing import Any
 import pytest
 from pypdf import PdfReader
 
+from attach_fhir.assessment_summary import (
+    AssessmentSummary,
+    answer_text,
+    build_summary,
+    render_text,
+)
 from attach_fhir.canonical import questionnaire_url
 from attach_fhir.instruments import library
 from attach_fhir.scoring import score_response
-from attach_fhir.summary import AssessmentSummary, answer_text, build_summary, render_text
 from attach_fhir.summary_pdf import render_pdf
 from tests.lib.instrument_data import shared
 from tests.lib.scoring_examples import EXAMPLES, cycle

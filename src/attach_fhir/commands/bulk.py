@@ -5,6 +5,7 @@ the entry for ``--iss``), searches the completed QuestionnaireResponses of every
 instrument, scores them, and reports how many already have their score Observations. With
 ``--write`` it writes the missing ones, idempotently. The summary goes to stdout (``--json`` for
 JSON); progress goes to stderr. Output carries resource ids, counts and problem codes only.
+With ``--export`` it uses Bulk Data ``$export`` instead (commands/bulk_export.py).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import TextIO
 
 import httpx
 
+from attach_fhir.commands.bulk_export import export_arguments, run_export
 from attach_fhir.errors import AttachError
 from attach_fhir.io.backend_services import backend_fhir_client, backend_for, load_backend_config
 from attach_fhir.io.bulk_scoring import BulkReport, BulkScoring
@@ -61,6 +63,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument("--write", action="store_true", help="write the missing score Observations")
     parser.add_argument("--json", action="store_true", help="JSON summary on stdout")
     parser.add_argument("--timeout", type=float, default=30.0, help="HTTP timeout, seconds")
+    export_arguments(parser)
     parser.set_defaults(func=run_bulk)
 
 
@@ -69,6 +72,8 @@ def run_bulk(args: argparse.Namespace) -> int:
     if not args.backend:
         print("error: --backend FILE (or $ATTACH_BACKEND_CONFIG) is required", file=sys.stderr)
         return EXIT_ERROR
+    if args.export or args.cancel:
+        return run_export(args)
     start = time.perf_counter()
 
     def progress(report: BulkReport) -> None:

@@ -7,7 +7,8 @@ the store they read, and neither creates a SQLite store that is not there: askin
 must not hide the real one behind a new, empty file. Output never carries answers, names or
 server diagnostics: only submission ids, hosts, states and error codes.
 ``drain --backend FILE`` / ``$ATTACH_BACKEND_CONFIG`` authorizes each delivery with a SMART
-Backend Services system token (docs/backend-services.md).
+Backend Services system token (docs/backend-services.md). After a drain, the hooks of the entry
+point group ``attach_fhir.after_drain`` follow up what it delivered (the app's goals and Tasks).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable, Sequence
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit, urlunsplit
@@ -40,6 +43,10 @@ DEFAULT_CLIENTS = "attach_fhir.io.outbox:OpenClients"
 #: sandbox's own directory is ``sandbox/`` there (``ehr_sandbox.cli.default_data_dir``), its app's
 #: stores are in ``app/`` (``ehr_sandbox.runner``), which this library does not import.
 SANDBOX_OUTBOX = Path("sandbox", "app", "outbox.sqlite3")
+#: Entry-point group of what follows up a drain's deliveries: each hook is called with the
+#: delivered submission ids and the store drained (its PostgreSQL DSN or SQLite path).
+AFTER_DRAIN = "attach_fhir.after_drain"
+AfterDrain = Callable[[Sequence[str], str], None]
 
 
 class Store(NamedTuple):
@@ -282,6 +289,19 @@ def _drain(args: argparse.Namespace) -> int:
         f"failed {len(report.failed)}",
         file=sys.stderr,
     )
+    if report.delivered:
+        after_drain(report.delivered, chosen.dsn or str(chosen.path))
     if report.failed:
         return 1
     return EXIT_RETRYING if report.retrying else 0
+
+
+def after_drain(delivered: Sequence[str], store: str) -> None:
+    """Run every ``attach_fhir.after_drain`` hook; a failing hook is named on stderr by its
+    error type (the deliveries stand; the app's follow-ups then wait for its button)."""
+    for hook in entry_points(group=AFTER_DRAIN):
+        try:
+            follow_up: AfterDrain = hook.load()
+            follow_up(delivered, store)
+        except Exception as exc:  # one hook's failure must not hide the drain's report
+            print(f"after-drain {hook.name}: failed ({type(exc).__name__})", file=sys.stderr)

@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import parse_qsl, quote
 
 from attach_fhir.canonical import SCORES_SYSTEM
-from attach_fhir.cds import PatientData
+from attach_fhir.cds_cards import PatientData
 from attach_fhir.errors import AttachError
 from attach_fhir.io.fhir_client import FhirClient
 

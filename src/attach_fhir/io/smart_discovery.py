@@ -2,8 +2,9 @@
 
 ``{iss}/.well-known/smart-configuration`` first; older (SMART v1) servers announce their OAuth
 endpoints only in the CapabilityStatement's ``oauth-uris`` extension. The web app's launch
-(``smart_app.web.discovery``), the backend-services token source and the conformance check all read
-the documents the same way: a failed or non-JSON answer is "absent", never an exception.
+(``smart_app.web.discovery_cache``), the backend-services token source and the conformance
+check all read the documents the same way: a failed or non-JSON answer is "absent", never an
+exception.
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+from attach_fhir.assessment_summary import AssessmentSummary, build_summary
 from attach_fhir.document_reference import (
     ROLE,
     SummaryDocument,
@@ -23,7 +24,6 @@ from attach_fhir.errors import AttachError
 from attach_fhir.instruments import library
 from attach_fhir.io.outbox_store import OutboxItem
 from attach_fhir.scoring import ScoreResult, score_response
-from attach_fhir.summary import AssessmentSummary, build_summary
 from attach_fhir.summary_pdf import render_pdf
 from attach_fhir.writeback import WritebackContext, identifier_value
 from smart_app.records import patient_facts

@@ -15,8 +15,7 @@ from typing import Any
 import httpx
 
 from attach_fhir.capabilities import oauth_uris
-from attach_fhir.io.smart_discovery import fetch_json
-from smart_app.web.errors import DiscoveryFailed
+from attach_fhir.io.smart_discovery import DiscoveryError, fetch_json
 
 # Fetching and the oauth-uris extension are shared with the backend-services token source and
 # the conformance check (attach_fhir.io.smart_discovery).
@@ -55,7 +54,7 @@ def discover(iss: str, http: httpx.Client) -> SmartConfiguration:
                 token_endpoint=uris["token"],
                 source="capability-statement",
             )
-    raise DiscoveryFailed()
+    raise DiscoveryError()
 
 
 def _has_endpoints(doc: Any) -> bool:
@@ -74,7 +73,7 @@ def _strings(value: Any) -> tuple[str, ...]:
 def _from_smart_configuration(doc: dict[str, Any]) -> SmartConfiguration:
     methods = _strings(doc.get("code_challenge_methods_supported"))
     if methods and "S256" not in methods:
-        raise DiscoveryFailed("The EHR does not support PKCE with S256, which the app requires.")
+        raise DiscoveryError("The EHR does not support PKCE with S256, which the app requires.")
     issuer = doc.get("issuer")
     jwks_uri = doc.get("jwks_uri")
     return SmartConfiguration(
@@ -122,5 +121,5 @@ def fetch_jwks(uri: str, http: httpx.Client) -> dict[str, Any]:
     """The issuer's public JWKS document."""
     doc = _get_json(http, uri)
     if not isinstance(doc, dict) or not isinstance(doc.get("keys"), list):
-        raise DiscoveryFailed("The EHR's signing keys (jwks_uri) could not be read.")
+        raise DiscoveryError("The EHR's signing keys (jwks_uri) could not be read.")
     return doc
