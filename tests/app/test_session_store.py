@@ -195,14 +195,14 @@ def test_a_record_that_can_be_derived_again_is_stored_without_waiting_for_the_di
 def test_sqlite_syncs_every_commit_but_the_ones_marked_not_durable(tmp_path: Path, ns: str) -> None:
     store = SqliteStore(tmp_path / "sessions.sqlite3", CIPHER)
     traced: list[str] = []
-    connect = store._connect
+    connect = store.engine._connect
 
     def traced_connect() -> Any:
         db = connect()
         db.set_trace_callback(traced.append)
         return db
 
-    store._connect = traced_connect  # type: ignore[method-assign]
+    store.engine._connect = traced_connect  # type: ignore[method-assign]
     store.close()  # pooled connections from set-up go; the next one is traced
     store.put(ns, "record", {"n": 1}, 60)
     store.put(ns, "outcome", {"n": 2}, 60, durable=False)
@@ -215,5 +215,5 @@ def test_sqlite_syncs_every_commit_but_the_ones_marked_not_durable(tmp_path: Pat
         "PRAGMA synchronous=FULL",
         "INSERT INTO attach_session",
     ]
-    with closing(store._connect()) as db:
+    with closing(store.engine._connect()) as db:
         assert db.execute("PRAGMA synchronous").fetchone() == (2,)  # FULL, as every new one

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,12 +19,12 @@ from typing import Any
 
 from attach_fhir.errors import AttachError
 from attach_fhir.io import migrations
-from attach_fhir.io.private_files import private_sqlite
 from attach_fhir.io.sql_store import (
+    PostgresEngine,
+    SqliteEngine,
     SqlStore,
     in_schema,
     is_shared,
-    postgres_statement,
     sqlite_file,
     store_url,
 )
@@ -136,7 +135,10 @@ class SqlOutboxStore(SqlStore):
     nothing twice. The enqueue, which holds the answers, is always durable.
     """
 
-    _lock: threading.Lock
+    def _run(
+        self, query: str, params: Sequence[Any] = (), *, durable: bool = True
+    ) -> tuple[list[Sequence[Any]], int]:
+        return super()._run(query.replace("{t}", "outbox"), params, durable=durable)
 
     def enqueue(
         self, submission_id: str, target: str, payload: dict[str, Any], now: float
@@ -259,34 +261,17 @@ class SqlOutboxStore(SqlStore):
 
 
 class SqliteOutboxStore(SqlOutboxStore):
-    """The outbox in a SQLite file (created 0600: it holds answers until they are delivered)."""
+    """The outbox in a SQLite file (created 0600: it holds answers until they are delivered),
+    upgraded as it opens."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         try:
-            private_sqlite(self.path)  # 0600 with its WAL files: answers wait here
-            self._conn = sqlite3.connect(
-                self.path, timeout=30, isolation_level=None, check_same_thread=False
-            )
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=FULL")
-            self._durable = True
-            migrations.upgrade(self._conn, "sqlite", migrations.OUTBOX)  # embedded: on open
+            self.engine = SqliteEngine(self.path)
+            with self.engine.connection() as db:
+                migrations.upgrade(db, "sqlite", migrations.OUTBOX)
         except (OSError, sqlite3.Error) as exc:
             raise OutboxConfigError(f"Cannot open the outbox file {self.path}: {exc}") from exc
-        self._lock = threading.Lock()
-
-    def _run(
-        self, query: str, params: Sequence[Any] = (), *, durable: bool = True
-    ) -> tuple[list[Sequence[Any]], int]:
-        with self._lock:
-            # WAL: FULL syncs at each commit, NORMAL with the next FULL one. Reads commit
-            # nothing, so they leave the setting as the last write had it.
-            if durable != self._durable and not query.startswith("SELECT"):
-                self._conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
-                self._durable = durable
-            cursor = self._conn.execute(query.replace("{t}", "outbox"), tuple(params))
-            return cursor.fetchall(), cursor.rowcount
 
     def enqueue_claimed(
         self, submission_id: str, target: str, payload: dict[str, Any], now: float, lease: float
@@ -323,52 +308,30 @@ class SqliteOutboxStore(SqlOutboxStore):
         assert stored is not None
         return stored, False
 
-    def close(self) -> None:
-        """Close the SQLite connection."""
-        self._conn.close()
-
 
 class PostgresOutboxStore(SqlOutboxStore):
-    """The outbox in the PostgreSQL table ``outbox`` (psycopg 3, autocommit), in ``schema`` when
-    one is named, else where the DSN's search path puts it; ``attach-fhir db upgrade`` makes it."""
+    """The outbox in the PostgreSQL table ``outbox``, in ``schema`` when one is named, else where
+    the DSN's search path puts it; ``attach-fhir db upgrade`` makes it. Every change is synced
+    at its commit, the ``durable=False`` ones too."""
 
     def __init__(self, dsn: str, schema: str | None = None) -> None:
         try:
             import psycopg
         except ImportError as exc:  # pragma: no cover - the postgres extra is not installed
             raise OutboxConfigError("PostgreSQL needs the 'postgres' extra (psycopg).") from exc
-        self._dsn = in_schema(dsn, schema)
-        self._lost = psycopg.OperationalError
-        self._connect = psycopg.connect
+        self.engine = PostgresEngine(in_schema(dsn, schema))
         try:
-            self._conn = psycopg.connect(self._dsn, autocommit=True)
+            with self.engine.connection() as db:
+                migrations.require(db, "postgres", migrations.OUTBOX)
         except psycopg.Error as exc:
             raise OutboxConfigError(
                 f"Cannot open the PostgreSQL outbox: {type(exc).__name__}"
             ) from exc
-        try:
-            migrations.require(self._conn, "postgres", migrations.OUTBOX)
-        except BaseException:
-            self._conn.close()
-            raise
-        self._lock = threading.Lock()
 
     def _run(
         self, query: str, params: Sequence[Any] = (), *, durable: bool = True
     ) -> tuple[list[Sequence[Any]], int]:
-        del durable  # every commit waits for the WAL flush (synchronous_commit as configured)
-        statement = postgres_statement(query).replace("{t}", "outbox")
-        with self._lock:
-            try:
-                cursor = self._conn.execute(statement, tuple(params))
-            except self._lost:
-                # The connection dropped (server restart, idle timeout): reconnect once. Every
-                # statement here is safe to repeat (guarded updates, insert-or-nothing).
-                self._conn.close()
-                self._conn = self._connect(self._dsn, autocommit=True)
-                cursor = self._conn.execute(statement, tuple(params))
-            rows: list[Sequence[Any]] = list(cursor.fetchall()) if cursor.description else []
-            return rows, cursor.rowcount
+        return super()._run(query, params, durable=True)
 
     def claim(self, item: OutboxItem, now: float, lease: float) -> OutboxItem | None:
         """Mark one due item ``delivering`` in one statement; a row another worker holds locked
@@ -377,10 +340,6 @@ class PostgresOutboxStore(SqlOutboxStore):
             _CLAIM_SKIP_LOCKED, (now + lease, now, item.seq, now, now), durable=False
         )
         return _item(rows[0]) if rows else None
-
-    def close(self) -> None:
-        """Close the PostgreSQL connection."""
-        self._conn.close()
 
 
 def default_data_dir() -> Path:
