@@ -12,8 +12,9 @@ from flask import Flask, Response, g, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException, SecurityError
 
 from attach_fhir.errors import AttachError
-from smart_app.records import delivery, follow_ups
+from smart_app.records import audit_copies, delivery, follow_ups
 from smart_app.web import (
+    audit,
     health,
     hosts,
     kept_forms,
@@ -77,6 +78,14 @@ DEFAULTS: dict[str, Any] = {
     "READY_OUTBOX_LAG": 300,
     # Tests only: an httpx transport for the outbound client (faults a real server cannot make).
     "HTTP_TRANSPORT": None,
+    # The audit trail (docs/audit.md): None -> audit.sqlite3 in DATA_DIR; "postgresql://...";
+    # AUDIT_OBSERVER names this instance in each record's source (default "attach-fhir").
+    "AUDIT_STORE": None,
+    "AUDIT_OBSERVER": None,
+    # Also queue each launch's records for its EHR, where it accepts AuditEvent create.
+    "AUDIT_TO_EHR": False,
+    # Tests only: the audit trail's clock (seconds since the epoch).
+    "AUDIT_CLOCK": None,
 }
 
 
@@ -96,6 +105,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.config["TRUSTED_HOSTS"] = hosts.trusted_hosts(app.config)
     regs = _load_registrations(app)
     store = open_configured(app.config)  # also resolves DATA_DIR and makes it 0700
+    trail = audit.init_app(app, app.config["DATA_DIR"])
     services.init_app(
         app,
         services.Services(
@@ -105,6 +115,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
             # One transport (one TLS context) for every outbound client; tests may inject one.
             transport=app.config["HTTP_TRANSPORT"] or outbound.SharedTransport(),
             reads=ReadCache(_seconds(app, "READ_CACHE_SECONDS")),
+            audit=trail,
         ),
     )
     frame_ancestors = sorted({*str(app.config["FRAME_ANCESTORS"]).split(), *regs.frame_ancestors()})
@@ -116,6 +127,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     # The outbox (and its worker if OUTBOX_WORKER) belongs to the app, not to one flow.
     outbox = delivery.init_app(app, after_delivery=follow_ups.after_delivery)
     health.init_app(app, lambda: outbox.outbox.store)  # /readyz, /metrics
+    if app.config["AUDIT_TO_EHR"]:
+        audit_copies.init_app(app, trail)
     _register_blueprints(app)
 
     @app.teardown_appcontext
@@ -202,5 +215,9 @@ def _register_error_handlers(app: Flask) -> None:
 
 
 def stop(app: Flask) -> None:
-    """Stop the app's background work: the outbox worker, and close the outbox store."""
+    """Stop the app's background work: the outbox worker, and close the outbox and audit
+    stores."""
     delivery.stop(app)
+    trail = app.extensions.get(audit.EXTENSION)
+    if trail is not None:
+        trail.close()

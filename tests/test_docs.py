@@ -48,6 +48,7 @@ NOT_SETTINGS = {
     "ATTACH_CSP": "computed by security.init_app from the frame ancestors, never read from input",
     "ATTACH_ATTACH_CSP": "the same key, as from_prefixed_env would name it",
     "ATTACH_HTTP_TRANSPORT": "tests inject an httpx transport object; no text value makes one",
+    "ATTACH_AUDIT_CLOCK": "tests inject the audit trail's clock, a function; no text makes one",
     "ATTACH_SECRET_KEY": "Flask's own key, in DEFAULTS but unused: the app keeps no Flask session",
     "ATTACH_SESSION_COOKIE_HTTPONLY": "Flask's own key; the app's cookie is always HttpOnly",
 }

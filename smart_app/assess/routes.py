@@ -13,24 +13,30 @@ import datetime as dt
 import json
 import logging
 import uuid
-from typing import Any
+from typing import Any, cast
 
 from flask import (
     Blueprint,
+    Flask,
     Response,
     abort,
     current_app,
+    g,
     jsonify,
     redirect,
     render_template,
     request,
     url_for,
 )
+from flask.blueprints import BlueprintSetupState
 
+from attach_fhir.canonical import USED_ALTHOUGH_NOT_FITTING_EXT
 from attach_fhir.errors import AttachError
 from attach_fhir.fhir_url import is_fhir_id
+from attach_fhir.instrument_fit import without_sections
 from attach_fhir.instruments import UnknownInstrument, library
 from attach_fhir.response_check import InvalidResponse
+from smart_app.forms import instrument_choice
 from smart_app.forms.form_instances import form_after_action
 from smart_app.forms.form_response import parse_form, response_to_values
 from smart_app.forms.instrument_choice import choices
@@ -55,7 +61,15 @@ from smart_app.web.server_profile import WritePlan, capabilities, plan
 
 log = logging.getLogger(__name__)
 
+#: Store namespace: submission id -> the clinician's "use anyway" (reason, instrument, user).
+ANYWAY_NS = "fit-anyway"
+
 bp = Blueprint("assess", __name__, template_folder="templates", url_prefix="/app/<ctx>/assess")
+
+
+@bp.record_once
+def _setup(state: BlueprintSetupState) -> None:
+    instrument_choice.init_app(cast(Flask, state.app))  # loads and validates ATTACH_FIT_RULES
 
 
 def write_context() -> tuple[LaunchContext, WritePlan, Any]:
@@ -143,7 +157,7 @@ def render_choose(
 def fill(ctx: str, instrument_id: str) -> Any:
     """GET shows the form (fresh, a draft, or kept answers); POST updates, saves or submits."""
     launch, write_plan, caps = write_context()
-    resolved = resolve(launch, write_plan, caps, instrument(instrument_id))
+    resolved = _for_patient(launch, resolve(launch, write_plan, caps, instrument(instrument_id)))
     if request.method == "GET":
         return _show_fresh(launch, write_plan, resolved)
     sid = request.form.get("submission_id", "")
@@ -180,8 +194,93 @@ def _show_fresh(launch: LaunchContext, write_plan: WritePlan, resolved: Resolved
         )
         return _page(launch, write_plan, resolved, form, sid, note=note)
     form, sid = build_form(resolved.questionnaire), str(uuid.uuid4())
+    anyway = request.args.get("anyway", "")
+    reason = _anyway_reason(launch, anyway, resolved.instrument.url)
+    if reason is not None:  # started with "use anyway" on the Choose page
+        note = (
+            "You chose to use this questionnaire although it does not fit this patient. "
+            f"{reason} The response records that choice."
+        )
+        return _page(launch, write_plan, resolved, form, anyway, note=note)
+    if request.args.get("task") is None and _does_not_fit(launch, resolved):
+        # only after "Use anyway" (a POST), so that the response records the choice
+        choose_url = url_for(".choose", ctx=launch.id)
+        return redirect(f"{choose_url}#instrument-{resolved.instrument.id}", code=303)
     closed = _bind_assignment(launch, resolved, sid)
     return _page(launch, write_plan, resolved, form, sid, note=closed)
+
+
+def _not_fitting(launch: LaunchContext, resolved: Resolved) -> str | None:
+    """Why the instrument does not fit the patient, when a clinician uses it; else None."""
+    if launch.record.get("kind") == "patient":
+        return None
+    inst = resolved.instrument
+    pair = [(inst, resolved.packaged)]
+    (choice,) = choices(pair, patient_facts.load(launch).facts, dt.date.today())
+    return choice.reason if choice.fit == "no" else None
+
+
+def _does_not_fit(launch: LaunchContext, resolved: Resolved) -> bool:
+    """Whether a clinician opens an instrument that does not fit the patient."""
+    return _not_fitting(launch, resolved) is not None
+
+
+def _for_patient(launch: LaunchContext, resolved: Resolved) -> Resolved:
+    """The Questionnaire to show without the sections that do not apply to this patient (the
+    romantic partner for a child); scoring still uses the packaged Questionnaire, where a
+    section not shown is one the respondent skipped."""
+    if not instrument_choice.rules_have_sections(resolved.instrument.id):
+        return resolved
+    patient = patient_facts.load(launch)
+    hidden = instrument_choice.hidden(resolved.instrument.id, patient.facts, dt.date.today())
+    if not hidden:
+        return resolved
+    if launch.record.get("kind") != "patient":
+        g.hidden_sections = [s.label for s in hidden]
+    trimmed = without_sections(resolved.questionnaire, hidden)
+    return dataclasses.replace(resolved, questionnaire=trimmed)
+
+
+@bp.post("/<instrument_id>/use-anyway")
+def use_anyway(ctx: str, instrument_id: str) -> Any:
+    """A clinician starts an instrument that does not fit the patient: the reason is kept with
+    a new submission id, shown on the form and recorded on the response."""
+    launch, _, _ = write_context()
+    if launch.record.get("kind") == "patient":
+        abort(403)
+    inst = instrument(instrument_id)
+    patient = patient_facts.load(launch)
+    pair = [(inst, library().questionnaire(f"{inst.url}|{inst.version}"))]
+    (choice,) = choices(pair, patient.facts, dt.date.today())
+    target = url_for(".fill", ctx=launch.id, instrument_id=inst.id)
+    if choice.fit != "no":  # it fits (or may): nothing to record
+        return redirect(target, code=303)
+    sid = str(uuid.uuid4())
+    record = {"cred": delivery.credential_key(launch), "url": inst.url, "reason": choice.reason}
+    ttl = float(current_app.config["LAUNCH_TTL"]) * 14  # as long as a task binding
+    launch.services.store.put(ANYWAY_NS, sid, record, ttl)
+    log.info("assess.use_anyway instrument=%s", inst.id)
+    return redirect(f"{target}?anyway={sid}", code=303)
+
+
+def _anyway_reason(launch: LaunchContext, sid: str, url: str) -> str | None:
+    """The reason kept by "use anyway" for this submission, user and instrument, if any."""
+    if not SUBMISSION_ID.fullmatch(sid):
+        return None
+    record = launch.services.store.get(ANYWAY_NS, sid)
+    if record is None or record.get("cred") != delivery.credential_key(launch):
+        return None
+    return str(record["reason"]) if record.get("url") == url else None
+
+
+def _mark_anyway(
+    launch: LaunchContext, resolved: Resolved, response: dict[str, Any], sid: str
+) -> None:
+    """Record the clinician's "use anyway" on the response (draft or completed); also when the
+    form was reached another way (a draft from before, a form posted without the button)."""
+    reason = _anyway_reason(launch, sid, resolved.instrument.url) or _not_fitting(launch, resolved)
+    if reason is not None:
+        response["extension"] = [{"url": USED_ALTHOUGH_NOT_FITTING_EXT, "valueString": reason}]
 
 
 def _bind_assignment(launch: LaunchContext, resolved: Resolved, sid: str) -> str | None:
@@ -230,6 +329,7 @@ def _save_draft(launch: LaunchContext, write_plan: WritePlan, resolved: Resolved
         return _page(launch, write_plan, resolved, parsed.form, sid, note=note, status=403)
     if submission.status(launch, sid) is not None:
         return redirect(url_for(".submitted", ctx=launch.id, sid=sid), code=303)
+    _mark_anyway(launch, resolved, parsed.response, sid)
     try:
         draft_id = _write_draft(launch, parsed.response, sid)
     except responses.DraftClosed:
@@ -260,7 +360,7 @@ def autosave(ctx: str, instrument_id: str) -> tuple[Response, int]:
 
 def _autosave(instrument_id: str) -> tuple[Response, int]:
     launch, write_plan, caps = write_context()
-    resolved = resolve(launch, write_plan, caps, instrument(instrument_id))
+    resolved = _for_patient(launch, resolve(launch, write_plan, caps, instrument(instrument_id)))
     sid = request.form.get("submission_id", "")
     if not SUBMISSION_ID.fullmatch(sid):
         raise BadLaunchRequest("The form carried no valid submission id; please reload it.")
@@ -271,6 +371,7 @@ def _autosave(instrument_id: str) -> tuple[Response, int]:
         return jsonify({"code": "drafts_not_allowed"}), 403
     if submission.status(launch, sid) is not None:
         return jsonify({"code": "submitted"}), 409
+    _mark_anyway(launch, resolved, parsed.response, sid)
     try:
         draft_id = _write_draft(launch, parsed.response, sid)
     except responses.DraftClosed:
@@ -293,6 +394,7 @@ def _submit(launch: LaunchContext, write_plan: WritePlan, resolved: Resolved, si
     if resolved.instrument.respondent == "parent-caregiver":
         caregiver = patient_facts.caregiver(launch)
     assignment = task_updates.bound(launch, sid, resolved.instrument.url)
+    _mark_anyway(launch, resolved, parsed.response, sid)
     try:
         submission.submit(
             launch, resolved, parsed.response, write_plan, sid, caregiver, assignment=assignment
@@ -336,6 +438,7 @@ def _page(
         draft_id=draft_id,
         saved=saved,
         note=note,
+        hidden_sections=g.get("hidden_sections", []),
         ehr_style_url=url_for("launch.ehr_style", ctx=launch.id),
     )
     return page, status

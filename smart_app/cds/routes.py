@@ -33,6 +33,7 @@ from werkzeug.exceptions import HTTPException
 
 from attach_fhir.cds_cards import CardSettings, Offer, build_cards
 from attach_fhir.errors import AttachError
+from attach_fhir.fhir_url import is_fhir_id, is_resource_type
 from attach_fhir.instruments import library
 from attach_fhir.io.cds_prefetch import PREFETCH, PatientData, gather
 from attach_fhir.io.fhir_client import FhirClient
@@ -40,6 +41,7 @@ from smart_app.cds import auth as cds_auth
 from smart_app.cds.auth import CdsClient, CdsClients
 from smart_app.forms.instrument_choice import PatientFacts, choices
 from smart_app.web import netguard, outbound
+from smart_app.web.audit import Who
 from smart_app.web.security import csrf_exempt
 from smart_app.web.services import get_services
 
@@ -208,9 +210,26 @@ def _gather(body: dict[str, Any], caller: CdsClient | None) -> tuple[PatientData
     if target is None:
         return gather(context, prefetch, None)
     token = target.token
-    with outbound.client(target.allow, get_services().transport) as http:
+    services = get_services()
+    transport = services.transport
+    if transport is not None:  # create_app always sets one; each request it sends is audited
+        transport = services.audited(transport, _who(target.server, context))
+    with outbound.client(target.allow, transport) as http:
         client = FhirClient(target.server, http, token_source=lambda _rejected: token)
         return gather(context, prefetch, client)
+
+
+def _who(server: str, context: dict[str, Any]) -> Who:
+    """The hook's user and patient as the audit trail names them (well-formed references only:
+    they came from the caller)."""
+    user = str(context.get("userId") or "")
+    kind, _, ident = user.partition("/")
+    patient = str(context.get("patientId") or "")
+    return Who(
+        server,
+        user=user if is_resource_type(kind) and is_fhir_id(ident) else None,
+        patient=f"Patient/{patient}" if is_fhir_id(patient) else None,
+    )
 
 
 def _offers(data: PatientData, today: dt.date) -> list[Offer]:

@@ -17,9 +17,11 @@ from urllib.parse import urlsplit
 
 from flask import current_app, url_for
 
+from attach_fhir.audit_events import MINOR_FAILURE, SUCCESS
+from attach_fhir.errors import AttachError
 from attach_fhir.fhir_url import is_fhir_id, is_resource_type
 from smart_app.launch import style
-from smart_app.web import netguard, scopes, smart_client
+from smart_app.web import audit, netguard, scopes, smart_client
 from smart_app.web.context import LAUNCH_NS
 from smart_app.web.errors import (
     AuthorizationDenied,
@@ -52,11 +54,16 @@ def redirect_uri() -> str:
 
 
 def check_iss(services: Services, iss: str | None) -> Registration:
-    """Allow-list then address check; both without sending a request."""
-    if not iss or len(iss) > 2000:
-        raise BadLaunchRequest("The launch did not say which FHIR server it came from (iss).")
-    reg = services.registrations.lookup(iss)
-    netguard.check_url(iss, reg.allow_addresses)
+    """Allow-list then address check; both without sending a request. A refusal is audited
+    (by its code: the ``iss`` itself came from whoever sent the browser here)."""
+    try:
+        if not iss or len(iss) > 2000:
+            raise BadLaunchRequest("The launch did not say which FHIR server it came from (iss).")
+        reg = services.registrations.lookup(iss)
+        netguard.check_url(iss, reg.allow_addresses)
+    except AttachError as exc:
+        audit.record("iss-refused", MINOR_FAILURE, detail=exc.code)
+        raise
     return reg
 
 
@@ -99,9 +106,30 @@ def begin(services: Services, sid: str, iss: str, kind: str, launch: str | None)
 
 
 def complete(services: Services, sid: str | None, args: dict[str, str]) -> str:
-    """Check the callback, exchange the code, verify the id_token; the new launch context id."""
+    """Check the callback, exchange the code, verify the id_token; the new launch context id.
+    Either way the outcome is audited."""
     state = args.get("state", "")
     pending = services.store.take(STATE_NS, state) if 20 <= len(state) <= 200 else None
+    try:
+        ctx, record = _complete(services, sid, args, pending)
+    except AttachError as exc:
+        who = audit.Who(str(pending["iss"])) if pending else None
+        audit.record("authorize-failed", MINOR_FAILURE, who, detail=exc.code)
+        raise
+    patient = record.get("patient")
+    who = audit.Who(
+        record["iss"],
+        services.registrations.lookup(record["iss"]).client_id,
+        record["fhir_user"],
+        f"Patient/{patient}" if isinstance(patient, str) and patient else None,
+    )
+    audit.record("launch", SUCCESS, who)
+    return ctx
+
+
+def _complete(
+    services: Services, sid: str | None, args: dict[str, str], pending: dict[str, Any] | None
+) -> tuple[str, dict[str, Any]]:
     if pending is None or sid is None or not secrets.compare_digest(pending["sid"], sid):
         raise StateInvalid()
     if "iss" in args and not _is_our_issuer(args["iss"], pending):
@@ -127,7 +155,7 @@ def complete(services: Services, sid: str | None, args: dict[str, str]) -> str:
     ctx = secrets.token_urlsafe(18)
     services.store.put(LAUNCH_NS, ctx, record, current_app.config["LAUNCH_TTL"])
     log.info("launch.complete kind=%s registration=%s", pending["kind"], reg.name)
-    return ctx
+    return ctx, record
 
 
 def _is_our_issuer(iss: str, pending: dict[str, Any]) -> bool:

@@ -22,6 +22,7 @@ import hashlib
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,9 @@ log = logging.getLogger(__name__)
 EXTENSION = "attach_outbox"
 CREDENTIAL_NS = "outbox-credential"
 CRED_MARK = "#cred="
+#: Ends the target of a launch's AuditEvent copies: a queue of their own, so a copy never
+#: waits before a submission (targets are delivered in order), and delivered unaudited.
+AUDIT_SUFFIX = ";audit"
 
 
 def credential_key(launch: LaunchContext) -> str:
@@ -81,6 +85,7 @@ def live_launch(target: str) -> LaunchContext | None:
     """The live launch whose token delivers the target's items, or None (none live, or a plain
     target: no backend-services credentials yet)."""
     base, mark, key = target.partition(CRED_MARK)
+    key = key.removesuffix(AUDIT_SUFFIX)
     if not mark:
         return None
     services = get_services()
@@ -106,6 +111,19 @@ def send(
     return item
 
 
+def queue_audit_copies(launch: LaunchContext, bundle: dict[str, Any]) -> OutboxItem:
+    """Queue a transaction of AuditEvents for the launch's server on its audit target, for the
+    worker to deliver with the launch's token; nothing is sent now (the user never waits)."""
+    remember(launch, if_changed=True)
+    outbox = outbox_services().outbox
+    return outbox.store.enqueue(
+        f"audit-{uuid.uuid4()}",
+        target_for(launch) + AUDIT_SUFFIX,
+        payload(bundle, "transaction"),
+        outbox.clock(),
+    )
+
+
 def launch_clients(target: str) -> FhirClient | None:
     """The ``ClientFactory``: a client with the token of the launch the target names, or None."""
     launch = live_launch(target)
@@ -119,7 +137,10 @@ def launch_clients(target: str) -> FhirClient | None:
         except AttachError as exc:  # expired, not refreshable: wait for the user's next launch
             raise FhirUnauthorized("The launch's authorization has expired.") from exc
 
-    http = services.http(services.registrations.lookup(launch.iss))
+    reg = services.registrations.lookup(launch.iss)
+    # The trail's own copies are not audited again (each would make another copy).
+    is_copy = target.endswith(AUDIT_SUFFIX)
+    http = services.http(reg) if is_copy else services.audited_http(reg, launch.who)
     g.setdefault("attach_http", []).append(http)  # closed at app-context teardown
     return FhirClient(launch.iss, http, token_source=token_source)
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from attach_fhir.errors import AttachError
 from attach_fhir.human_names import human_name
-from smart_app.forms.instrument_choice import PatientFacts
+from attach_fhir.instrument_fit import PatientFacts
 from smart_app.web.context import LaunchContext
 
 log = logging.getLogger(__name__)

@@ -122,6 +122,8 @@ def draft_resource(response: Mapping[str, Any], ctx: DraftContext) -> dict[str, 
         draft["encounter"] = {"reference": f"Encounter/{ctx.encounter}"}
     if response.get("item"):
         draft["item"] = response["item"]
+    if response.get("extension"):  # the clinician's "use anyway" (assess.routes)
+        draft["extension"] = response["extension"]
     return draft
 
 

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 from flask import current_app, g, request
 
 from attach_fhir.io.fhir_client import FhirClient
-from smart_app.web import smart_client
+from smart_app.web import audit, smart_client
 from smart_app.web.errors import AuthorizationExpired, LaunchNotFound
 from smart_app.web.record_reading import ReadingClient
 from smart_app.web.scopes import Granted
@@ -200,8 +200,9 @@ class LaunchContext:
                 new = smart_client.refresh(
                     reg, fresh["token_endpoint"], refresh_token, self.services.transport
                 )
-            except AuthorizationExpired:
+            except AuthorizationExpired as exc:
                 log.info("launch.refresh outcome=failed registration=%s", reg.name)
+                audit.record("token-refresh", "4", self.who, detail=exc.code)
                 fresh["refresh_failed"] = True
                 self.save()
                 raise
@@ -215,14 +216,22 @@ class LaunchContext:
             fresh["refresh_count"] = int(fresh.get("refresh_count", 0)) + 1
             self.save()
             log.info("launch.refresh outcome=ok registration=%s", reg.name)
+            audit.record("token-refresh", "0", self.who)
             return str(new["access_token"])
+
+    @property
+    def who(self) -> audit.Who:
+        """This launch as the audit trail names it: server, client id, user, patient."""
+        reg = self.services.registrations.lookup(self.iss)
+        patient = f"Patient/{self.patient_id}" if self.patient_id else None
+        return audit.Who(self.iss, reg.client_id, self.fhir_user, patient, self)
 
     def fhir(self) -> FhirClient:
         """A FHIR client for this launch's server (one per request); the token never leaves
         its base URL, and reads every page repeats come from the launch's read cache."""
         if self._client is None:
             reg = self.services.registrations.lookup(self.iss)
-            http = self.services.launch_http(reg, self.id, self.iss)
+            http = self.services.launch_http(reg, self.id, self.iss, self.who)
             g.setdefault("attach_http", []).append(http)  # closed at app-context teardown
             self._client = ReadingClient(self.iss, http, token_source=self.token_source)
         return self._client

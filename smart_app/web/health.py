@@ -11,6 +11,7 @@ from typing import Any
 from flask import Flask, Response, abort, current_app, request
 
 from attach_fhir.io import migrations
+from attach_fhir.io.sql_store import schema_version
 from smart_app.web import metrics
 
 log = logging.getLogger(__name__)
@@ -57,12 +58,12 @@ def problems(app: Flask, outbox: Any) -> list[str]:
     store = app.extensions["attach_fhir"].store
     try:
         store.get("health", "probe")
-        if store.schema_version(migrations.SESSIONS) < migrations.latest(migrations.SESSIONS):
+        if schema_version(store, migrations.SESSIONS) < migrations.latest(migrations.SESSIONS):
             found.append("sessions schema not current")
     except Exception as exc:  # any failure of the store means not ready; say which kind
         found.append(f"session store unreachable ({type(exc).__name__})")
     try:
-        if outbox.schema_version(migrations.OUTBOX) < migrations.latest(migrations.OUTBOX):
+        if schema_version(outbox, migrations.OUTBOX) < migrations.latest(migrations.OUTBOX):
             found.append("outbox schema not current")
         oldest = outbox.oldest_pending()
     except Exception as exc:

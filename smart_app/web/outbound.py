@@ -42,7 +42,7 @@ def client(allow: Iterable[str], transport: httpx.BaseTransport | None = None) -
 
     def guard(request: httpx.Request) -> None:
         netguard.check_url(str(request.url), allowed)
-        request_id = request_ids.current()
+        request_id = request_ids.for_outbound()
         if request_id is not None:  # the FHIR server's logs can name the app's request
             request.headers[request_ids.HEADER] = request_id
 

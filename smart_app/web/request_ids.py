@@ -36,6 +36,17 @@ def current() -> str | None:
     return g.get("request_id") if has_request_context() else None
 
 
+def for_outbound() -> str | None:
+    """The id for the next request the app sends while serving this one: ``<id>.<n>`` for the
+    n-th, so that each FHIR interaction has its own (the audit trail records each) and every
+    one names the request it served."""
+    request_id = current()
+    if request_id is None:
+        return None
+    g.outbound_count = n = int(g.get("outbound_count", 0)) + 1
+    return f"{request_id}.{n}"
+
+
 def launch_id() -> str | None:
     """The launch context id of the page being served (``/app/<ctx>/...``), if any."""
     if not has_request_context() or not request.view_args:

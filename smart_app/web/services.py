@@ -9,6 +9,7 @@ import httpx
 from flask import Flask, current_app
 
 from smart_app.web import discovery_cache, outbound
+from smart_app.web.audit import AuditedTransport, AuditTrail, Who
 from smart_app.web.discovery_cache import DiscoveryCache, SmartConfiguration
 from smart_app.web.read_cache import LaunchReads, ReadCache
 from smart_app.web.registrations import Registration, Registrations
@@ -29,15 +30,32 @@ class Services:
     transport: httpx.BaseTransport | None = None
     #: Each launch's recent Patient, CapabilityStatement and Questionnaire reads.
     reads: ReadCache = field(default_factory=lambda: ReadCache(0))
+    #: Records every FHIR request of a launch (see ``launch_http``) and the launch events.
+    audit: AuditTrail | None = None
 
     def http(self, reg: Registration) -> httpx.Client:
         """An SSRF-guarded outbound client for ``reg``'s servers."""
         return outbound.client(reg.allow_addresses, self.transport)
 
-    def launch_http(self, reg: Registration, launch_id: str, iss: str) -> httpx.Client:
-        """An SSRF-guarded client for one launch: its repeated reads come from ``reads``."""
+    def launch_http(
+        self, reg: Registration, launch_id: str, iss: str, who: Who | None = None
+    ) -> httpx.Client:
+        """An SSRF-guarded client for one launch: its repeated reads come from ``reads``; each
+        FHIR request (a remembered read too) is audited for ``who``."""
         inner = self.transport if self.transport is not None else outbound.SharedTransport()
-        return outbound.client(reg.allow_addresses, LaunchReads(inner, self.reads, launch_id, iss))
+        reads = LaunchReads(inner, self.reads, launch_id, iss)
+        return outbound.client(reg.allow_addresses, self.audited(reads, who))
+
+    def audited_http(self, reg: Registration, who: Who) -> httpx.Client:
+        """An SSRF-guarded client whose FHIR requests are audited for ``who``."""
+        inner = self.transport if self.transport is not None else outbound.SharedTransport()
+        return outbound.client(reg.allow_addresses, self.audited(inner, who))
+
+    def audited(self, inner: httpx.BaseTransport, who: Who | None) -> httpx.BaseTransport:
+        """``inner`` with the audit trail's recording around it (when there is a trail)."""
+        if self.audit is None or who is None:
+            return inner
+        return AuditedTransport(inner, self.audit, who)
 
     def smart_configuration(self, iss: str, reg: Registration) -> SmartConfiguration:
         """Discovery for ``iss`` (cached per iss with expiry)."""

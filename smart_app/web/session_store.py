@@ -74,10 +74,6 @@ class SessionStore(Protocol):
         """Seal every live record again with the newest key: (resealed, unreadable)."""
         ...
 
-    def schema_version(self, component: str) -> int:
-        """The schema version of ``component`` the store's database holds."""
-        ...
-
 
 class _SealedRecords(SqlStore):
     """What both stores do alike: the statements (``?`` placeholders), and values sealed on

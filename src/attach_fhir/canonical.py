@@ -27,6 +27,9 @@ NOT_VALIDATED_EXT = f"{BASE}/StructureDefinition/not-a-validated-instrument"
 SCORES_EARLIER_VERSION_EXT = f"{BASE}/StructureDefinition/scores-earlier-version"
 #: Root extension, ``valueCode``: who answers (``self``, ``parent-caregiver``).
 RESPONDENT_EXT = f"{BASE}/StructureDefinition/respondent"
+#: QuestionnaireResponse extension, ``valueString``: the clinician chose to use the instrument
+#: although it did not fit the patient (the fit rules' reason, as shown at the time).
+USED_ALTHOUGH_NOT_FITTING_EXT = f"{BASE}/StructureDefinition/used-although-not-fitting"
 
 ORDINAL_VALUE_EXT = "http://hl7.org/fhir/StructureDefinition/ordinalValue"
 VARIABLE_EXT = "http://hl7.org/fhir/StructureDefinition/variable"

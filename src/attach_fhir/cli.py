@@ -28,6 +28,7 @@ DOMAIN_COMMANDS: dict[str, str] = {
     "conformance": "attach_fhir.commands.conformance",
     "outcomes": "attach_fhir.commands.outcomes",
     "db": "attach_fhir.commands.db",
+    "audit": "attach_fhir.commands.audit",
 }
 
 

@@ -20,6 +20,7 @@ from attach_fhir.canonical import (
     SCORES_EARLIER_VERSION_EXT,
     SCORING_MODEL_EXT,
     USE_RESTRICTION_EXT,
+    USED_ALTHOUGH_NOT_FITTING_EXT,
     WORDING_SOURCE_EXT,
 )
 from attach_fhir.careplan_fhir import GOAL_BASELINE_EXT, GOAL_DIRECTION_EXT
@@ -181,6 +182,16 @@ EXTENSIONS = (
         ("Questionnaire.item",),
         "code",
         binding=value_set_url(WORDING_SOURCE.id),
+    ),
+    ExtensionSpec(
+        USED_ALTHOUGH_NOT_FITTING_EXT,
+        "UsedAlthoughNotFitting",
+        "Used although not fitting",
+        "The clinician chose to use the instrument although it did not fit the patient by the "
+        "app's fit rules (outside the validated age range, or under the reading age for "
+        "self-report); the value is the reason shown to the clinician at the time.",
+        ("QuestionnaireResponse",),
+        "string",
     ),
     ExtensionSpec(
         GOAL_BASELINE_EXT,

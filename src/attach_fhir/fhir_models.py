@@ -3,6 +3,7 @@
 from typing import Any
 
 from fhir.resources.R4B import get_fhir_model_class
+from fhir.resources.R4B.auditevent import AuditEvent
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.careplan import CarePlan
 from fhir.resources.R4B.codesystem import CodeSystem
@@ -37,6 +38,7 @@ _ABSTRACT = frozenset({"Resource", "DomainResource"})
 
 __all__ = [
     "FHIR_VERSION",
+    "AuditEvent",
     "Bundle",
     "CarePlan",
     "CodeSystem",

@@ -28,7 +28,7 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from attach_fhir.canonical import BASE, SCORES_SYSTEM
+from attach_fhir.canonical import BASE, SCORES_SYSTEM, USED_ALTHOUGH_NOT_FITTING_EXT
 from attach_fhir.errors import AttachError
 from attach_fhir.fhir_models import (
     Bundle,
@@ -162,6 +162,12 @@ def _response(
     response: dict[str, Any] = {
         "resourceType": "QuestionnaireResponse",
         "meta": _meta(ctx),
+        # the clinician's "use anyway" (the only extension of the form's response kept)
+        "extension": [
+            json_copy(e)
+            for e in qr.get("extension") or []
+            if e.get("url") == USED_ALTHOUGH_NOT_FITTING_EXT
+        ],
         "identifier": {
             "system": SUBMISSION_SYSTEM,
             "value": identifier_value(ctx.submission_id, "QuestionnaireResponse"),

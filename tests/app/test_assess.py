@@ -137,27 +137,38 @@ def test_choose_offers_what_fits_the_patients_age(launch_as: Callable[..., Sessi
     session = launch_as("sandbox-child-4")
     page = session.client.get(session.url()).text
     ecr_r = article(page, "ecr-r")
-    assert "Does not fit this patient." in ecr_r and "the patient is 4." in ecr_r
-    assert "Start " not in ecr_r
+    assert "Does not fit this patient." in ecr_r
+    assert "the patient is 4, under the reading age of 12" in ecr_r
+    assert 'class="button start"' not in ecr_r and "Use anyway" in ecr_r
     prfq = article(page, "prfq")
-    assert "Fits this patient." in prfq and "parent or caregiver about this child" in prfq
+    # validated for children 0-3 (Luyten et al. 2017): a 4-year-old only "may fit"
+    assert "May fit this patient." in prfq and "The child is 4." in prfq
+    assert "Anis et al. 2020" in prfq and "De Roo et al. 2019" in prfq
+    assert "answered by a parent or caregiver" in prfq
     adult = launch_as("sandbox-adult-29")
     page = adult.client.get(adult.url()).text
     assert "Fits this patient." in article(page, "ecr-r")
     rq = article(page, "rq")
-    assert "not appropriate for use in individual assessments" in rq  # the author's restriction
-    assert '<dd class="length">4 questions</dd>' in rq
+    # the author's restriction stays in view, outside the licence notes' <details>
+    details = rq.index("<details")
+    assert rq.index("not appropriate for use in individual assessments") < details
+    assert rq.index("cannot use these measures for commercial purposes") > details
+    assert '<span class="length">4 questions</span>' in rq
     assert "Does not fit this patient." in article(page, "prfq")  # no child on record
 
 
-def test_a_parent_fits_the_prfq_once_the_child_can_be_read(
+def test_a_parent_may_fit_the_prfq_once_the_children_can_be_read(
     launch_as: Callable[..., Session],
 ) -> None:
     unknown = launch_as("sandbox-parent-41")  # RelatedPerson not granted: cannot tell
-    assert "May fit this patient." in article(unknown.client.get(unknown.url()).text, "prfq")
+    prfq = article(unknown.client.get(unknown.url()).text, "prfq")
+    assert "Cannot tell whether it fits this patient." in prfq
     known = launch_as("sandbox-parent-41", ALL + " user/RelatedPerson.rs")
     prfq = article(known.client.get(known.url()).text, "prfq")
-    assert "Fits this patient." in prfq and "parent of a young child" in prfq
+    # the children are 4 and 9: beyond the validated 0-3, inside Anis et al.'s 42-60 months
+    # (the 4-year-old) and De Roo et al.'s 0-12 years (both)
+    assert "May fit this patient." in prfq and "The patient&#39;s child is 4." in prfq
+    assert "Anis et al. 2020" in prfq
 
 
 def test_errors_reshow_the_form_with_every_answer_kept(launch_as: Callable[..., Session]) -> None:

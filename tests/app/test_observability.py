@@ -10,6 +10,7 @@ import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
@@ -159,3 +160,39 @@ def test_metrics_need_the_token_and_count_what_happened(app: Flask, tmp_path: Pa
 )
 def test_the_interaction_label_holds_no_id(method: str, url: str, expected: str) -> None:
     assert interaction(httpx.Request(method, url)) == expected
+
+
+class HeaderRecorder(httpx.BaseTransport):
+    """A real HTTP transport that remembers each request's X-Request-Id."""
+
+    def __init__(self) -> None:
+        self.inner = httpx.HTTPTransport()
+        self.ids: list[str | None] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.ids.append(request.headers.get("X-Request-Id"))
+        return self.inner.handle_request(request)
+
+
+def test_each_request_to_the_fhir_server_carries_the_request_id_and_its_number(
+    tmp_path: Path, fhir_server: Any
+) -> None:
+    base = fhir_server.base_url.rstrip("/")
+    recorder = HeaderRecorder()
+    made = create_app(
+        {
+            "DATA_DIR": str(tmp_path),
+            "REGISTRATIONS_DATA": {"registrations": [{**REGISTRATION, "iss": [base]}]},
+            "HTTP_TRANSPORT": recorder,
+        }
+    )
+    try:
+        client = made.test_client()
+        first = client.get(f"/launch?iss={base}&launch=abc", headers={"X-Request-Id": "req-8"})
+        assert first.status_code == 303 and recorder.ids == []  # the cookie first, no request
+        client.get(first.headers["Location"], headers={"X-Request-Id": "req-9"})
+    finally:
+        stop(made)
+        recorder.inner.close()
+    assert recorder.ids, "the launch asked the server for its SMART configuration"
+    assert recorder.ids == [f"req-9.{n}" for n in range(1, len(recorder.ids) + 1)]

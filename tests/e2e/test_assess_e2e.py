@@ -46,6 +46,7 @@ pytestmark = pytest.mark.e2e
 
 ADULT = "sandbox-adult-29"
 PARENT = "sandbox-parent-41"
+PARENT = "sandbox-parent-41"  # an adult: the RQ fits (docs/instrument-fit.md)
 ADOLESCENT = "sandbox-adolescent-15"
 ROWAN = "Practitioner/sandbox-practitioner-rowan"
 #: user/ scopes, so the tests can read back every resource, Provenance too (the least-privilege
@@ -318,7 +319,7 @@ def test_a_draft_is_saved_updated_and_resumed_after_expiry_and_relaunch(
     env: Env, clinician: Clinician, knobs: Knobs
 ) -> None:
     knobs.access_token_lifetime = 2  # the token expires between the two saves: refresh
-    clinician.launch(ADOLESCENT)
+    clinician.launch(PARENT)
     _, csrf, sid = clinician.open_form("rq")
     first = clinician.post("rq", {"q:secure": "6"}, "draft", sid, csrf)
     assert first.status_code == 303, first.text
@@ -328,14 +329,14 @@ def test_a_draft_is_saved_updated_and_resumed_after_expiry_and_relaunch(
     assert second.status_code == 303
     assert f"draft={draft_id}&" in second.headers["location"]
     with clinician.fhir() as client:
-        drafts = search(client, QR, subject=f"Patient/{ADOLESCENT}", status="in-progress")
+        drafts = search(client, QR, subject=f"Patient/{PARENT}", status="in-progress")
         assert [d["id"] for d in drafts] == [draft_id]
         answers = {i["linkId"]: i["answer"][0]["valueCoding"]["code"] for i in drafts[0]["item"]}
         assert answers == {"secure": "6", "fearful": "2"}
 
     later = Clinician(env)  # another browser, a new launch
     try:
-        later.launch(ADOLESCENT)
+        later.launch(PARENT)
         choose = later.get()
         assert f'data-draft="{draft_id}"' in choose.text
         page, csrf2, sid2 = later.open_form("rq", f"?draft={draft_id}")
@@ -348,14 +349,14 @@ def test_a_draft_is_saved_updated_and_resumed_after_expiry_and_relaunch(
         with later.fhir() as client:
             completed = client.get(f"{QR}/{draft_id}").json()
             assert completed["status"] == "completed"
-            assert search(client, QR, subject=f"Patient/{ADOLESCENT}", status="in-progress") == []
+            assert search(client, QR, subject=f"Patient/{PARENT}", status="in-progress") == []
     finally:
         later.close()
 
 
 def test_three_submissions_are_listed_as_history(env: Env, clinician: Clinician) -> None:
-    clinician.launch("sandbox-child-9")
-    answers = fields(PER_INSTRUMENT["ecr-rs"])  # "written for a variety of age groups"
+    clinician.launch(ADOLESCENT)  # 15: the ECR-RS may fit ("a variety of age groups")
+    answers = fields(PER_INSTRUMENT["ecr-rs"])
     sids = [submit(clinician, "ecr-rs", answers)[0] for _ in range(3)]
     page = clinician.get()
     rows = re.findall(r'class="response" data-response="([^"]+)"', page.text)

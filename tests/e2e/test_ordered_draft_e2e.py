@@ -31,7 +31,7 @@ from tests.fixtures.sandbox import SandboxFactory
 
 pytestmark = pytest.mark.e2e
 
-ADOLESCENT = "sandbox-adolescent-15"
+ADULT = "sandbox-adult-29"  # the RQ is for adults (docs/instrument-fit.md)
 QR = "QuestionnaireResponse"
 RQ_CODES = (
     "rq-secure",
@@ -59,7 +59,7 @@ def test_a_resumed_draft_is_completed_in_place_without_transactions(
 ) -> None:
     first = Clinician(ordered_env)
     try:
-        first.launch(ADOLESCENT)
+        first.launch(ADULT)
         assert "takes no transactions" in first.get().text  # said before anyone starts
         _, csrf, sid = first.open_form("rq")
         saved = first.post("rq", {"q:secure": "6"}, "draft", sid, csrf)
@@ -80,7 +80,7 @@ def test_a_resumed_draft_is_completed_in_place_without_transactions(
         return response
 
     try:
-        later.launch(ADOLESCENT)
+        later.launch(ADULT)
         _, csrf2, sid2 = later.open_form("rq", f"?draft={draft_id}")
         assert sid2 == sid
         answers = {"q:secure": "6", "q:fearful": "2", "q:preoccupied": "3", "q:dismissing": "5"}
@@ -111,7 +111,7 @@ def test_a_resumed_draft_is_completed_in_place_without_transactions(
             responses = search(client, QR, identifier=f"{SUBMISSION_SYSTEM}|{value}")
             assert [r["id"] for r in responses] == [draft_id]
             assert responses[0]["status"] == "completed"
-            assert search(client, QR, subject=f"Patient/{ADOLESCENT}", status="in-progress") == []
+            assert search(client, QR, subject=f"Patient/{ADULT}", status="in-progress") == []
             observations = search(client, "Observation", **{"derived-from": f"{QR}/{draft_id}"})
             values = {
                 o["code"]["coding"][0]["code"]: o["valueQuantity"]["value"] for o in observations

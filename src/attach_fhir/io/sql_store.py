@@ -205,12 +205,12 @@ class SqlStore:
         """Release the store's idle connections (it stays usable)."""
         self.engine.close()
 
-    def schema_version(self, component: str) -> int:
-        """The schema version of ``component`` this store's database holds."""
-        rows, _ = self._run(
-            "SELECT MAX(version) FROM attach_schema WHERE component = ?", (component,)
-        )
-        return int(rows[0][0] or 0) if rows else 0
+
+def schema_version(store: SqlStore, component: str) -> int:
+    """The schema version of ``component`` that ``store``'s database holds (a function, not a
+    method: a store's methods are its whole interface, and the audit store's is append-only)."""
+    rows, _ = store._run("SELECT MAX(version) FROM attach_schema WHERE component = ?", (component,))
+    return int(rows[0][0] or 0) if rows else 0
 
 
 def postgres_statement(query: str) -> str:
