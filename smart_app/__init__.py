@@ -16,10 +16,12 @@ from smart_app.records import audit_copies, delivery, follow_ups
 from smart_app.web import (
     audit,
     filters,
+    health,
     hosts,
     kept_forms,
     outbound,
     record_reading,
+    request_ids,
     request_limits,
     security,
     services,
@@ -39,6 +41,9 @@ DEFAULTS: dict[str, Any] = {
     # Where the embedded SQLite stores live (ATTACH_DATA_DIR); default: the same directory the
     # `attach-fhir outbox` commands use, $XDG_DATA_HOME/attach-fhir (~/.local/share/attach-fhir).
     "DATA_DIR": None,
+    # "postgresql://..." -> every store in PostgreSQL (its schema made by `attach-fhir db
+    # upgrade`); None -> SQLite files in DATA_DIR. SESSION_STORE and OUTBOX_DSN override it.
+    "DATABASE_URL": None,
     # None/"sqlite" -> SQLite in DATA_DIR; "postgresql://..." -> PostgreSQL (same interface).
     "SESSION_STORE": None,
     # Keys sealing session records (tokens) at rest, newest first: TOKEN_KEYS (comma separated)
@@ -68,6 +73,10 @@ DEFAULTS: dict[str, Any] = {
     "MAX_FORM_PARTS": request_limits.MAX_FORM_PARTS,
     # Seconds a launch keeps its Patient, CapabilityStatement and Questionnaire reads; 0: none.
     "READ_CACHE_SECONDS": 60,
+    # /metrics answers only a request with "Authorization: Bearer <METRICS_TOKEN>"; unset: 404.
+    "METRICS_TOKEN": None,
+    # /readyz answers 503 while the oldest undelivered submission is older (seconds; 0: never).
+    "READY_OUTBOX_LAG": 300,
     # Tests only: an httpx transport for the outbound client (faults a real server cannot make).
     "HTTP_TRANSPORT": None,
     # The audit trail (docs/audit.md): None -> audit.sqlite3 in DATA_DIR; "postgresql://...";
@@ -111,13 +120,15 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         ),
     )
     frame_ancestors = sorted({*str(app.config["FRAME_ANCESTORS"]).split(), *regs.frame_ancestors()})
-    request_limits.init_app(app)  # first: a body too large is refused before the CSRF check
+    request_ids.init_app(app)  # first: every later log line of the request carries its id
+    request_limits.init_app(app)  # a body too large is refused before the CSRF check
     security.init_app(app, frame_ancestors)
     record_reading.init_app(app)
     filters.init_app(app)
     _register_error_handlers(app)
     # The outbox (and its worker if OUTBOX_WORKER) belongs to the app, not to one flow.
-    delivery.init_app(app, after_delivery=follow_ups.after_delivery)
+    outbox = delivery.init_app(app, after_delivery=follow_ups.after_delivery)
+    health.init_app(app, lambda: outbox.outbox.store)  # /readyz, /metrics
     if app.config["AUDIT_TO_EHR"]:
         audit_copies.init_app(app, trail)
     _register_blueprints(app)

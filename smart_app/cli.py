@@ -28,12 +28,14 @@ def path_only_access_log(app: WSGIApplication) -> WSGIApplication:
         started = time.perf_counter()
 
         def start(status: str, headers: list[tuple[str, str]], *exc: Any) -> Callable[..., Any]:
+            request_id = next((v for k, v in headers if k.lower() == "x-request-id"), "-")
             access_log.info(
-                "request method=%s path=%s status=%s ms=%.1f",
+                "request method=%s path=%s status=%s ms=%.1f request_id=%s",
                 environ.get("REQUEST_METHOD", "-"),
                 environ.get("PATH_INFO", "-"),
                 status.split(" ", 1)[0],
                 (time.perf_counter() - started) * 1000,
+                request_id,
             )
             return start_response(status, headers, *exc)
 

@@ -269,8 +269,9 @@ def settings_in_code() -> dict[str, str]:
         if file.is_relative_to(ROOT / "smart_app"):
             for key in CONFIG_READ.findall(source):
                 found.setdefault(f"ATTACH_{key}", rel(file))
-    for script in (ROOT / "scripts").iterdir():  # the shell scripts' own knobs (scripts/test)
-        if script.is_file() and script.suffix != ".py":
+    # the shell scripts' own knobs (scripts/test), and the deployment files' (deploy/)
+    for script in [*(ROOT / "scripts").iterdir(), *(ROOT / "deploy").iterdir()]:
+        if script.is_file() and (script.suffix != ".py" or script.parent.name == "deploy"):
             for name in SETTING_WORD.findall(text_of(script)):
                 found.setdefault(name, rel(script))
     return {k: v for k, v in found.items() if k not in NOT_SETTINGS}

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -32,8 +33,9 @@ from attach_fhir.capabilities import CapabilityCache
 from attach_fhir.errors import AttachError
 from attach_fhir.fhir_errors import FhirUnauthorized
 from attach_fhir.io.fhir_client import FhirClient
-from attach_fhir.io.outbox import Backoff, Mode, Outbox, payload
+from attach_fhir.io.outbox import Backoff, Mode, Outbox, StuckWatch, payload
 from attach_fhir.io.outbox_store import DELIVERED, FAILED, OutboxItem, open_outbox_store
+from attach_fhir.io.sql_store import is_shared, store_url
 from smart_app.web.context import LAUNCH_NS, LaunchContext
 from smart_app.web.services import get_services
 
@@ -184,6 +186,7 @@ class Worker:
         self.after = after
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="attach-outbox", daemon=True)
+        self.watch = StuckWatch(float(app.config.get("OUTBOX_STUCK_AFTER", 300.0)))
 
     def start(self) -> None:
         """Start draining."""
@@ -210,6 +213,7 @@ class Worker:
                         )
                     if report.delivered:
                         self.after(report.delivered)
+                    self.watch.check(self.outbox.store, time.time())
                     due = self.outbox.next_due_in()
                     if due is not None:
                         wait = min(self.poll, max(due, 0.05))
@@ -219,12 +223,13 @@ class Worker:
 
 
 def init_app(app: Flask, after_delivery: AfterDelivery) -> OutboxServices:
-    """Open the outbox (``OUTBOX_DSN``, else SQLite in DATA_DIR) and start the worker if asked;
-    ``after_delivery`` follows up what the worker delivers."""
+    """Open the outbox (``OUTBOX_DSN``, else ``DATABASE_URL``, else SQLite in DATA_DIR) and start
+    the worker if asked; ``after_delivery`` follows up what the worker delivers."""
+    url = store_url(app.config.get("OUTBOX_DSN"), app.config.get("DATABASE_URL"))
 
     def open_outbox() -> Outbox:
         data_dir = Path(app.config["DATA_DIR"])  # set by create_app
-        store = open_outbox_store(app.config.get("OUTBOX_DSN") or None, data_dir)
+        store = open_outbox_store(url, data_dir)
         backoff = Backoff(
             base=float(app.config.get("OUTBOX_BACKOFF_BASE", 5.0)),
             cap=float(app.config.get("OUTBOX_BACKOFF_CAP", 600.0)),
@@ -234,6 +239,8 @@ def init_app(app: Flask, after_delivery: AfterDelivery) -> OutboxServices:
     services = OutboxServices(
         open_outbox, CapabilityCache(float(app.config.get("CAPABILITIES_TTL", 3600.0)))
     )
+    if is_shared(url):
+        services.outbox  # noqa: B018 - opened now: a schema not current stops the start
     if app.config.get("OUTBOX_WORKER"):
         poll = float(app.config.get("OUTBOX_POLL", 5.0))
         services.worker = Worker(app, services.outbox, poll, after_delivery)

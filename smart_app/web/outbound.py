@@ -10,7 +10,7 @@ from collections.abc import Iterable
 
 import httpx
 
-from smart_app.web import netguard
+from smart_app.web import metrics, netguard, request_ids
 
 TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 
@@ -42,11 +42,14 @@ def client(allow: Iterable[str], transport: httpx.BaseTransport | None = None) -
 
     def guard(request: httpx.Request) -> None:
         netguard.check_url(str(request.url), allowed)
+        request_id = request_ids.for_outbound()
+        if request_id is not None:  # the FHIR server's logs can name the app's request
+            request.headers[request_ids.HEADER] = request_id
 
     return httpx.Client(
         timeout=TIMEOUT,
         follow_redirects=False,
-        event_hooks={"request": [guard]},
+        event_hooks={"request": [guard, metrics.timed], "response": [metrics.observed]},
         transport=transport,
         headers={"User-Agent": "attach-fhir"},
     )

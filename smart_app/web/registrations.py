@@ -134,6 +134,24 @@ def parse(data: Any, base_dir: Path, source: str = "registrations") -> Registrat
     return Registrations(items=tuple(items), by_iss=by_iss)
 
 
+def _client_secret(raw: dict[str, Any], base_dir: Path, where: str) -> str | None:
+    """The shared secret: written in the file (``client_secret``), or read from the file
+    ``client_secret_file`` names (a mounted secret, kept out of the registrations file)."""
+    if "client_secret_file" not in raw:
+        secret: str | None = raw.get("client_secret")
+        return secret
+    path = base_dir / raw["client_secret_file"]
+    try:
+        secret = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigurationError(
+            f"{where}.client_secret_file: cannot read {path} ({type(exc).__name__})"
+        ) from exc
+    if len(secret) < 16:
+        raise ConfigurationError(f"{where}.client_secret_file: the secret in {path} is too short")
+    return secret
+
+
 def _build(raw: dict[str, Any], base_dir: Path, where: str) -> Registration:
     signing_key = None
     if "private_key" in raw:
@@ -149,7 +167,7 @@ def _build(raw: dict[str, Any], base_dir: Path, where: str) -> Registration:
         iss=tuple(raw["iss"]),
         client_id=raw["client_id"],
         client_type=raw["client_type"],
-        client_secret=raw.get("client_secret"),
+        client_secret=_client_secret(raw, base_dir, where),
         signing_key=signing_key,
         published_keys=published,
         scopes=raw.get("scopes"),

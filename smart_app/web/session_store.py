@@ -15,28 +15,28 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
-import threading
 import time
-from collections.abc import Iterator, MutableMapping, Sequence
-from contextlib import AbstractContextManager, closing, contextmanager
+from collections.abc import MutableMapping, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import Any, Protocol
 
+from attach_fhir.io import migrations
 from attach_fhir.io.outbox_store import default_data_dir
-from attach_fhir.io.private_files import private_sqlite, secure_data_dir
-from attach_fhir.io.sql_store import SqlStore, is_shared, postgres_statement, sqlite_file
+from attach_fhir.io.private_files import secure_data_dir
+from attach_fhir.io.sql_store import (
+    PostgresEngine,
+    SqliteEngine,
+    SqlStore,
+    is_shared,
+    sqlite_file,
+    store_url,
+)
 from smart_app.web.token_keys import RecordCipher, load_cipher
 
 log = logging.getLogger(__name__)
 
 Record = dict[str, Any]
-
-_DDL = (
-    "CREATE TABLE IF NOT EXISTS attach_session ("
-    " ns TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, expires_at DOUBLE PRECISION"
-    " NOT NULL, PRIMARY KEY (ns, key))"
-)
 
 
 class SessionStore(Protocol):
@@ -155,113 +155,34 @@ class _SealedRecords(SqlStore):
 
 
 class SqliteStore(_SealedRecords):
-    """The embedded store: one SQLite file (WAL) in the data directory."""
-
-    _locks: ClassVar[dict[tuple[str, str], threading.Lock]] = {}
-    _locks_guard: ClassVar[threading.Lock] = threading.Lock()
-
-    #: Idle connections kept open for reuse (more may be open while requests run at once).
-    POOL_SIZE: ClassVar[int] = 8
+    """The embedded store: one SQLite file (WAL) in the data directory, upgraded as it opens."""
 
     def __init__(self, path: str | Path, cipher: RecordCipher) -> None:
-        self.path = str(path)
+        self.engine = SqliteEngine(path)
+        self.path = self.engine.path
         self.cipher = cipher
-        private_sqlite(self.path)  # 0600 before SQLite writes a byte (and its WAL files)
-        self._idle: list[sqlite3.Connection] = []
-        self._idle_guard = threading.Lock()
-        with closing(self._connect()) as db, db:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute(_DDL)
+        with self.engine.connection() as db:
+            migrations.upgrade(db, "sqlite", migrations.SESSIONS)
 
-    def _connect(self) -> sqlite3.Connection:
-        # check_same_thread=False: a pooled connection serves one thread at a time, but not
-        # always the thread that opened it (the dev server runs each request in a new thread).
-        db = sqlite3.connect(self.path, timeout=15, isolation_level=None, check_same_thread=False)
-        db.execute("PRAGMA synchronous=FULL")  # each commit synced (the WAL default is FULL too)
-        return db
-
-    def _run(
-        self, query: str, params: Sequence[Any] = (), *, durable: bool = True
-    ) -> tuple[list[Sequence[Any]], int]:
-        # Connections are reused: opening one per statement, and closing the last one (which
-        # checkpoints the WAL), cost milliseconds per request.
-        with self._idle_guard:
-            db = self._idle.pop() if self._idle else None
-        if db is None:
-            db = self._connect()
-        try:
-            if durable:
-                cursor = db.execute(query, tuple(params))
-                rows = cursor.fetchall()
-            else:  # WAL: synced with the next durable commit instead of at this one
-                db.execute("PRAGMA synchronous=NORMAL")
-                try:
-                    cursor = db.execute(query, tuple(params))
-                    rows = cursor.fetchall()
-                finally:
-                    db.execute("PRAGMA synchronous=FULL")
-        except BaseException:
-            db.close()
-            raise
-        with self._idle_guard:
-            if len(self._idle) < self.POOL_SIZE:
-                self._idle.append(db)
-                return rows, cursor.rowcount
-        db.close()
-        return rows, cursor.rowcount
-
-    def close(self) -> None:
-        """Close the idle connections (the store stays usable: new ones open on demand)."""
-        with self._idle_guard:
-            idle, self._idle = self._idle, []
-        for db in idle:
-            db.close()
-
-    @contextmanager
-    def lock(self, name: str) -> Iterator[None]:
+    def lock(self, name: str) -> AbstractContextManager[None]:
         """Hold an in-process lock on ``name`` (the SQLite store serves one process)."""
-        with self._locks_guard:
-            lock = self._locks.setdefault((self.path, name), threading.Lock())
-        with lock:
-            yield
+        return self.engine.lock(name)
 
 
 class PostgresStore(_SealedRecords):
-    """The shared store for several app processes (psycopg 3)."""
+    """The shared store for several app processes; its schema comes from `attach-fhir db
+    upgrade` only (a schema not current is refused)."""
 
     def __init__(self, dsn: str, cipher: RecordCipher) -> None:
-        import psycopg  # optional dependency: the "postgres" extra
-
-        self._psycopg = psycopg
+        self.engine = PostgresEngine(dsn)
         self.dsn = dsn
         self.cipher = cipher
-        with self._connect() as db:
-            db.execute(_DDL)
+        with self.engine.connection() as db:
+            migrations.require(db, "postgres", migrations.SESSIONS)
 
-    def _connect(self) -> Any:
-        return self._psycopg.connect(self.dsn, autocommit=True)
-
-    def _run(
-        self, query: str, params: Sequence[Any] = (), *, durable: bool = True
-    ) -> tuple[list[Sequence[Any]], int]:
-        with self._connect() as db:
-            if not durable:  # this connection's commits do not wait for the WAL flush
-                db.execute("SET synchronous_commit TO OFF")
-            cur = db.execute(postgres_statement(query), tuple(params))
-            return (list(cur.fetchall()) if cur.description else []), cur.rowcount
-
-    def close(self) -> None:
-        """Nothing to release: each statement opens and closes its own connection."""
-
-    @contextmanager
-    def lock(self, name: str) -> Iterator[None]:
-        """Hold a session-level advisory lock on ``name`` (works across processes)."""
-        with self._connect() as db:
-            db.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", (name,))
-            try:
-                yield
-            finally:
-                db.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (name,))
+    def lock(self, name: str) -> AbstractContextManager[None]:
+        """Hold an advisory lock on ``name`` (works across processes)."""
+        return self.engine.lock(name)
 
 
 def open_session_store(url: str | None, data_dir: str | Path, cipher: RecordCipher) -> SessionStore:
@@ -272,9 +193,10 @@ def open_session_store(url: str | None, data_dir: str | Path, cipher: RecordCiph
 
 
 def open_configured(config: MutableMapping[str, Any]) -> SessionStore:
-    """The store ``config`` names (``SESSION_STORE``, ``DATA_DIR``, ``TOKEN_KEY*``), its keys
-    loaded; the data directory made private first (``DATA_DIR`` resolved in ``config``)."""
+    """The store ``config`` names (``SESSION_STORE``, else ``DATABASE_URL``; ``DATA_DIR``,
+    ``TOKEN_KEY*``), its keys loaded; the data directory made private first (``DATA_DIR``
+    resolved in ``config``)."""
     data_dir = config["DATA_DIR"] = str(config.get("DATA_DIR") or default_data_dir())
     secure_data_dir(data_dir)
-    url = config.get("SESSION_STORE")
+    url = store_url(config.get("SESSION_STORE"), config.get("DATABASE_URL"))
     return open_session_store(url, data_dir, load_cipher(config, data_dir, shared=is_shared(url)))

@@ -25,7 +25,7 @@ from attach_fhir.io.oauth_client import (
     SmartPrivateKeyJWT,
     TokenClient,
 )
-from smart_app.web import outbound
+from smart_app.web import metrics, outbound
 from smart_app.web.errors import (
     AuthorizationExpired,
     ConfigurationError,
@@ -144,9 +144,12 @@ def refresh(
             client = oauth_client(reg, token_endpoint, http)
             token = client.refresh_token(token_endpoint, refresh_token=refresh_token)
     except OAuth2Error as exc:
+        metrics.TOKEN_REFRESHES.labels("failed").inc()
         raise AuthorizationExpired(oauth_error=exc.error) from exc
     except (httpx.HTTPError, ValueError) as exc:
+        metrics.TOKEN_REFRESHES.labels("failed").inc()
         raise AuthorizationExpired() from exc
+    metrics.TOKEN_REFRESHES.labels("ok").inc()
     return _checked_token(dict(token))
 
 

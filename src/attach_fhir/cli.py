@@ -27,6 +27,7 @@ DOMAIN_COMMANDS: dict[str, str] = {
     "bulk-score": "attach_fhir.commands.bulk",
     "conformance": "attach_fhir.commands.conformance",
     "outcomes": "attach_fhir.commands.outcomes",
+    "db": "attach_fhir.commands.db",
     "audit": "attach_fhir.commands.audit",
 }
 

@@ -102,6 +102,24 @@ def test_client_type_rules(fields: dict[str, Any], needle: str, tmp_path: Path) 
     assert needle in problems({"registrations": [reg(**fields)]}, tmp_path)
 
 
+def test_a_client_secret_can_come_from_a_mounted_file(tmp_path: Path) -> None:
+    (tmp_path / "secret").write_text("  s3cret-from-a-file-0123\n", encoding="utf-8")
+    symmetric = {"client_type": "confidential-symmetric", "client_secret_file": "secret"}
+    loaded = parse({"registrations": [reg(**symmetric)]}, base_dir=tmp_path)
+    assert loaded.items[0].client_secret == "s3cret-from-a-file-0123"
+    both = {**symmetric, "client_secret": "0123456789abcdef0123"}
+    assert "$.registrations[0]" in problems({"registrations": [reg(**both)]}, tmp_path)
+    missing = {**symmetric, "client_secret_file": "absent"}
+    assert "client_secret_file: cannot read" in problems(
+        {"registrations": [reg(**missing)]}, tmp_path
+    )
+    (tmp_path / "short").write_text("short\n", encoding="utf-8")
+    short = {**symmetric, "client_secret_file": "short"}
+    assert "too short" in problems({"registrations": [reg(**short)]}, tmp_path)
+    public = {"client_secret_file": "secret"}
+    assert "$.registrations[0]" in problems({"registrations": [reg(**public)]}, tmp_path)
+
+
 @pytest.mark.parametrize(
     ("iss", "allow", "needle"),
     [

@@ -16,10 +16,17 @@ from smart_app import create_app
 from smart_app.web.security import COOKIE_NAME
 from smart_app.web.session_store import PostgresStore, SessionStore, SqliteStore, open_session_store
 from smart_app.web.token_keys import RecordCipher, new_key
+from tests.fixtures.postgres import fresh_schema
 
-POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 KEY = new_key()
 CIPHER = RecordCipher([KEY.encode()])
+
+
+@pytest.fixture
+def postgres() -> Iterator[str]:
+    """The DSN of a fresh schema of this test's own, upgraded."""
+    with fresh_schema() as schema:
+        yield schema.dsn
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -27,7 +34,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SessionSto
     if request.param == "sqlite":
         yield SqliteStore(tmp_path / "sessions.sqlite3", CIPHER)
     else:
-        yield PostgresStore(POSTGRES, CIPHER)
+        yield PostgresStore(request.getfixturevalue("postgres"), CIPHER)
 
 
 @pytest.fixture
@@ -99,9 +106,9 @@ def test_lock_serialises_holders(store: SessionStore, ns: str) -> None:
     assert most == 1
 
 
-def test_postgres_lock_holds_across_store_instances(ns: str) -> None:
+def test_postgres_lock_holds_across_store_instances(ns: str, postgres: str) -> None:
     """Two app processes each have their own store object; the advisory lock spans them."""
-    first, second = PostgresStore(POSTGRES, CIPHER), PostgresStore(POSTGRES, CIPHER)
+    first, second = PostgresStore(postgres, CIPHER), PostgresStore(postgres, CIPHER)
     order: list[str] = []
     entered = threading.Event()
 
@@ -120,15 +127,17 @@ def test_postgres_lock_holds_across_store_instances(ns: str) -> None:
     assert order == ["first released", "second acquired"]
 
 
-def test_open_store_picks_the_backend(tmp_path: Path) -> None:
+def test_open_store_picks_the_backend(tmp_path: Path, postgres: str) -> None:
     sqlite = open_session_store(None, tmp_path, CIPHER)
     assert isinstance(sqlite, SqliteStore)
     assert Path(sqlite.path) == tmp_path / "sessions.sqlite3" and Path(sqlite.path).exists()
-    assert isinstance(open_session_store(POSTGRES, tmp_path, CIPHER), PostgresStore)
+    assert isinstance(open_session_store(postgres, tmp_path, CIPHER), PostgresStore)
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
-def test_the_cookie_holds_an_opaque_id_only(backend: str, tmp_path: Path) -> None:
+def test_the_cookie_holds_an_opaque_id_only(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     iss = "http://127.0.0.1:9/fhir"  # never contacted: the cookie is set before discovery
     registration = {
         "name": "local",
@@ -140,7 +149,7 @@ def test_the_cookie_holds_an_opaque_id_only(backend: str, tmp_path: Path) -> Non
     app = create_app(
         {
             "DATA_DIR": str(tmp_path),
-            "SESSION_STORE": POSTGRES if backend == "postgres" else None,
+            "SESSION_STORE": request.getfixturevalue("postgres") if backend == "postgres" else None,
             "TOKEN_KEYS": KEY if backend == "postgres" else None,
             "REGISTRATIONS_DATA": {"registrations": [registration]},
         }
@@ -186,14 +195,14 @@ def test_a_record_that_can_be_derived_again_is_stored_without_waiting_for_the_di
 def test_sqlite_syncs_every_commit_but_the_ones_marked_not_durable(tmp_path: Path, ns: str) -> None:
     store = SqliteStore(tmp_path / "sessions.sqlite3", CIPHER)
     traced: list[str] = []
-    connect = store._connect
+    connect = store.engine._connect
 
     def traced_connect() -> Any:
         db = connect()
         db.set_trace_callback(traced.append)
         return db
 
-    store._connect = traced_connect  # type: ignore[method-assign]
+    store.engine._connect = traced_connect  # type: ignore[method-assign]
     store.close()  # pooled connections from set-up go; the next one is traced
     store.put(ns, "record", {"n": 1}, 60)
     store.put(ns, "outcome", {"n": 2}, 60, durable=False)
@@ -206,5 +215,5 @@ def test_sqlite_syncs_every_commit_but_the_ones_marked_not_durable(tmp_path: Pat
         "PRAGMA synchronous=FULL",
         "INSERT INTO attach_session",
     ]
-    with closing(store._connect()) as db:
+    with closing(store.engine._connect()) as db:
         assert db.execute("PRAGMA synchronous").fetchone() == (2,)  # FULL, as every new one

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -17,7 +17,9 @@ from joserfc.jwk import KeySet
 
 from ehr_sandbox.authz.config import Knobs
 from ehr_sandbox.runner import Sandbox
+from smart_app.records import delivery
 from smart_app.web.token_keys import new_key
+from tests.fixtures.postgres import fresh_schema
 from tests.fixtures.seed import seeded_patient
 from tests.fixtures.smart_app_server import (
     CLIENT_TYPES,
@@ -268,8 +270,15 @@ def test_v1_only_server_gets_a_v1_request_and_the_launch_works(
         server.transport.shutdown()
 
 
+@pytest.fixture
+def pg_database() -> Iterator[str]:
+    """``ATTACH_DATABASE_URL`` of a fresh schema of this test's own, upgraded."""
+    with fresh_schema() as schema:
+        yield schema.dsn
+
+
 def test_launch_with_the_postgresql_session_store(
-    launch_sandbox: Sandbox, launch_knobs: Knobs, tmp_path: Path
+    launch_sandbox: Sandbox, launch_knobs: Knobs, tmp_path: Path, pg_database: str
 ) -> None:
     launch_knobs.need_patient_banner = True
     assert launch_sandbox.urls is not None
@@ -277,7 +286,7 @@ def test_launch_with_the_postgresql_session_store(
     server = start_app(
         reg,
         tmp_path,
-        SESSION_STORE="postgresql://postgres@127.0.0.1:5432/test",
+        DATABASE_URL=pg_database,  # every store in PostgreSQL
         TOKEN_KEYS=new_key(),  # processes sharing PostgreSQL share a key
     )
     register_app(launch_sandbox, server, client)
@@ -287,7 +296,8 @@ def test_launch_with_the_postgresql_session_store(
         assert page.status_code == 200, page.text
         assert f'id="patient-name">{seeded_patient(ADOLESCENT)["name"][0]["text"]}<' in page.text
         assert type(server.app.extensions["attach_fhir"].store).__name__ == "PostgresStore"
+        outbox = delivery.outbox_services(server.app).outbox.store
+        assert type(outbox).__name__ == "PostgresOutboxStore"
     finally:
         browser.close()
-        server.thread.stop()
-        server.transport.shutdown()
+        server.stop()

@@ -3,8 +3,6 @@ per test (dropped afterwards)."""
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 
 import psycopg
@@ -12,24 +10,21 @@ import pytest
 from psycopg import sql
 
 from attach_fhir.io.outbox_store import PostgresOutboxStore, open_outbox_store
+from tests.fixtures.postgres import DSN, fresh_schema
 from tests.lib.outbox_cases import *  # noqa: F403  (the shared cases and their fixtures)
 from tests.lib.outbox_cases import StoreSpec
 
 pytestmark = pytest.mark.e2e
 
-DSN = os.environ.get("ATTACH_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
-
 
 @pytest.fixture
 def store_spec() -> Iterator[StoreSpec]:
-    schema = f"outbox_test_{uuid.uuid4().hex[:12]}"
-    yield StoreSpec(
-        open=lambda: PostgresOutboxStore(DSN, schema),
-        dsn=DSN,
-        env={"ATTACH_OUTBOX_SCHEMA": schema},
-    )
-    with psycopg.connect(DSN, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+    with fresh_schema(prefix="outbox_test") as schema:
+        yield StoreSpec(
+            open=lambda: PostgresOutboxStore(DSN, schema.name),
+            dsn=DSN,
+            env={"ATTACH_OUTBOX_SCHEMA": schema.name},
+        )
 
 
 def test_a_postgres_dsn_opens_the_postgres_store(
@@ -53,10 +48,10 @@ def test_the_store_reconnects_after_losing_its_connection(store_spec: StoreSpec)
     store = store_spec.open()
     try:
         store.enqueue("s-1", "http://a/fhir", {}, 1.0)
-        pid = store._conn.info.backend_pid
+        pids = {db.info.backend_pid for db in store.engine._idle}
+        assert len(pids) == 1  # one statement at a time: one pooled connection
         with psycopg.connect(DSN, autocommit=True) as admin:
-            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
-        assert store.counts()["queued"] == 1
-        assert store._conn.info.backend_pid != pid
+            admin.execute("SELECT pg_terminate_backend(%s)", (pids.pop(),))
+        assert store.counts()["queued"] == 1  # on a new connection, the dead one dropped
     finally:
         store.close()

@@ -9,7 +9,6 @@ import os
 import stat
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from ehr_sandbox.runner import Sandbox
 from smart_app.records import delivery
 from smart_app.web.session_store import PostgresStore, SessionStore, SqliteStore
 from smart_app.web.token_keys import RecordCipher, new_key
+from tests.fixtures.postgres import fresh_schema
 from tests.fixtures.smart_app_server import (
     AppServer,
     Browser,
@@ -41,13 +41,9 @@ PATIENT = "sandbox-adult-29"
 
 @pytest.fixture
 def pg_schema() -> Iterator[str]:
-    """A fresh PostgreSQL schema, dropped afterwards."""
-    schema = f"session_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(DSN, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
-    yield schema
-    with psycopg.connect(DSN, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+    """A fresh PostgreSQL schema (upgraded), dropped afterwards."""
+    with fresh_schema(prefix="session_test") as schema:
+        yield schema.name
 
 
 def in_schema(schema: str) -> str:

@@ -21,7 +21,7 @@ import pytest
 
 from attach_fhir.cli import main
 from attach_fhir.io.fhir_client import FhirClient
-from attach_fhir.io.outbox import Backoff, Outbox, payload
+from attach_fhir.io.outbox import Backoff, Outbox, StuckWatch, payload
 from attach_fhir.io.outbox_store import SqlOutboxStore
 from attach_fhir.scoring import Score, ScoreResult
 from attach_fhir.writeback import (
@@ -153,6 +153,49 @@ def test_a_claim_is_exclusive_until_its_lease_runs_out(store: SqlOutboxStore) ->
     # The worker died mid-delivery: after the lease the item is claimable again.
     assert [i.submission_id for i in store.due(T0 + 60)] == ["s-1"]
     assert store.claim(item, T0 + 60, lease=60) is not None
+
+
+def test_a_worker_that_outlived_its_lease_cannot_record_its_result(
+    store: SqlOutboxStore,
+) -> None:
+    item = store.enqueue("s-1", FAULT_BASE, {}, T0)
+    stalled = store.claim(item, T0, lease=60)
+    taken_over = store.claim(item, T0 + 60, lease=60)
+    assert stalled is not None and taken_over is not None
+    assert (stalled.fence, taken_over.fence, taken_over.attempts) == (1, 2, 2)
+    late = {"urn:uuid:a": "Observation/late"}
+    assert not store.mark_delivered("s-1", late, T0 + 61, stalled.fence)
+    assert not store.mark_retry("s-1", T0 + 99, "x", "x", T0 + 61, stalled.fence)
+    after = store.get("s-1")
+    assert after is not None and (after.status, after.receipt, after.payload) == (
+        "delivering",
+        None,
+        {},
+    )
+    assert store.mark_delivered("s-1", {"urn:uuid:a": "Observation/1"}, T0 + 62, taken_over.fence)
+    done = store.get("s-1")
+    assert done is not None and (done.status, done.receipt, done.fence) == (
+        "delivered",
+        {"urn:uuid:a": "Observation/1"},
+        2,
+    )
+
+
+def test_an_item_waiting_past_five_minutes_is_warned_about_once(
+    store: SqlOutboxStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    store.enqueue("s-old", FAULT_BASE, {}, T0)
+    store.enqueue("s-new", FAULT_BASE, {}, T0 + 200)
+    watch = StuckWatch(after=300)
+    assert watch.check(store, T0 + 300) == []  # not past it yet
+    with caplog.at_level("WARNING", logger="attach_fhir.io.outbox"):
+        assert [i.submission_id for i in watch.check(store, T0 + 301)] == ["s-old"]
+        assert watch.check(store, T0 + 400) == []  # s-old told once; s-new waited 200 s
+        assert [i.submission_id for i in watch.check(store, T0 + 501)] == ["s-new"]
+    assert [r.getMessage() for r in caplog.records] == [
+        "outbox.stuck submission=s-old target=fhir.fault.test waiting=301s attempts=0 last_error=-",
+        "outbox.stuck submission=s-new target=fhir.fault.test waiting=301s attempts=0 last_error=-",
+    ]
 
 
 def test_a_queued_item_is_not_due_before_its_time(store: SqlOutboxStore) -> None:

@@ -81,7 +81,7 @@ def _without_password(dsn: str) -> str:
 
 def candidate_stores(dsn: str | None, data_dir: str | None) -> list[Store]:
     """The stores ``status`` and ``drain`` may read, the first that exists wins."""
-    dsn = dsn or os.environ.get("ATTACH_OUTBOX_DSN") or None
+    dsn = dsn or os.environ.get("ATTACH_OUTBOX_DSN") or os.environ.get("ATTACH_DATABASE_URL")
     if dsn and dsn.startswith(("postgres://", "postgresql://")):
         return [Store(_without_password(dsn), None, dsn)]
     if dsn:
@@ -138,7 +138,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             name, help=help_text, description=help_text[0].upper() + help_text[1:] + "." + where
         )
         action.add_argument(
-            "--dsn", help="PostgreSQL DSN, sqlite:///path or a path (default: $ATTACH_OUTBOX_DSN)"
+            "--dsn",
+            help="PostgreSQL DSN, sqlite:///path or a path (default: $ATTACH_OUTBOX_DSN, "
+            "else $ATTACH_DATABASE_URL)",
         )
         action.add_argument(
             "--data-dir",

@@ -143,6 +143,34 @@ class Progress(Protocol):
         """One attempt finished: outcome is delivered, retrying or failed-permanent."""
 
 
+class StuckWatch:
+    """Warns once per item that has waited longer than ``after`` seconds undelivered (until then
+    only `attach-fhir outbox status` would show it)."""
+
+    def __init__(self, after: float = 300.0) -> None:
+        self.after = after
+        self._warned: set[str] = set()
+
+    def check(self, store: SqlOutboxStore, now: float) -> list[OutboxItem]:
+        """Log a warning for each item newly past ``after``; returns those items."""
+        stuck = [
+            item
+            for item in store.pending_since(now - self.after)
+            if item.submission_id not in self._warned
+        ]
+        for item in stuck:
+            self._warned.add(item.submission_id)
+            log.warning(
+                "outbox.stuck submission=%s target=%s waiting=%ds attempts=%d last_error=%s",
+                item.submission_id,
+                urlsplit(item.target).netloc,
+                now - item.created_at,
+                item.attempts,
+                item.last_error_code or "-",  # codes only: the text may quote data
+            )
+        return stuck
+
+
 class Outbox:
     """Store-then-deliver, in order per target, once."""
 
@@ -229,29 +257,54 @@ class Outbox:
         except FhirError as exc:
             if exc.retryable:
                 return self._retry(item, exc.log_text(), exc.user_text(), exc.retry_after)
-            self.store.mark_failed(sid, exc.user_text(), exc.log_text(), self.clock())
+            self._fenced(
+                item,
+                self.store.mark_failed(
+                    sid, exc.user_text(), exc.log_text(), self.clock(), item.fence
+                ),
+            )
             log.warning("outbox failed submission=%s target=%s %s", sid, host, exc.log_text())
             return "failed", exc.log_text()
         except (KeyError, TypeError, ValueError) as exc:
             # A malformed payload fails the same way every time: never retry it.
             code = f"invalid_payload {type(exc).__name__}"
-            self.store.mark_failed(sid, "The stored submission is malformed.", code, self.clock())
+            self._fenced(
+                item,
+                self.store.mark_failed(
+                    sid, "The stored submission is malformed.", code, self.clock(), item.fence
+                ),
+            )
             log.error("outbox failed submission=%s target=%s %s", sid, host, code)
             return "failed", code
         except (httpx.HTTPError, OSError) as exc:
             return self._retry(
                 item, type(exc).__name__, "The FHIR server could not be reached.", None
             )
-        self.store.mark_delivered(sid, receipt, self.clock())
+        self._fenced(item, self.store.mark_delivered(sid, receipt, self.clock(), item.fence))
         log.info("outbox delivered submission=%s target=%s attempts=%d", sid, host, item.attempts)
         return "delivered", f"{len(receipt)} resources"
+
+    @staticmethod
+    def _fenced(item: OutboxItem, recorded: bool) -> None:
+        """Log a result the store refused: this claim's lease ran out and another worker
+        claimed the item since (it delivers again, idempotently, and records its own result)."""
+        if not recorded:
+            log.warning(
+                "outbox.fenced submission=%s target=%s fence=%d",
+                item.submission_id,
+                urlsplit(item.target).netloc,
+                item.fence,
+            )
 
     def _retry(
         self, item: OutboxItem, code: str, text: str, retry_after: float | None
     ) -> tuple[str, str]:
         delay = self.backoff.delay(item.attempts, retry_after)
         now = self.clock()
-        self.store.mark_retry(item.submission_id, now + delay, text, code, now)
+        self._fenced(
+            item,
+            self.store.mark_retry(item.submission_id, now + delay, text, code, now, item.fence),
+        )
         log.info(
             "outbox retry submission=%s target=%s attempts=%d in=%.0fs %s",
             item.submission_id,

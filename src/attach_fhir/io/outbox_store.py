@@ -12,15 +12,22 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from attach_fhir.errors import AttachError
-from attach_fhir.io.private_files import private_sqlite
-from attach_fhir.io.sql_store import SqlStore, is_shared, postgres_statement, sqlite_file
+from attach_fhir.io import migrations
+from attach_fhir.io.sql_store import (
+    PostgresEngine,
+    SqliteEngine,
+    SqlStore,
+    in_schema,
+    is_shared,
+    sqlite_file,
+    store_url,
+)
 
 QUEUED = "queued"
 DELIVERING = "delivering"
@@ -32,7 +39,7 @@ STATUSES = (QUEUED, DELIVERING, DELIVERED, FAILED)
 # literals here and must match the constants above.
 _SELECT = (
     "SELECT seq, submission_id, target, payload, status, attempts, next_attempt_at, lease_until, "
-    "created_at, updated_at, last_error, last_error_code, receipt FROM {t} "
+    "created_at, updated_at, last_error, last_error_code, receipt, fence FROM {t} "
 )
 _CLAIMABLE = (
     "((status = 'queued' AND next_attempt_at <= ?) OR (status = 'delivering' AND lease_until <= ?))"
@@ -45,8 +52,17 @@ _GET = _SELECT + "WHERE submission_id = ?"
 _DUE = _SELECT.replace("{t}", "{t} o") + "WHERE " + _HEAD + " AND " + _CLAIMABLE
 _CLAIM = (
     "UPDATE {t} SET status = 'delivering', attempts = attempts + 1, lease_until = ?, "
-    "updated_at = ? WHERE seq = ? AND ((status = 'queued' AND next_attempt_at <= ?) "
-    "OR (status = 'delivering' AND lease_until <= ?))"
+    "updated_at = ?, fence = fence + 1 WHERE seq = ? AND ((status = 'queued' AND "
+    "next_attempt_at <= ?) OR (status = 'delivering' AND lease_until <= ?))"
+)
+#: The claim on PostgreSQL: a row another worker is claiming is skipped, not waited for.
+_CLAIM_SKIP_LOCKED = (
+    "UPDATE {t} SET status = 'delivering', attempts = attempts + 1, lease_until = ?, "
+    "updated_at = ?, fence = fence + 1 WHERE seq = (SELECT seq FROM {t} WHERE seq = ? AND "
+    "((status = 'queued' AND next_attempt_at <= ?) OR (status = 'delivering' AND "
+    "lease_until <= ?)) FOR UPDATE SKIP LOCKED) RETURNING seq, submission_id, target, payload, "
+    "status, attempts, next_attempt_at, lease_until, created_at, updated_at, last_error, "
+    "last_error_code, receipt, fence"
 )
 _OLDEST = "SELECT MIN(created_at) FROM {t} WHERE status IN ('queued', 'delivering')"
 _ERRORS = (
@@ -83,6 +99,8 @@ class OutboxItem:
     last_error_code: str | None
     #: What was written: bundle fullUrl -> ``Type/id`` on the server.
     receipt: dict[str, str] | None
+    #: Claims so far: a worker records its result only while its claim's fence is the item's.
+    fence: int = 0
 
 
 def _item(row: Sequence[Any]) -> OutboxItem:
@@ -100,18 +118,27 @@ def _item(row: Sequence[Any]) -> OutboxItem:
         last_error=row[10],
         last_error_code=row[11],
         receipt=json.loads(row[12]) if row[12] is not None else None,
+        fence=int(row[13]),
     )
 
 
 class SqlOutboxStore(SqlStore):
     """The queries, written once with ``?`` placeholders and ``{t}`` for the table.
 
+    Fencing: each claim adds one to the item's ``fence``. ``mark_*`` given the ``fence`` of the
+    claim that delivered change the item only while that claim still holds it, so a worker that
+    stalled past its lease (another worker has claimed the item since) cannot overwrite the
+    newer claim's result; they return whether they did.
+
     ``durable=False`` only for changes after the enqueue (a claim, delivered, retry, failed):
     delivery is idempotent, so an item that reverts is delivered or refused again, writing
     nothing twice. The enqueue, which holds the answers, is always durable.
     """
 
-    _lock: threading.Lock
+    def _run(
+        self, query: str, params: Sequence[Any] = (), *, durable: bool = True
+    ) -> tuple[list[Sequence[Any]], int]:
+        return super()._run(query.replace("{t}", "outbox"), params, durable=durable)
 
     def enqueue(
         self, submission_id: str, target: str, payload: dict[str, Any], now: float
@@ -159,34 +186,50 @@ class SqlOutboxStore(SqlStore):
         _, changed = self._run(_CLAIM, (now + lease, now, item.seq, now, now), durable=False)
         return self.get(item.submission_id) if changed == 1 else None
 
-    def mark_delivered(self, submission_id: str, receipt: dict[str, str], now: float) -> None:
+    def mark_delivered(
+        self, submission_id: str, receipt: dict[str, str], now: float, fence: int | None = None
+    ) -> bool:
         """Delivered: keep the receipt, drop the payload (answers are not kept once written)."""
-        self._run(
+        _, changed = self._run(
             "UPDATE {t} SET status = ?, payload = NULL, receipt = ?, lease_until = NULL, "
-            "last_error = NULL, last_error_code = NULL, updated_at = ? WHERE submission_id = ?",
-            (DELIVERED, json.dumps(receipt), now, submission_id),
+            "last_error = NULL, last_error_code = NULL, updated_at = ? WHERE submission_id = ? "
+            "AND (CAST(? AS INTEGER) IS NULL OR (fence = ? AND status = 'delivering'))",
+            (DELIVERED, json.dumps(receipt), now, submission_id, fence, fence),
             durable=False,
         )
+        return changed == 1
 
     def mark_retry(
-        self, submission_id: str, next_attempt_at: float, error: str, error_code: str, now: float
-    ) -> None:
+        self,
+        submission_id: str,
+        next_attempt_at: float,
+        error: str,
+        error_code: str,
+        now: float,
+        fence: int | None = None,
+    ) -> bool:
         """Back to ``queued``, not before ``next_attempt_at``."""
-        self._run(
+        _, changed = self._run(
             "UPDATE {t} SET status = ?, next_attempt_at = ?, lease_until = NULL, last_error = ?, "
-            "last_error_code = ?, updated_at = ? WHERE submission_id = ?",
-            (QUEUED, next_attempt_at, error, error_code, now, submission_id),
+            "last_error_code = ?, updated_at = ? WHERE submission_id = ? "
+            "AND (CAST(? AS INTEGER) IS NULL OR (fence = ? AND status = 'delivering'))",
+            (QUEUED, next_attempt_at, error, error_code, now, submission_id, fence, fence),
             durable=False,
         )
+        return changed == 1
 
-    def mark_failed(self, submission_id: str, error: str, error_code: str, now: float) -> None:
+    def mark_failed(
+        self, submission_id: str, error: str, error_code: str, now: float, fence: int | None = None
+    ) -> bool:
         """``failed-permanent``: the server refused the data; the user is shown why."""
-        self._run(
+        _, changed = self._run(
             "UPDATE {t} SET status = ?, lease_until = NULL, last_error = ?, last_error_code = ?, "
-            "updated_at = ? WHERE submission_id = ?",
-            (FAILED, error, error_code, now, submission_id),
+            "updated_at = ? WHERE submission_id = ? "
+            "AND (CAST(? AS INTEGER) IS NULL OR (fence = ? AND status = 'delivering'))",
+            (FAILED, error, error_code, now, submission_id, fence, fence),
             durable=False,
         )
+        return changed == 1
 
     def counts(self) -> dict[str, int]:
         """Number of items per status (every status present, zero if none)."""
@@ -200,52 +243,35 @@ class SqlOutboxStore(SqlStore):
         rows, _ = self._run(_OLDEST)
         return float(rows[0][0]) if rows and rows[0][0] is not None else None
 
+    def pending_since(self, created_before: float, limit: int = 100) -> list[OutboxItem]:
+        """Queued or delivering items stored before ``created_before``, oldest first."""
+        rows, _ = self._run(
+            "SELECT seq, submission_id, target, payload, status, attempts, next_attempt_at, "
+            "lease_until, created_at, updated_at, last_error, last_error_code, receipt, fence "
+            "FROM {t} WHERE status IN ('queued', 'delivering') AND created_at < ? "
+            "ORDER BY seq LIMIT ?",
+            (created_before, limit),
+        )
+        return [_item(row) for row in rows]
+
     def recent_errors(self, limit: int = 10) -> list[OutboxItem]:
         """Undelivered items that carry an error, most recently updated first."""
         rows, _ = self._run(_ERRORS, (limit,))
         return [_item(row) for row in rows]
 
 
-_SQLITE_SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
-    "submission_id TEXT NOT NULL UNIQUE, target TEXT NOT NULL, payload TEXT, status TEXT NOT NULL,"
-    " attempts INTEGER NOT NULL, next_attempt_at REAL NOT NULL, lease_until REAL, "
-    "created_at REAL NOT NULL, updated_at REAL NOT NULL, last_error TEXT, last_error_code TEXT, "
-    "receipt TEXT)",
-    "CREATE INDEX IF NOT EXISTS outbox_target ON outbox (target, status, seq)",
-)
-
-
 class SqliteOutboxStore(SqlOutboxStore):
-    """The outbox in a SQLite file (created 0600: it holds answers until they are delivered)."""
+    """The outbox in a SQLite file (created 0600: it holds answers until they are delivered),
+    upgraded as it opens."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         try:
-            private_sqlite(self.path)  # 0600 with its WAL files: answers wait here
-            self._conn = sqlite3.connect(
-                self.path, timeout=30, isolation_level=None, check_same_thread=False
-            )
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=FULL")
-            self._durable = True
-            for statement in _SQLITE_SCHEMA:
-                self._conn.execute(statement)
+            self.engine = SqliteEngine(self.path)
+            with self.engine.connection() as db:
+                migrations.upgrade(db, "sqlite", migrations.OUTBOX)
         except (OSError, sqlite3.Error) as exc:
             raise OutboxConfigError(f"Cannot open the outbox file {self.path}: {exc}") from exc
-        self._lock = threading.Lock()
-
-    def _run(
-        self, query: str, params: Sequence[Any] = (), *, durable: bool = True
-    ) -> tuple[list[Sequence[Any]], int]:
-        with self._lock:
-            # WAL: FULL syncs at each commit, NORMAL with the next FULL one. Reads commit
-            # nothing, so they leave the setting as the last write had it.
-            if durable != self._durable and not query.startswith("SELECT"):
-                self._conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
-                self._durable = durable
-            cursor = self._conn.execute(query.replace("{t}", "outbox"), tuple(params))
-            return cursor.fetchall(), cursor.rowcount
 
     def enqueue_claimed(
         self, submission_id: str, target: str, payload: dict[str, Any], now: float, lease: float
@@ -255,14 +281,15 @@ class SqliteOutboxStore(SqlOutboxStore):
         time), so the check and the insert cannot interleave with another claim."""
         rows, _ = self._run(
             "INSERT INTO {t} (submission_id, target, payload, status, attempts, next_attempt_at, "
-            "lease_until, created_at, updated_at) "
+            "lease_until, created_at, updated_at, fence) "
             "SELECT ?, ?, ?, CASE WHEN busy THEN 'queued' ELSE 'delivering' END, "
-            "CASE WHEN busy THEN 0 ELSE 1 END, ?, CASE WHEN busy THEN NULL ELSE ? END, ?, ? "
+            "CASE WHEN busy THEN 0 ELSE 1 END, ?, CASE WHEN busy THEN NULL ELSE ? END, ?, ?, "
+            "CASE WHEN busy THEN 0 ELSE 1 END "
             "FROM (SELECT EXISTS (SELECT 1 FROM {t} WHERE target = ? "
             "AND status IN ('queued', 'delivering')) AS busy) WHERE true "
             "ON CONFLICT (submission_id) DO NOTHING RETURNING seq, submission_id, target, payload, "
             "status, attempts, next_attempt_at, lease_until, created_at, updated_at, last_error, "
-            "last_error_code, receipt",
+            "last_error_code, receipt, fence",
             (
                 submission_id,
                 target.rstrip("/"),
@@ -281,71 +308,38 @@ class SqliteOutboxStore(SqlOutboxStore):
         assert stored is not None
         return stored, False
 
-    def close(self) -> None:
-        """Close the SQLite connection."""
-        self._conn.close()
-
 
 class PostgresOutboxStore(SqlOutboxStore):
-    """The outbox in a PostgreSQL table ``<schema>.outbox`` (psycopg 3, autocommit)."""
+    """The outbox in the PostgreSQL table ``outbox``, in ``schema`` when one is named, else where
+    the DSN's search path puts it; ``attach-fhir db upgrade`` makes it. Every change is synced
+    at its commit, the ``durable=False`` ones too."""
 
-    def __init__(self, dsn: str, schema: str = "attach_fhir") -> None:
+    def __init__(self, dsn: str, schema: str | None = None) -> None:
         try:
             import psycopg
-            from psycopg import sql
         except ImportError as exc:  # pragma: no cover - the postgres extra is not installed
             raise OutboxConfigError("PostgreSQL needs the 'postgres' extra (psycopg).") from exc
-        self._sql = sql
-        self._table = sql.Identifier(schema, "outbox")
-        self._dsn = dsn
-        self._lost = psycopg.OperationalError
-        self._connect = psycopg.connect
+        self.engine = PostgresEngine(in_schema(dsn, schema))
         try:
-            self._conn = psycopg.connect(dsn, autocommit=True)
-            self._conn.execute(
-                sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema))
-            )
-            self._conn.execute(
-                sql.SQL(
-                    "CREATE TABLE IF NOT EXISTS {t} (seq BIGINT GENERATED ALWAYS AS IDENTITY "
-                    "PRIMARY KEY, submission_id TEXT NOT NULL UNIQUE, target TEXT NOT NULL, "
-                    "payload TEXT, status TEXT NOT NULL, attempts INTEGER NOT NULL, "
-                    "next_attempt_at DOUBLE PRECISION NOT NULL, lease_until DOUBLE PRECISION, "
-                    "created_at DOUBLE PRECISION NOT NULL, updated_at DOUBLE PRECISION NOT NULL, "
-                    "last_error TEXT, last_error_code TEXT, receipt TEXT)"
-                ).format(t=self._table)
-            )
-            self._conn.execute(
-                sql.SQL(
-                    "CREATE INDEX IF NOT EXISTS outbox_target ON {t} (target, status, seq)"
-                ).format(t=self._table)
-            )
+            with self.engine.connection() as db:
+                migrations.require(db, "postgres", migrations.OUTBOX)
         except psycopg.Error as exc:
             raise OutboxConfigError(
                 f"Cannot open the PostgreSQL outbox: {type(exc).__name__}"
             ) from exc
-        self._lock = threading.Lock()
 
     def _run(
         self, query: str, params: Sequence[Any] = (), *, durable: bool = True
     ) -> tuple[list[Sequence[Any]], int]:
-        del durable  # every commit waits for the WAL flush (synchronous_commit as configured)
-        statement = self._sql.SQL(postgres_statement(query)).format(t=self._table)
-        with self._lock:
-            try:
-                cursor = self._conn.execute(statement, tuple(params))
-            except self._lost:
-                # The connection dropped (server restart, idle timeout): reconnect once. Every
-                # statement here is safe to repeat (guarded updates, insert-or-nothing).
-                self._conn.close()
-                self._conn = self._connect(self._dsn, autocommit=True)
-                cursor = self._conn.execute(statement, tuple(params))
-            rows: list[Sequence[Any]] = list(cursor.fetchall()) if cursor.description else []
-            return rows, cursor.rowcount
+        return super()._run(query, params, durable=True)
 
-    def close(self) -> None:
-        """Close the PostgreSQL connection."""
-        self._conn.close()
+    def claim(self, item: OutboxItem, now: float, lease: float) -> OutboxItem | None:
+        """Mark one due item ``delivering`` in one statement; a row another worker holds locked
+        is skipped (``FOR UPDATE SKIP LOCKED``): None, as when another worker won."""
+        rows, _ = self._run(
+            _CLAIM_SKIP_LOCKED, (now + lease, now, item.seq, now, now), durable=False
+        )
+        return _item(rows[0]) if rows else None
 
 
 def default_data_dir() -> Path:
@@ -362,13 +356,15 @@ def open_outbox_store(
 ) -> SqlOutboxStore:
     """The configured store: a PostgreSQL DSN, ``sqlite:///path`` or a path, else the data dir.
 
-    With no argument, ``$ATTACH_OUTBOX_DSN`` decides; without it the SQLite file
-    ``outbox.sqlite3`` in the data directory. ``$ATTACH_OUTBOX_SCHEMA`` names the PostgreSQL
-    schema (default ``attach_fhir``).
+    With no argument, ``$ATTACH_OUTBOX_DSN`` decides, else ``$ATTACH_DATABASE_URL``; without
+    either the SQLite file ``outbox.sqlite3`` in the data directory. ``$ATTACH_OUTBOX_SCHEMA``
+    names a PostgreSQL schema (default: the DSN's search path).
     """
-    dsn = dsn or os.environ.get("ATTACH_OUTBOX_DSN") or None
+    dsn = dsn or store_url(
+        os.environ.get("ATTACH_OUTBOX_DSN"), os.environ.get("ATTACH_DATABASE_URL")
+    )
     if is_shared(dsn):
         assert dsn is not None
-        return PostgresOutboxStore(dsn, os.environ.get("ATTACH_OUTBOX_SCHEMA") or "attach_fhir")
+        return PostgresOutboxStore(dsn, os.environ.get("ATTACH_OUTBOX_SCHEMA") or None)
     base = data_dir if data_dir is not None else default_data_dir()
     return SqliteOutboxStore(sqlite_file(dsn, base, "outbox.sqlite3"))

@@ -1,4 +1,5 @@
-"""What the SQLite and PostgreSQL stores share: the store base class and where a store lives.
+"""What the SQLite and PostgreSQL stores share: the two engines (a pool of connections, locks),
+the store base class every store builds on, and where a store lives.
 
 The session store (``smart_app.web.session_store``) and the outbox store both build on it; see
 docs/architecture.md.
@@ -7,14 +8,188 @@ docs/architecture.md.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+import sqlite3
+import threading
+import weakref
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from attach_fhir.io.private_files import private_sqlite
+
+
+class SqliteEngine:
+    """A SQLite file (WAL) and a pool of its connections; an in-process lock per name (the file
+    serves one machine's processes, and a lock is needed only within one)."""
+
+    dialect = "sqlite"
+    #: Idle connections kept open for reuse (more may be open while requests run at once).
+    POOL_SIZE: ClassVar[int] = 8
+    _locks: ClassVar[dict[tuple[str, str], threading.Lock]] = {}
+    _locks_guard: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = str(path)
+        private_sqlite(self.path)  # 0600 before SQLite writes a byte (and its WAL files)
+        self._idle: list[sqlite3.Connection] = []
+        self._guard = threading.Lock()
+        with self.connection() as db:
+            db.execute("PRAGMA journal_mode=WAL")
+
+    def _connect(self) -> sqlite3.Connection:
+        # check_same_thread=False: a pooled connection serves one thread at a time, but not
+        # always the thread that opened it (the dev server runs each request in a new thread).
+        db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA synchronous=FULL")  # each commit synced (the WAL default is FULL too)
+        return db
+
+    @contextmanager
+    def connection(self) -> Iterator[sqlite3.Connection]:
+        """A connection of the pool (autocommit), back in the pool afterwards."""
+        # Reused: opening one per statement, and closing the last one (which checkpoints the
+        # WAL), cost milliseconds per request.
+        with self._guard:
+            db = self._idle.pop() if self._idle else None
+        if db is None:
+            db = self._connect()
+        try:
+            yield db
+        except BaseException:
+            db.close()
+            raise
+        with self._guard:
+            if len(self._idle) < self.POOL_SIZE:
+                self._idle.append(db)
+                return
+        db.close()
+
+    def run(
+        self, query: str, params: Sequence[Any], durable: bool
+    ) -> tuple[list[Sequence[Any]], int]:
+        """Execute one statement (see ``SqlStore._run``)."""
+        with self.connection() as db:
+            if durable:
+                cursor = db.execute(query, tuple(params))
+                return cursor.fetchall(), cursor.rowcount
+            db.execute("PRAGMA synchronous=NORMAL")  # WAL: synced with the next durable commit
+            try:
+                cursor = db.execute(query, tuple(params))
+                return cursor.fetchall(), cursor.rowcount
+            finally:
+                db.execute("PRAGMA synchronous=FULL")
+
+    @contextmanager
+    def lock(self, name: str) -> Iterator[None]:
+        """Hold an in-process lock on ``name``."""
+        with self._locks_guard:
+            lock = self._locks.setdefault((self.path, name), threading.Lock())
+        with lock:
+            yield
+
+    def close(self) -> None:
+        """Close the idle connections (the engine stays usable: new ones open on demand)."""
+        with self._guard:
+            idle, self._idle = self._idle, []
+        for db in idle:
+            db.close()
+
+
+class PostgresEngine:
+    """A PostgreSQL database (psycopg 3, autocommit) and a pool of connections; locks are
+    advisory locks, so they hold across every process of every instance."""
+
+    dialect = "postgres"
+    POOL_SIZE: ClassVar[int] = 8
+
+    def __init__(self, dsn: str) -> None:
+        import psycopg  # optional dependency: the "postgres" extra
+
+        self._psycopg = psycopg
+        self.dsn = dsn
+        self._idle: list[Any] = []
+        self._guard = threading.Lock()
+        # An engine dropped without close() (an app never stopped) still closes its connections.
+        weakref.finalize(self, _close_each, self._idle)
+
+    def _connect(self) -> Any:
+        return self._psycopg.connect(self.dsn, autocommit=True)
+
+    @contextmanager
+    def connection(self) -> Iterator[Any]:
+        """A connection of the pool (autocommit), back in the pool afterwards."""
+        with self._guard:
+            db = self._idle.pop() if self._idle else None
+        if db is None:
+            db = self._connect()
+        try:
+            yield db
+        except BaseException:
+            db.close()
+            raise
+        with self._guard:
+            if len(self._idle) < self.POOL_SIZE and not db.closed:
+                self._idle.append(db)
+                return
+        db.close()
+
+    def run(
+        self, query: str, params: Sequence[Any], durable: bool
+    ) -> tuple[list[Sequence[Any]], int]:
+        """Execute one statement (see ``SqlStore._run``); a pooled connection found dead (the
+        server restarted, an idle timeout) is replaced once, the statement never having run."""
+        statement = postgres_statement(query)
+        for attempt in (1, 2):
+            try:
+                with self.connection() as db:
+                    if durable:
+                        cursor = db.execute(statement, tuple(params))
+                        rows = list(cursor.fetchall()) if cursor.description else []
+                        return rows, cursor.rowcount
+                    with db.transaction():  # this commit does not wait for the WAL flush
+                        db.execute("SET LOCAL synchronous_commit TO OFF")
+                        cursor = db.execute(statement, tuple(params))
+                        rows = list(cursor.fetchall()) if cursor.description else []
+                    return rows, cursor.rowcount
+            except self._psycopg.OperationalError:
+                if attempt == 2:
+                    raise
+                self.close()  # the other idle connections are likely dead too
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    @contextmanager
+    def lock(self, name: str) -> Iterator[None]:
+        """Hold a session-level advisory lock on ``name`` (works across processes)."""
+        with self.connection() as db:
+            db.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", (name,))
+            try:
+                yield
+            finally:
+                db.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (name,))
+
+    def close(self) -> None:
+        """Close the idle connections."""
+        with self._guard:
+            idle = list(self._idle)
+            self._idle.clear()  # the same list: the finalizer sees what is left
+        for db in idle:
+            db.close()
+
+
+Engine = SqliteEngine | PostgresEngine
+
+
+def _close_each(connections: list[Any]) -> None:
+    for db in connections:
+        db.close()
 
 
 class SqlStore:
-    """One table in SQLite or PostgreSQL; every statement is written once, with ``?``
-    placeholders (PostgreSQL's ``_run`` passes them through :func:`postgres_statement`)."""
+    """A store on either engine; every statement is written once, with ``?`` placeholders
+    (the PostgreSQL engine passes them through :func:`postgres_statement`)."""
+
+    engine: Engine
 
     def _run(
         self, query: str, params: Sequence[Any] = (), *, durable: bool = True
@@ -24,11 +199,18 @@ class SqlStore:
         ``durable=False``: the change may be lost if the machine (not the app) crashes before
         the next durable commit; only for writes a lost write merely repeats.
         """
-        raise NotImplementedError
+        return self.engine.run(query, params, durable)
 
     def close(self) -> None:
-        """Release the store's connections."""
-        raise NotImplementedError
+        """Release the store's idle connections (it stays usable)."""
+        self.engine.close()
+
+
+def schema_version(store: SqlStore, component: str) -> int:
+    """The schema version of ``component`` that ``store``'s database holds (a function, not a
+    method: a store's methods are its whole interface, and the audit store's is append-only)."""
+    rows, _ = store._run("SELECT MAX(version) FROM attach_schema WHERE component = ?", (component,))
+    return int(rows[0][0] or 0) if rows else 0
 
 
 def postgres_statement(query: str) -> str:
@@ -36,9 +218,28 @@ def postgres_statement(query: str) -> str:
     return query.replace("?", "%s")
 
 
+def in_schema(dsn: str, schema: str | None) -> str:
+    """The ``postgresql://`` ``dsn`` with ``schema`` alone on its search path (no schema: ``dsn``
+    as it is)."""
+    if not schema:
+        return dsn
+    if not schema.replace("_", "").isalnum():
+        raise ValueError("A PostgreSQL schema name is letters, digits and underscores.")
+    parts = urlsplit(dsn)
+    query = [(k, v) for k, v in parse_qsl(parts.query) if k != "options"]
+    query.append(("options", f"-csearch_path={schema}"))
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
 def is_shared(url: str | None) -> bool:
     """True when ``url`` names a store that several processes share (PostgreSQL)."""
     return bool(url and url.startswith(("postgresql://", "postgres://")))
+
+
+def store_url(override: str | None, database_url: str | None) -> str | None:
+    """Where one store lives: its own setting (``ATTACH_SESSION_STORE``, ``ATTACH_OUTBOX_DSN``)
+    when set, else the one ``ATTACH_DATABASE_URL``; None: SQLite in the data directory."""
+    return override or database_url or None
 
 
 def sqlite_file(url: str | None, data_dir: str | os.PathLike[str], name: str) -> Path:
