@@ -134,9 +134,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description=(
             "Apply ('upgrade') or show ('status') the schema versions of the stores the app "
             "uses: ATTACH_SESSION_STORE, ATTACH_OUTBOX_DSN and ATTACH_AUDIT_STORE when set, else "
-            "ATTACH_DATABASE_URL, "
-            "else the SQLite files in the data directory. The app refuses to start on a "
-            "PostgreSQL store whose schema is not current."
+            "ATTACH_DATABASE_URL, else the SQLite files in the data directory. The app refuses "
+            "to start on a PostgreSQL store whose schema is not current."
         ),
     )
     commands = parser.add_subparsers(dest="db_command", metavar="ACTION", required=True)
