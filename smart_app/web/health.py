@@ -62,6 +62,13 @@ def problems(app: Flask, outbox: Any) -> list[str]:
             found.append("sessions schema not current")
     except Exception as exc:  # any failure of the store means not ready; say which kind
         found.append(f"session store unreachable ({type(exc).__name__})")
+    trail = app.extensions.get("attach_audit")
+    if trail is not None:
+        try:
+            if schema_version(trail.store, migrations.AUDIT) < migrations.latest(migrations.AUDIT):
+                found.append("audit schema not current")
+        except Exception as exc:
+            found.append(f"audit store unreachable ({type(exc).__name__})")
     try:
         if schema_version(outbox, migrations.OUTBOX) < migrations.latest(migrations.OUTBOX):
             found.append("outbox schema not current")
