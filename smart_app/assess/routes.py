@@ -36,14 +36,13 @@ from attach_fhir.fhir_url import is_fhir_id
 from attach_fhir.instrument_fit import without_sections
 from attach_fhir.instruments import UnknownInstrument, library
 from attach_fhir.response_check import InvalidResponse
-from smart_app.forms import instrument_choice
+from smart_app.forms import choose_page, instrument_choice
 from smart_app.forms.form_instances import form_after_action
 from smart_app.forms.form_response import parse_form, response_to_values
 from smart_app.forms.instrument_choice import choices
 from smart_app.forms.questionnaire_form import ErrorLink, QuestionnaireForm, build_form
 from smart_app.forms.questionnaire_source import Resolved, instrument, resolve
 from smart_app.records import (
-    assignment_panel,
     delivery,
     follow_ups,
     goal_updates,
@@ -58,8 +57,8 @@ from smart_app.records.submission import SUBMISSION_ID
 from smart_app.web import kept_forms
 from smart_app.web.audience import PATIENT_HOME, clinician_page, is_patient_launch
 from smart_app.web.context import LaunchContext, current_launch
-from smart_app.web.errors import AuthorizationExpired, BadLaunchRequest, NoPatient
-from smart_app.web.server_profile import WritePlan, capabilities, plan
+from smart_app.web.errors import AuthorizationExpired, BadLaunchRequest
+from smart_app.web.server_profile import WritePlan
 
 log = logging.getLogger(__name__)
 
@@ -74,23 +73,13 @@ def _setup(state: BlueprintSetupState) -> None:
     instrument_choice.init_app(cast(Flask, state.app))  # loads and validates ATTACH_FIT_RULES
 
 
-def write_context() -> tuple[LaunchContext, WritePlan, Any]:
-    """This request's launch (with a patient, else NoPatient), how this EHR takes writes, and
-    its capabilities: what every page that reads or writes for the patient starts from."""
-    launch = current_launch()
-    if not launch.patient_id:
-        raise NoPatient("No patient was selected in the EHR, so there is no one to assess.")
-    caps = capabilities(delivery.outbox_services().capabilities, launch)
-    return launch, plan(caps, launch), caps
-
-
 @bp.get("/")
 @clinician_page
 def choose(ctx: str) -> tuple[str, int]:
     """Instruments that fit the patient, with earlier responses and drafts in progress."""
-    launch, write_plan, caps = write_context()
+    launch, write_plan, caps = choose_page.write_context()
     delivery.remember(launch, if_changed=True)
-    return render_choose(
+    return choose_page.render_choose(
         launch,
         write_plan,
         caps,
@@ -99,67 +88,10 @@ def choose(ctx: str) -> tuple[str, int]:
     )
 
 
-def render_choose(
-    launch: LaunchContext,
-    write_plan: WritePlan,
-    caps: Any,
-    *,
-    forms: dict[str, assignment_panel.AssignForm] | None = None,
-    outcome: assignment_panel.Outcome | None = None,
-    assigned: str | None = None,
-    withdrawn: str | None = None,
-    status: int = 200,
-) -> tuple[str, int]:
-    """The Choose page; ``forms`` and ``outcome`` bring back a request to the patient that
-    could not be used or sent (:mod:`smart_app.assign.routes`)."""
-    patient = patient_facts.load(launch)
-    lib = library()
-    pairs = [(i, lib.questionnaire(f"{i.url}|{i.version}")) for i in lib.instruments()]
-    by_url = {i.url: i for i, _ in pairs}
-    drafts: list[responses.StoredResponse] = []
-    history: list[responses.StoredResponse] = []
-    if write_plan.can_search_responses:
-        try:
-            client = launch.fhir()
-            drafts = [
-                r for r in responses.search(client, patient.id, "in-progress") if r.url in by_url
-            ]
-            history = [
-                r for r in responses.search(client, patient.id, "completed") if r.url in by_url
-            ]
-        except AttachError as exc:
-            log.info("assess.responses outcome=%s", exc.code)
-    assign = assignment_panel.load(
-        launch,
-        caps,
-        by_url,
-        [i.id for i, _ in pairs],
-        forms=forms,
-        outcome=outcome,
-        assigned=assigned,
-        withdrawn=withdrawn,
-    )
-    if assign is not None and assign.notices:
-        write_plan = dataclasses.replace(write_plan, notices=write_plan.notices + assign.notices)
-    page = render_template(
-        "assess/choose.html",
-        launch=launch,
-        patient=patient,
-        plan=write_plan,
-        choices=choices(pairs, patient.facts, dt.date.today()),
-        drafts=drafts,
-        history=history,
-        by_url=by_url,
-        review_url=_review_url,
-        assign=assign,
-    )
-    return page, status
-
-
 @bp.route("/<instrument_id>/", methods=["GET", "POST"])
 def fill(ctx: str, instrument_id: str) -> Any:
     """GET shows the form (fresh, a draft, or kept answers); POST updates, saves or submits."""
-    launch, write_plan, caps = write_context()
+    launch, write_plan, caps = choose_page.write_context()
     resolved = _for_patient(launch, resolve(launch, write_plan, caps, instrument(instrument_id)))
     if request.method == "GET":
         return _show_fresh(launch, write_plan, resolved)
@@ -248,7 +180,7 @@ def _for_patient(launch: LaunchContext, resolved: Resolved) -> Resolved:
 def use_anyway(ctx: str, instrument_id: str) -> Any:
     """A clinician starts an instrument that does not fit the patient: the reason is kept with
     a new submission id, shown on the form and recorded on the response."""
-    launch, _, _ = write_context()
+    launch, _, _ = choose_page.write_context()
     if launch.record.get("kind") == "patient":
         abort(403)
     inst = instrument(instrument_id)
@@ -362,7 +294,7 @@ def autosave(ctx: str, instrument_id: str) -> tuple[Response, int]:
 
 
 def _autosave(instrument_id: str) -> tuple[Response, int]:
-    launch, write_plan, caps = write_context()
+    launch, write_plan, caps = choose_page.write_context()
     resolved = _for_patient(launch, resolve(launch, write_plan, caps, instrument(instrument_id)))
     sid = request.form.get("submission_id", "")
     if not SUBMISSION_ID.fullmatch(sid):
@@ -461,7 +393,7 @@ def submitted(ctx: str, sid: str) -> Any:
     patient = is_patient_launch(launch)
     reference = found.response_reference
     delivered = found.state == "delivered" and reference and not patient
-    review = _review_url(launch, reference, sid) if delivered and reference else None
+    review = choose_page.review_url(launch, reference, sid) if delivered and reference else None
     told = (goals or {}).get("state") == goal_updates.NOT_UPDATED or (task or {}).get(
         "state"
     ) in task_updates.REPORTED
@@ -547,14 +479,3 @@ def response_summary_pdf(ctx: str, qr_id: str) -> Response:
 def _pdf(body: bytes, filename: str) -> Response:
     disposition = f'attachment; filename="{filename}"'
     return Response(body, mimetype="application/pdf", headers={"Content-Disposition": disposition})
-
-
-def _review_url(launch: LaunchContext, reference: str, sid: str | None = None) -> str | None:
-    """The review page of a delivered response (engineer J's ``review.scores``), if present;
-    ``sid`` (a random submission id, no patient data) lets it say where the answers went."""
-    if "review.scores" not in current_app.view_functions:
-        return None
-    qr_id = reference.rpartition("/")[2]
-    if sid is None:
-        return url_for("review.scores", ctx=launch.id, qr_id=qr_id)
-    return url_for("review.scores", ctx=launch.id, qr_id=qr_id, sid=sid)

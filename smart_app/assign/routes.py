@@ -46,7 +46,7 @@ from attach_fhir.fhir_errors import (
 from attach_fhir.instruments import Instrument, library
 from attach_fhir.io.fhir_client import FhirClient, is_fhir_id
 from attach_fhir.task_completion import CLOSED, REFUSED, is_for
-from smart_app.assess import routes as assess
+from smart_app.forms import choose_page
 from smart_app.forms.instrument_choice import choices
 from smart_app.forms.questionnaire_source import instrument, registration_option
 from smart_app.records import careplan_records, patient_facts
@@ -87,7 +87,7 @@ def _clinician(launch: LaunchContext) -> str:
 @bp.post("/<instrument_id>")
 def create(ctx: str, instrument_id: str) -> Any:
     """Write the Task asking the patient to complete this instrument; back to the Choose page."""
-    launch, write_plan, caps = assess.write_context()
+    launch, write_plan, caps = choose_page.write_context()
     who = _clinician(launch)
     problem = assign_problem(launch, caps)
     if problem:
@@ -182,7 +182,7 @@ def _again(
     outcome: Outcome,
     status: int,
 ) -> tuple[str, int]:
-    return assess.render_choose(
+    return choose_page.render_choose(
         launch, write_plan, caps, forms={inst.id: form}, outcome=outcome, status=status
     )
 
@@ -190,7 +190,7 @@ def _again(
 @bp.post("/tasks/<task_id>/withdraw")
 def withdraw_task(ctx: str, task_id: str) -> Any:
     """Set an open assignment ``cancelled`` if it is still the version the clinician saw."""
-    launch, write_plan, caps = assess.write_context()
+    launch, write_plan, caps = choose_page.write_context()
     _clinician(launch)
     problem = withdraw_problem(launch, caps)
     if problem:
@@ -232,7 +232,7 @@ def withdraw_task(ctx: str, task_id: str) -> Any:
             outcome = Outcome("refused", (exc.user_text(),), task=task_id)
     log.info("assign.withdraw outcome=%s", outcome.kind)
     status = 409 if outcome.kind in (CHANGED, "closed") else 502
-    return assess.render_choose(launch, write_plan, caps, outcome=outcome, status=status)
+    return choose_page.render_choose(launch, write_plan, caps, outcome=outcome, status=status)
 
 
 def _read(client: FhirClient, task_id: str) -> dict[str, Any]:
