@@ -6,13 +6,11 @@ The shipped rules are ``attach_fhir/data/careplan-rules.json``; a clinic passes 
 
 from __future__ import annotations
 
-import json
 import string
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +20,7 @@ from attach_fhir.canonical import BASE
 from attach_fhir.errors import AttachError
 from attach_fhir.goal_target import ReliableChange
 from attach_fhir.lifestage import LifeStage, Role
+from attach_fhir.rule_files import read_clinic_file, read_shipped
 
 ACTIVITIES_SYSTEM = f"{BASE}/CodeSystem/attach-activities"
 SCHEMA_RESOURCE = "schema/careplan-rules.schema.json"
@@ -150,8 +149,7 @@ def matches(code: str, patterns: Iterable[str]) -> bool:
 
 @cache
 def _validator() -> Draft202012Validator:
-    text = resources.files("attach_fhir").joinpath(SCHEMA_RESOURCE).read_text(encoding="utf-8")
-    return Draft202012Validator(json.loads(text))
+    return Draft202012Validator(read_shipped(SCHEMA_RESOURCE))
 
 
 def _where(path: Iterable[Any]) -> str:
@@ -263,16 +261,11 @@ def load_rules(path: str | Path | None = None) -> CarePlanRules:
     """The rules from a clinic's own file, or the shipped rules when ``path`` is None."""
     if path is None:
         return shipped_rules()
-    source = str(path)
-    try:
-        document = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise InvalidCarePlanRules([f"(file): cannot be read as JSON: {exc}"], source) from exc
+    document, source = read_clinic_file(path, InvalidCarePlanRules)
     return parse_rules(document, source)
 
 
 @cache
 def shipped_rules() -> CarePlanRules:
     """The rules shipped with attach-fhir (read once)."""
-    text = resources.files("attach_fhir").joinpath(SHIPPED_RULES).read_text(encoding="utf-8")
-    return parse_rules(json.loads(text), SHIPPED_RULES)
+    return parse_rules(read_shipped(SHIPPED_RULES), SHIPPED_RULES)

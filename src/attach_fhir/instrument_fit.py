@@ -12,7 +12,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
@@ -21,6 +20,7 @@ from jsonschema import Draft202012Validator
 from attach_fhir.canonical import SCORING_MODEL_EXT
 from attach_fhir.errors import AttachError
 from attach_fhir.lifestage import InvalidBirthDate, age_in_years, birth_date_bounds
+from attach_fhir.rule_files import read_clinic_file, read_shipped
 
 SCHEMA_RESOURCE = "schema/fit-rules.schema.json"
 SHIPPED_RULES = "data/fit-rules.json"
@@ -303,8 +303,7 @@ def without_items(questionnaire: Mapping[str, Any], link_ids: Iterable[str]) -> 
 
 @cache
 def _validator() -> Draft202012Validator:
-    text = resources.files("attach_fhir").joinpath(SCHEMA_RESOURCE).read_text(encoding="utf-8")
-    return Draft202012Validator(json.loads(text))
+    return Draft202012Validator(read_shipped(SCHEMA_RESOURCE))
 
 
 def _range(doc: Mapping[str, Any]) -> AgeRange:
@@ -355,16 +354,11 @@ def load_rules(path: str | Path | None = None) -> FitRules:
     """The rules from a clinic's own file, or the shipped rules when ``path`` is None."""
     if path is None:
         return shipped_rules()
-    source = str(path)
-    try:
-        document = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise InvalidFitRules([f"(file): cannot be read as JSON: {exc}"], source) from exc
+    document, source = read_clinic_file(path, InvalidFitRules)
     return parse_rules(document, source)
 
 
 @cache
 def shipped_rules() -> FitRules:
     """The fit rules shipped with attach-fhir (read once)."""
-    text = resources.files("attach_fhir").joinpath(SHIPPED_RULES).read_text(encoding="utf-8")
-    return parse_rules(json.loads(text), SHIPPED_RULES)
+    return parse_rules(read_shipped(SHIPPED_RULES), SHIPPED_RULES)
