@@ -16,10 +16,8 @@ from typing import Any
 from attach_fhir.errors import AttachError
 from attach_fhir.io import migrations
 from attach_fhir.io.sql_store import (
-    PostgresEngine,
     SqliteEngine,
     SqlStore,
-    in_schema,
     is_shared,
     sqlite_file,
     store_url,
@@ -116,18 +114,9 @@ class PostgresAuditStore(SqlAuditStore):
     UPDATE, DELETE and TRUNCATE. Every record is synced at its commit."""
 
     def __init__(self, dsn: str, schema: str | None = None) -> None:
-        try:
-            import psycopg
-        except ImportError as exc:  # pragma: no cover - the postgres extra is not installed
-            raise AuditStoreError("PostgreSQL needs the 'postgres' extra (psycopg).") from exc
-        self.engine = PostgresEngine(in_schema(dsn, schema))
-        try:
-            with self.engine.connection() as db:
-                migrations.require(db, "postgres", migrations.AUDIT)
-        except psycopg.Error as exc:
-            raise AuditStoreError(
-                f"Cannot open the PostgreSQL audit store: {type(exc).__name__}"
-            ) from exc
+        self.engine = migrations.postgres_engine(
+            dsn, schema, migrations.AUDIT, AuditStoreError, "audit store"
+        )
 
     def _run(
         self, query: str, params: Sequence[Any] = (), *, durable: bool = True

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from attach_fhir.errors import AttachError
-from attach_fhir.io.sql_store import postgres_statement
+from attach_fhir.io.sql_store import PostgresEngine, in_schema, postgres_statement
 
 Dialect = Literal["sqlite", "postgres"]
 
@@ -198,3 +198,21 @@ def require(conn: Any, dialect: Dialect, component: str) -> None:
             f"The {component} schema is at version {have}, this code needs {need}: "
             "run `attach-fhir db upgrade` (docs/deployment.md)."
         )
+
+
+def postgres_engine(
+    dsn: str, schema: str | None, component: str, error: type[AttachError], what: str
+) -> PostgresEngine:
+    """An engine on ``dsn`` (in ``schema`` when named) whose ``component`` schema is current;
+    ``error`` names ``what`` could not be opened, :class:`SchemaNotCurrent` an old schema."""
+    try:
+        import psycopg
+    except ImportError as exc:  # pragma: no cover - the postgres extra is not installed
+        raise error("PostgreSQL needs the 'postgres' extra (psycopg).") from exc
+    engine = PostgresEngine(in_schema(dsn, schema))
+    try:
+        with engine.connection() as db:
+            require(db, "postgres", component)
+    except psycopg.Error as exc:
+        raise error(f"Cannot open the PostgreSQL {what}: {type(exc).__name__}") from exc
+    return engine

@@ -20,10 +20,8 @@ from typing import Any
 from attach_fhir.errors import AttachError
 from attach_fhir.io import migrations
 from attach_fhir.io.sql_store import (
-    PostgresEngine,
     SqliteEngine,
     SqlStore,
-    in_schema,
     is_shared,
     sqlite_file,
     store_url,
@@ -315,18 +313,9 @@ class PostgresOutboxStore(SqlOutboxStore):
     at its commit, the ``durable=False`` ones too."""
 
     def __init__(self, dsn: str, schema: str | None = None) -> None:
-        try:
-            import psycopg
-        except ImportError as exc:  # pragma: no cover - the postgres extra is not installed
-            raise OutboxConfigError("PostgreSQL needs the 'postgres' extra (psycopg).") from exc
-        self.engine = PostgresEngine(in_schema(dsn, schema))
-        try:
-            with self.engine.connection() as db:
-                migrations.require(db, "postgres", migrations.OUTBOX)
-        except psycopg.Error as exc:
-            raise OutboxConfigError(
-                f"Cannot open the PostgreSQL outbox: {type(exc).__name__}"
-            ) from exc
+        self.engine = migrations.postgres_engine(
+            dsn, schema, migrations.OUTBOX, OutboxConfigError, "outbox"
+        )
 
     def _run(
         self, query: str, params: Sequence[Any] = (), *, durable: bool = True
