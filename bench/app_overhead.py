@@ -185,7 +185,7 @@ def launched_app(work: Path) -> Iterator[Launched]:
                 raise RuntimeError(f"submit failed: {posted.status_code}")
             status = browser.request("GET", f"{server.url}{posted.headers['location']}")
             review = status.headers.get("location", "")
-        match = re.search(r"/review/responses/([^/?]+)$", review)
+        match = re.search(r"/review/responses/([^/?]+)(?:\?sid=[^/]*)?$", review)
         if match is None:
             raise RuntimeError(f"the submission was not delivered (status page -> {review!r})")
         sid = browser.cookies[urlsplit(server.url).netloc][COOKIE]
