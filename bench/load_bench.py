@@ -73,9 +73,10 @@ def measure(world: World, label: str, count: int, postgres: bool, args: Any) -> 
     """One topology for ``args.duration`` seconds; prints its figures, returns requests/s."""
     world.topology(count, postgres, args.workers)
     load = os.getloadavg()[0]
-    cpu0, t0 = world.cpu(), time.monotonic()
+    cpu0, fhir0, t0 = world.cpu(), world.fhir_requests(), time.monotonic()
     tally = asyncio.run(drive(world.urls, args.patients, args.duration, args.seed))
     elapsed, cpu = time.monotonic() - t0, world.cpu() - cpu0
+    fhir = world.fhir_requests() - fhir0
     app_requests = tally.app_requests
     rps = tally.requests / elapsed
     after = os.getloadavg()[0]
@@ -84,6 +85,8 @@ def measure(world: World, label: str, count: int, postgres: bool, args: Any) -> 
     print(f"  requests/s          {rps:.1f} (users' requests, EHR pages included)")
     print(f"  launch-to-form      p50/p95/p99 {quantiles(tally.launch_to_form)}")
     print(f"  submit              p50/p95/p99 {quantiles(tally.submit)}")
+    per_visit = fhir / max(1, tally.launches)
+    print(f"  FHIR server         {fhir / elapsed:.1f} requests/s, {per_visit:.0f} a visit")
     print(f"  errors              {sum(tally.statuses.values())} {dict(tally.statuses)}")
     print(
         f"  app CPU             {cpu:.1f} s over {app_requests} app requests: "
@@ -95,7 +98,7 @@ def measure(world: World, label: str, count: int, postgres: bool, args: Any) -> 
 def fault_run(world: World, args: Any) -> None:
     """Load on 2 instances with one fault in the middle, then the exactly-once count."""
     world.topology(2, True, args.workers)
-    t0 = time.monotonic()
+    t0, fhir0 = time.monotonic(), world.fhir_requests()
 
     async def with_fault() -> Tally:
         load = asyncio.create_task(drive(world.urls, args.patients, args.duration, args.seed))
@@ -143,6 +146,8 @@ def fault_run(world: World, args: Any) -> None:
     print(f"  errors users saw        {dict(tally.statuses)}")
     print(f"  500s users saw          {five_hundreds}")
     print(f"  launch-to-form          p50/p95/p99 {quantiles(tally.launch_to_form)}")
+    fhir = world.fhir_requests() - fhir0
+    print(f"  FHIR requests           {fhir}, {fhir / max(1, tally.launches):.0f} a visit")
 
 
 def main(argv: list[str] | None = None) -> int:
