@@ -28,6 +28,9 @@ from ehr_sandbox.authz.keys import import_signing_key, load_or_create_private_jw
 from ehr_sandbox.fhir_process import FhirServerOptions, FhirServerProcess
 
 APP_CLIENT_ID = "attach-fhir"
+#: Scopes the sandbox registration adds to the app's least-privilege request, so that a new
+#: user sees every flow the README advertises (docs/sandbox-ehr.md).
+SANDBOX_EXTRA_SCOPES = "patient/Task.crus user/Practitioner.r"
 LOOPBACK = "127.0.0.1"
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
@@ -239,6 +242,9 @@ class Sandbox:
                     "private_key_alg": "RS384",
                     "allow_addresses": ["loopback"],
                     "frame_ancestors": [ehr_origin],
+                    # Every advertised flow: Tasks to send questionnaires to the patient, and
+                    # the signed-in clinician's (or the requesting clinician's) name.
+                    "extra_scopes": SANDBOX_EXTRA_SCOPES,
                 }
             ]
         }

@@ -79,7 +79,7 @@ DEFAULTS: dict[str, Any] = {
     "READY_OUTBOX_LAG": 300,
     # Tests only: an httpx transport for the outbound client (faults a real server cannot make).
     "HTTP_TRANSPORT": None,
-    # The audit trail (docs/audit.md): None -> audit.sqlite3 in DATA_DIR; "postgresql://...";
+    # The audit trail (docs/audit.md): None -> DATABASE_URL, else audit.sqlite3 in DATA_DIR;
     # AUDIT_OBSERVER names this instance in each record's source (default "attach-fhir").
     "AUDIT_STORE": None,
     "AUDIT_OBSERVER": None,

@@ -24,8 +24,10 @@ from urllib.parse import quote, urlencode
 import httpx
 from flask import Blueprint, redirect, render_template, request
 from joserfc import jwt
+from markupsafe import Markup
 from werkzeug.wrappers import Response as BaseResponse
 
+from . import card_markdown
 from .keys import SIGNING_ALG
 from .state import AuthzState
 from .storage import new_token
@@ -61,6 +63,11 @@ class CardView:
     source_label: str = ""
     source_url: str | None = None
     links: tuple[LinkView, ...] = ()
+
+    @property
+    def detail_html(self) -> Markup:
+        """The markdown ``detail`` as sanitized HTML (card_markdown)."""
+        return card_markdown.render(self.detail)
 
 
 def signed_jwt(st: AuthzState, audience: str) -> str:

@@ -56,6 +56,7 @@ from smart_app.records import (
 from smart_app.records.receipt import describe
 from smart_app.records.submission import SUBMISSION_ID
 from smart_app.web import kept_forms
+from smart_app.web.audience import PATIENT_HOME, clinician_page, is_patient_launch
 from smart_app.web.context import LaunchContext, current_launch
 from smart_app.web.errors import AuthorizationExpired, BadLaunchRequest, NoPatient
 from smart_app.web.server_profile import WritePlan, capabilities, plan
@@ -84,6 +85,7 @@ def write_context() -> tuple[LaunchContext, WritePlan, Any]:
 
 
 @bp.get("/")
+@clinician_page
 def choose(ctx: str) -> tuple[str, int]:
     """Instruments that fit the patient, with earlier responses and drafts in progress."""
     launch, write_plan, caps = write_context()
@@ -456,13 +458,17 @@ def submitted(ctx: str, sid: str) -> Any:
     task = found.record.get("task_outcome")
     # delivered later, when no launch of this user was live: the follow-ups wait for the button
     follow_up = found.state == "delivered" and follow_ups.pending(found.record)
+    patient = is_patient_launch(launch)
     reference = found.response_reference
-    review = (
-        _review_url(launch, reference, sid) if found.state == "delivered" and reference else None
-    )
+    delivered = found.state == "delivered" and reference and not patient
+    review = _review_url(launch, reference, sid) if delivered and reference else None
     told = (goals or {}).get("state") == goal_updates.NOT_UPDATED or (task or {}).get(
         "state"
     ) in task_updates.REPORTED
+    # The patient's home says, in their words, where the answers went; only a Task left open
+    # (or follow-ups still to run) is told here: their clinician judges the goals.
+    if patient and not follow_up and (task or {}).get("state") not in task_updates.REPORTED:
+        return redirect(url_for(PATIENT_HOME, ctx=launch.id, sid=sid), code=303)
     if review and not told and not follow_up:
         return redirect(review, code=303)
     codes = library().score_codes()
@@ -477,6 +483,7 @@ def submitted(ctx: str, sid: str) -> Any:
         task=task,
         follow_up=follow_up,
         codes=codes,
+        patient_launch=patient,
     )
 
 
@@ -508,6 +515,7 @@ def export(ctx: str, sid: str) -> Response:
 
 
 @bp.get("/submissions/<sid>/summary.pdf")
+@clinician_page
 def summary_pdf(ctx: str, sid: str) -> Response:
     """The submission's printable summary (PDF): answers, scores and what they mean."""
     launch = current_launch()
@@ -519,6 +527,7 @@ def summary_pdf(ctx: str, sid: str) -> Response:
 
 
 @bp.get("/responses/<qr_id>/summary.pdf")
+@clinician_page
 def response_summary_pdf(ctx: str, qr_id: str) -> Response:
     """The printable summary (PDF) of a completed response of this patient in the record."""
     launch = current_launch()

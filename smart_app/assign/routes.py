@@ -59,6 +59,7 @@ from smart_app.records.assignment_panel import (
 )
 from smart_app.records.submission import SUBMISSION_ID
 from smart_app.records.task_updates import is_task
+from smart_app.web.audience import clinicians_only
 from smart_app.web.clock import now
 from smart_app.web.context import LaunchContext
 from smart_app.web.errors import AuthorizationExpired, BadLaunchRequest
@@ -67,6 +68,7 @@ from smart_app.web.server_profile import WritePlan
 log = logging.getLogger(__name__)
 
 bp = Blueprint("assign", __name__, template_folder="templates", url_prefix="/app/<ctx>/assign")
+clinicians_only(bp)  # a patient's launch gets the friendly 403 (web.audience)
 
 NOT_SENT = (
     "The request was not sent to the patient: {reason} Your due date and note are still here; "

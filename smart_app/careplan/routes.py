@@ -40,11 +40,13 @@ from smart_app.records import careplan_records as records
 from smart_app.records import careplan_view as view
 from smart_app.records import delivery, patient_facts
 from smart_app.records.submission import relative
+from smart_app.web.audience import clinicians_only
 from smart_app.web.context import LaunchContext, current_launch
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("careplan", __name__, template_folder="templates", url_prefix="/app/<ctx>/careplan")
+clinicians_only(bp)  # a patient's launch gets the friendly 403 (web.audience)
 DRAFT_NS = "careplan-draft"
 CONFLICT_CODES = ("fhir_precondition_failed", "fhir_conflict")
 

@@ -71,7 +71,7 @@ def begin(services: Services, sid: str, iss: str, kind: str, launch: str | None)
     """Discover, remember the pending authorization under a fresh state; the authorize URL."""
     reg = check_iss(services, iss)
     config = services.smart_configuration(iss, reg)
-    wanted = scopes.request_scopes(kind, reg.scopes, config)
+    wanted = scopes.request_scopes(kind, reg.scopes, config, reg.extra_scopes)
     if not (config.issuer and config.jwks_uri):  # no way to verify an id_token
         wanted = [s for s in wanted if s not in ("openid", "fhirUser")]
     made = smart_client.new_secrets()

@@ -27,6 +27,7 @@ from attach_fhir.human_names import human_name
 from smart_app.launch import authorization as flow
 from smart_app.launch import style
 from smart_app.launch.launch_tasks import launch_tasks
+from smart_app.web.audience import PATIENT_HOME, is_patient_launch
 from smart_app.web.context import LaunchContext
 from smart_app.web.errors import BadLaunchRequest
 from smart_app.web.security import browser_session, had_cookie
@@ -110,11 +111,17 @@ def jwks() -> Response:
 
 
 @bp.get("/app/<ctx>/")
-def landing(ctx: str) -> str:
+def landing(ctx: str) -> Any:
     """The patient in context (unless the EHR shows its own banner), the assignment of a Task
     the EHR launched the app for, and what the app may do; without a patient, the search form
     of the app's picker where this launch may use it."""
     launch = LaunchContext.load(ctx)
+    if (
+        is_patient_launch(launch)
+        and launch.patient_id
+        and PATIENT_HOME in current_app.view_functions
+    ):
+        return redirect(url_for(PATIENT_HOME, ctx=launch.id), code=303)  # no EHR checklist
     patient = _read_patient(launch) if launch.show_patient_banner else None
     capabilities = [(label, launch.can(res, act)) for label, res, act in CAPABILITIES]
     refused = launch.patient_choice_refused

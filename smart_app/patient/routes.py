@@ -15,7 +15,8 @@ import logging
 import uuid
 from typing import Any
 
-from flask import Blueprint, abort, redirect, render_template, request, url_for
+from flask import Blueprint, Flask, abort, current_app, redirect, render_template, request, url_for
+from flask.blueprints import BlueprintSetupState
 
 from attach_fhir.assignment_request import patient_note
 from attach_fhir.assignments import (
@@ -27,22 +28,51 @@ from attach_fhir.assignments import (
     plan_activities,
 )
 from attach_fhir.errors import AttachError
-from attach_fhir.instruments import UnknownInstrument, library
+from attach_fhir.instruments import library
 from attach_fhir.io.outbox import Mode
 from attach_fhir.journal import JOURNAL_URL, journal_transaction
+from attach_fhir.patient_words import (
+    assignment_line,
+    day_words,
+    questionnaire_name,
+)
 from attach_fhir.writeback import WritebackContext
 from smart_app.forms.form_response import parse_form
 from smart_app.forms.questionnaire_form import build_form
 from smart_app.forms.questionnaire_source import registration_option
+from smart_app.patient import view
 from smart_app.records import careplan_records, careplan_view, delivery, task_updates
 from smart_app.records.submission import SUBMISSION_ID, people
 from smart_app.web.clock import now
 from smart_app.web.context import LaunchContext, current_launch
+from smart_app.web.errors import ConfigurationError
 from smart_app.web.server_profile import capabilities, plan
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("patient", __name__, template_folder="templates", url_prefix="/app/<ctx>/patient")
+
+#: ATTACH_PATIENT_RESULTS: patients see their own scores in plain words (default); false: not.
+RESULTS = "PATIENT_RESULTS"
+
+
+@bp.record_once
+def _setup(state: BlueprintSetupState) -> None:
+    app = state.app
+    value = app.config.setdefault(RESULTS, True)
+    if value not in (True, False, 0, 1):  # from the environment: true, false, 1 or 0
+        raise ConfigurationError(f"ATTACH_{RESULTS} must be true or false.")
+    app.config[RESULTS] = bool(value)
+
+
+def results_shown(app: Flask) -> bool:
+    """True when this clinic lets patients see their own results."""
+    return bool(app.config.get(RESULTS, True))
+
+
+@bp.app_context_processor
+def _patient_pages() -> dict[str, Any]:
+    return {"patient_results_shown": results_shown(current_app)}
 
 
 def _launch() -> LaunchContext:
@@ -77,13 +107,6 @@ def _closed_by_us(sent: task_updates.Sent | None) -> bool:
     return sent is not None and (sent.outcome or {}).get("state") == task_updates.COMPLETED
 
 
-def _instrument_id(assignment: Assignment) -> str | None:
-    try:
-        return str(library().questionnaire(assignment.questionnaire)["id"])
-    except UnknownInstrument:
-        return None
-
-
 @bp.get("/")
 def home(ctx: str) -> str:
     """What the patient is asked to do, their plan in plain words, and their journal."""
@@ -101,7 +124,18 @@ def home(ctx: str) -> str:
     # others are shown as sent, waiting for the clinic, not as still to do.
     sent = task_updates.sent_for(launch, [a.source for a in assigned if _from_task(a)])
     assigned = [a for a in assigned if not _closed_by_us(sent.get(a.source))]
-    todo = [(a, _instrument_id(a), last_done(a, responses)) for a in assigned]
+    # "Last filled in": only what the patient filled in, not what a clinician entered.
+    own = [r for r in responses if view.author(r) == f"Patient/{launch.patient_id}"]
+    today = view.today()
+    asked_by = view.requesters(launch, tasks)
+    todo = []
+    for a in assigned:
+        inst = view.instrument(a)
+        line = assignment_line(
+            questionnaire_name(inst, a.title), asked_by.get(a.source), a.due, today
+        )
+        done = last_done(a, own)
+        todo.append((a, inst.id if inst else None, line, done, day_words(done, today)))
     # What the clinician who asked wrote for the patient (plain text; shown escaped)
     notes = {f"Task/{t['id']}": patient_note(t) for t in tasks if isinstance(t.get("id"), str)}
     journal = journal_activity(careplans)
@@ -117,9 +151,30 @@ def home(ctx: str) -> str:
         sent=sent,
         notes=notes,
         activities=plan_activities(careplans),
+        goals=view.goals(launch, today),
+        sent_on={ref: day_words(s.authored, today) for ref, s in sent.items()},
+        patient_name=view.patient_name(launch),
         journal=journal,
         entries=careplan_view.journal_rows(entries),
         item=item,
+    )
+
+
+@bp.get("/results")
+def results(ctx: str) -> str:
+    """The patient's own scores in plain words, or a note that the clinic keeps them for the
+    appointment (ATTACH_PATIENT_RESULTS=false)."""
+    launch = _launch()
+    if not results_shown(current_app):
+        abort(404)
+    observed: list[dict[str, Any]] = []
+    if launch.can("Observation", "s"):
+        try:
+            observed = careplan_records.score_observations(launch.fhir(), str(launch.patient_id))
+        except AttachError as exc:
+            log.info("patient.results outcome=%s", exc.code)
+    return render_template(
+        "patient/results.html", launch=launch, days=view.result_days(observed, view.today())
     )
 
 

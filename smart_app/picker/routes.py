@@ -23,6 +23,7 @@ from attach_fhir.fhir_url import is_fhir_id
 from smart_app.picker.search import Criteria, Results, is_patient, results
 from smart_app.records import delivery
 from smart_app.web import server_profile
+from smart_app.web.audience import clinicians_only
 from smart_app.web.context import LaunchContext, current_launch
 from smart_app.web.errors import BadLaunchRequest
 from smart_app.web.kept_forms import not_kept
@@ -30,6 +31,7 @@ from smart_app.web.kept_forms import not_kept
 log = logging.getLogger(__name__)
 
 bp = Blueprint("picker", __name__, template_folder="templates", url_prefix="/app/<ctx>/patients")
+clinicians_only(bp)  # a patient's launch gets the friendly 403 (web.audience)
 
 
 class PatientChoiceRefused(AttachError):

@@ -29,12 +29,14 @@ from smart_app.records.receipt import Receipt, describe
 from smart_app.records.submission import SUBMISSION_ID
 from smart_app.review.figures import targets
 from smart_app.review.view import InstrumentView, instrument_view
+from smart_app.web.audience import clinicians_only
 from smart_app.web.context import LaunchContext, current_launch
 from smart_app.web.errors import NoPatient
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("review", __name__, template_folder="templates", url_prefix="/app/<ctx>/review")
+clinicians_only(bp)  # a patient's launch gets the friendly 403 (web.audience)
 
 
 def _patient(launch: LaunchContext, patient_id: str | None) -> dict[str, str] | None:

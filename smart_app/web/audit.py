@@ -173,7 +173,8 @@ class AuditedTransport(httpx.BaseTransport):
 
 
 def init_app(app: Flask, data_dir: str) -> AuditTrail:
-    """Open the audit store the settings name (``AUDIT_STORE``) and keep the trail on ``app``."""
+    """Open the audit store the settings name (``AUDIT_STORE``, else ``DATABASE_URL``) and keep
+    the trail on ``app``."""
     store = open_audit_store(configured_dsn(app.config), data_dir)
     clock = app.config.get("AUDIT_CLOCK") or time.time
     trail = AuditTrail(store, clock, str(app.config.get("AUDIT_OBSERVER") or ""))

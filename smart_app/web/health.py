@@ -44,12 +44,18 @@ def init_app(app: Flask, outbox_store: Any) -> None:
         ok = response.status_code < 400
         if endpoint == "launch.callback":
             metrics.LAUNCHES.labels("completed" if ok else "refused").inc()
-        elif endpoint == "assess.fill" and request.method == "POST":
+        elif endpoint == "assess.fill" and request.method == "POST" and _form_read():
             if request.form.get("action", "submit") == "submit":
                 metrics.SUBMISSIONS.labels(
                     "stored" if response.status_code == 303 else "refused"
                 ).inc()
         return response
+
+
+def _form_read() -> bool:
+    """Whether the request's form was already parsed: a body refused unread (413) must never
+    be read here, only to count it."""
+    return "form" in request.__dict__
 
 
 def problems(app: Flask, outbox: Any) -> list[str]:
@@ -62,6 +68,13 @@ def problems(app: Flask, outbox: Any) -> list[str]:
             found.append("sessions schema not current")
     except Exception as exc:  # any failure of the store means not ready; say which kind
         found.append(f"session store unreachable ({type(exc).__name__})")
+    trail = app.extensions.get("attach_audit")
+    if trail is not None:
+        try:
+            if schema_version(trail.store, migrations.AUDIT) < migrations.latest(migrations.AUDIT):
+                found.append("audit schema not current")
+        except Exception as exc:
+            found.append(f"audit store unreachable ({type(exc).__name__})")
     try:
         if schema_version(outbox, migrations.OUTBOX) < migrations.latest(migrations.OUTBOX):
             found.append("outbox schema not current")

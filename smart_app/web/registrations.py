@@ -35,6 +35,8 @@ class Registration:
     signing_key: SigningKey | None = None
     published_keys: tuple[SigningKey, ...] = ()
     scopes: str | None = None
+    #: Scopes added to the request (default or ``scopes``) of every launch from this EHR.
+    extra_scopes: str | None = None
     allow_addresses: tuple[str, ...] = ()
     frame_ancestors: tuple[str, ...] = ()
     #: Create the packaged Questionnaire on the server when it has no copy (where allowed).
@@ -169,6 +171,7 @@ def _build(raw: dict[str, Any], base_dir: Path, where: str) -> Registration:
         signing_key=signing_key,
         published_keys=published,
         scopes=raw.get("scopes"),
+        extra_scopes=raw.get("extra_scopes"),
         allow_addresses=tuple(raw.get("allow_addresses", [])),
         frame_ancestors=tuple(raw.get("frame_ancestors", [])),
         create_questionnaires=bool(raw.get("create_questionnaires", False)),

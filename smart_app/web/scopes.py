@@ -82,9 +82,13 @@ def to_v1(scopes: list[str]) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-def request_scopes(kind: str, override: str | None, config: SmartConfiguration) -> list[str]:
-    """The scopes to request for this launch: registration override or default, v1 if needed."""
+def request_scopes(
+    kind: str, override: str | None, config: SmartConfiguration, extra: str | None = None
+) -> list[str]:
+    """The scopes to request for this launch: registration override or default, plus the
+    registration's extra scopes, v1 if needed."""
     scopes = override.split() if override else default_scopes(kind)
+    scopes = list(dict.fromkeys([*scopes, *(extra or "").split()]))
     if server_is_v1_only(config):
         scopes = to_v1(scopes)
     if kind == "clinician" and not _offers_patient_picker(config):

@@ -235,7 +235,9 @@ def test_a_patients_own_launch_sees_nothing_of_it(
     launch_as: Callable[..., Clinician], transport: Transport
 ) -> None:
     patient = launch_as(SCOPE.replace("user/", "patient/"), kind="patient", user=f"Patient/{ADULT}")
-    page = patient.choose()
+    refused = patient.client.get(f"/app/{patient.ctx}/assess/")  # the clinician's Choose page
+    assert refused.status_code == 403 and 'id="for-care-team"' in refused.text
+    page = refused.text
     assert SUMMARY not in page and 'id="sent"' not in page
     assert NO_GRANT not in page and NOT_DECLARED not in page
     assert patient.assign("0f1c2d3e-4a5b-4c6d-8e9f-a0b1c2d3e4f5").status_code == 403

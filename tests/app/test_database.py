@@ -1,5 +1,6 @@
-"""One setting, ATTACH_DATABASE_URL, puts every store in PostgreSQL; per-store settings still win;
-schema versions come from `attach-fhir db upgrade`, and the app refuses a schema not current."""
+"""One setting, ATTACH_DATABASE_URL, puts every store (the audit trail too) in PostgreSQL;
+per-store settings still win; schema versions come from `attach-fhir db upgrade`, and the app
+refuses a schema not current."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import pytest
 from psycopg import sql
 
 from attach_fhir.cli import main
+from attach_fhir.io.audit_store import PostgresAuditStore, SqliteAuditStore
 from attach_fhir.io.migrations import SchemaNotCurrent
 from attach_fhir.io.outbox_store import PostgresOutboxStore, SqliteOutboxStore
 from smart_app import create_app, stop
@@ -33,6 +35,7 @@ def no_store_settings(monkeypatch: pytest.MonkeyPatch) -> None:
         "ATTACH_SESSION_STORE",
         "ATTACH_OUTBOX_DSN",
         "ATTACH_OUTBOX_SCHEMA",
+        "ATTACH_AUDIT_STORE",
     ):
         monkeypatch.delenv(name, raising=False)
 
@@ -54,13 +57,19 @@ def test_one_database_url_puts_every_store_in_postgresql(schema: Schema, tmp_pat
     try:
         store = app.extensions["attach_fhir"].store
         outbox = delivery.outbox_services(app).outbox.store
+        trail = app.extensions["attach_audit"].store
         assert isinstance(store, PostgresStore) and isinstance(outbox, PostgresOutboxStore)
+        assert isinstance(trail, PostgresAuditStore)
         store.put("launch", "L-1", {"n": 1}, 60)
         outbox.enqueue("s-1", "http://a/fhir", {}, 1.0)
+        trail.append({"resourceType": "AuditEvent", "id": "a-1"}, 1.0)
         assert rows(schema, "SELECT ns, key FROM attach_session") == [("launch", "L-1")]
         assert rows(schema, "SELECT submission_id FROM outbox") == [("s-1",)]
-        assert not (tmp_path / "sessions.sqlite3").exists()
-        assert not (tmp_path / "outbox.sqlite3").exists()
+        assert rows(schema, "SELECT event FROM audit") == [
+            ('{"resourceType":"AuditEvent","id":"a-1"}',)
+        ]
+        for name in ("sessions", "outbox", "audit"):
+            assert not (tmp_path / f"{name}.sqlite3").exists()
     finally:
         stop(app)
 
@@ -89,8 +98,10 @@ def test_without_a_database_url_every_store_is_sqlite_in_the_data_dir(tmp_path: 
     try:
         store = app.extensions["attach_fhir"].store
         outbox = delivery.outbox_services(app).outbox.store
+        trail = app.extensions["attach_audit"].store
         assert isinstance(store, SqliteStore) and Path(store.path) == tmp_path / "sessions.sqlite3"
         assert isinstance(outbox, SqliteOutboxStore) and outbox.path == tmp_path / "outbox.sqlite3"
+        assert isinstance(trail, SqliteAuditStore) and trail.path == tmp_path / "audit.sqlite3"
     finally:
         stop(app)
 
@@ -104,6 +115,42 @@ def test_the_app_refuses_a_postgresql_schema_never_upgraded(tmp_path: Path) -> N
             "run `attach-fhir db upgrade` (docs/deployment.md)."
         )
         assert rows(bare, "SELECT to_regclass('attach_session') IS NULL") == [(True,)]
+
+
+def test_only_the_database_url_puts_the_audit_trail_in_postgresql_and_export_reads_it(
+    schema: Schema,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("ATTACH_DATABASE_URL", schema.dsn)
+    monkeypatch.setenv("ATTACH_DATA_DIR", str(tmp_path / "data"))
+    app = create_app({"TOKEN_KEYS": KEY})
+    try:
+        client = app.test_client()
+        for launch in ("a", "b"):  # an iss not registered: refused, and audited
+            page = client.get(f"/launch?iss=https://ehr.invalid/fhir&launch={launch}")
+            assert page.status_code == 403
+    finally:
+        stop(app)
+    assert rows(schema, "SELECT COUNT(*) FROM audit") == [(2,)]
+    assert not (tmp_path / "data" / "audit.sqlite3").exists()
+
+    assert main(["audit", "export", "--since", "2000-01-01"]) == 0
+    out, err = capsys.readouterr()
+    exported = [json.loads(line) for line in out.splitlines()]
+    assert [e["subtype"][0]["code"] for e in exported] == ["iss-refused", "iss-refused"]
+    assert err == "attach-fhir audit: 2 AuditEvents\n"
+
+
+def test_the_app_refuses_an_audit_schema_never_upgraded(schema: Schema, tmp_path: Path) -> None:
+    with psycopg.connect(schema.dsn, autocommit=True) as conn:  # as before the audit migration
+        conn.execute("DELETE FROM attach_schema WHERE component = 'audit'")
+    config = {"DATABASE_URL": schema.dsn, "TOKEN_KEYS": KEY, "DATA_DIR": str(tmp_path)}
+    with pytest.raises(SchemaNotCurrent, match="audit schema is at version 0, this code needs 1"):
+        create_app(config)
+    assert main(["db", "upgrade", "--database-url", schema.dsn]) == 0
+    stop(create_app(config))  # starts now
 
 
 def test_db_upgrade_brings_an_old_schema_up_and_the_app_starts(
@@ -122,14 +169,17 @@ def test_db_upgrade_brings_an_old_schema_up_and_the_app_starts(
     out = capsys.readouterr().out.splitlines()
     assert out[0].endswith("version 1 of 1, current")  # sessions
     assert out[1].endswith("version 1 of 2, needs `attach-fhir db upgrade`")
+    assert out[2].endswith("version 1 of 1, current")  # audit
     assert (
-        out[2] == "sessions: postgresql://127.0.0.1:5432/test: at version 1 (applied: none needed)"
+        out[3] == "sessions: postgresql://127.0.0.1:5432/test: at version 1 (applied: none needed)"
     )
-    assert out[3] == "outbox: postgresql://127.0.0.1:5432/test: at version 2 (applied: 2)"
-    status = json.loads("\n".join(out[4:]))
+    assert out[4] == "outbox: postgresql://127.0.0.1:5432/test: at version 2 (applied: 2)"
+    assert out[5] == "audit: postgresql://127.0.0.1:5432/test: at version 1 (applied: none needed)"
+    status = json.loads("\n".join(out[6:]))
     assert [(s["component"], s["version"], s["current"]) for s in status] == [
         ("sessions", 1, True),
         ("outbox", 2, True),
+        ("audit", 1, True),
     ]
     assert rows(
         schema,
@@ -147,17 +197,22 @@ def test_db_upgrade_makes_the_sqlite_stores_private(
     assert main(["db", "upgrade", "--data-dir", str(data)]) == 0
     assert main(["db", "status", "--data-dir", str(data)]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[:2] == [
+    assert out[:3] == [
         f"sessions: {data / 'sessions.sqlite3'}: version 0 of 1, needs `attach-fhir db upgrade`",
         f"outbox: {data / 'outbox.sqlite3'}: version 0 of 2, needs `attach-fhir db upgrade`",
+        f"audit: {data / 'audit.sqlite3'}: version 0 of 1, needs `attach-fhir db upgrade`",
     ]
-    assert out[2] == f"sessions: {data / 'sessions.sqlite3'}: at version 1 (applied: 1)"
-    assert out[3] == f"outbox: {data / 'outbox.sqlite3'}: at version 2 (applied: 1, 2)"
-    assert out[4:] == [
+    assert out[3:6] == [
+        f"sessions: {data / 'sessions.sqlite3'}: at version 1 (applied: 1)",
+        f"outbox: {data / 'outbox.sqlite3'}: at version 2 (applied: 1, 2)",
+        f"audit: {data / 'audit.sqlite3'}: at version 1 (applied: 1)",
+    ]
+    assert out[6:] == [
         f"sessions: {data / 'sessions.sqlite3'}: version 1 of 1, current",
         f"outbox: {data / 'outbox.sqlite3'}: version 2 of 2, current",
+        f"audit: {data / 'audit.sqlite3'}: version 1 of 1, current",
     ]
-    for name in ("sessions.sqlite3", "outbox.sqlite3"):
+    for name in ("sessions.sqlite3", "outbox.sqlite3", "audit.sqlite3"):
         assert stat.S_IMODE((data / name).stat().st_mode) == 0o600
 
 

@@ -146,9 +146,10 @@ def test_a_patients_launch_cannot_use_anyway(
         scope=ALL,
     )
     try:
+        # The Choose page is the clinician's (smart_app.web.audience): a patient never sees it.
         page = launched.client.get(f"/app/{launched.ctx}/assess/")
-        assert page.status_code == 200
-        assert 'id="instrument-ecr-rs"' in page.text and "Use anyway" not in page.text
+        assert page.status_code == 403
+        assert "Use anyway" not in page.text
         posted = launched.client.post(
             f"/app/{launched.ctx}/assess/ecr-rs/use-anyway", data={"csrf_token": launched.csrf}
         )

@@ -101,7 +101,8 @@ def test_readyz_is_ok_until_an_item_waits_too_long(app: Flask) -> None:
     assert answer.json == {"status": "unavailable", "reasons": ["outbox lag over 300 s"]}
 
 
-def test_readyz_names_a_schema_no_longer_current(tmp_path: Path) -> None:
+@pytest.mark.parametrize("component", ["outbox", "audit"])
+def test_readyz_names_a_schema_no_longer_current(tmp_path: Path, component: str) -> None:
     with fresh_schema() as schema:
         app = create_app(
             {"DATABASE_URL": schema.dsn, "TOKEN_KEYS": new_key(), "DATA_DIR": str(tmp_path)}
@@ -109,11 +110,11 @@ def test_readyz_names_a_schema_no_longer_current(tmp_path: Path) -> None:
         try:
             assert app.test_client().get("/readyz").status_code == 200
             with psycopg.connect(schema.dsn, autocommit=True) as conn:
-                conn.execute("DELETE FROM attach_schema WHERE component = 'outbox'")
+                conn.execute("DELETE FROM attach_schema WHERE component = %s", (component,))
             answer = app.test_client().get("/readyz")
             assert (answer.status_code, answer.json["reasons"]) == (
                 503,
-                ["outbox schema not current"],
+                [f"{component} schema not current"],
             )
         finally:
             stop(app)

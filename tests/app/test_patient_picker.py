@@ -416,8 +416,9 @@ def test_choosing_moves_the_launch_and_marks_the_app_as_the_chooser(
 @pytest.mark.parametrize(
     ("record", "reason"),
     [
-        ({"kind": "patient", "patient": "p1"}, "This is a patient&#39;s own launch"),
-        ({"kind": "patient"}, "This is a patient&#39;s own launch"),
+        # a patient's own launch gets the friendly page of every clinician page (web.audience)
+        ({"kind": "patient", "patient": "p1"}, "This page is for your care team"),
+        ({"kind": "patient"}, "This page is for your care team"),
         ({"fhir_user": "https://x/fhir/RelatedPerson/r1"}, "Only clinicians choose a patient"),
         # a patient's fhirUser however it is written, and users that are no clinician
         ({"fhir_user": "https://x/fhir/Patient/p1/_history/2"}, "is not a clinician&#39;s."),
@@ -445,7 +446,8 @@ def test_who_may_not_pick(fhir: Fhir, tmp_path: Path, record: dict[str, Any], re
     ):
         text = response.get_data(as_text=True)
         assert response.status_code == 403
-        assert 'data-error-code="patient_choice_refused"' in text and reason in text
+        code = "clinician_page" if record.get("kind") == "patient" else "patient_choice_refused"
+        assert f'data-error-code="{code}"' in text and reason in text
     assert [s for s in fhir.seen if "/Patient" in s[1]] == []
 
 

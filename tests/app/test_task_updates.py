@@ -200,6 +200,8 @@ def test_a_task_the_ehr_declares_read_only_is_not_written_and_the_pages_say_so(
     assert item, home
     assert f'data-sent="{dt.datetime.now(dt.UTC).date().isoformat()}"' in item.group(0)
     assert "Waiting for your clinic to mark this as done." in item.group(0)
+    # the day in words, as the patient reads dates ("6 Dec"; the year only for another year)
+    assert re.search(r"You sent your answers on \d{1,2} [A-Z][a-z]{2}( \d{4})?\.", item.group(0))
     assert f"/assess/submissions/{sid}" in item.group(0)
     assert 'data-source="Task/closed-rq"' not in home  # closed: not an assignment
     assert 'data-source="Task/someone-elses-rq"' not in home

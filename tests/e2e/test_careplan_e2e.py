@@ -364,8 +364,8 @@ def test_a_patients_own_submission_judges_no_goal(
         assert len(before) == 2  # the plan approved and judged in the first test
         # Anxiety 1 would be "achieved" for the anxiety goal (target at most 4.5), if judged.
         shown = patient.follow(patient.submit_ecr_r(anxiety=1, avoidance=1))
-        assert shown.status_code == 303  # delivered: straight on to the review, nothing to say
-        assert "/review/responses/" in shown.headers["location"]
+        assert shown.status_code == 303  # delivered: straight on to the patient's home
+        assert "/patient/?sid=" in shown.headers["location"]
         with rowan.fhir() as client:
             own = [
                 o

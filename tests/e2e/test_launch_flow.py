@@ -152,6 +152,7 @@ def test_standalone_patient_launch_reads_the_signed_in_patient(
         assert f'href="{link}&amp;role=patient"' in start.text
         page = patient.go(f"{server.url}{link}&role=patient")
         assert page.status_code == 200, page.text
+        assert urlsplit(patient.visited[-1]).path.endswith("/patient/")  # their own home
         seeded = seeded_patient(ADOLESCENT)
         assert f'id="patient-name">{seeded["name"][0]["text"]}<' in page.text
         params = authorize_params(patient, launch_sandbox.urls.issuer)

@@ -104,7 +104,7 @@ def sign_in_as_patient(page: Page, server: AppServer) -> None:
     approve = page.get_by_role("button", name="Approve")
     if approve.count():  # the sandbox asks only when its knobs say so
         approve.click()
-    page.wait_for_url(f"{server.url}/app/*/")
+    page.wait_for_url(f"{server.url}/app/*/patient/")  # a patient's launch lands on their home
 
 
 def test_a_patient_completes_the_assigned_assessment_and_a_journal_entry(
@@ -119,7 +119,6 @@ def test_a_patient_completes_the_assigned_assessment_and_a_journal_entry(
     page = context.new_page()
     try:
         sign_in_as_patient(page, server)
-        page.locator("#patient-home-link").click()
         home = page.url
         refused = page.request.get(home.replace("/patient/", "/careplan/"))
         assert refused.status == 403  # the clinician's pages are not the patient's

@@ -251,15 +251,26 @@ def test_a_patient_id_the_token_cannot_read_is_refused(
 
 
 @pytest.mark.parametrize(
-    ("who", "role", "reason"),
+    ("who", "role", "code", "reason"),
     [
-        ({"sign_in_as": f"Patient/{ADOLESCENT}"}, "patient", "a patient&#39;s own launch"),
-        ({"patient": ADOLESCENT}, "clinician", "The EHR chose this launch&#39;s patient"),
+        # a patient's own launch: the friendly 403 of every clinician page (web.audience)
+        (
+            {"sign_in_as": f"Patient/{ADOLESCENT}"},
+            "patient",
+            "clinician_page",
+            "This page is for your care team",
+        ),
+        (
+            {"patient": ADOLESCENT},
+            "clinician",
+            "patient_choice_refused",
+            "The EHR chose this launch&#39;s patient",
+        ),
     ],
     ids=["patient-launch", "ehr-chose"],
 )
 def test_a_patient_launch_or_an_ehr_chosen_patient_cannot_use_the_picker(
-    clinician: Clinician, who: dict[str, str], role: str, reason: str
+    clinician: Clinician, who: dict[str, str], role: str, code: str, reason: str
 ) -> None:
     clinician.browser.close()
     clinician.browser = Browser(**who)  # the patient signs in; the clinician picks at the EHR
@@ -271,7 +282,7 @@ def test_a_patient_launch_or_an_ehr_chosen_patient_cannot_use_the_picker(
         clinician.choose(ADULT, clinician.csrf_from_store()),
     ):
         assert refused.status_code == 403
-        assert 'data-error-code="patient_choice_refused"' in refused.text
+        assert f'data-error-code="{code}"' in refused.text
         assert reason in refused.text
     record = clinician.record()
     assert record is not None and record["patient"] == ADOLESCENT

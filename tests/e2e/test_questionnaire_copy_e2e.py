@@ -35,6 +35,8 @@ from tests.fixtures.smart_app_server import (
 pytestmark = pytest.mark.e2e
 
 ADULT = "sandbox-adult-29"
+#: The PRFQ is a parent's report on a young child: it may fit the 4-year-old, never the adult.
+YOUNG_CHILD = "sandbox-child-4"
 ECR_R = "http://attach-fhir.org/fhir/Questionnaire/ecr-r|1.0.0"
 PRFQ = "http://attach-fhir.org/fhir/Questionnaire/prfq|1.1.0"
 EHR_TITLE = "PRFQ as named in the EHR forms library"
@@ -84,14 +86,28 @@ def env(
         server.stop()
 
 
-@pytest.fixture
-def app_base(env: CopyEnv) -> Iterator[tuple[Browser, str]]:
-    """A browser after an EHR launch for the adult; the launch's ``/app/<ctx>`` URL."""
+def launched_for(env: CopyEnv, patient: str) -> tuple[Browser, str]:
+    """A browser after an EHR launch for ``patient``; the launch's ``/app/<ctx>`` URL."""
     browser = Browser()
-    landing = browser.go(ehr_launch_url(env.sandbox, env.server.client_id, ADULT))
+    landing = browser.go(ehr_launch_url(env.sandbox, env.server.client_id, patient))
     assert landing.status_code == 200, landing.text
     ctx = urlsplit(browser.visited[-1]).path.split("/")[2]
-    yield browser, f"{env.server.url}/app/{ctx}"
+    return browser, f"{env.server.url}/app/{ctx}"
+
+
+@pytest.fixture
+def app_base(env: CopyEnv) -> Iterator[tuple[Browser, str]]:
+    """A launch for the adult."""
+    browser, base = launched_for(env, ADULT)
+    yield browser, base
+    browser.close()
+
+
+@pytest.fixture
+def child_app_base(env: CopyEnv) -> Iterator[tuple[Browser, str]]:
+    """A launch for the young child, whom the PRFQ may fit."""
+    browser, base = launched_for(env, YOUNG_CHILD)
+    yield browser, base
     browser.close()
 
 
@@ -133,8 +149,8 @@ def test_a_copy_with_swapped_labels_is_set_aside_for_the_packaged_wording(
 
 
 def test_a_faithful_copy_is_still_shown_without_a_notice(
-    env: CopyEnv, app_base: tuple[Browser, str]
+    env: CopyEnv, child_app_base: tuple[Browser, str]
 ) -> None:
-    page = fill_page(app_base, "prfq")
+    page = fill_page(child_app_base, "prfq")
     assert EHR_TITLE in page  # the EHR's copy: its title is not the packaged one
     assert 'id="questionnaire-copy-notice"' not in page

@@ -240,8 +240,8 @@ def test_the_patients_submission_completes_the_assigned_task_once(open_ehr: Worl
         shown = patient.follow(patient.submit(fields))
         after = now()
         transport.tamper = None
-        assert shown.status_code == 303  # delivered, Task closed: straight on to the review
-        assert "/review/responses/" in shown.headers["location"]
+        assert shown.status_code == 303  # delivered, Task closed: straight on to their home
+        assert "/patient/?sid=" in shown.headers["location"]
 
         (response,) = [
             r
@@ -271,7 +271,7 @@ def test_the_patients_submission_completes_the_assigned_task_once(open_ehr: Worl
         version = closed["meta"]["versionId"]
         transport.clear()
         again = patient.follow(patient.submit(fields))
-        assert again.status_code == 303 and "/review/responses/" in again.headers["location"]
+        assert again.status_code == 303 and "/patient/?sid=" in again.headers["location"]
         app = world.server.app
         sid = fields["submission_id"]
         with app.app_context():
@@ -358,8 +358,10 @@ def test_a_submission_queued_while_the_server_is_down_closes_its_task_with_no_pa
             page = patient.follow(patient.submit(fields))
         finally:
             transport.inner = real
+        assert page.status_code == 303  # the patient's home says where the answers are
+        page = patient.follow(page)
         assert page.status_code == 200, page.text
-        assert "Saved here, waiting to reach the record" in page.text
+        assert "Saved here, waiting to reach your clinic" in page.text
         outbox = delivery.outbox_services(app).outbox
         assert outbox.store.get(sid).status == "queued"
         assert world.task(task["id"])["status"] == "requested"
@@ -397,7 +399,7 @@ def test_a_submission_queued_while_the_server_is_down_closes_its_task_with_no_pa
         # The page opened later finds it done: it reads nothing and writes nothing again.
         transport.clear()
         shown = patient.get(f"/assess/submissions/{sid}")
-        assert shown.status_code == 303 and "/review/responses/" in shown.headers["location"]
+        assert shown.status_code == 303 and "/patient/?sid=" in shown.headers["location"]
         assert transport.count("PUT", f"{world.fhir_base}/Task/") == 0
         assert transport.count("GET", f"{world.fhir_base}/Task/") == 0
     finally:

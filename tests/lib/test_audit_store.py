@@ -3,7 +3,9 @@ settings put it."""
 
 from __future__ import annotations
 
+import sqlite3
 import stat
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,31 @@ def open_store(tmp_path: Path) -> OpenStore:
     return lambda: SqliteAuditStore(tmp_path / "audit.sqlite3")
 
 
+def test_the_file_carries_the_audit_schema_version(tmp_path: Path) -> None:
+    open_audit_store(None, tmp_path).close()
+    with closing(sqlite3.connect(tmp_path / "audit.sqlite3")) as db:
+        versions = db.execute("SELECT component, version FROM attach_schema").fetchall()
+    assert versions == [("audit", 1)]
+
+
+def test_a_file_from_before_the_versions_keeps_its_records(tmp_path: Path) -> None:
+    path = tmp_path / "audit.sqlite3"
+    with closing(sqlite3.connect(path)) as db, db:  # as the store made it before the migration
+        db.execute(
+            "CREATE TABLE audit (seq INTEGER PRIMARY KEY AUTOINCREMENT, recorded REAL NOT NULL, "
+            "event TEXT NOT NULL)"
+        )
+        db.execute('INSERT INTO audit (recorded, event) VALUES (3.0, \'{"id":"old"}\')')
+    store = SqliteAuditStore(path)
+    try:
+        store.append({"id": "new"}, 4.0)
+        assert list(store.since(0.0)) == [{"id": "old"}, {"id": "new"}]
+        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+            store._run("DELETE FROM {t}")
+    finally:
+        store.close()
+
+
 def test_the_file_is_readable_by_the_apps_user_only(tmp_path: Path) -> None:
     store = open_audit_store(None, tmp_path)
     store.append({"resourceType": "AuditEvent"}, 1.0)
@@ -28,7 +55,16 @@ def test_the_file_is_readable_by_the_apps_user_only(tmp_path: Path) -> None:
 def test_the_setting_names_the_store(tmp_path: Path) -> None:
     assert configured_dsn({}) is None
     assert configured_dsn({"AUDIT_STORE": "postgresql://db/x"}) == "postgresql://db/x"
-    assert configured_dsn({"ATTACH_AUDIT_STORE": "/a/b.sqlite3"}) == "/a/b.sqlite3"
+    assert configured_dsn({"AUDIT_STORE": None, "DATABASE_URL": "postgresql://db/y"}) == (
+        "postgresql://db/y"
+    )
+    both = {"AUDIT_STORE": "/a/b.sqlite3", "DATABASE_URL": "postgresql://db/y"}
+    assert configured_dsn(both) == "/a/b.sqlite3"
+    environ = {"ATTACH_DATABASE_URL": "postgresql://db/z", "DATABASE_URL": "postgresql://other"}
+    assert configured_dsn(environ, prefix="ATTACH_") == "postgresql://db/z"
+    assert configured_dsn({"ATTACH_AUDIT_STORE": "/a/b.sqlite3"}, prefix="ATTACH_") == (
+        "/a/b.sqlite3"
+    )
     elsewhere = tmp_path / "elsewhere.sqlite3"
     store = open_audit_store(f"sqlite:///{elsewhere}", tmp_path / "unused")
     store.close()

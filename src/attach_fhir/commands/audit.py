@@ -1,7 +1,7 @@
 """``attach-fhir audit export --since DATE``: the audit trail as NDJSON AuditEvents on stdout.
 
-Reads the store the settings name (``ATTACH_AUDIT_STORE``, else ``audit.sqlite3`` in the data
-directory), for a SIEM or an auditor; see docs/audit.md.
+Reads the store the app writes (``ATTACH_AUDIT_STORE``, else ``ATTACH_DATABASE_URL``, else
+``audit.sqlite3`` in the data directory), for a SIEM or an auditor; see docs/audit.md.
 """
 
 from __future__ import annotations
@@ -46,8 +46,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="write the AuditEvents recorded since DATE as NDJSON on stdout",
         description=(
             "Write every AuditEvent recorded at or after DATE (YYYY-MM-DD is midnight UTC), "
-            "oldest first, one JSON object a line, from the store ATTACH_AUDIT_STORE names "
-            "(default: audit.sqlite3 in ATTACH_DATA_DIR)."
+            "oldest first, one JSON object a line, from the store the app writes: "
+            "ATTACH_AUDIT_STORE, else ATTACH_DATABASE_URL, else audit.sqlite3 in "
+            "ATTACH_DATA_DIR."
         ),
     )
     export.add_argument(
@@ -63,7 +64,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def run_export(args: argparse.Namespace) -> int:
     """Stream the records; the count goes to stderr."""
-    dsn = args.store or configured_dsn(os.environ)
+    dsn = args.store or configured_dsn(os.environ, prefix="ATTACH_")
     try:
         store = open_audit_store(dsn, default_data_dir())
     except AttachError as exc:

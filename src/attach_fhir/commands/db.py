@@ -1,7 +1,8 @@
 """``attach-fhir db upgrade`` and ``db status``: the schema versions of the app's stores.
 
-The stores are those the app opens: ``ATTACH_SESSION_STORE`` and ``ATTACH_OUTBOX_DSN`` when set,
-else ``ATTACH_DATABASE_URL`` (or ``--database-url``), else the SQLite files in the data directory.
+The stores are those the app opens: ``ATTACH_SESSION_STORE``, ``ATTACH_OUTBOX_DSN`` and
+``ATTACH_AUDIT_STORE`` when set, else ``ATTACH_DATABASE_URL`` (or ``--database-url``), else the
+SQLite files in the data directory.
 """
 
 from __future__ import annotations
@@ -75,6 +76,7 @@ def targets(database_url: str | None, data_dir: str | None) -> list[Target]:
     for component, override, schema, name in (
         (migrations.SESSIONS, "ATTACH_SESSION_STORE", None, "sessions.sqlite3"),
         (migrations.OUTBOX, "ATTACH_OUTBOX_DSN", "ATTACH_OUTBOX_SCHEMA", "outbox.sqlite3"),
+        (migrations.AUDIT, "ATTACH_AUDIT_STORE", None, "audit.sqlite3"),
     ):
         where = store_url(os.environ.get(override), url)
         if is_shared(where):
@@ -131,9 +133,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="schema versions of the app's stores",
         description=(
             "Apply ('upgrade') or show ('status') the schema versions of the stores the app "
-            "uses: ATTACH_SESSION_STORE and ATTACH_OUTBOX_DSN when set, else ATTACH_DATABASE_URL, "
-            "else the SQLite files in the data directory. The app refuses to start on a "
-            "PostgreSQL store whose schema is not current."
+            "uses: ATTACH_SESSION_STORE, ATTACH_OUTBOX_DSN and ATTACH_AUDIT_STORE when set, else "
+            "ATTACH_DATABASE_URL, else the SQLite files in the data directory. The app refuses "
+            "to start on a PostgreSQL store whose schema is not current."
         ),
     )
     commands = parser.add_subparsers(dest="db_command", metavar="ACTION", required=True)

@@ -1,7 +1,7 @@
 """The append-only audit store: AuditEvents in SQLite (a 0600 file) or PostgreSQL (a DSN).
 
-Records are only ever added: the store has no update or delete, and the database itself refuses
-them (triggers on both engines), so a bug or a stolen app credential cannot rewrite the trail.
+Records are only ever added: the store has no update or delete, and the database refuses them
+(triggers from the "audit" migration), so a bug or a stolen credential cannot rewrite the trail.
 """
 
 from __future__ import annotations
@@ -9,19 +9,25 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-import threading
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from attach_fhir.errors import AttachError
-from attach_fhir.io.private_files import private_sqlite
-from attach_fhir.io.sql_store import SqlStore, is_shared, postgres_statement, sqlite_file
+from attach_fhir.io import migrations
+from attach_fhir.io.sql_store import (
+    PostgresEngine,
+    SqliteEngine,
+    SqlStore,
+    in_schema,
+    is_shared,
+    sqlite_file,
+    store_url,
+)
 
 FILE_NAME = "audit.sqlite3"
 #: How many rows ``since`` fetches at a time (the export streams; memory stays flat).
 PAGE = 500
-_REFUSED = "audit records are append-only"
 
 
 class AuditStoreError(AttachError):
@@ -32,11 +38,12 @@ class AuditStoreError(AttachError):
     status_code = 500
 
 
-def configured_dsn(settings: Mapping[str, Any]) -> str | None:
-    """Where the audit store lives, from the settings (``AUDIT_STORE``, or ``ATTACH_AUDIT_STORE``
-    in the environment): a ``postgresql://`` DSN, ``sqlite:///path`` or a path; None for
-    ``audit.sqlite3`` in the data directory. The one place to point it elsewhere."""
-    value = settings.get("AUDIT_STORE") or settings.get("ATTACH_AUDIT_STORE")
+def configured_dsn(settings: Mapping[str, Any], prefix: str = "") -> str | None:
+    """Where the audit store lives: ``AUDIT_STORE`` when set, else ``DATABASE_URL`` (each read
+    as ``prefix`` + name: the app's settings have none, the environment ``ATTACH_``); a
+    ``postgresql://`` DSN, ``sqlite:///path`` or a path; None for ``audit.sqlite3`` in the data
+    directory. The one place that decides, for the app and ``attach-fhir audit export``."""
+    value = store_url(settings.get(prefix + "AUDIT_STORE"), settings.get(prefix + "DATABASE_URL"))
     return str(value) if value else None
 
 
@@ -79,19 +86,8 @@ class SqlAuditStore(SqlStore):
         return int(rows[0][0])
 
 
-_SQLITE_SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS audit (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
-    "recorded REAL NOT NULL, event TEXT NOT NULL)",
-    "CREATE INDEX IF NOT EXISTS audit_recorded ON audit (recorded)",
-    "CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit "
-    f"BEGIN SELECT RAISE(ABORT, '{_REFUSED}'); END",
-    "CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit "
-    f"BEGIN SELECT RAISE(ABORT, '{_REFUSED}'); END",
-)
-
-
 class SqliteAuditStore(SqlAuditStore):
-    """The audit trail in a SQLite file, ``0600``, WAL.
+    """The audit trail in a SQLite file, ``0600``, WAL, upgraded as it opens.
 
     Commits use ``synchronous=NORMAL``: a record survives the app crashing, and is lost only if
     the machine itself fails before the next checkpoint (one fsync per request would cost more
@@ -101,116 +97,50 @@ class SqliteAuditStore(SqlAuditStore):
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         try:
-            private_sqlite(self.path)
-            self._conn = sqlite3.connect(
-                self.path, timeout=30, isolation_level=None, check_same_thread=False
-            )
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=NORMAL")
-            for statement in _SQLITE_SCHEMA:
-                self._conn.execute(statement)
+            self.engine = SqliteEngine(self.path)
+            with self.engine.connection() as db:
+                migrations.upgrade(db, "sqlite", migrations.AUDIT)
         except (OSError, sqlite3.Error) as exc:
             raise AuditStoreError(f"Cannot open the audit file {self.path}: {exc}") from exc
-        self._lock = threading.Lock()
 
     def _run(
         self, query: str, params: Sequence[Any] = (), *, durable: bool = True
     ) -> tuple[list[Sequence[Any]], int]:
         del durable  # always NORMAL (see the class)
-        with self._lock:
-            cursor = self._conn.execute(query.replace("{t}", "audit"), tuple(params))
-            return cursor.fetchall(), cursor.rowcount
-
-    def close(self) -> None:
-        """Close the SQLite connection."""
-        self._conn.close()
+        return self.engine.run(query.replace("{t}", "audit"), params, False)
 
 
 class PostgresAuditStore(SqlAuditStore):
-    """The audit trail in ``<schema>.audit`` (psycopg 3, autocommit); a trigger refuses
-    UPDATE, DELETE and TRUNCATE."""
+    """The audit trail in the table ``audit``, in ``schema`` when one is named, else where the
+    DSN's search path puts it; ``attach-fhir db upgrade`` makes it, with triggers refusing
+    UPDATE, DELETE and TRUNCATE. Every record is synced at its commit."""
 
-    def __init__(self, dsn: str, schema: str = "attach_fhir") -> None:
+    def __init__(self, dsn: str, schema: str | None = None) -> None:
         try:
             import psycopg
-            from psycopg import sql
         except ImportError as exc:  # pragma: no cover - the postgres extra is not installed
             raise AuditStoreError("PostgreSQL needs the 'postgres' extra (psycopg).") from exc
-        self._sql = sql
-        self._table = sql.Identifier(schema, "audit")
-        self._dsn = dsn
-        self._lost = psycopg.OperationalError
-        self._connect = psycopg.connect
-        refuse = sql.Identifier(schema, "audit_refuse_change")
+        self.engine = PostgresEngine(in_schema(dsn, schema))
         try:
-            self._conn = psycopg.connect(dsn, autocommit=True)
-            with self._conn.transaction():
-                self._conn.execute(
-                    sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema))
-                )
-                self._conn.execute(
-                    sql.SQL(
-                        "CREATE TABLE IF NOT EXISTS {t} (seq BIGINT GENERATED ALWAYS AS IDENTITY "
-                        "PRIMARY KEY, recorded DOUBLE PRECISION NOT NULL, event TEXT NOT NULL)"
-                    ).format(t=self._table)
-                )
-                self._conn.execute(
-                    sql.SQL("CREATE INDEX IF NOT EXISTS audit_recorded ON {t} (recorded)").format(
-                        t=self._table
-                    )
-                )
-                self._conn.execute(
-                    sql.SQL(
-                        "CREATE OR REPLACE FUNCTION {f}() RETURNS trigger LANGUAGE plpgsql AS "
-                        "$$ BEGIN RAISE EXCEPTION '" + _REFUSED + "'; END $$"
-                    ).format(f=refuse)
-                )
-                for event, level in (("UPDATE OR DELETE", "ROW"), ("TRUNCATE", "STATEMENT")):
-                    name = "audit_append_only" if level == "ROW" else "audit_no_truncate"
-                    self._conn.execute(
-                        sql.SQL("DROP TRIGGER IF EXISTS {n} ON {t}").format(
-                            n=sql.Identifier(name), t=self._table
-                        )
-                    )
-                    self._conn.execute(
-                        sql.SQL(
-                            "CREATE TRIGGER {n} BEFORE "
-                            + event
-                            + " ON {t} FOR EACH "
-                            + level
-                            + " EXECUTE FUNCTION {f}()"
-                        ).format(n=sql.Identifier(name), t=self._table, f=refuse)
-                    )
+            with self.engine.connection() as db:
+                migrations.require(db, "postgres", migrations.AUDIT)
         except psycopg.Error as exc:
             raise AuditStoreError(
                 f"Cannot open the PostgreSQL audit store: {type(exc).__name__}"
             ) from exc
-        self._lock = threading.Lock()
 
     def _run(
         self, query: str, params: Sequence[Any] = (), *, durable: bool = True
     ) -> tuple[list[Sequence[Any]], int]:
+        # A dropped connection (a server restart) is reopened and the statement sent again by
+        # the engine: a record whose commit was lost with the answer may be kept twice, never
+        # none.
         del durable
-        statement = self._sql.SQL(postgres_statement(query)).format(t=self._table)
-        with self._lock:
-            try:
-                cursor = self._conn.execute(statement, tuple(params))
-            except self._lost:
-                # The connection dropped (server restart): reconnect once and send again; a
-                # record whose commit was lost with the answer may be kept twice, never none.
-                self._conn.close()
-                self._conn = self._connect(self._dsn, autocommit=True)
-                cursor = self._conn.execute(statement, tuple(params))
-            rows: list[Sequence[Any]] = list(cursor.fetchall()) if cursor.description else []
-            return rows, cursor.rowcount
-
-    def close(self) -> None:
-        """Close the PostgreSQL connection."""
-        self._conn.close()
+        return self.engine.run(query.replace("{t}", "audit"), params, True)
 
 
 def open_audit_store(
-    dsn: str | None, data_dir: str | os.PathLike[str], schema: str = "attach_fhir"
+    dsn: str | None, data_dir: str | os.PathLike[str], schema: str | None = None
 ) -> SqlAuditStore:
     """PostgreSQL for a ``postgresql://`` DSN, else the SQLite file it names (or
     ``audit.sqlite3`` in ``data_dir``)."""

@@ -15,6 +15,7 @@ Dialect = Literal["sqlite", "postgres"]
 
 SESSIONS = "sessions"
 OUTBOX = "outbox"
+AUDIT = "audit"
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,33 @@ _OUTBOX_COLUMNS = (
     "last_error TEXT, last_error_code TEXT, receipt TEXT)"
 )
 
+#: Why the audit table refuses a change (the triggers' message, on both engines).
+AUDIT_REFUSED = "audit records are append-only"
+_AUDIT_INDEX = "CREATE INDEX IF NOT EXISTS audit_recorded ON audit (recorded)"
+_AUDIT_SQLITE = (
+    "CREATE TABLE IF NOT EXISTS audit (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
+    "recorded REAL NOT NULL, event TEXT NOT NULL)",
+    _AUDIT_INDEX,
+    "CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit "
+    f"BEGIN SELECT RAISE(ABORT, '{AUDIT_REFUSED}'); END",
+    "CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit "
+    f"BEGIN SELECT RAISE(ABORT, '{AUDIT_REFUSED}'); END",
+)
+# Unqualified names: the table, its function and triggers go where the DSN's search path points.
+_AUDIT_POSTGRES = (
+    "CREATE TABLE IF NOT EXISTS audit (seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, "
+    "recorded DOUBLE PRECISION NOT NULL, event TEXT NOT NULL)",
+    _AUDIT_INDEX,
+    "CREATE OR REPLACE FUNCTION audit_refuse_change() RETURNS trigger LANGUAGE plpgsql AS "
+    f"$$ BEGIN RAISE EXCEPTION '{AUDIT_REFUSED}'; END $$",
+    "DROP TRIGGER IF EXISTS audit_append_only ON audit",
+    "CREATE TRIGGER audit_append_only BEFORE UPDATE OR DELETE ON audit FOR EACH ROW "
+    "EXECUTE FUNCTION audit_refuse_change()",
+    "DROP TRIGGER IF EXISTS audit_no_truncate ON audit",
+    "CREATE TRIGGER audit_no_truncate BEFORE TRUNCATE ON audit FOR EACH STATEMENT "
+    "EXECUTE FUNCTION audit_refuse_change()",
+)
+
 #: Every component's versions, oldest first. Append a step; never edit one that shipped.
 STEPS: dict[str, tuple[Step, ...]] = {
     SESSIONS: (Step(1, "session records", (_SESSION_TABLE,), (_SESSION_TABLE,)),),
@@ -63,6 +91,14 @@ STEPS: dict[str, tuple[Step, ...]] = {
             "claim fence (a worker whose lease ran out cannot record its result)",
             ("ALTER TABLE outbox ADD COLUMN fence INTEGER NOT NULL DEFAULT 0",),
             ("ALTER TABLE outbox ADD COLUMN IF NOT EXISTS fence BIGINT NOT NULL DEFAULT 0",),
+        ),
+    ),
+    AUDIT: (
+        Step(
+            1,
+            "append-only audit records (UPDATE, DELETE, TRUNCATE refused)",
+            _AUDIT_SQLITE,
+            _AUDIT_POSTGRES,
         ),
     ),
 }

@@ -1,8 +1,8 @@
 """What the SQLite and PostgreSQL stores share: the two engines (a pool of connections, locks),
 the store base class every store builds on, and where a store lives.
 
-The session store (``smart_app.web.session_store``) and the outbox store both build on it; see
-docs/architecture.md.
+The session store (``smart_app.web.session_store``), the outbox store and the audit store build
+on it; see docs/architecture.md.
 """
 
 from __future__ import annotations
