@@ -174,3 +174,29 @@ def test_a_form_posted_without_use_anyway_is_recorded_all_the_same(
     (entry,) = found["entry"]
     extension = entry["resource"]["extension"]
     assert extension == [{"url": USED_ALTHOUGH_NOT_FITTING_EXT, "valueString": REASON}]
+
+
+def test_a_child_filling_in_meets_no_clinicians_note_about_what_is_left_out(
+    fhir_server: FhirServerProcess,
+    tmp_path: Path,
+    transport: Wrapped,  # noqa: F811
+) -> None:
+    launched = launched_app(
+        fhir_server.base_url,
+        tmp_path / "app",
+        transport,
+        client_id="fit-patient-words",
+        kind="patient",
+        patient="sandbox-child-9",
+        user="Patient/sandbox-child-9",
+        scope=ALL,
+    )
+    try:
+        page = launched.client.get(f"/app/{launched.ctx}/assess/ecr-rs/")
+        assert page.status_code == 200, page.text
+        # The partner section is left out, and the clinician's third-person note with it.
+        assert 'name="q:partner.1"' not in page.text and 'name="q:mother.1"' in page.text
+        assert 'id="hidden-sections"' not in page.text
+        assert "this patient" not in page.text
+    finally:
+        stop_app(launched.app)
