@@ -14,7 +14,19 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
-from attach_fhir.outcomes import SMALL_CELL, MeanChange, PatientChange, Schedule
+from attach_fhir.outcomes import (
+    SMALL_CELL,
+    MeanChange,
+    PatientChange,
+    Population,
+    Schedule,
+    assessed,
+    changes,
+    days_to_goal,
+    goal_states,
+    mean_changes,
+    reassessment,
+)
 from attach_fhir.reading import for_reading
 
 #: Width of one bar of the change histogram, in score points.
@@ -49,6 +61,24 @@ class Report:
     schedule: Schedule
     days_to_goal: Sequence[int]
     problems: Mapping[str, int]
+
+
+def report_of(
+    found: Population, titles: Mapping[str, str], as_of: dt.date, identified: bool
+) -> Report:
+    """The report's figures from what was read (``titles``: instrument URL -> title)."""
+    table = changes(found, titles)
+    return Report(
+        as_of=as_of,
+        identified=identified,
+        assessed=assessed(found, titles),
+        rows=table,
+        means=mean_changes(table),
+        goals=goal_states(found.goals),
+        schedule=reassessment(found, as_of),
+        days_to_goal=days_to_goal(found),
+        problems=dict(found.problems),
+    )
 
 
 def _days(value: float) -> str:

@@ -23,16 +23,10 @@ from attach_fhir.canonical import SCORES_SYSTEM
 from attach_fhir.history import local_day
 from attach_fhir.instruments import library
 from attach_fhir.outcomes import (
-    assessed,
-    changes,
     collect,
-    days_to_goal,
-    goal_states,
     instrument_of,
-    mean_changes,
-    reassessment,
 )
-from attach_fhir.outcomes_report import Report, rows, to_csv, to_html
+from attach_fhir.outcomes_report import Report, report_of, rows, to_csv, to_html
 from tests.lib.scoring_examples import EXAMPLES
 from tests.lib.scoring_responses import from_answers
 
@@ -135,20 +129,7 @@ def population() -> list[object]:
 
 @pytest.fixture(scope="module")
 def report() -> Report:
-    found = collect(population(), library())
-    titles = instrument_of(library())
-    table = changes(found, titles)
-    return Report(
-        as_of=AS_OF,
-        identified=False,
-        assessed=assessed(found, titles),
-        rows=table,
-        means=mean_changes(table),
-        goals=goal_states(found.goals),
-        schedule=reassessment(found, AS_OF),
-        days_to_goal=days_to_goal(found),
-        problems=dict(found.problems),
-    )
+    return report_of(collect(population(), library()), instrument_of(library()), AS_OF, False)
 
 
 def test_first_and_latest_per_patient_including_responses_scored_here(report: Report) -> None:

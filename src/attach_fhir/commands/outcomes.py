@@ -22,17 +22,11 @@ from attach_fhir.errors import AttachError
 from attach_fhir.instruments import library
 from attach_fhir.outcomes import (
     Population,
-    assessed,
-    changes,
     collect,
-    days_to_goal,
-    goal_states,
     instrument_of,
-    mean_changes,
     pseudonym,
-    reassessment,
 )
-from attach_fhir.outcomes_report import Report, rows, to_csv, to_html
+from attach_fhir.outcomes_report import Report, report_of, rows, to_csv, to_html
 
 EXIT_ERROR = 2
 PROGRESS_EVERY = 10_000
@@ -156,20 +150,7 @@ def _key(args: argparse.Namespace) -> bytes:
 
 def build_report(found: Population, as_of: dt.date, identified: bool) -> Report:
     """The report's figures from what was read."""
-    lib = library()
-    titles = instrument_of(lib)
-    table = changes(found, titles)
-    return Report(
-        as_of=as_of,
-        identified=identified,
-        assessed=assessed(found, titles),
-        rows=table,
-        means=mean_changes(table),
-        goals=goal_states(found.goals),
-        schedule=reassessment(found, as_of),
-        days_to_goal=days_to_goal(found),
-        problems=dict(found.problems),
-    )
+    return report_of(found, instrument_of(library()), as_of, identified)
 
 
 def run_outcomes(args: argparse.Namespace) -> int:
