@@ -11,6 +11,7 @@ import re
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from attach_fhir.canonical import USED_ALTHOUGH_NOT_FITTING_EXT
 from attach_fhir.writeback import SUBMISSION_SYSTEM, identifier_value
@@ -130,21 +131,28 @@ def test_a_fifteen_year_old_sees_the_partner_section(
     assert 'name="q:partner.1"' in page and "hidden-sections" not in page
 
 
-def test_a_patients_launch_cannot_use_anyway(
-    fhir_server: FhirServerProcess,
-    tmp_path: Path,
-    transport: Wrapped,  # noqa: F811
-) -> None:
-    launched = launched_app(
+def child_launch(
+    fhir_server: FhirServerProcess, tmp_path: Path, outbound: Wrapped, client_id: str
+) -> Any:
+    """A patient's own launch: the 9-year-old, signed in as herself."""
+    return launched_app(
         fhir_server.base_url,
         tmp_path / "app",
-        transport,
-        client_id="fit-patient-test",
+        outbound,
+        client_id=client_id,
         kind="patient",
         patient="sandbox-child-9",
         user="Patient/sandbox-child-9",
         scope=ALL,
     )
+
+
+def test_a_patients_launch_cannot_use_anyway(
+    fhir_server: FhirServerProcess,
+    tmp_path: Path,
+    transport: Wrapped,  # noqa: F811
+) -> None:
+    launched = child_launch(fhir_server, tmp_path, transport, "fit-patient-test")
     try:
         # The Choose page is the clinician's (smart_app.web.audience): a patient never sees it.
         page = launched.client.get(f"/app/{launched.ctx}/assess/")
@@ -181,16 +189,7 @@ def test_a_child_filling_in_meets_no_clinicians_note_about_what_is_left_out(
     tmp_path: Path,
     transport: Wrapped,  # noqa: F811
 ) -> None:
-    launched = launched_app(
-        fhir_server.base_url,
-        tmp_path / "app",
-        transport,
-        client_id="fit-patient-words",
-        kind="patient",
-        patient="sandbox-child-9",
-        user="Patient/sandbox-child-9",
-        scope=ALL,
-    )
+    launched = child_launch(fhir_server, tmp_path, transport, "fit-patient-words")
     try:
         page = launched.client.get(f"/app/{launched.ctx}/assess/ecr-rs/")
         assert page.status_code == 200, page.text
