@@ -25,6 +25,7 @@ from smart_app.web import (
     request_limits,
     security,
     services,
+    session_purge,
 )
 from smart_app.web import registrations as registrations_module
 from smart_app.web.discovery_cache import DiscoveryCache
@@ -67,6 +68,8 @@ DEFAULTS: dict[str, Any] = {
     "LAUNCH_TTL": 12 * 3600,
     "DISCOVERY_TTL": 3600,
     "TOKEN_REFRESH_LEEWAY": 60,
+    # Seconds between purges of expired session records, per process; 0: never (the store grows).
+    "SESSION_PURGE_INTERVAL": 300,
     # Request bodies, refused with 413 before parsing (measurements: smart_app.web.request_limits).
     "MAX_CONTENT_LENGTH": request_limits.MAX_CONTENT_LENGTH,
     "MAX_FORM_MEMORY_SIZE": request_limits.MAX_FORM_MEMORY_SIZE,
@@ -120,6 +123,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         ),
     )
     frame_ancestors = sorted({*str(app.config["FRAME_ANCESTORS"]).split(), *regs.frame_ancestors()})
+    session_purge.init_app(app, store, _seconds(app, "SESSION_PURGE_INTERVAL"))
     request_ids.init_app(app)  # first: every later log line of the request carries its id
     request_limits.init_app(app)  # a body too large is refused before the CSRF check
     security.init_app(app, frame_ancestors)
