@@ -1,14 +1,18 @@
 """Load and faults: N simulated clinicians EHR-launch the app, fill the ECR-R, submit and open
 the review, on 2 gunicorn instances on PostgreSQL behind a round-robin proxy and on 1 on SQLite.
 
-    .venv/bin/python bench/load_bench.py [--users 50] [--duration 300]
+    .venv/bin/python bench/load_bench.py [--users 50] [--duration 300] [--think 180]
     .venv/bin/python bench/load_bench.py --fault kill|fhir-down|drop-after-commit [--duration 120]
 
-Without ``--fault`` it prints, per topology, launches/s, requests/s, p50/p95/p99 of
-launch-to-form and of submit, errors by status and the app's CPU per request, then the ratio of
-requests/s (2 instances / 1). With a fault (2 instances on PostgreSQL only) it counts, by
-identifier on the FHIR server, the submissions users were told were saved: delivered once,
-duplicated or lost, the outbox's drain time, and any 500 a user saw. bench/README.md: method.
+Without ``--fault`` it runs three phases: the paced run (2 instances, each clinician thinking
+``--think`` seconds on average on the form and between visits: what users see), then the
+closed-loop capacity runs (no think time) on 2 instances and on 1. Per phase it prints
+launches/s, requests/s, p50/p95/p99 of launch-to-form and of submit, errors by status, the CPU
+of the app, the FHIR server, the sandbox EHR and the driver, and the FHIR requests per visit by
+kind with their times; then the ratio of requests/s (2 instances / 1) of the capacity runs.
+With a fault (2 instances on PostgreSQL only) it counts, by identifier on the FHIR server,
+the submissions users were told were saved: delivered once, duplicated or lost, the outbox's
+drain time, and any 500 a user saw. bench/README.md: method.
 """
 
 from __future__ import annotations
@@ -29,15 +33,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.fixtures import load_world
 from tests.fixtures.clinicians import Tally, drive
 
+#: The paced run's mean think time: the ECR-R's 36 seven-point items at about 5 s each to read
+#: and answer (bench/README.md, "Load and faults"); the same again between two visits.
+THINK = 36 * 5.0
+
 
 class World:
     """The driver's handle on the world, run in a process of its own
     (``tests/fixtures/load_world.py``): the sandbox and proxies take no CPU from the driver."""
 
-    def __init__(self, workdir: str) -> None:
+    def __init__(self, workdir: str, knobs: dict[str, Any] | None = None) -> None:
         ctx = multiprocessing.get_context("spawn")
         self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=load_world.serve, args=(child, workdir), daemon=True)
+        self.proc = ctx.Process(target=load_world.serve, args=(child, workdir, knobs), daemon=True)
         self.proc.start()
         self.urls: dict[str, str] = self._answer()
 
@@ -69,18 +77,32 @@ def quantiles(values: list[float]) -> str:
     return f"{cuts[49] * 1000:.0f} / {cuts[94] * 1000:.0f} / {cuts[98] * 1000:.0f} ms"
 
 
-def measure(world: World, label: str, count: int, postgres: bool, args: Any) -> float:
+def own_cpu() -> float:
+    """CPU seconds of the driver (this process) so far."""
+    times = os.times()
+    return times.user + times.system
+
+
+def measure(
+    world: World, label: str, count: int, postgres: bool, args: Any, think: float = 0.0
+) -> float:
     """One topology for ``args.duration`` seconds; prints its figures, returns requests/s."""
     world.topology(count, postgres, args.workers)
     load = os.getloadavg()[0]
+    world.fhir_requests_by_kind()  # forget the set-up's
     cpu0, fhir0, t0 = world.cpu(), world.fhir_requests(), time.monotonic()
-    tally = asyncio.run(drive(world.urls, args.patients, args.duration, args.seed))
+    fhir_cpu0, world_cpu0, own0 = world.fhir_cpu(), world.world_cpu(), own_cpu()
+    tally = asyncio.run(drive(world.urls, args.patients, args.duration, args.seed, think))
     elapsed, cpu = time.monotonic() - t0, world.cpu() - cpu0
+    fhir_cpu, world_cpu = world.fhir_cpu() - fhir_cpu0, world.world_cpu() - world_cpu0
+    driver_cpu = own_cpu() - own0
     fhir = world.fhir_requests() - fhir0
+    kinds = world.fhir_requests_by_kind()
     app_requests = tally.app_requests
     rps = tally.requests / elapsed
     after = os.getloadavg()[0]
-    print(f"\n{label}: {args.users} users, {elapsed:.0f} s, load {load:.1f} -> {after:.1f}")
+    pace = f"think {think:.0f} s" if think else "closed loop"
+    print(f"\n{label}, {pace}: {args.users} users, {elapsed:.0f} s, load {load:.1f} -> {after:.1f}")
     print(f"  launches/s          {tally.launches / elapsed:.2f} ({tally.launches} launches)")
     print(f"  requests/s          {rps:.1f} (users' requests, EHR pages included)")
     print(f"  launch-to-form      p50/p95/p99 {quantiles(tally.launch_to_form)}")
@@ -90,8 +112,18 @@ def measure(world: World, label: str, count: int, postgres: bool, args: Any) -> 
     print(f"  errors              {sum(tally.statuses.values())} {dict(tally.statuses)}")
     print(
         f"  app CPU             {cpu:.1f} s over {app_requests} app requests: "
-        f"{cpu / max(1, app_requests) * 1000:.1f} ms/request"
+        f"{cpu / max(1, app_requests) * 1000:.1f} ms/request, {cpu / elapsed:.0%} of a core"
     )
+    print(
+        f"  other CPU           FHIR server {fhir_cpu / elapsed:.0%}, sandbox EHR and proxies "
+        f"{world_cpu / elapsed:.0%}, driver {driver_cpu / elapsed:.0%} of a core"
+    )
+    visits = max(1, tally.launches)
+    for kind, times in sorted(kinds.items(), key=lambda kv: -sum(kv[1])):
+        print(
+            f"    {kind:<34} {len(times) / visits:5.2f} a visit, p50/p95 "
+            f"{quantiles(times).rsplit(' / ', 1)[0]} ms, {sum(times):.0f} s in all"
+        )
     return rps
 
 
@@ -157,6 +189,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=300.0)
     parser.add_argument("--workers", type=int, default=1, help="gunicorn workers per instance")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--think",
+        type=float,
+        default=THINK,
+        help="mean seconds a clinician spends on the form, and again between visits; 0: no "
+        "paced run (default: 36 items at 5 s each)",
+    )
+    parser.add_argument("--paced-only", action="store_true", help="no closed-loop capacity runs")
     parser.add_argument("--fault", choices=("kill", "fhir-down", "drop-after-commit"))
     parser.add_argument("--drain-timeout", type=float, default=600.0)
     args = parser.parse_args(argv)
@@ -169,9 +209,13 @@ def main(argv: list[str] | None = None) -> int:
             if args.fault:
                 fault_run(world, args)
                 return 0
-            two = measure(world, "2 instances, PostgreSQL, round-robin proxy", 2, True, args)
-            one = measure(world, "1 instance, SQLite", 1, False, args)
-            print(f"\nrequests/s, 2 instances / 1: {two / one:.2f}")
+            two_pg = "2 instances, PostgreSQL, round-robin proxy"
+            if args.think > 0:
+                measure(world, two_pg, 2, True, args, think=args.think)
+            if not args.paced_only:
+                two = measure(world, two_pg, 2, True, args)
+                one = measure(world, "1 instance, SQLite", 1, False, args)
+                print(f"\nrequests/s (closed loop), 2 instances / 1: {two / one:.2f}")
         finally:
             world.close()
     return 0

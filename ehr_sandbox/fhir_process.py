@@ -80,6 +80,11 @@ class FhirServerProcess:
         """The public FHIR base URL (``--public-url`` when given, else the loopback one)."""
         return self.options.public_url or self.local_url
 
+    @property
+    def pid(self) -> int | None:
+        """The server's process id while it runs (a benchmark watches its CPU and memory)."""
+        return self._proc.pid if self._proc is not None else None
+
     def start(self) -> FhirServerProcess:
         """Start the server and return once it answers ``GET [base]/metadata``."""
         if not NODE_BINARY.exists():
