@@ -19,10 +19,64 @@ import { MemoryRepository, getExtraEntries } from '@medplum/fhir-router';
 const UNPROCESSABLE = 'business-rule';
 
 export class SandboxRepository extends MemoryRepository {
-  constructor() {
+  constructor({ searchIndex = true } = {}) {
     super();
     this.deleted = new Set();
     this.inTransaction = false;
+    // (type, code) -> SearchIndex: narrows which resources Medplum's own search looks at.
+    this.searchIndex = searchIndex ? new Map() : undefined;
+  }
+
+  // Medplum's search evaluates every filter's FHIRPath on every resource of the type (O(N) per
+  // search). For an `eq` filter on identifier, _tag, patient or subject it is handed only the
+  // resources whose indexed values hold the searched one (case-insensitively, so a superset of
+  // its matches), and decides itself which of those match, sorts and pages them.
+  searchSync(searchRequest) {
+    const candidates = this.searchIndex && this.candidates(searchRequest);
+    if (!candidates) {
+      return super.searchSync(searchRequest);
+    }
+    const saved = this.resources;
+    const all = saved.get(searchRequest.resourceType) ?? new Map();
+    const subset = new Map();
+    for (const [id, resource] of all) {
+      if (candidates.has(id)) {
+        subset.set(id, resource); // in the stored order, as Medplum would meet them
+      }
+    }
+    this.resources = new Map(saved);
+    this.resources.set(searchRequest.resourceType, subset);
+    try {
+      return super.searchSync(searchRequest);
+    } finally {
+      this.resources = saved;
+    }
+  }
+
+  /** The ids that may match the request's first indexable filter, or undefined (none). */
+  candidates({ resourceType, filters }) {
+    if ((filters ?? []).some((f) => f.code.includes('.') || f.code.startsWith('_has'))) {
+      return undefined; // a chained filter reads the type's other resources too
+    }
+    for (const filter of filters ?? []) {
+      const key = indexKey(filter);
+      if (key === undefined) {
+        continue;
+      }
+      const param = getSearchParameter(resourceType, filter.code);
+      if (!param || !['token', 'reference'].includes(param.type)) {
+        continue;
+      }
+      const name = `${resourceType}?${filter.code}`;
+      let index = this.searchIndex.get(name);
+      if (!index) {
+        index = new SearchIndex(param);
+        this.searchIndex.set(name, index);
+      }
+      index.refresh(this.resources.get(resourceType) ?? new Map());
+      return index.lookup(key);
+    }
+    return undefined;
   }
 
   /** True when the resource exists now (used to tell create-by-update from update). */
@@ -155,6 +209,86 @@ export class SandboxRepository extends MemoryRepository {
       }
     }
     this.deleted = snapshot.deleted;
+  }
+}
+
+const INDEXED_CODES = new Set(['identifier', '_tag', 'patient', 'subject']);
+
+/** The value an `eq` filter on an indexed code looks for (lower case), else undefined. */
+function indexKey(filter) {
+  if (filter.operator !== Operator.EQUALS || !INDEXED_CODES.has(filter.code)) {
+    return undefined;
+  }
+  const value = String(filter.value ?? '');
+  if (!value || value.includes(',')) {
+    return undefined; // several values: not worth it
+  }
+  const token = value.includes('|') ? value.slice(value.indexOf('|') + 1) : value;
+  return lastSegment(token);
+}
+
+/** "Patient/1", "http://x/Patient/1/_history/2" and "1" all give "1"; lower case. */
+function lastSegment(value) {
+  const plain = String(value).split('/_history/')[0];
+  return plain.slice(plain.lastIndexOf('/') + 1).toLowerCase();
+}
+
+/** The values one search parameter takes for each resource of a type, kept current by
+ * comparing each stored resource (object and version) with the one indexed. */
+class SearchIndex {
+  constructor(param) {
+    this.param = param;
+    this.indexed = new Map(); // id -> { resource, version, keys }
+    this.ids = new Map(); // key -> Set of ids
+  }
+
+  refresh(all) {
+    for (const [id, resource] of all) {
+      const seen = this.indexed.get(id);
+      if (seen && seen.resource === resource && seen.version === resource.meta?.versionId) {
+        continue;
+      }
+      if (seen) {
+        this.remove(id, seen);
+      }
+      this.add(id, resource);
+    }
+    if (this.indexed.size !== all.size) {
+      for (const [id, seen] of this.indexed) {
+        if (all.get(id) !== seen.resource) {
+          this.remove(id, seen);
+        }
+      }
+    }
+  }
+
+  add(id, resource) {
+    const keys = new Set();
+    for (const value of evalFhirPath(this.param.expression, resource)) {
+      for (const part of [value?.value, value?.code, value?.reference, typeof value === 'string' ? value : undefined]) {
+        if (typeof part === 'string' && part) {
+          keys.add(lastSegment(part));
+        }
+      }
+    }
+    for (const key of keys) {
+      if (!this.ids.has(key)) {
+        this.ids.set(key, new Set());
+      }
+      this.ids.get(key).add(id);
+    }
+    this.indexed.set(id, { resource, version: resource.meta?.versionId, keys });
+  }
+
+  remove(id, seen) {
+    for (const key of seen.keys) {
+      this.ids.get(key)?.delete(id);
+    }
+    this.indexed.delete(id);
+  }
+
+  lookup(key) {
+    return this.ids.get(key) ?? new Set();
   }
 }
 
