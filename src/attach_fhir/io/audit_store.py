@@ -95,7 +95,7 @@ class SqliteAuditStore(SqlAuditStore):
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         try:
-            self.engine = SqliteEngine(self.path)
+            self.engine = SqliteEngine(self.path, durable=False)  # see the class
             with self.engine.connection() as db:
                 migrations.upgrade(db, "sqlite", migrations.AUDIT)
         except (OSError, sqlite3.Error) as exc:

@@ -30,8 +30,11 @@ class SqliteEngine:
     _locks: ClassVar[dict[tuple[str, str], threading.Lock]] = {}
     _locks_guard: ClassVar[threading.Lock] = threading.Lock()
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], durable: bool = True) -> None:
         self.path = str(path)
+        #: Each connection's standing ``synchronous`` mode: FULL (each commit synced) when
+        #: ``durable``, else NORMAL (a store whose every write is non-durable, the audit's).
+        self.durable = durable
         private_sqlite(self.path)  # 0600 before SQLite writes a byte (and its WAL files)
         self._idle: list[sqlite3.Connection] = []
         self._guard = threading.Lock()
@@ -42,7 +45,8 @@ class SqliteEngine:
         # check_same_thread=False: a pooled connection serves one thread at a time, but not
         # always the thread that opened it (the dev server runs each request in a new thread).
         db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-        db.execute("PRAGMA synchronous=FULL")  # each commit synced (the WAL default is FULL too)
+        # FULL: each commit synced (the WAL default is FULL too)
+        db.execute(f"PRAGMA synchronous={_mode(self.durable)}")
         return db
 
     @contextmanager
@@ -70,15 +74,16 @@ class SqliteEngine:
     ) -> tuple[list[Sequence[Any]], int]:
         """Execute one statement (see ``SqlStore._run``)."""
         with self.connection() as db:
-            if durable:
+            if durable == self.durable:  # the connection's standing mode: no PRAGMA round trip
                 cursor = db.execute(query, tuple(params))
                 return cursor.fetchall(), cursor.rowcount
-            db.execute("PRAGMA synchronous=NORMAL")  # WAL: synced with the next durable commit
+            # NORMAL in WAL: synced with the next durable commit
+            db.execute(f"PRAGMA synchronous={_mode(durable)}")
             try:
                 cursor = db.execute(query, tuple(params))
                 return cursor.fetchall(), cursor.rowcount
             finally:
-                db.execute("PRAGMA synchronous=FULL")
+                db.execute(f"PRAGMA synchronous={_mode(self.durable)}")
 
     @contextmanager
     def lock(self, name: str) -> Iterator[None]:
@@ -94,6 +99,11 @@ class SqliteEngine:
             idle, self._idle = self._idle, []
         for db in idle:
             db.close()
+
+
+def _mode(durable: bool) -> str:
+    """SQLite's ``synchronous`` setting for durable (FULL) or non-durable (NORMAL) commits."""
+    return "FULL" if durable else "NORMAL"
 
 
 class PostgresEngine:
