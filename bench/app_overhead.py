@@ -17,6 +17,10 @@ The tolerant reader remembers its verdict on each resource's JSON (``attach_fhir
 and every request after the first meets the same recorded resources: ``--cold-reader`` empties
 that memory before each request (outside the clock), which gives what a page costs when every
 resource it reads is new to the process.
+
+``--without-audit`` measures with the audit trail switched off in this process only (after the
+launch; no AuditEvent is built or written): the difference to a run without it is what the
+trail costs each page. The app itself has no such switch: the trail is required.
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ from attach_fhir.writeback import item_problems as item_verdicts  # noqa: E402
 from ehr_sandbox.runner import Sandbox  # noqa: E402
 from smart_app import create_app  # noqa: E402
 from smart_app import stop as stop_app  # noqa: E402
+from smart_app.web.audit import EXTENSION as AUDIT_EXTENSION  # noqa: E402
 from tests.fixtures.smart_app_server import (  # noqa: E402
     Browser,
     app_registration,
@@ -324,6 +329,11 @@ def main() -> int:
         "--profile", metavar="FILE", help="also write cProfile stats of the timed requests"
     )
     parser.add_argument(
+        "--without-audit",
+        action="store_true",
+        help="switch the audit trail off in this process (bench only): what the trail costs",
+    )
+    parser.add_argument(
         "--cold-reader",
         action="store_true",
         help="forget the reader's verdicts before each request: every resource read is new",
@@ -333,6 +343,8 @@ def main() -> int:
         parser.error("--iterations must be at least 20 (p95)")
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     with TemporaryDirectory() as work, launched_app(Path(work)) as launch:
+        if args.without_audit:
+            audit_off(launch.app)
         rows: list[tuple[str, float, float, float]] = []
         remembered: dict[str, float] = {}
         read_again: dict[str, float] = {}
@@ -360,6 +372,7 @@ def main() -> int:
         f"App time per request, single process, {args.iterations} timed requests per page after "
         f"{args.warmup} warm-up; direct WSGI calls timed with perf_counter_ns"
         + ("; reader verdicts forgotten before each request." if args.cold_reader else ".")
+        + (" AUDIT TRAIL SWITCHED OFF (--without-audit)." if args.without_audit else "")
     )
     print(
         "FHIR round trips excluded: every FHIR response was recorded from the sandbox FHIR server "
@@ -389,6 +402,13 @@ def main() -> int:
         f"{client_ms:.2f} ms (median of 20)."
     )
     return 0
+
+
+def audit_off(app: Flask) -> None:
+    """No AuditEvent built or written from now on: FHIR requests go unrecorded (the launches'
+    clients are made per request, without the recording transport) and so do launch events."""
+    app.extensions["attach_fhir"].audit = None
+    app.extensions[AUDIT_EXTENSION] = None
 
 
 def production_client_ms(work: Path) -> float:
