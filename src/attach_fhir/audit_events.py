@@ -230,11 +230,23 @@ def _reference(resource: str) -> dict[str, str]:
 def redacted_query(query: str) -> str:
     """``query`` with every value of a parameter outside :data:`KEPT_PARAMETERS` as ``*``
     (modifiers and chains count by their base name: ``name:exact`` is ``name``)."""
+    known = _FULLY_KEPT.get(query)
+    if known is not None:
+        return known
     pairs = parse_qsl(query, keep_blank_values=True)
-    kept = [
-        (name, value if _base_name(name) in KEPT_PARAMETERS else REDACTED) for name, value in pairs
-    ]
-    return urlencode(kept, safe="*/:,|")
+    kept = [(name, value if _base_name(name) in KEPT_PARAMETERS else None) for name, value in pairs]
+    redacted = urlencode(
+        [(name, REDACTED if value is None else value) for name, value in kept], safe="*/:,|"
+    )
+    if all(value is not None for _, value in kept) and len(_FULLY_KEPT) < _FULLY_KEPT_MAX:
+        _FULLY_KEPT[query] = redacted
+    return redacted
+
+
+#: Queries nothing was redacted from (references, codes, paging: the app's own searches, which
+#: every page repeats), with their result; never one that held a redacted value. Bounded.
+_FULLY_KEPT: dict[str, str] = {}
+_FULLY_KEPT_MAX = 4096
 
 
 def _base_name(parameter: str) -> str:

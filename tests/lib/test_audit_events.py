@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
+from attach_fhir import audit_events
 from attach_fhir.audit_events import (
     AuditFacts,
     Interaction,
@@ -255,3 +256,18 @@ def test_redaction_keeps_modifiers_of_kept_parameters_only() -> None:
     assert redacted_query("subject:Patient=Patient/1&name:exact=Ann") == (
         "subject:Patient=Patient/1&name:exact=*"
     )
+
+
+def test_only_queries_with_nothing_redacted_are_remembered() -> None:
+    """The app's own searches repeat on every page and are remembered with their result; a
+    search holding a value the trail redacts (a name) is never kept in memory."""
+    kept = "patient=p-17&code=http://loinc.org|1234-5&_count=100&_sort=-date"
+    expected = "patient=p-17&code=http://loinc.org|1234-5&_count=100&_sort=-date"
+    assert redacted_query(kept) == expected
+    assert audit_events._FULLY_KEPT[kept] == expected
+    assert redacted_query(kept) == expected  # the remembered answer is the same
+    named = "name=Ann%20Smith&birthdate=1990-01-02&_count=10"
+    assert redacted_query(named) == "name=*&birthdate=*&_count=10"
+    assert redacted_query(named) == "name=*&birthdate=*&_count=10"
+    assert named not in audit_events._FULLY_KEPT
+    assert not any("Ann" in query for query in audit_events._FULLY_KEPT)
