@@ -144,7 +144,11 @@ class AuditedTransport(httpx.BaseTransport):
         if not (path == self._base or path.startswith(self._base.rstrip("/") + "/")):
             return None  # the token endpoint, a style sheet: not the FHIR server
         form = None
-        if request.headers.get("Content-Type", "").startswith("application/x-www-form-urlencoded"):
+        # Only a POST (``_search``) carries its search as a form; a header lookup costs more
+        # than the rest of the classification, so GETs skip it.
+        if request.method == "POST" and request.headers.get("Content-Type", "").startswith(
+            "application/x-www-form-urlencoded"
+        ):
             form = request.content.decode("utf-8", "replace")
         query = request.url.query.decode("ascii", "replace")
         found = interaction(request.method, path[len(self._base) :], query, form)
