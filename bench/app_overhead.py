@@ -21,6 +21,8 @@ resource it reads is new to the process.
 ``--without-audit`` measures with the audit trail switched off in this process only (after the
 launch; no AuditEvent is built or written): the difference to a run without it is what the
 trail costs each page. The app itself has no such switch: the trail is required.
+``--without-fit`` likewise skips the form's check that the instrument fits the patient (and the
+Patient read it needs) on the form GET and the submit, to price that check.
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ from attach_fhir.writeback import item_problems as item_verdicts  # noqa: E402
 from ehr_sandbox.runner import Sandbox  # noqa: E402
 from smart_app import create_app  # noqa: E402
 from smart_app import stop as stop_app  # noqa: E402
+from smart_app.assess import routes as assess_routes  # noqa: E402
 from smart_app.web.audit import EXTENSION as AUDIT_EXTENSION  # noqa: E402
 from tests.fixtures.smart_app_server import (  # noqa: E402
     Browser,
@@ -334,6 +337,11 @@ def main() -> int:
         help="switch the audit trail off in this process (bench only): what the trail costs",
     )
     parser.add_argument(
+        "--without-fit",
+        action="store_true",
+        help="skip the form's fit check and its Patient read (bench only): what the check costs",
+    )
+    parser.add_argument(
         "--cold-reader",
         action="store_true",
         help="forget the reader's verdicts before each request: every resource read is new",
@@ -345,6 +353,8 @@ def main() -> int:
     with TemporaryDirectory() as work, launched_app(Path(work)) as launch:
         if args.without_audit:
             audit_off(launch.app)
+        if args.without_fit:
+            assess_routes._not_fitting = lambda _launch, _resolved: None
         rows: list[tuple[str, float, float, float]] = []
         remembered: dict[str, float] = {}
         read_again: dict[str, float] = {}
@@ -373,6 +383,7 @@ def main() -> int:
         f"{args.warmup} warm-up; direct WSGI calls timed with perf_counter_ns"
         + ("; reader verdicts forgotten before each request." if args.cold_reader else ".")
         + (" AUDIT TRAIL SWITCHED OFF (--without-audit)." if args.without_audit else "")
+        + (" FORM FIT CHECK SKIPPED (--without-fit)." if args.without_fit else "")
     )
     print(
         "FHIR round trips excluded: every FHIR response was recorded from the sandbox FHIR server "
