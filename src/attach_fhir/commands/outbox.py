@@ -251,8 +251,11 @@ def _drain_clients(args: argparse.Namespace) -> ClientFactory:
         return _load_clients(args.clients)
     if getattr(args, "backend", None):
         from attach_fhir.io.backend_services import BackendClients, load_backend_config
+        from attach_fhir.io.system_audit import open_system_audit
 
-        return BackendClients(load_backend_config(args.backend))
+        configs = load_backend_config(args.backend)
+        # Every delivery a system token makes is audited, as the app audits a user's.
+        return BackendClients(configs, audit=open_system_audit())
     return _load_clients(DEFAULT_CLIENTS)
 
 
