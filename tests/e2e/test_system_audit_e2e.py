@@ -18,9 +18,15 @@ from urllib.parse import parse_qsl
 
 import httpx
 import pytest
+from joserfc.jwk import RSAKey
 
 from attach_fhir.io.audit_store import SqliteAuditStore
-from attach_fhir.io.backend_services import BackendTokenSource, backend_fhir_client
+from attach_fhir.io.backend_services import (
+    BackendTokenError,
+    BackendTokenSource,
+    backend_fhir_client,
+    load_backend_config,
+)
 from attach_fhir.io.bulk_scoring import BulkScoring
 from attach_fhir.io.fhir_client import FhirClient
 from attach_fhir.io.outbox import payload
@@ -64,6 +70,8 @@ def keys_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("audit-keys")
     for alg, key in KEYS.items():
         (folder / f"{alg}.json").write_text(json.dumps(key.as_dict(private=True)))
+    wrong = RSAKey.generate_key(2048, private=True)
+    (folder / "wrong.json").write_text(json.dumps(wrong.as_dict(private=True)))
     return folder
 
 
@@ -136,7 +144,8 @@ def test_bulk_score_records_each_fhir_request_it_sends(
     fhir = [s for s in to_fhir if "/.well-known/" not in s.url.path]
     others = [s for s in recording.sent if s not in fhir]
     assert others, "discovery and the token request went through the same transport"
-    assert [s.url for s in others if s.request_id] == []  # not FHIR interactions: unrecorded
+    # Discovery is no FHIR interaction; an issued token is no event (a refused one is).
+    assert [s.url for s in others if s.request_id and s.method == "GET"] == []
     assert all(s.request_id for s in fhir)
     assert len({s.request_id for s in fhir}) == len(fhir)  # one id per request
     by_id: dict[str, list[dict[str, Any]]] = {}
@@ -222,3 +231,28 @@ def test_outbox_drain_with_the_backend_token_records_each_delivery(
     assert [(trail.patient(e), e["outcome"]) for e in sent] == [(PATIENT, "0")]
     assert {trail.client_id(e) for e in events} == {CLIENTS["ES384"]}
     assert (tmp_path / "data" / "audit.sqlite3").stat().st_mode & 0o777 == 0o600
+
+
+def test_a_refused_system_token_is_a_failed_authorization(
+    sandbox: Sandbox, keys_dir: Path, tmp_path: Path, recording: trail.Recording
+) -> None:
+    assert sandbox.urls is not None
+    base = sandbox.urls.fhir_base
+    path = config_file(keys_dir, base, CLIENTS["RS384"], "wrong", "RS384", ["system/Patient.rs"])
+    backend = load_backend_config(path)[0]
+    audit = SystemAudit(SqliteAuditStore(tmp_path / "audit.sqlite3"))
+    transport = audit.transport(base, backend.client_id, recording)
+    with httpx.Client(timeout=30, transport=transport) as http:
+        client = FhirClient(base, http, token_source=BackendTokenSource(backend, http))
+        with pytest.raises(BackendTokenError):
+            client.read("Patient", "sandbox-adult-29")
+    audit.close()
+    (token_request,) = [s for s in recording.sent if s.method == "POST"]
+    assert token_request.status >= 400
+    (event,) = trail.records(tmp_path)  # nothing reached the FHIR server
+    assert trail.codes(event) == ["ITI-71", "authorize-failed"]
+    assert (event["outcome"], event["outcomeDesc"]) == ("4", "backend_token_failed")
+    assert trail.client_id(event) == CLIENTS["RS384"]
+    assert trail.request_id(event) == token_request.request_id
+    kept = (tmp_path / "audit.sqlite3").read_bytes()
+    assert b"client_assertion" not in kept and b"eyJ" not in kept

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 
@@ -40,6 +40,8 @@ from attach_fhir.io.sql_store import is_shared
 log = logging.getLogger(__name__)
 
 REQUEST_ID = "X-Request-Id"
+#: ``outcomeDesc`` of a refused system token request (BackendTokenError's code).
+REFUSAL_CODE = "backend_token_failed"
 
 
 class SystemAudit:
@@ -115,6 +117,8 @@ class AuditedSystemTransport(httpx.BaseTransport):
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         """Send, then record the interaction and its outcome (a transport error too)."""
+        if _is_system_token_request(request):
+            return self._token_request(request)
         found = self._classify(request)
         if found is None:
             return self._inner.handle_request(request)
@@ -133,6 +137,29 @@ class AuditedSystemTransport(httpx.BaseTransport):
                 patients = [resource]
         self._record(found, outcome_of(response.status_code), request_id, resource, patients)
         return response
+
+    def _token_request(self, request: httpx.Request) -> httpx.Response:
+        """Send a ``client_credentials`` token request; a refusal is a failed authorization."""
+        request_id = request.headers.get(REQUEST_ID) or secrets.token_hex(16)
+        request.headers[REQUEST_ID] = request_id
+        try:
+            response = self._inner.handle_request(request)
+        except httpx.HTTPError:
+            self._refused(SERIOUS_FAILURE, request_id)
+            raise
+        if response.status_code >= 400:
+            self._refused(outcome_of(response.status_code), request_id)
+        return response
+
+    def _refused(self, outcome: str, request_id: str) -> None:
+        self._audit.record(
+            "authorize-failed",
+            outcome,
+            self.server,
+            self.client_id,
+            request_id=request_id,
+            detail=REFUSAL_CODE,
+        )
 
     def _classify(self, request: httpx.Request) -> Interaction | None:
         step = request.extensions.get(AUDIT_STEP)
@@ -195,6 +222,13 @@ def _form(request: httpx.Request) -> str | None:
         return request.content.decode("utf-8", "replace")
     except httpx.RequestNotRead:
         return None
+
+
+def _is_system_token_request(request: httpx.Request) -> bool:
+    """A SMART Backend Services token request (``grant_type=client_credentials``)."""
+    if request.method != "POST" or not (form := _form(request)):
+        return False
+    return ("grant_type", "client_credentials") in parse_qsl(form)
 
 
 def _json_body(request: httpx.Request) -> Any:
