@@ -215,18 +215,29 @@ def test_outbox_drain_with_the_backend_token_records_each_delivery(
     base = sandbox.urls.fhir_base
     sid = f"drain-{uuid.uuid4()}"
     _, bundle = app_submission(ONE_PER_INSTRUMENT[0], sid, authored="2020-01-01T09:00:00Z")
-    store = SqliteOutboxStore(tmp_path / "outbox" / "outbox.sqlite3")
-    store.enqueue(sid, f"{base}{CRED_MARK}{'0' * 40}", payload(bundle, "transaction"), time.time())
-    store.close()
+    for folder in ("open", "backend"):  # the refused item waits: a second queue for the token
+        store = SqliteOutboxStore(tmp_path / folder / "outbox.sqlite3")
+        target = f"{base}{CRED_MARK}{'0' * 40}"
+        store.enqueue(sid, target, payload(bundle, "transaction"), time.time())
+        store.close()
     env = {**os.environ, "ATTACH_DATA_DIR": str(tmp_path / "data")}
     env.pop("ATTACH_DATABASE_URL", None)
     env.pop("ATTACH_AUDIT_STORE", None)
+    # Without a token first: the secured server refuses, and the refusal is recorded too.
+    refused = cli(env, "outbox", "drain", "--data-dir", str(tmp_path / "open"))
+    assert refused.returncode == 75, refused.stderr
+    (unauthorized,) = trail.records(tmp_path / "data")
+    assert trail.codes(unauthorized) == ["transaction"]
+    assert (trail.patient(unauthorized), unauthorized["outcome"]) == (PATIENT, "4")
+    assert trail.agent_client(unauthorized) is None  # no client id: no token was sent
+    assert trail.requestor(unauthorized)["who"] == {"display": "attach-fhir"}
+
     backend = config_file(keys_dir, base, CLIENTS["ES384"], "ES384", "ES384", WRITE_SCOPES)
     drained = cli(
-        env, "outbox", "drain", "--data-dir", str(tmp_path / "outbox"), "--backend", str(backend)
+        env, "outbox", "drain", "--data-dir", str(tmp_path / "backend"), "--backend", str(backend)
     )
     assert drained.returncode == 0, drained.stderr
-    events = trail.records(tmp_path / "data")
+    events = trail.records(tmp_path / "data")[1:]
     sent = [e for e in events if trail.codes(e) == ["transaction"]]
     assert [(trail.patient(e), e["outcome"]) for e in sent] == [(PATIENT, "0")]
     assert {trail.client_id(e) for e in events} == {CLIENTS["ES384"]}
