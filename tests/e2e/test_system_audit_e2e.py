@@ -20,7 +20,7 @@ import httpx
 import pytest
 from joserfc.jwk import RSAKey
 
-from attach_fhir.io.audit_store import SqliteAuditStore
+from attach_fhir.io.audit_store import PostgresAuditStore, SqliteAuditStore
 from attach_fhir.io.backend_services import (
     BackendTokenError,
     BackendTokenSource,
@@ -48,6 +48,7 @@ from tests.e2e.test_backend_services_e2e import (
     with_scopes,
 )
 from tests.fixtures import system_audit as trail
+from tests.fixtures.postgres import fresh_schema
 from tests.fixtures.sandbox import SandboxFactory
 from tests.fixtures.seed import seeded_patient
 
@@ -267,3 +268,25 @@ def test_a_refused_system_token_is_a_failed_authorization(
     assert trail.request_id(event) == token_request.request_id
     kept = (tmp_path / "audit.sqlite3").read_bytes()
     assert b"client_assertion" not in kept and b"eyJ" not in kept
+
+
+def test_with_a_database_url_the_records_go_to_postgresql(
+    sandbox: Sandbox, keys_dir: Path, seeded: list[str], tmp_path: Path
+) -> None:
+    assert sandbox.urls is not None
+    base = sandbox.urls.fhir_base
+    backend = config_file(keys_dir, base, CLIENTS["ES384"], "ES384", "ES384", ["system/*.rs"])
+    with fresh_schema() as schema:
+        env = {**os.environ, "ATTACH_DATABASE_URL": schema.dsn}
+        env["ATTACH_DATA_DIR"] = str(tmp_path / "data")
+        env.pop("ATTACH_AUDIT_STORE", None)
+        run = cli(env, "bulk-score", "--backend", str(backend), "--iss", base, "--since", SINCE)
+        assert run.returncode == 0, run.stderr
+        store = PostgresAuditStore(schema.dsn)
+        try:
+            events = list(store.since(0))
+        finally:
+            store.close()
+    assert events and {trail.client_id(e) for e in events} == {CLIENTS["ES384"]}
+    assert {trail.codes(e)[0] for e in events} == {"search-type"}  # a dry run only searches
+    assert not (tmp_path / "data" / "audit.sqlite3").exists()
