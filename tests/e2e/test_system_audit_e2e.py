@@ -290,3 +290,19 @@ def test_with_a_database_url_the_records_go_to_postgresql(
     assert events and {trail.client_id(e) for e in events} == {CLIENTS["ES384"]}
     assert {trail.codes(e)[0] for e in events} == {"search-type"}  # a dry run only searches
     assert not (tmp_path / "data" / "audit.sqlite3").exists()
+
+
+def test_a_command_whose_audit_store_is_not_current_sends_nothing(
+    sandbox: Sandbox, keys_dir: Path, tmp_path: Path
+) -> None:
+    assert sandbox.urls is not None
+    base = sandbox.urls.fhir_base
+    backend = config_file(keys_dir, base, CLIENTS["ES384"], "ES384", "ES384", ["system/*.rs"])
+    with fresh_schema(upgraded=False) as schema:
+        env = {**os.environ, "ATTACH_DATABASE_URL": schema.dsn}
+        env.pop("ATTACH_AUDIT_STORE", None)
+        run = cli(env, "bulk-score", "--backend", str(backend), "--iss", base)
+    assert run.returncode == 2
+    assert run.stderr.startswith("error: schema_not_current: ")
+    # One line, the error: no search ran (each page prints a progress line), nothing on stdout.
+    assert run.stderr.count("\n") == 1 and run.stdout == ""
