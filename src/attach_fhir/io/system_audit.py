@@ -1,6 +1,6 @@
 """The audit trail of the commands that reach a FHIR server as a system client (SMART Backend
-Services: ``bulk-score`` and its ``--export``, ``outcomes``, ``package load``, ``outbox drain
---backend``): one AuditEvent per FHIR request, to the app's audit store (docs/audit.md).
+Services: ``bulk-score`` and its ``--export``, ``outcomes``, ``package load``, ``outbox drain``,
+also without a token): one AuditEvent per FHIR request, to the app's audit store (docs/audit.md).
 
 No user: the app, named by its ``client_id``, is the requesting agent (BALP's system actor).
 """
@@ -114,7 +114,7 @@ class AuditedSystemTransport(httpx.BaseTransport):
         self.server = server.rstrip("/")
         self.client_id = client_id
         parts = urlsplit(self.server)
-        self._origin = (parts.scheme, parts.netloc)
+        self._origin = (parts.scheme.lower(), parts.netloc.lower())
         self._base = parts.path.rstrip("/")
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
