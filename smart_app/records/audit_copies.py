@@ -31,6 +31,9 @@ PENDING = "attach_audit_copies"
 HELD = "attach_audit_held"
 #: Session-store namespace of the held records, per (browser session, iss).
 HELD_NS = "audit-held"
+#: At most this many held records per browser session and EHR (the newest): a browser that
+#: fails sign-in after sign-in cannot grow its record without bound.
+MAX_HELD = 20
 
 
 def init_app(app: Flask, trail: AuditTrail) -> None:
@@ -86,7 +89,7 @@ def _hold(event: dict[str, Any], iss: str, session: str) -> None:
     """Keep ``event`` for the session's next launch at ``iss``."""
     store = get_services().store
     key = _held_key(session, iss)
-    events = [*(store.get(HELD_NS, key) or {}).get("events", []), event]
+    events = [*(store.get(HELD_NS, key) or {}).get("events", []), event][-MAX_HELD:]
     store.put(HELD_NS, key, {"events": events}, float(current_app.config["LAUNCH_TTL"]))
 
 
