@@ -446,7 +446,9 @@ def test_an_export_is_audited_per_kickoff_status_and_file_not_per_line(
         assert str(sent.url) not in json.dumps(event)  # a file URL may carry a signature
     # Each response exported is a line of a file; the lines make no records of their own.
     assert tally.exported == len(seeded["scored"]) + 4 > len(files)
-    fhir = [s for s in recording.sent if s.request_id]
+    (token,) = [s for s in recording.sent if s.method == "POST" and s.url.path.endswith("/token")]
+    assert token.status == 200 and token.request_id not in by_id  # an issued token: no event
+    fhir = [s for s in recording.sent if s.request_id and s is not token]
     assert (
         len(events)
         == len(fhir)
