@@ -80,7 +80,7 @@ class FhirServerProcess(Lifetime):
         """The public FHIR base URL (``--public-url`` when given, else the loopback one)."""
         return self.options.public_url or self.local_url
 
-    def start(self) -> FhirServerProcess:
+    def _start(self) -> None:
         """Start the server and return once it answers ``GET [base]/metadata``."""
         if not NODE_BINARY.exists():
             raise FhirServerError(
@@ -96,13 +96,8 @@ class FhirServerProcess(Lifetime):
             stderr=self._log,
             env={**os.environ, "NODE_ENV": "production"},
         )
-        try:
-            self.local_url = self._read_listening_line()
-            self._wait_ready()
-        except BaseException:
-            self.close()
-            raise
-        return self
+        self.local_url = self._read_listening_line()
+        self._wait_ready()
 
     def _read_listening_line(self) -> str:
         assert self._proc is not None and self._proc.stdout is not None

@@ -7,10 +7,19 @@ from typing import Self
 
 
 class Lifetime:
-    """A server ``with`` starts (``start()``) and closes (``close()``) at the block's end."""
+    """A server ``with`` starts (``start()``) and closes (``close()``) at the block's end;
+    a subclass says how to start (``_start``) and how to close."""
 
     def start(self) -> Self:
-        """Start serving; the server itself."""
+        """Start serving; on any failure, close what had started. The server itself."""
+        try:
+            self._start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def _start(self) -> None:
         raise NotImplementedError
 
     def close(self) -> None:

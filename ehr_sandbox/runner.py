@@ -142,16 +142,8 @@ class Sandbox(Lifetime):
         found: AuthzState = self._authz_app.extensions["smart_authz"]
         return found
 
-    def start(self) -> Sandbox:
-        """Bring everything up; on any failure, tear down what started."""
-        try:
-            self._start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
     def _start(self) -> None:
+        """Bring everything up (``start()`` tears down what started on any failure)."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         signing_jwk = load_or_create_private_jwk(self.data_dir / "authz-signing-key.json")
         jwks_file = _write_json(
