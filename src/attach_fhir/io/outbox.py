@@ -24,7 +24,13 @@ import httpx
 
 from attach_fhir.fhir_errors import FhirError, FhirUnauthorized
 from attach_fhir.io.fhir_client import FhirClient
-from attach_fhir.io.outbox_store import DELIVERED, FAILED, OutboxItem, SqlOutboxStore
+from attach_fhir.io.outbox_store import (
+    DELIVERED,
+    FAILED,
+    OutboxConfigError,
+    OutboxItem,
+    SqlOutboxStore,
+)
 from attach_fhir.writeback import ordered_creates, resolve_references
 
 log = logging.getLogger(__name__)
@@ -98,6 +104,26 @@ def deliver(client: FhirClient, item_payload: Mapping[str, Any]) -> dict[str, st
             raise FhirError("The FHIR server did not say which resource it wrote.")
         receipt[step["fullUrl"]] = f"{resource['resourceType']}/{written['id']}"
     return receipt
+
+
+#: Seconds a claim holds an item (``ATTACH_OUTBOX_LEASE_SECONDS``): a killed worker's claim
+#: waits this long before another worker delivers the item again.
+DEFAULT_LEASE = 120.0
+LEASE_SETTING = "ATTACH_OUTBOX_LEASE_SECONDS"
+
+
+def lease_seconds(value: object) -> float:
+    """The lease setting as seconds (default when unset); OutboxConfigError names the setting
+    unless it is a number above 0 (a lease of 0 would let every worker claim every item)."""
+    if value is None or value == "":
+        return DEFAULT_LEASE
+    try:
+        seconds = float(value) if isinstance(value, str | int | float) else float("nan")
+    except ValueError:
+        seconds = float("nan")
+    if isinstance(value, bool) or not 0 < seconds < float("inf"):
+        raise OutboxConfigError(f"{LEASE_SETTING} must be a number of seconds above 0.")
+    return seconds
 
 
 #: Past this many doublings the ceiling is the cap anyway; a larger power would overflow a float.
@@ -180,7 +206,7 @@ class Outbox:
         clients: ClientFactory,
         *,
         backoff: Backoff | None = None,
-        lease: float = 120.0,
+        lease: float = DEFAULT_LEASE,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
@@ -340,12 +366,15 @@ class OpenClients:
 
 
 __all__ = [
+    "DEFAULT_LEASE",
     "DELIVERED",
     "FAILED",
+    "LEASE_SETTING",
     "Backoff",
     "ClientFactory",
     "DrainReport",
     "Outbox",
     "deliver",
+    "lease_seconds",
     "target_base",
 ]
