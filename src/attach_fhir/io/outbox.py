@@ -306,8 +306,18 @@ class Outbox:
             return self._retry(
                 item, type(exc).__name__, "The FHIR server could not be reached.", None
             )
-        self._fenced(item, self.store.mark_delivered(sid, receipt, self.clock(), item.fence))
-        log.info("outbox delivered submission=%s target=%s attempts=%d", sid, host, item.attempts)
+        now = self.clock()
+        self._fenced(item, self.store.mark_delivered(sid, receipt, now, item.fence))
+        # The EHR answers again: what waits for it need not sit out back-offs earned while it
+        # was down (the head of each queue held every item behind it).
+        woken = self.store.wake(target_base(item.target), now)
+        log.info(
+            "outbox delivered submission=%s target=%s attempts=%d woken=%d",
+            sid,
+            host,
+            item.attempts,
+            woken,
+        )
         return "delivered", f"{len(receipt)} resources"
 
     @staticmethod
