@@ -102,6 +102,7 @@ def fault_run(world: World, args: Any) -> None:
         world.private_postgres()  # never the shared server: other runs use it
     world.topology(2, True, args.workers)
     t0, fhir0 = time.monotonic(), world.fhir_requests()
+    fault_ended = [0.0]  # wall clock (the outbox's own), when an outage ends
 
     async def with_fault() -> Tally:
         load = asyncio.create_task(drive(world.urls, args.patients, args.duration, args.seed))
@@ -114,11 +115,13 @@ def fault_run(world: World, args: Any) -> None:
             await asyncio.to_thread(world.fhir_down, True)
             await asyncio.sleep(30)
             await asyncio.to_thread(world.fhir_down, False)
+            fault_ended[0] = time.time()
         elif args.fault == "pg-restart":
             print(f"t={time.monotonic() - t0:.0f} s: PostgreSQL stopped (-m fast) for 15 s")
             await asyncio.to_thread(world.pg_stop, "fast")
             await asyncio.sleep(15)
             await asyncio.to_thread(world.pg_start)
+            fault_ended[0] = time.time()
             print(f"t={time.monotonic() - t0:.0f} s: PostgreSQL started again")
         else:
             print(f"t={time.monotonic() - t0:.0f} s: every 3rd transaction's answer dropped")
@@ -152,6 +155,14 @@ def fault_run(world: World, args: Any) -> None:
     print(f"  outbox                  {world.outbox()}")
     drain = f"{drained:.0f} s" if drained is not None else f"not drained in {args.drain_timeout} s"
     print(f"  time to drain           {drain}")
+    waits = world.outbox_waits()
+    print(
+        f"  retried items           {waits['retried']} (attempts up to "
+        f"{waits['most_attempts']}), longest stored-to-delivered {waits['longest']:.0f} s"
+    )
+    if fault_ended[0] and waits["retried"]:
+        after = waits["last"] - fault_ended[0]
+        print(f"  last retried delivered  {after:.0f} s after the outage ended")
     print(f"  errors users saw        {dict(tally.statuses)}")
     print(f"  500s users saw          {five_hundreds}")
     print(
