@@ -18,8 +18,11 @@ import pytest
 from flask import Flask
 
 from attach_fhir.io.audit_store import PostgresAuditStore
+from attach_fhir.io.fhir_client import FhirClient
+from attach_fhir.io.outbox import Outbox
 from attach_fhir.io.outbox_store import PostgresOutboxStore
 from attach_fhir.io.sql_store import StoreUnavailable
+from attach_fhir.writeback import identifier_value
 from smart_app.web.audit import AuditTrail
 from smart_app.web.session_store import PostgresStore
 from smart_app.web.token_keys import RecordCipher, new_key
@@ -28,6 +31,7 @@ from tests.fixtures.load_world import World
 from tests.fixtures.postgres import Schema, fresh_schema
 from tests.fixtures.private_postgres import PrivateCluster, private_cluster
 from tests.fixtures.smart_app_server import ROWAN
+from tests.lib.outbox_cases import count, ecr_r_payload, seeded_patient, sid
 
 # The outbox worker's own poll timer delivers what waited through the restart.
 pytestmark = [pytest.mark.e2e, pytest.mark.timed_thread_wait]
@@ -224,3 +228,35 @@ def test_a_restart_loses_no_answers_shows_no_500_and_the_worker_delivers_after(
     log = Path(instance.log.name).read_text(errors="replace")
     assert "outbox.worker drain failed" in log, "the worker met the outage"
     assert "StoreUnavailable" in log
+
+
+def test_a_delivery_the_store_was_down_to_record_is_recorded_by_the_next_drain(
+    cluster: PrivateCluster, schema: Schema, fhir_server: Any
+) -> None:
+    store = PostgresOutboxStore(schema.dsn)
+    with httpx.Client(timeout=30) as http:
+        client = FhirClient(fhir_server.base_url, http)
+        submission = sid()
+        store.enqueue(
+            submission, client.base_url, ecr_r_payload(seeded_patient(client), submission), T0
+        )
+
+        def store_dies(target: str) -> FhirClient:  # while the EHR writes the submission
+            cluster.stop("fast")
+            return client
+
+        outbox = Outbox(store, store_dies, clock=lambda: T0)
+        try:
+            with pytest.raises(StoreUnavailable):
+                outbox.drain()
+        finally:
+            cluster.start()
+        outbox.clients = lambda target: client
+        # Still inside the claim's lease (the clock stands still): only the kept result can
+        # make it delivered, and the EHR is not written to again.
+        assert outbox.drain().delivered == [submission]
+        item = store.get(submission)
+        assert item is not None
+        assert (item.status, item.attempts, item.payload) == ("delivered", 1, None)
+        assert count(client, "Provenance", identifier_value(submission, "Provenance")) == 1
+    store.close()

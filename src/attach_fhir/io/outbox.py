@@ -31,6 +31,7 @@ from attach_fhir.io.outbox_store import (
     OutboxItem,
     SqlOutboxStore,
 )
+from attach_fhir.io.sql_store import StoreUnavailable
 from attach_fhir.writeback import ordered_creates, resolve_references
 
 log = logging.getLogger(__name__)
@@ -214,6 +215,9 @@ class Outbox:
         self.backoff = backoff or Backoff()
         self.lease = lease
         self.clock = clock
+        #: Deliveries the store was down to record: submission id -> (claim, receipt, when).
+        self._unrecorded: dict[str, tuple[OutboxItem, dict[str, str], float]] = {}
+        self._guard = threading.Lock()
 
     def submit(self, submission_id: str, target: str, item_payload: dict[str, Any]) -> OutboxItem:
         """Store a submission, then try to deliver what is due for its target now.
@@ -234,7 +238,7 @@ class Outbox:
 
     def drain(self, target: str | None = None, progress: Progress | None = None) -> DrainReport:
         """Deliver everything due (each item at most once per call), oldest first per target."""
-        report = DrainReport()
+        report = DrainReport(delivered=self._record_kept())
         tried: set[int] = set()
         while True:
             due = [i for i in self.store.due(self.clock(), target) if i.seq not in tried]
@@ -307,7 +311,14 @@ class Outbox:
                 item, type(exc).__name__, "The FHIR server could not be reached.", None
             )
         now = self.clock()
-        self._fenced(item, self.store.mark_delivered(sid, receipt, now, item.fence))
+        try:
+            self._fenced(item, self.store.mark_delivered(sid, receipt, now, item.fence))
+        except StoreUnavailable:
+            # Written to the EHR, not recorded: the next drain records it, so the item does not
+            # wait out its lease to be delivered (and written, idempotently) again.
+            with self._guard:
+                self._unrecorded[sid] = (item, receipt, now)
+            raise
         # The EHR answers again: what waits for it need not sit out back-offs earned while it
         # was down (the head of each queue held every item behind it).
         woken = self.store.wake(target_base(item.target), now)
@@ -319,6 +330,26 @@ class Outbox:
             woken,
         )
         return "delivered", f"{len(receipt)} resources"
+
+    def _record_kept(self) -> list[str]:
+        """Record the deliveries the store was down to record when they happened; returns the
+        submission ids recorded (an item claimed again since is left to that claim)."""
+        with self._guard:
+            kept, self._unrecorded = self._unrecorded, {}
+        recorded: list[str] = []
+        for sid, (item, receipt, at) in list(kept.items()):
+            try:
+                done = self.store.mark_delivered(sid, receipt, at, item.fence)
+            except StoreUnavailable:
+                with self._guard:
+                    for key, value in kept.items():
+                        self._unrecorded.setdefault(key, value)
+                raise
+            del kept[sid]
+            self._fenced(item, done)
+            if done:
+                recorded.append(sid)
+        return recorded
 
     @staticmethod
     def _fenced(item: OutboxItem, recorded: bool) -> None:
