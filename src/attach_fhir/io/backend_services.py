@@ -26,6 +26,7 @@ from jsonschema import Draft202012Validator
 
 from attach_fhir.errors import AttachError
 from attach_fhir.fhir_errors import FhirUnauthorized
+from attach_fhir.io.config_files import read_config_json
 from attach_fhir.io.fhir_client import FhirClient
 from attach_fhir.io.oauth_client import OAuth2Error, SigningKey, assertion_client, load_signing_key
 from attach_fhir.io.outbox import target_base
@@ -131,12 +132,7 @@ def parse_backend_config(data: Any, base_dir: Path, source: str) -> list[Backend
 def load_backend_config(path: str | Path) -> list[BackendConfig]:
     """Read and validate a backend-services file; BackendConfigError names each bad key."""
     path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise BackendConfigError(f"backend config {path}: {exc.strerror}") from exc
-    except json.JSONDecodeError as exc:
-        raise BackendConfigError(f"backend config {path}: invalid JSON ({exc})") from exc
+    data = read_config_json(path, "backend config", BackendConfigError)
     return parse_backend_config(data, path.parent, str(path))
 
 

@@ -43,7 +43,7 @@ from attach_fhir.fhir_errors import (
     FhirTransportError,
     FhirUnauthorized,
 )
-from attach_fhir.io.bulk_scoring import _context, missing_bundle
+from attach_fhir.io.bulk_scoring import missing_bundle, response_context
 from attach_fhir.io.export_store import ExportStore
 from attach_fhir.io.fhir_client import FhirClient
 from attach_fhir.io.outbox import Mode, deliver, payload
@@ -308,7 +308,7 @@ class BulkExportRun:
             return
         if not self._write:
             return
-        ctx = _context(qr, self._provenance)
+        ctx = response_context(qr, self._provenance)
         if ctx is None or not qr_id:
             tally.invalid += 1
             tally.problem(qr_id, "no-subject-or-date")

@@ -14,7 +14,7 @@ import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from attach_fhir.errors import AttachError
@@ -35,33 +35,30 @@ class StoreUnavailable(AttachError):
     retry_after = 15
 
 
-class SqliteEngine:
-    """A SQLite file (WAL) and a pool of its connections; an in-process lock per name (the file
-    serves one machine's processes, and a lock is needed only within one)."""
+class _Closable(Protocol):
+    def close(self) -> None: ...
 
-    dialect = "sqlite"
-    #: Idle connections kept open for reuse (more may be open while requests run at once).
+
+C = TypeVar("C", bound=_Closable)
+
+
+class _ConnectionPool(Generic[C]):
+    """Idle connections kept for reuse, up to ``POOL_SIZE`` (more may be open at once)."""
+
     POOL_SIZE: ClassVar[int] = 8
-    _locks: ClassVar[dict[tuple[str, str], threading.Lock]] = {}
-    _locks_guard: ClassVar[threading.Lock] = threading.Lock()
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = str(path)
-        private_sqlite(self.path)  # 0600 before SQLite writes a byte (and its WAL files)
-        self._idle: list[sqlite3.Connection] = []
+    def __init__(self) -> None:
+        self._idle: list[C] = []
         self._guard = threading.Lock()
-        with self.connection() as db:
-            db.execute("PRAGMA journal_mode=WAL")
 
-    def _connect(self) -> sqlite3.Connection:
-        # check_same_thread=False: a pooled connection serves one thread at a time, but not
-        # always the thread that opened it (the dev server runs each request in a new thread).
-        db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-        db.execute("PRAGMA synchronous=FULL")  # each commit synced (the WAL default is FULL too)
-        return db
+    def _connect(self) -> C:
+        raise NotImplementedError
+
+    def _reusable(self, db: C) -> bool:
+        return True
 
     @contextmanager
-    def connection(self) -> Iterator[sqlite3.Connection]:
+    def connection(self) -> Iterator[C]:
         """A connection of the pool (autocommit), back in the pool afterwards."""
         # Reused: opening one per statement, and closing the last one (which checkpoints the
         # WAL), cost milliseconds per request.
@@ -74,11 +71,46 @@ class SqliteEngine:
         except BaseException:
             db.close()
             raise
+        self._release(db)
+
+    def _release(self, db: C) -> None:
+        """Back into the pool (or closed, when the pool is full or the connection unusable)."""
         with self._guard:
-            if len(self._idle) < self.POOL_SIZE:
+            if len(self._idle) < self.POOL_SIZE and self._reusable(db):
                 self._idle.append(db)
                 return
         db.close()
+
+    def close(self) -> None:
+        """Close the idle connections (the engine stays usable: new ones open on demand)."""
+        with self._guard:
+            idle = list(self._idle)
+            self._idle.clear()  # the same list: a finalizer holding it sees what is left
+        for db in idle:
+            db.close()
+
+
+class SqliteEngine(_ConnectionPool[sqlite3.Connection]):
+    """A SQLite file (WAL) and a pool of its connections; an in-process lock per name (the file
+    serves one machine's processes, and a lock is needed only within one)."""
+
+    dialect = "sqlite"
+    _locks: ClassVar[dict[tuple[str, str], threading.Lock]] = {}
+    _locks_guard: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        super().__init__()
+        self.path = str(path)
+        private_sqlite(self.path)  # 0600 before SQLite writes a byte (and its WAL files)
+        with self.connection() as db:
+            db.execute("PRAGMA journal_mode=WAL")
+
+    def _connect(self) -> sqlite3.Connection:
+        # check_same_thread=False: a pooled connection serves one thread at a time, but not
+        # always the thread that opened it (the dev server runs each request in a new thread).
+        db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA synchronous=FULL")  # each commit synced (the WAL default is FULL too)
+        return db
 
     def run(
         self, query: str, params: Sequence[Any], durable: bool
@@ -103,55 +135,27 @@ class SqliteEngine:
         with lock:
             yield
 
-    def close(self) -> None:
-        """Close the idle connections (the engine stays usable: new ones open on demand)."""
-        with self._guard:
-            idle, self._idle = self._idle, []
-        for db in idle:
-            db.close()
 
-
-class PostgresEngine:
+class PostgresEngine(_ConnectionPool[Any]):
     """A PostgreSQL database (psycopg 3, autocommit) and a pool of connections; locks are
     advisory locks, so they hold across every process of every instance."""
 
     dialect = "postgres"
-    POOL_SIZE: ClassVar[int] = 8
 
     def __init__(self, dsn: str) -> None:
         import psycopg  # optional dependency: the "postgres" extra
 
+        super().__init__()
         self._psycopg = psycopg
         self.dsn = dsn
-        self._idle: list[Any] = []
-        self._guard = threading.Lock()
         # An engine dropped without close() (an app never stopped) still closes its connections.
         weakref.finalize(self, _close_each, self._idle)
 
     def _connect(self) -> Any:
         return self._psycopg.connect(self.dsn, autocommit=True)
 
-    @contextmanager
-    def connection(self) -> Iterator[Any]:
-        """A connection of the pool (autocommit), back in the pool afterwards."""
-        with self._guard:
-            db = self._idle.pop() if self._idle else None
-        if db is None:
-            db = self._connect()
-        try:
-            yield db
-        except BaseException:
-            db.close()
-            raise
-        self._release(db)
-
-    def _release(self, db: Any) -> None:
-        """Back into the pool (or closed, when the pool is full or the connection dead)."""
-        with self._guard:
-            if len(self._idle) < self.POOL_SIZE and not db.closed:
-                self._idle.append(db)
-                return
-        db.close()
+    def _reusable(self, db: Any) -> bool:
+        return not db.closed
 
     def run(
         self, query: str, params: Sequence[Any], durable: bool
@@ -211,14 +215,6 @@ class PostgresEngine:
             db.close()  # the server went away: the session, and the lock, are gone already
             return
         self._release(db)
-
-    def close(self) -> None:
-        """Close the idle connections."""
-        with self._guard:
-            idle = list(self._idle)
-            self._idle.clear()  # the same list: the finalizer sees what is left
-        for db in idle:
-            db.close()
 
 
 Engine = SqliteEngine | PostgresEngine
