@@ -238,7 +238,7 @@ class Outbox:
 
     def drain(self, target: str | None = None, progress: Progress | None = None) -> DrainReport:
         """Deliver everything due (each item at most once per call), oldest first per target."""
-        report = DrainReport(delivered=self._record_kept())
+        report = DrainReport(delivered=self._record_kept(target))
         tried: set[int] = set()
         while True:
             due = [i for i in self.store.due(self.clock(), target) if i.seq not in tried]
@@ -331,11 +331,19 @@ class Outbox:
         )
         return "delivered", f"{len(receipt)} resources"
 
-    def _record_kept(self) -> list[str]:
-        """Record the deliveries the store was down to record when they happened; returns the
-        submission ids recorded (an item claimed again since is left to that claim)."""
+    def _record_kept(self, target: str | None = None) -> list[str]:
+        """Record the deliveries (of ``target``, or all) the store was down to record when they
+        happened; returns the submission ids recorded (an item claimed again since is left to
+        that claim). A drain of one target leaves the others' to the worker's drain, which runs
+        their follow-ups."""
         with self._guard:
-            kept, self._unrecorded = self._unrecorded, {}
+            kept = {
+                sid: entry
+                for sid, entry in self._unrecorded.items()
+                if target is None or entry[0].target == target.rstrip("/")
+            }
+            for sid in kept:
+                del self._unrecorded[sid]
         recorded: list[str] = []
         for sid, (item, receipt, at) in list(kept.items()):
             try:
