@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,8 @@ from flask import Flask, Response, g, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException, SecurityError
 
 from attach_fhir.errors import AttachError
-from attach_fhir.io.sql_store import StoreUnavailable
+from attach_fhir.io.discovery_store import PostgresDiscoveryStore
+from attach_fhir.io.sql_store import StoreUnavailable, is_shared, store_url
 from smart_app.records import audit_copies, delivery, follow_ups
 from smart_app.web import (
     audit,
@@ -28,7 +30,7 @@ from smart_app.web import (
     services,
 )
 from smart_app.web import registrations as registrations_module
-from smart_app.web.discovery_cache import DiscoveryCache
+from smart_app.web.discovery_cache import Cache, DiscoveryCache, SharedDiscoveryCache
 from smart_app.web.errors import AuthorizationExpired, ConfigurationError
 from smart_app.web.read_cache import ReadCache
 from smart_app.web.session_store import open_configured
@@ -67,6 +69,8 @@ DEFAULTS: dict[str, Any] = {
     "STATE_TTL": 600,
     "LAUNCH_TTL": 12 * 3600,
     "DISCOVERY_TTL": 3600,
+    # Tests only: the shared discovery cache's clock (seconds since the epoch).
+    "DISCOVERY_CLOCK": None,
     "TOKEN_REFRESH_LEEWAY": 60,
     # Request bodies, refused with 413 before parsing (measurements: smart_app.web.request_limits).
     "MAX_CONTENT_LENGTH": request_limits.MAX_CONTENT_LENGTH,
@@ -113,7 +117,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         services.Services(
             registrations=regs,
             store=store,
-            cache=DiscoveryCache(float(app.config["DISCOVERY_TTL"])),
+            cache=_discovery_cache(app),
             # One transport (one TLS context) for every outbound client; tests may inject one.
             transport=app.config["HTTP_TRANSPORT"] or outbound.SharedTransport(),
             reads=ReadCache(_seconds(app, "READ_CACHE_SECONDS")),
@@ -158,6 +162,17 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(cds.bp)  # CDS Hooks: /cds-services (config: CDS_* keys, see module)
     app.register_blueprint(careplan.bp)  # loads and validates ATTACH_CAREPLAN_RULES
     app.register_blueprint(patient.bp)
+
+
+def _discovery_cache(app: Flask) -> Cache:
+    """Shared by every instance where the sessions are (PostgreSQL), else per process."""
+    ttl = float(app.config["DISCOVERY_TTL"])
+    url = store_url(app.config.get("SESSION_STORE"), app.config.get("DATABASE_URL"))
+    if not is_shared(url):
+        return DiscoveryCache(ttl)
+    assert url is not None
+    clock = app.config["DISCOVERY_CLOCK"] or time.time
+    return SharedDiscoveryCache(PostgresDiscoveryStore(url), ttl, clock)
 
 
 def _seconds(app: Flask, key: str) -> float:

@@ -52,6 +52,9 @@ class Who:
     patient: str | None = None
     #: The launch (a LaunchContext) whose token may carry a copy to the EHR, if any.
     launch: Any = field(default=None, compare=False, repr=False)
+    #: The browser session a failed authorization came from (no launch): the EHR's copy of its
+    #: record waits for that session's next launch there.
+    session: str | None = field(default=None, compare=False, repr=False)
 
 
 #: Told about each record appended, with whose it is (sends copies to the EHR).
