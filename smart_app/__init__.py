@@ -14,7 +14,7 @@ from werkzeug.exceptions import HTTPException, SecurityError
 
 from attach_fhir.errors import AttachError
 from attach_fhir.io.discovery_store import PostgresDiscoveryStore
-from attach_fhir.io.sql_store import is_shared, store_url
+from attach_fhir.io.sql_store import StoreUnavailable, is_shared, store_url
 from smart_app.records import audit_copies, delivery, follow_ups
 from smart_app.web import (
     audit,
@@ -212,10 +212,25 @@ def _register_error_handlers(app: Flask) -> None:
         note = None
         if isinstance(exc, AuthorizationExpired) and kept_forms.keep_posted_form():
             note = exc.kept_note
+        headers = {}
+        resend: list[tuple[str, str]] = []
+        if isinstance(exc, StoreUnavailable):
+            # Nothing was stored, and the store cannot keep the fields either: the page carries
+            # them back to the browser, to post again once the store answers.
+            headers["Retry-After"] = str(exc.retry_after)
+            resend = kept_forms.resendable()
         if _wants_json():
-            return jsonify({"code": exc.code, "description": exc.description}), status
-        page = render_template("error.html", code=exc.code, description=exc.description, note=note)
-        return page, status
+            body = jsonify({"code": exc.code, "description": exc.description})
+            return body, status, headers
+        page = render_template(
+            "error.html",
+            code=exc.code,
+            description=exc.description,
+            note=note,
+            resend=resend,
+            resend_to=request.full_path.rstrip("?"),
+        )
+        return page, status, headers
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Any:

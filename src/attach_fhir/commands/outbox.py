@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 from urllib.parse import urlsplit, urlunsplit
 
 from attach_fhir.errors import AttachError
-from attach_fhir.io.outbox import ClientFactory, Outbox
+from attach_fhir.io.outbox import LEASE_SETTING, ClientFactory, Outbox, lease_seconds
 from attach_fhir.io.outbox_store import (
     STATUSES,
     OutboxItem,
@@ -264,6 +264,7 @@ def _drain_clients(args: argparse.Namespace) -> Callable[[], ClientFactory]:
 
 def _drain(args: argparse.Namespace) -> int:
     try:
+        lease = lease_seconds(os.environ.get(LEASE_SETTING))
         make_clients = _drain_clients(args)
     except AttachError as exc:
         print(f"error: {exc.description}", file=sys.stderr)
@@ -289,7 +290,7 @@ def _drain(args: argparse.Namespace) -> int:
         )
 
     try:
-        report = Outbox(store, clients).drain(progress=progress)
+        report = Outbox(store, clients, lease=lease).drain(progress=progress)
     finally:
         close = getattr(clients, "close", None)
         if callable(close):

@@ -17,7 +17,22 @@ from pathlib import Path
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from attach_fhir.errors import AttachError
 from attach_fhir.io.private_files import private_sqlite
+
+
+class StoreUnavailable(AttachError):
+    """The database did not answer (restarting, unreachable): the statement did not run, so
+    nothing was stored; the same request may be sent again."""
+
+    code = "store_unavailable"
+    description = (
+        "The app's database is not answering just now (it may be restarting), so nothing was "
+        "saved. Please try again in a minute."
+    )
+    status_code = 503
+    #: Seconds a client is asked to wait (the Retry-After header of the 503).
+    retry_after = 15
 
 
 class _Closable(Protocol):
@@ -56,6 +71,10 @@ class _ConnectionPool(Generic[C]):
         except BaseException:
             db.close()
             raise
+        self._release(db)
+
+    def _release(self, db: C) -> None:
+        """Back into the pool (or closed, when the pool is full or the connection unusable)."""
         with self._guard:
             if len(self._idle) < self.POOL_SIZE and self._reusable(db):
                 self._idle.append(db)
@@ -152,7 +171,7 @@ class PostgresEngine(_ConnectionPool[Any]):
         self, query: str, params: Sequence[Any], durable: bool
     ) -> tuple[list[Sequence[Any]], int]:
         """Execute one statement (see ``SqlStore._run``); a pooled connection found dead (the
-        server restarted, an idle timeout) is replaced once, the statement never having run."""
+        server restarted, an idle timeout) is replaced once; StoreUnavailable if that fails too."""
         statement = postgres_statement(query)
         for attempt in (1, 2):
             try:
@@ -166,21 +185,46 @@ class PostgresEngine(_ConnectionPool[Any]):
                         cursor = db.execute(statement, tuple(params))
                         rows = list(cursor.fetchall()) if cursor.description else []
                     return rows, cursor.rowcount
-            except self._psycopg.OperationalError:
+            except self._psycopg.OperationalError as exc:
                 if attempt == 2:
-                    raise
+                    # Down (restarting, unreachable): the next call opens a new connection.
+                    raise StoreUnavailable() from exc
                 self.close()  # the other idle connections are likely dead too
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _hold(self, name: str) -> Any:
+        """A connection out of the pool that holds the advisory lock on ``name``; a dead pooled
+        connection is replaced once, as in :meth:`run`."""
+        for attempt in (1, 2):
+            with self._guard:
+                db = self._idle.pop() if self._idle else None
+            try:
+                db = db or self._connect()
+                db.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", (name,))
+                return db
+            except self._psycopg.OperationalError as exc:
+                if db is not None:
+                    db.close()
+                if attempt == 2:
+                    raise StoreUnavailable() from exc
+                self.close()
         raise AssertionError("unreachable")  # pragma: no cover
 
     @contextmanager
     def lock(self, name: str) -> Iterator[None]:
         """Hold a session-level advisory lock on ``name`` (works across processes)."""
-        with self.connection() as db:
-            db.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", (name,))
-            try:
-                yield
-            finally:
-                db.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (name,))
+        db = self._hold(name)
+        try:
+            yield
+        except BaseException:
+            db.close()  # ends the session, and the lock with it
+            raise
+        try:
+            db.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (name,))
+        except self._psycopg.OperationalError:
+            db.close()  # the server went away: the session, and the lock, are gone already
+            return
+        self._release(db)
 
 
 Engine = SqliteEngine | PostgresEngine
