@@ -112,7 +112,7 @@ class SqliteEngine(_ConnectionPool[sqlite3.Connection]):
         # check_same_thread=False: a pooled connection serves one thread at a time, but not
         # always the thread that opened it (the dev server runs each request in a new thread).
         db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-        # FULL: each commit synced (the WAL default is FULL too)
+        # The standing mode: FULL syncs each commit (the WAL default is FULL too), NORMAL not.
         db.execute(f"PRAGMA synchronous={_mode(self.durable)}")
         return db
 
