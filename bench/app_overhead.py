@@ -17,6 +17,17 @@ The tolerant reader remembers its verdict on each resource's JSON (``attach_fhir
 and every request after the first meets the same recorded resources: ``--cold-reader`` empties
 that memory before each request (outside the clock), which gives what a page costs when every
 resource it reads is new to the process.
+
+``--cpu-time`` times each request by its thread's CPU time (``time.thread_time_ns``, system
+time included) instead of the wall clock: on a machine other work shares, a wait for a core
+then does not count, so two versions measured in turn compare more steadily. A disk wait does
+not count either, so the wall clock stays the figure against the target.
+
+``--without-audit`` measures with the audit trail switched off in this process only (after the
+launch; no AuditEvent is built or written): the difference to a run without it is what the
+trail costs each page. The app itself has no such switch: the trail is required.
+``--without-fit`` likewise skips the form's check that the instrument fits the patient (and the
+Patient read it needs) on the form GET and the submit, to price that check.
 """
 
 from __future__ import annotations
@@ -248,15 +259,17 @@ def scenarios(launch: Launched) -> list[Scenario]:
     ]
 
 
-def timed_call(app: Flask, environ: dict[str, Any]) -> tuple[int, int]:
-    """One WSGI call, body read and closed: (status code, nanoseconds)."""
+def timed_call(
+    app: Flask, environ: dict[str, Any], clock: Callable[[], int] = time.perf_counter_ns
+) -> tuple[int, int]:
+    """One WSGI call, body read and closed: (status code, nanoseconds on ``clock``)."""
     seen: list[str] = []
 
     def start_response(status: str, headers: Any, exc_info: Any = None) -> Any:
         seen.append(status)
         return lambda _data: None
 
-    start = time.perf_counter_ns()
+    start = clock()
     body = app(environ, start_response)
     try:
         for _chunk in body:
@@ -265,7 +278,7 @@ def timed_call(app: Flask, environ: dict[str, Any]) -> tuple[int, int]:
         close = getattr(body, "close", None)
         if close is not None:
             close()
-    elapsed = time.perf_counter_ns() - start
+    elapsed = clock() - start
     return int(seen[0].split()[0]), elapsed
 
 
@@ -276,6 +289,7 @@ def measure(
     iterations: int,
     profiler: cProfile.Profile | None = None,
     cold_reader: bool = False,
+    clock: Callable[[], int] = time.perf_counter_ns,
 ) -> tuple[list[float], float]:
     """Milliseconds per request (after ``warmup`` untimed ones); FHIR calls per request.
     ``cold_reader``: the reader's remembered verdicts are forgotten before each request."""
@@ -298,7 +312,7 @@ def measure(
             replayed_before = launch.transport.replayed
             if profiler is not None:
                 profiler.enable()
-        status, ns = timed_call(launch.app, environ)
+        status, ns = timed_call(launch.app, environ, clock)
         if status != scenario.status:
             raise RuntimeError(f"{scenario.label}: status {status}, expected {scenario.status}")
         if n >= warmup:
@@ -324,6 +338,22 @@ def main() -> int:
         "--profile", metavar="FILE", help="also write cProfile stats of the timed requests"
     )
     parser.add_argument(
+        "--cpu-time",
+        action="store_true",
+        help="time the thread's CPU, not the wall clock: on a shared machine a wait for a core "
+        "does not count (disk waits do not either)",
+    )
+    parser.add_argument(
+        "--without-audit",
+        action="store_true",
+        help="switch the audit trail off in this process (bench only): what the trail costs",
+    )
+    parser.add_argument(
+        "--without-fit",
+        action="store_true",
+        help="skip the form's fit check and its Patient read (bench only): what the check costs",
+    )
+    parser.add_argument(
         "--cold-reader",
         action="store_true",
         help="forget the reader's verdicts before each request: every resource read is new",
@@ -333,6 +363,10 @@ def main() -> int:
         parser.error("--iterations must be at least 20 (p95)")
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     with TemporaryDirectory() as work, launched_app(Path(work)) as launch:
+        if args.without_audit:
+            audit_off(launch.app)
+        if args.without_fit:
+            fit_check_off()
         rows: list[tuple[str, float, float, float]] = []
         remembered: dict[str, float] = {}
         read_again: dict[str, float] = {}
@@ -343,7 +377,13 @@ def main() -> int:
             before = item_verdicts.cache_info()
             hits, misses = reader_verdicts.hits, reader_verdicts.misses
             times, calls = measure(
-                launch, scenario, args.warmup, args.iterations, profiler, args.cold_reader
+                launch,
+                scenario,
+                args.warmup,
+                args.iterations,
+                profiler,
+                args.cold_reader,
+                time.thread_time_ns if args.cpu_time else time.perf_counter_ns,
             )
             after = item_verdicts.cache_info()
             read = reader_verdicts.hits + reader_verdicts.misses - hits - misses
@@ -358,8 +398,12 @@ def main() -> int:
         client_ms = production_client_ms(Path(work))
     print(
         f"App time per request, single process, {args.iterations} timed requests per page after "
-        f"{args.warmup} warm-up; direct WSGI calls timed with perf_counter_ns"
+        f"{args.warmup} warm-up; direct WSGI calls timed with "
+        + ("thread_time_ns (CPU time, waits for a core excluded)" if args.cpu_time else "")
+        + ("" if args.cpu_time else "perf_counter_ns")
         + ("; reader verdicts forgotten before each request." if args.cold_reader else ".")
+        + (" AUDIT TRAIL SWITCHED OFF (--without-audit)." if args.without_audit else "")
+        + (" FORM FIT CHECK SKIPPED (--without-fit)." if args.without_fit else "")
     )
     print(
         "FHIR round trips excluded: every FHIR response was recorded from the sandbox FHIR server "
@@ -389,6 +433,22 @@ def main() -> int:
         f"{client_ms:.2f} ms (median of 20)."
     )
     return 0
+
+
+def audit_off(app: Flask) -> None:
+    """No AuditEvent built or written from now on: FHIR requests go unrecorded (the launches'
+    clients are made per request, without the recording transport) and so do launch events."""
+    from smart_app.web.audit import EXTENSION  # here: a tree from before the trail has none
+
+    app.extensions["attach_fhir"].audit = None
+    app.extensions[EXTENSION] = None
+
+
+def fit_check_off() -> None:
+    """The form GET and the submit no longer check that the instrument fits the patient."""
+    from smart_app.assess import routes  # here: a tree from before the fit rules differs
+
+    routes._not_fitting = lambda _launch, _resolved: None  # type: ignore[assignment]
 
 
 def production_client_ms(work: Path) -> float:

@@ -2,7 +2,8 @@
 the review, on 2 gunicorn instances on PostgreSQL behind a round-robin proxy and on 1 on SQLite.
 
     .venv/bin/python bench/load_bench.py [--users 50] [--duration 300] [--think 180]
-    .venv/bin/python bench/load_bench.py --fault kill|fhir-down|drop-after-commit [--duration 120]
+    .venv/bin/python bench/load_bench.py --fault kill|fhir-down|drop-after-commit|pg-restart \
+        [--duration 120]
 
 Without ``--fault`` it runs three phases: the paced run (2 instances, each clinician thinking
 ``--think`` seconds on average on the form and between visits: what users see), then the
@@ -129,8 +130,11 @@ def measure(
 
 def fault_run(world: World, args: Any) -> None:
     """Load on 2 instances with one fault in the middle, then the exactly-once count."""
+    if args.fault == "pg-restart":
+        world.private_postgres()  # never the shared server: other runs use it
     world.topology(2, True, args.workers)
     t0, fhir0 = time.monotonic(), world.fhir_requests()
+    fault_ended = [0.0]  # wall clock (the outbox's own), when an outage ends
 
     async def with_fault() -> Tally:
         load = asyncio.create_task(drive(world.urls, args.patients, args.duration, args.seed))
@@ -143,6 +147,14 @@ def fault_run(world: World, args: Any) -> None:
             await asyncio.to_thread(world.fhir_down, True)
             await asyncio.sleep(30)
             await asyncio.to_thread(world.fhir_down, False)
+            fault_ended[0] = time.time()
+        elif args.fault == "pg-restart":
+            print(f"t={time.monotonic() - t0:.0f} s: PostgreSQL stopped (-m fast) for 15 s")
+            await asyncio.to_thread(world.pg_stop, "fast")
+            await asyncio.sleep(15)
+            await asyncio.to_thread(world.pg_start)
+            fault_ended[0] = time.time()
+            print(f"t={time.monotonic() - t0:.0f} s: PostgreSQL started again")
         else:
             print(f"t={time.monotonic() - t0:.0f} s: every 3rd transaction's answer dropped")
             await asyncio.to_thread(world.drop_every, 3)
@@ -175,8 +187,20 @@ def fault_run(world: World, args: Any) -> None:
     print(f"  outbox                  {world.outbox()}")
     drain = f"{drained:.0f} s" if drained is not None else f"not drained in {args.drain_timeout} s"
     print(f"  time to drain           {drain}")
+    waits = world.outbox_waits()
+    print(
+        f"  retried items           {waits['retried']} (attempts up to "
+        f"{waits['most_attempts']}), longest stored-to-delivered {waits['longest']:.0f} s"
+    )
+    if fault_ended[0] and waits["retried"]:
+        after = waits["last"] - fault_ended[0]
+        print(f"  last retried delivered  {after:.0f} s after the outage ended")
     print(f"  errors users saw        {dict(tally.statuses)}")
     print(f"  500s users saw          {five_hundreds}")
+    print(
+        f'  submits sent again      {tally.resent} (from a 503\'s "Try again"; '
+        f"{tally.resent_changed} without the answers intact)"
+    )
     print(f"  launch-to-form          p50/p95/p99 {quantiles(tally.launch_to_form)}")
     fhir = world.fhir_requests() - fhir0
     print(f"  FHIR requests           {fhir}, {fhir / max(1, tally.launches):.0f} a visit")
@@ -197,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
         "paced run (default: 36 items at 5 s each)",
     )
     parser.add_argument("--paced-only", action="store_true", help="no closed-loop capacity runs")
-    parser.add_argument("--fault", choices=("kill", "fhir-down", "drop-after-commit"))
+    parser.add_argument("--fault", choices=("kill", "fhir-down", "drop-after-commit", "pg-restart"))
     parser.add_argument("--drain-timeout", type=float, default=600.0)
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="load-bench-") as workdir:

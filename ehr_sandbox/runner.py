@@ -14,7 +14,6 @@ import os
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 from urllib.parse import quote
 
@@ -26,6 +25,7 @@ from ehr_sandbox.authz import AuthzState, create_authz_app, smart_configuration
 from ehr_sandbox.authz.config import load_client
 from ehr_sandbox.authz.keys import import_signing_key, load_or_create_private_jwk, public_jwks
 from ehr_sandbox.fhir_process import FhirServerOptions, FhirServerProcess
+from ehr_sandbox.lifetime import Lifetime
 
 APP_CLIENT_ID = "attach-fhir"
 #: Scopes the sandbox registration adds to the app's least-privilege request, so that a new
@@ -101,7 +101,7 @@ def _write_json(path: Path, data: Any) -> Path:
     return path
 
 
-class Sandbox:
+class Sandbox(Lifetime):
     """FHIR server + authorization server/EHR (+ the app as a confidential-asymmetric client)."""
 
     def __init__(
@@ -142,16 +142,8 @@ class Sandbox:
         found: AuthzState = self._authz_app.extensions["smart_authz"]
         return found
 
-    def start(self) -> Sandbox:
-        """Bring everything up; on any failure, tear down what started."""
-        try:
-            self._start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
     def _start(self) -> None:
+        """Bring everything up (``start()`` tears down what started on any failure)."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         signing_jwk = load_or_create_private_jwk(self.data_dir / "authz-signing-key.json")
         jwks_file = _write_json(
@@ -290,13 +282,4 @@ class Sandbox:
             self.fhir.close()
             self.fhir = None
 
-    def __enter__(self) -> Sandbox:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+    close = stop  # the end of a ``with`` block

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,8 @@ from flask import Flask, Response, g, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException, SecurityError
 
 from attach_fhir.errors import AttachError
+from attach_fhir.io.discovery_store import PostgresDiscoveryStore
+from attach_fhir.io.sql_store import StoreUnavailable, is_shared, store_url
 from smart_app.records import audit_copies, delivery, follow_ups
 from smart_app.web import (
     audit,
@@ -28,7 +31,7 @@ from smart_app.web import (
     session_purge,
 )
 from smart_app.web import registrations as registrations_module
-from smart_app.web.discovery_cache import DiscoveryCache
+from smart_app.web.discovery_cache import Cache, DiscoveryCache, SharedDiscoveryCache
 from smart_app.web.errors import AuthorizationExpired, ConfigurationError
 from smart_app.web.read_cache import ReadCache
 from smart_app.web.session_store import open_configured
@@ -67,6 +70,8 @@ DEFAULTS: dict[str, Any] = {
     "STATE_TTL": 600,
     "LAUNCH_TTL": 12 * 3600,
     "DISCOVERY_TTL": 3600,
+    # Tests only: the shared discovery cache's clock (seconds since the epoch).
+    "DISCOVERY_CLOCK": None,
     "TOKEN_REFRESH_LEEWAY": 60,
     # Seconds between purges of expired session records, per process; 0: never (the store grows).
     "SESSION_PURGE_INTERVAL": 300,
@@ -115,7 +120,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         services.Services(
             registrations=regs,
             store=store,
-            cache=DiscoveryCache(float(app.config["DISCOVERY_TTL"])),
+            cache=_discovery_cache(app),
             # One transport (one TLS context) for every outbound client; tests may inject one.
             transport=app.config["HTTP_TRANSPORT"] or outbound.SharedTransport(),
             reads=ReadCache(_seconds(app, "READ_CACHE_SECONDS")),
@@ -163,6 +168,17 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(patient.bp)
 
 
+def _discovery_cache(app: Flask) -> Cache:
+    """Shared by every instance where the sessions are (PostgreSQL), else per process."""
+    ttl = float(app.config["DISCOVERY_TTL"])
+    url = store_url(app.config.get("SESSION_STORE"), app.config.get("DATABASE_URL"))
+    if not is_shared(url):
+        return DiscoveryCache(ttl)
+    assert url is not None
+    clock = app.config["DISCOVERY_CLOCK"] or time.time
+    return SharedDiscoveryCache(PostgresDiscoveryStore(url), ttl, clock)
+
+
 def _seconds(app: Flask, key: str) -> float:
     """A setting that is a number of seconds, zero or more (else the app does not start)."""
     value = app.config[key]
@@ -200,10 +216,25 @@ def _register_error_handlers(app: Flask) -> None:
         note = None
         if isinstance(exc, AuthorizationExpired) and kept_forms.keep_posted_form():
             note = exc.kept_note
+        headers = {}
+        resend: list[tuple[str, str]] = []
+        if isinstance(exc, StoreUnavailable):
+            # Nothing was stored, and the store cannot keep the fields either: the page carries
+            # them back to the browser, to post again once the store answers.
+            headers["Retry-After"] = str(exc.retry_after)
+            resend = kept_forms.resendable()
         if _wants_json():
-            return jsonify({"code": exc.code, "description": exc.description}), status
-        page = render_template("error.html", code=exc.code, description=exc.description, note=note)
-        return page, status
+            body = jsonify({"code": exc.code, "description": exc.description})
+            return body, status, headers
+        page = render_template(
+            "error.html",
+            code=exc.code,
+            description=exc.description,
+            note=note,
+            resend=resend,
+            resend_to=request.full_path.rstrip("?"),
+        )
+        return page, status, headers
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Any:

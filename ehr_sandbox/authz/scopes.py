@@ -5,25 +5,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-#: Scopes that are not resource permissions.
-NON_RESOURCE_SCOPES = frozenset(
-    {
-        "openid",
-        "fhirUser",
-        "profile",
-        "launch",
-        "launch/patient",
-        "launch/encounter",
-        "offline_access",
-        "online_access",
-    }
-)
-
-_V1 = re.compile(r"^(patient|user|system)/(\*|[A-Z][A-Za-z]+)\.(read|write|\*)$")
-_V2 = re.compile(r"^(patient|user|system)/(\*|[A-Z][A-Za-z]+)\.(?=[cruds])(c?r?u?d?s?)(\?[^\s]*)?$")
-
-#: The scopes advertised in the SMART configuration (examples; any well-formed scope is understood).
-SCOPES_SUPPORTED = [
+#: Scopes that are not resource permissions, in the order the configuration advertises them.
+_NON_RESOURCE = (
     "openid",
     "fhirUser",
     "profile",
@@ -32,6 +15,15 @@ SCOPES_SUPPORTED = [
     "launch/encounter",
     "offline_access",
     "online_access",
+)
+NON_RESOURCE_SCOPES = frozenset(_NON_RESOURCE)
+
+_V1 = re.compile(r"^(patient|user|system)/(\*|[A-Z][A-Za-z]+)\.(read|write|\*)$")
+_V2 = re.compile(r"^(patient|user|system)/(\*|[A-Z][A-Za-z]+)\.(?=[cruds])(c?r?u?d?s?)(\?[^\s]*)?$")
+
+#: The scopes advertised in the SMART configuration (examples; any well-formed scope is understood).
+SCOPES_SUPPORTED = [
+    *_NON_RESOURCE,
     "patient/*.rs",
     "user/*.rs",
     "patient/*.cruds",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 import threading
 import time
+from typing import Protocol, TypeVar
 
 from .models import (
     AuthorizationCode,
@@ -16,6 +17,13 @@ from .models import (
 
 LAUNCH_LIFETIME = 600
 CODE_LIFETIME = 120
+
+
+class _Expiring(Protocol):
+    expires_at: float
+
+
+E = TypeVar("E", bound=_Expiring)
 
 
 def new_token(nbytes: int = 32) -> str:
@@ -35,6 +43,14 @@ class MemoryStore:
         self._jtis: dict[str, float] = {}
         self._nonces: set[tuple[str, str]] = set()
 
+    def _live(self, kept: dict[str, E], key: str) -> E | None:
+        """The record under ``key`` unless it is missing or past its ``expires_at``."""
+        with self._lock:
+            record = kept.get(key)
+        if record is None or time.time() >= record.expires_at:
+            return None
+        return record
+
     def create_launch(self, client_id: str, grantee: Grantee) -> LaunchRecord:
         """Issue a launch token bound to a client and an EHR context."""
         record = LaunchRecord(new_token(), client_id, grantee, time.time() + LAUNCH_LIFETIME)
@@ -44,11 +60,7 @@ class MemoryStore:
 
     def get_launch(self, token: str) -> LaunchRecord | None:
         """The live launch record for a token, if any."""
-        with self._lock:
-            record = self._launches.get(token)
-        if record is None or time.time() >= record.expires_at:
-            return None
-        return record
+        return self._live(self._launches, token)
 
     def save_pending(self, pending: PendingAuthorization) -> None:
         """Keep an authorization request that waits for the user."""
@@ -57,11 +69,7 @@ class MemoryStore:
 
     def get_pending(self, pending_id: str) -> PendingAuthorization | None:
         """A live pending request."""
-        with self._lock:
-            pending = self._pending.get(pending_id)
-        if pending is None or time.time() >= pending.expires_at:
-            return None
-        return pending
+        return self._live(self._pending, pending_id)
 
     def drop_pending(self, pending_id: str) -> None:
         """Forget a pending request once its code is issued."""

@@ -27,6 +27,7 @@ from joserfc.jwk import KeySet
 from jsonschema import Draft202012Validator
 
 from attach_fhir.errors import AttachError
+from attach_fhir.io.config_files import read_config_json
 from smart_app.web import discovery_cache, outbound
 from smart_app.web.errors import ConfigurationError
 from smart_app.web.services import get_services
@@ -126,12 +127,7 @@ def parse_clients(data: Any, source: str = "CDS clients") -> CdsClients:
 def load_clients(path: str | Path) -> CdsClients:
     """Read and validate a CDS clients file."""
     path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigurationError(f"CDS clients file {path}: {exc.strerror}") from exc
-    except json.JSONDecodeError as exc:
-        raise ConfigurationError(f"CDS clients file {path}: invalid JSON ({exc})") from exc
+    data = read_config_json(path, "CDS clients file", ConfigurationError)
     return parse_clients(data, source=str(path))
 
 

@@ -22,7 +22,7 @@ from attach_fhir.errors import AttachError
 from attach_fhir.fhir_url import is_fhir_id, is_resource_type
 from smart_app.launch import style
 from smart_app.web import audit, netguard, scopes, smart_client
-from smart_app.web.context import LAUNCH_NS
+from smart_app.web.context import LAUNCH_NS, LaunchContext
 from smart_app.web.errors import (
     AuthorizationDenied,
     BadLaunchRequest,
@@ -113,17 +113,12 @@ def complete(services: Services, sid: str | None, args: dict[str, str]) -> str:
     try:
         ctx, record = _complete(services, sid, args, pending)
     except AttachError as exc:
-        who = audit.Who(str(pending["iss"])) if pending else None
+        # The browser session that began it: a copy for the EHR waits for its next launch.
+        who = audit.Who(str(pending["iss"]), session=str(pending["sid"])) if pending else None
         audit.record("authorize-failed", MINOR_FAILURE, who, detail=exc.code)
         raise
-    patient = record.get("patient")
-    who = audit.Who(
-        record["iss"],
-        services.registrations.lookup(record["iss"]).client_id,
-        record["fhir_user"],
-        f"Patient/{patient}" if isinstance(patient, str) and patient else None,
-    )
-    audit.record("launch", SUCCESS, who)
+    # With the new launch, whose token carries the record's copy to the EHR (AUDIT_TO_EHR).
+    audit.record("launch", SUCCESS, LaunchContext(id=ctx, record=record, services=services).who)
     return ctx
 
 

@@ -33,10 +33,17 @@ from attach_fhir.capabilities import CapabilityCache
 from attach_fhir.errors import AttachError
 from attach_fhir.fhir_errors import FhirUnauthorized
 from attach_fhir.io.fhir_client import FhirClient
-from attach_fhir.io.outbox import Backoff, Mode, Outbox, StuckWatch, payload
-from attach_fhir.io.outbox_store import DELIVERED, FAILED, OutboxItem, open_outbox_store
+from attach_fhir.io.outbox import Backoff, Mode, Outbox, StuckWatch, lease_seconds, payload
+from attach_fhir.io.outbox_store import (
+    DELIVERED,
+    FAILED,
+    OutboxConfigError,
+    OutboxItem,
+    open_outbox_store,
+)
 from attach_fhir.io.sql_store import is_shared, store_url
 from smart_app.web.context import LAUNCH_NS, LaunchContext
+from smart_app.web.errors import ConfigurationError
 from smart_app.web.services import get_services
 
 log = logging.getLogger(__name__)
@@ -226,6 +233,10 @@ def init_app(app: Flask, after_delivery: AfterDelivery) -> OutboxServices:
     """Open the outbox (``OUTBOX_DSN``, else ``DATABASE_URL``, else SQLite in DATA_DIR) and start
     the worker if asked; ``after_delivery`` follows up what the worker delivers."""
     url = store_url(app.config.get("OUTBOX_DSN"), app.config.get("DATABASE_URL"))
+    try:  # checked at start-up
+        lease = lease_seconds(app.config.get("OUTBOX_LEASE_SECONDS"))
+    except OutboxConfigError as exc:
+        raise ConfigurationError(exc.description) from exc
 
     def open_outbox() -> Outbox:
         data_dir = Path(app.config["DATA_DIR"])  # set by create_app
@@ -234,7 +245,7 @@ def init_app(app: Flask, after_delivery: AfterDelivery) -> OutboxServices:
             base=float(app.config.get("OUTBOX_BACKOFF_BASE", 5.0)),
             cap=float(app.config.get("OUTBOX_BACKOFF_CAP", 600.0)),
         )
-        return Outbox(store, launch_clients, backoff=backoff)
+        return Outbox(store, launch_clients, backoff=backoff, lease=lease)
 
     services = OutboxServices(
         open_outbox, CapabilityCache(float(app.config.get("CAPABILITIES_TTL", 3600.0)))

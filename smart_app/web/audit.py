@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,6 +36,9 @@ EXTENSION = "attach_audit"
 REQUEST_ID = "X-Request-Id"
 #: The records an app context (a request, a worker drain) made, written when it ends.
 PENDING = "attach_audit_pending"
+#: Records a failed write keeps in memory for the next page's write (the store may be back by
+#: then, e.g. after a database restart); past this many the oldest are dropped, and logged.
+UNWRITTEN_LIMIT = 10_000
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,9 @@ class Who:
     patient: str | None = None
     #: The launch (a LaunchContext) whose token may carry a copy to the EHR, if any.
     launch: Any = field(default=None, compare=False, repr=False)
+    #: The browser session a failed authorization came from (no launch): the EHR's copy of its
+    #: record waits for that session's next launch there.
+    session: str | None = field(default=None, compare=False, repr=False)
 
 
 #: Told about each record appended, with whose it is (sends copies to the EHR).
@@ -68,6 +75,8 @@ class AuditTrail:
         self.clock = clock
         self.observer = observer or "attach-fhir"
         self.on_record: OnRecord | None = None
+        self._unwritten: list[tuple[dict[str, Any], float]] = []
+        self._guard = threading.Lock()
 
     def record(self, event: str, outcome: str, who: Who | None = None, **facts: str | None) -> None:
         """Append one AuditEvent (``facts``: resource, query, request_id, detail)."""
@@ -96,15 +105,25 @@ class AuditTrail:
             log.error("audit.write outcome=failed error=%s", type(exc).__name__)
 
     def flush(self) -> None:
-        """Write the records the current app context made (called when it ends)."""
+        """Write the records the current app context made, and any an earlier failed write
+        kept (called when the context ends)."""
         pending = g.pop(PENDING, [])
+        with self._guard:
+            pending, self._unwritten = self._unwritten + pending, []
         if not pending:
             return
         try:
             self.store.append_many(pending)
         except Exception as exc:  # the user's work must not fail for the trail
+            with self._guard:
+                kept = pending + self._unwritten
+                self._unwritten = kept[-UNWRITTEN_LIMIT:]
             log.error(
-                "audit.write outcome=failed error=%s count=%d", type(exc).__name__, len(pending)
+                "audit.write outcome=failed error=%s count=%d kept=%d dropped=%d",
+                type(exc).__name__,
+                len(pending),
+                len(self._unwritten),
+                len(kept) - len(self._unwritten),
             )
 
     def close(self) -> None:
@@ -144,7 +163,11 @@ class AuditedTransport(httpx.BaseTransport):
         if not (path == self._base or path.startswith(self._base.rstrip("/") + "/")):
             return None  # the token endpoint, a style sheet: not the FHIR server
         form = None
-        if request.headers.get("Content-Type", "").startswith("application/x-www-form-urlencoded"):
+        # Only a POST (``_search``) carries its search as a form; a header lookup costs more
+        # than the rest of the classification, so GETs skip it.
+        if request.method == "POST" and request.headers.get("Content-Type", "").startswith(
+            "application/x-www-form-urlencoded"
+        ):
             form = request.content.decode("utf-8", "replace")
         query = request.url.query.decode("ascii", "replace")
         found = interaction(request.method, path[len(self._base) :], query, form)

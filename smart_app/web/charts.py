@@ -109,6 +109,12 @@ def _markup(parts: list[str]) -> Markup:
     return Markup("".join(parts))  # noqa: S704 - built from escaped values only
 
 
+def _closed(out: list[str]) -> Markup:
+    """The chart so far, its svg element closed."""
+    out.append("</svg>")
+    return _markup(out)
+
+
 def _n(value: float) -> str:
     return f"{value:.2f}"
 
@@ -241,8 +247,7 @@ def relationship_plane(
                 f'<text class="point-label" x="{_n(px + 8)}" y="{_n(_label_y(py))}">{name}</text>'
             )
         out.append("</g>")
-    out.append("</svg>")
-    return _markup(out)
+    return _closed(out)
 
 
 def _label_y(py: float) -> float:
@@ -323,6 +328,11 @@ def _framed(
     ]
 
 
+def _score_axis(lo: float, hi: float) -> Axis:
+    """The y axis of a framed chart: the score's range, rising up the frame."""
+    return Axis(lo, hi, FRAME_TOP, FRAME_HEIGHT, inverted=True)
+
+
 def line_chart(
     chart_id: str,
     lines: Sequence[Series],
@@ -333,7 +343,7 @@ def line_chart(
     y_label: str = "Score",
 ) -> Markup:
     """One line per score over time (x proportional to elapsed time, y on the score's range)."""
-    y = Axis(lo, hi, FRAME_TOP, FRAME_HEIGHT, inverted=True)
+    y = _score_axis(lo, hi)
     times = [when for s in lines for when, _ in s.points]
     described = "; ".join(
         f"{s.label}: " + ", ".join(f"{when.date().isoformat()} {_r(v)}" for when, v in s.points)
@@ -342,8 +352,7 @@ def line_chart(
     out = _framed(chart_id, "lines", title, described, y, y_label)
     bottom = FRAME_TOP + FRAME_HEIGHT
     if not times:
-        out.append("</svg>")
-        return _markup(out)
+        return _closed(out)
     first, span = _time_axis(times)
     distinct = sorted(set(times))
     labelled = distinct if len(distinct) <= 6 else [distinct[0], distinct[-1]]
@@ -372,8 +381,7 @@ def line_chart(
                 "</circle>"
             )
         out.append("</g>")
-    out.append("</svg>")
-    return _markup(out)
+    return _closed(out)
 
 
 def bar_chart(
@@ -386,7 +394,7 @@ def bar_chart(
     y_label: str = "Score",
 ) -> Markup:
     """Grouped bars (e.g. ECR-RS anxiety and avoidance per relationship), rising from ``lo``."""
-    y = Axis(lo, hi, FRAME_TOP, FRAME_HEIGHT, inverted=True)
+    y = _score_axis(lo, hi)
     described = "; ".join(
         f"{g.label}: "
         + ", ".join(f"{name} {_n(v) if v is not None else g.missing}" for name, v in g.bars)
@@ -395,8 +403,7 @@ def bar_chart(
     out = _framed(chart_id, "bars", title, described, y, y_label)
     bottom = FRAME_TOP + FRAME_HEIGHT
     if not groups:
-        out.append("</svg>")
-        return _markup(out)
+        return _closed(out)
     group_width = FRAME_WIDTH / len(groups)
     pad = group_width * 0.1
     for g, group in enumerate(groups):
@@ -426,5 +433,4 @@ def bar_chart(
             f'<text class="tick-label" x="{_n(left + group_width / 2)}" y="{_n(bottom + 20)}" '
             f'text-anchor="middle">{escape(group.label)}</text></g>'
         )
-    out.append("</svg>")
-    return _markup(out)
+    return _closed(out)

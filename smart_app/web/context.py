@@ -36,6 +36,8 @@ _COMPARTMENT_WIDE = ("user/", "system/")
 #: ``fhirUser`` types that may pick: anyone else (a Patient, RelatedPerson or Person, or a
 #: sign-in that names no user) could otherwise move a launch onto any patient the token reads.
 _CLINICIANS = ("Practitioner", "PractitionerRole")
+#: The WSGI environ key under which ``current_launch`` keeps the request's launch.
+_CURRENT = "attach_fhir.launch"
 
 
 @dataclass
@@ -238,11 +240,18 @@ class LaunchContext:
 
 
 def current_launch() -> LaunchContext:
-    """The launch named by the ``ctx`` URL parameter of the current request."""
+    """The launch named by the ``ctx`` URL parameter of the current request, loaded once per
+    request (the audience check and the view share it, and its one FHIR client)."""
     ctx_id = (request.view_args or {}).get("ctx")
     if not isinstance(ctx_id, str):
         raise LaunchNotFound()
-    return LaunchContext.load(ctx_id)
+    # Kept in the request's own environ, not on ``g``: an app context may outlive a request.
+    loaded = request.environ.get(_CURRENT)
+    if isinstance(loaded, LaunchContext) and loaded.id == ctx_id:
+        return loaded
+    launch = LaunchContext.load(ctx_id)
+    request.environ[_CURRENT] = launch
+    return launch
 
 
 def _user_type(fhir_user: str | None) -> str | None:

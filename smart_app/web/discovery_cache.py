@@ -1,20 +1,24 @@
 """SMART discovery: ``{iss}/.well-known/smart-configuration``, else the CapabilityStatement.
 
 Results are cached per ``iss`` with an expiry; failures are not cached. The issuer's JWKS (for
-id_token signatures) is cached the same way and refetched once when a ``kid`` is unknown.
+id_token signatures) is cached the same way and refetched once when a ``kid`` is unknown. Per
+process (:class:`DiscoveryCache`), or shared by every instance on PostgreSQL
+(:class:`SharedDiscoveryCache`, the same expiry rules).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
 from attach_fhir.capabilities import oauth_uris
+from attach_fhir.io.discovery_store import PostgresDiscoveryStore
 from attach_fhir.io.smart_discovery import DiscoveryError, fetch_json
 
 # Fetching and the oauth-uris extension are shared with the backend-services token source and
@@ -90,6 +94,30 @@ def _from_smart_configuration(doc: dict[str, Any]) -> SmartConfiguration:
     )
 
 
+def to_json(config: SmartConfiguration) -> dict[str, Any]:
+    """``config`` as a JSON object (for the shared cache)."""
+    return dataclasses.asdict(config)
+
+
+def from_json(data: dict[str, Any]) -> SmartConfiguration:
+    """The SmartConfiguration :func:`to_json` made."""
+    fields = {f.name for f in dataclasses.fields(SmartConfiguration)}
+    values: dict[str, Any] = {
+        k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in fields
+    }
+    return SmartConfiguration(**values)
+
+
+class Cache(Protocol):
+    """What the app asks of a discovery cache."""
+
+    def get_or_fetch(self, kind: str, key: str, fetch: Callable[[], Any]) -> Any:
+        """The cached value for ``(kind, key)`` or a fresh one from ``fetch`` (then cached)."""
+
+    def forget(self, kind: str, key: str) -> None:
+        """Drop one entry."""
+
+
 class DiscoveryCache:
     """Per-key cache with expiry for discovery documents and JWKS."""
 
@@ -115,6 +143,39 @@ class DiscoveryCache:
         """Drop one entry (e.g. a JWKS that lacks the ``kid`` just seen)."""
         with self._guard:
             self._entries.pop((kind, key), None)
+
+
+class SharedDiscoveryCache:
+    """The cache in PostgreSQL, for every instance: an entry one instance fetched serves the
+    others until it expires (``ttl`` after the fetch, by ``clock``: seconds since the epoch,
+    as instances share no monotonic clock). Values are JSON (a SmartConfiguration as
+    :func:`to_json`); failures are not cached."""
+
+    def __init__(
+        self, store: PostgresDiscoveryStore, ttl: float, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.store = store
+        self.ttl = ttl
+        self._clock = clock
+
+    def get_or_fetch(self, kind: str, key: str, fetch: Callable[[], Any]) -> Any:
+        """The stored value for ``(kind, key)`` or a fresh one from ``fetch`` (then stored)."""
+        now = self._clock()
+        hit = self.store.get(kind, key, now)
+        if hit is not None:
+            return from_json(hit) if kind == "smart" else hit
+        value = fetch()
+        stored = to_json(value) if isinstance(value, SmartConfiguration) else value
+        self.store.put(kind, key, stored, now + self.ttl)
+        return value
+
+    def forget(self, kind: str, key: str) -> None:
+        """Drop one entry, for every instance."""
+        self.store.forget(kind, key)
+
+    def close(self) -> None:
+        """Release the store's idle connections."""
+        self.store.close()
 
 
 def fetch_jwks(uri: str, http: httpx.Client) -> dict[str, Any]:

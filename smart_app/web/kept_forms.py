@@ -75,3 +75,14 @@ def take(launch: LaunchContext, name: str) -> dict[str, list[str]] | None:
         return None
     fields: dict[str, list[str]] = kept["fields"]
     return fields
+
+
+def resendable() -> list[tuple[str, str]]:
+    """The current POST's fields, to post again from an error page when nothing could be stored
+    (the store is down): the CSRF token included, a view whose fields are never kept excluded."""
+    if request.method != "POST":
+        return []
+    view = current_app.view_functions.get(request.endpoint or "")
+    if view is not None and getattr(view, "_not_kept", False):
+        return []
+    return list(request.form.items(multi=True))

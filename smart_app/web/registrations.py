@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from jsonschema import Draft202012Validator
 
+from attach_fhir.io.config_files import read_config_json
 from smart_app.web import netguard
 from smart_app.web.errors import ConfigurationError, ForbiddenAddress, UnknownIssuer
 from smart_app.web.signing_keys import SigningKey, load_signing_key, public_jwks
@@ -102,12 +103,7 @@ def schema_errors(data: Any) -> list[str]:
 def load(path: str | Path) -> Registrations:
     """Read, validate and index a registrations file; ConfigurationError names each bad key."""
     path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigurationError(f"registrations file {path}: {exc.strerror}") from exc
-    except json.JSONDecodeError as exc:
-        raise ConfigurationError(f"registrations file {path}: invalid JSON ({exc})") from exc
+    data = read_config_json(path, "registrations file", ConfigurationError)
     return parse(data, base_dir=path.parent, source=str(path))
 
 

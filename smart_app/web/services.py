@@ -10,7 +10,7 @@ from flask import Flask, current_app
 
 from smart_app.web import discovery_cache, outbound
 from smart_app.web.audit import AuditedTransport, AuditTrail, Who
-from smart_app.web.discovery_cache import DiscoveryCache, SmartConfiguration
+from smart_app.web.discovery_cache import Cache, SmartConfiguration
 from smart_app.web.read_cache import LaunchReads, ReadCache
 from smart_app.web.registrations import Registration, Registrations
 from smart_app.web.session_store import SessionStore
@@ -25,7 +25,8 @@ class Services:
 
     registrations: Registrations
     store: SessionStore
-    cache: DiscoveryCache
+    #: Per process, or shared by every instance (PostgreSQL).
+    cache: Cache
     #: The app's one outbound transport; tests may inject one to record or produce faults.
     transport: httpx.BaseTransport | None = None
     #: Each launch's recent Patient, CapabilityStatement and Questionnaire reads.

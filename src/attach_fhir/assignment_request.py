@@ -30,7 +30,6 @@ from attach_fhir.canonical import BASE
 from attach_fhir.errors import AttachError
 from attach_fhir.fhir_models import Task
 from attach_fhir.task_completion import (
-    CLOSED,
     REFUSED,
     SDC_TEMP,
     TASK_WORD,
@@ -40,6 +39,7 @@ from attach_fhir.task_completion import (
     is_for,
     is_open,
     local_reference,
+    open_version,
     response_outputs,
     status_word,
     task_version,
@@ -334,13 +334,9 @@ def withdraw(
     named = {c.partition("|")[0] for c in task_questionnaires(task)}
     if not is_for(task, patient) or not named & wanted:
         return Decision(REFUSED, reason=NOT_AN_ASSIGNMENT)
-    if not is_open(task):
-        shown = status_word(task)
-        return Decision(CLOSED, reason=f"The EHR already shows this request as {shown}.")
-    version = task_version(task)
-    if version is None:
-        reason = "The EHR did not give the task's version, so it cannot be withdrawn safely."
-        return Decision(REFUSED, reason=reason)
+    version = open_version(task, "The EHR already shows this request as", "withdrawn")
+    if isinstance(version, Decision):
+        return version
     if version != seen_version:
         return Decision(CHANGED, version=version)
     return Decision(UPDATE, task=withdrawn_task(task, when), version=version)

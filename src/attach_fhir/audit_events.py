@@ -49,7 +49,12 @@ LAUNCH_EVENTS = {
     "authorize-failed": ("110114", "User Authenticated", "ITI-71", "Get Access Token"),
     "iss-refused": ("110113", "Security Alert", None, None),
 }
-EVENTS = frozenset(ACTIONS) | frozenset(LAUNCH_EVENTS)
+#: Bulk Data steps after the ``$export`` kickoff (an ``operation``): polling the status URL,
+#: cancelling (DELETE on it), downloading one output file. One record per step, not per line.
+BULK_EVENTS = {"bulk-status": "E", "bulk-cancel": "D", "bulk-file": "R"}
+EVENTS = frozenset(ACTIONS) | frozenset(LAUNCH_EVENTS) | frozenset(BULK_EVENTS)
+#: The httpx request extension naming a Bulk Data step: ``(event, resource type or None)``.
+AUDIT_STEP = "attach_audit_step"
 
 #: AuditEvent.outcome codes.
 SUCCESS, MINOR_FAILURE, SERIOUS_FAILURE = "0", "4", "8"
@@ -70,6 +75,7 @@ KEPT_PARAMETERS = frozenset(
         "subject",
         "encounter",
         "based-on",
+        "derived-from",
         "part-of",
         "questionnaire",
         "url",
@@ -79,6 +85,9 @@ KEPT_PARAMETERS = frozenset(
         "code",
         "context-type",
         "_lastUpdated",
+        "_type",
+        "_since",
+        "_outputFormat",
     }
 )
 REDACTED = "*"
@@ -141,6 +150,15 @@ def _what(facts: AuditFacts) -> dict[str, Any]:
             "type": {"system": EVENT_TYPE, "code": "rest", "display": "Restful Operation"},
             "subtype": [{"system": RESTFUL, "code": facts.event}],
             "action": ACTIONS[facts.event],
+        }
+    if facts.event in BULK_EVENTS:
+        return {
+            "type": {"system": EVENT_TYPE, "code": "rest", "display": "Restful Operation"},
+            "subtype": [
+                {"system": RESTFUL, "code": "operation"},
+                {"system": APP_EVENT, "code": facts.event},
+            ],
+            "action": BULK_EVENTS[facts.event],
         }
     code, display, ihe, ihe_display = LAUNCH_EVENTS[facts.event]
     subtype = [{"system": IHE_EVENT, "code": ihe, "display": ihe_display}] if ihe else []
@@ -230,11 +248,23 @@ def _reference(resource: str) -> dict[str, str]:
 def redacted_query(query: str) -> str:
     """``query`` with every value of a parameter outside :data:`KEPT_PARAMETERS` as ``*``
     (modifiers and chains count by their base name: ``name:exact`` is ``name``)."""
+    known = _FULLY_KEPT.get(query)
+    if known is not None:
+        return known
     pairs = parse_qsl(query, keep_blank_values=True)
-    kept = [
-        (name, value if _base_name(name) in KEPT_PARAMETERS else REDACTED) for name, value in pairs
-    ]
-    return urlencode(kept, safe="*/:,|")
+    kept = [(name, value if _base_name(name) in KEPT_PARAMETERS else None) for name, value in pairs]
+    redacted = urlencode(
+        [(name, REDACTED if value is None else value) for name, value in kept], safe="*/:,|"
+    )
+    if all(value is not None for _, value in kept) and len(_FULLY_KEPT) < _FULLY_KEPT_MAX:
+        _FULLY_KEPT[query] = redacted
+    return redacted
+
+
+#: Queries nothing was redacted from (references, codes, paging: the app's own searches, which
+#: every page repeats), with their result; never one that held a redacted value. Bounded.
+_FULLY_KEPT: dict[str, str] = {}
+_FULLY_KEPT_MAX = 4096
 
 
 def _base_name(parameter: str) -> str:
@@ -301,3 +331,61 @@ def outcome_of(status: int | None) -> str:
     if status is not None and status < 500:
         return MINOR_FAILURE
     return SERIOUS_FAILURE
+
+
+#: Search parameters whose value names the patient a search is about.
+PATIENT_PARAMETERS = frozenset({"patient", "subject", "subject:Patient", "patient:Patient"})
+
+
+def query_patients(query: str) -> list[str]:
+    """``Patient/<id>`` of each patient a search names (``patient=1``, ``subject=Patient/1``)."""
+    found: list[str] = []
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        if name not in PATIENT_PARAMETERS:
+            continue
+        for each in value.split(","):
+            ref = _patient_reference(each, bare_id=name.startswith("patient"))
+            if ref and ref not in found:
+                found.append(ref)
+    return found
+
+
+def patients_in(resource: Any) -> list[str]:
+    """``Patient/<id>`` of each patient a resource (or each entry of a Bundle) is about: its
+    ``subject`` or ``patient`` where they name a Patient, or the Patient itself."""
+    if not isinstance(resource, dict):
+        return []
+    if resource.get("resourceType") == "Bundle":
+        found: list[str] = []
+        for entry in resource.get("entry") or []:
+            inner = entry.get("resource") if isinstance(entry, dict) else None
+            for ref in patients_in(inner):
+                if ref not in found:
+                    found.append(ref)
+        return found
+    if resource.get("resourceType") == "Patient":
+        own = _patient_reference(str(resource.get("id") or ""), bare_id=True)
+        return [own] if own else []
+    for key in ("subject", "patient"):
+        value = resource.get(key)
+        if isinstance(value, dict) and isinstance(value.get("reference"), str):
+            named = _patient_reference(value["reference"], bare_id=False)
+            if named:
+                return [named]
+    return []
+
+
+def _patient_reference(value: str, bare_id: bool) -> str | None:
+    """``Patient/<id>`` from ``Patient/<id>``, a URL ending so, or (``bare_id``) a plain id."""
+    value = value.strip()
+    parts = urlsplit(value).path.split("/_history/")[0].strip("/").split("/")
+    if len(parts) >= 2 and parts[-2] == "Patient" and _is_id(parts[-1]):
+        return f"Patient/{parts[-1]}"
+    if bare_id and _is_id(value):
+        return f"Patient/{value}"
+    return None
+
+
+def _is_id(value: str) -> bool:
+    """A FHIR id: 1-64 of letters, digits, ``-`` and ``.``."""
+    return 0 < len(value) <= 64 and all(c.isalnum() or c in "-." for c in value)

@@ -213,10 +213,7 @@ class ExportTally:
     def problem(self, response_id: str, code: str, path: str | None = None) -> None:
         """Record one response that could not be read, scored or written (kept to 1,000)."""
         if len(self.problems) < 1000:
-            entry = {"response": f"QuestionnaireResponse/{response_id}", "code": code}
-            if path:
-                entry["path"] = path
-            self.problems.append(entry)
+            self.problems.append(response_problem(response_id, code, path))
 
     def malformed(self, file_type: str, line: int) -> None:
         """Record one NDJSON line that is not a resource (by file type and line number)."""
@@ -238,21 +235,38 @@ class ExportTally:
         return {**self.counts(), "problems": self.problems}
 
 
-def score_codes(observation: Mapping[str, Any]) -> tuple[str | None, list[str]]:
-    """(the id of the response it derives from, our score codes) of one Observation."""
-    codes = [
+def response_problem(response_id: str, code: str, path: str | None = None) -> dict[str, str]:
+    """One response's problem as a run reports it: the response, a code, and where if known."""
+    entry = {"response": f"QuestionnaireResponse/{response_id}", "code": code}
+    if path:
+        entry["path"] = path
+    return entry
+
+
+def our_score_codes(observation: Mapping[str, Any]) -> list[str]:
+    """The codes of our scores (``SCORES_SYSTEM``) an Observation carries."""
+    return [
         str(c["code"])
         for c in (observation.get("code") or {}).get("coding") or []
         if c.get("system") == SCORES_SYSTEM and c.get("code")
     ]
-    if not codes:
-        return None, []
+
+
+def derived_response_ids(observation: Mapping[str, Any]) -> list[str]:
+    """The ids of the QuestionnaireResponses an Observation is ``derivedFrom``, in order."""
+    found = []
     for ref in observation.get("derivedFrom") or []:
-        text = str(ref.get("reference") or "").split("/_history/")[0]
-        parts = text.rstrip("/").split("/")
+        parts = str(ref.get("reference") or "").split("/_history/")[0].rstrip("/").split("/")
         if len(parts) >= 2 and parts[-2] == "QuestionnaireResponse":
-            return parts[-1], codes
-    return None, []
+            found.append(parts[-1])
+    return found
+
+
+def score_codes(observation: Mapping[str, Any]) -> tuple[str | None, list[str]]:
+    """(the id of the response it derives from, our score codes) of one Observation."""
+    codes = our_score_codes(observation)
+    responses = derived_response_ids(observation) if codes else []
+    return (responses[0], codes) if responses else (None, [])
 
 
 class ResponseScorer:

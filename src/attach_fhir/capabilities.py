@@ -13,16 +13,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-#: The resource types the app reads or writes.
-RESOURCE_TYPES = (
-    "QuestionnaireResponse",
-    "Observation",
-    "CarePlan",
-    "Goal",
-    "Provenance",
-    "DocumentReference",
-    "Questionnaire",
-)
 SMART_OAUTH_URIS = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
 #: FHIR extension on ``rest.resource``: which search modes the server supports (GET, POST, both).
 SEARCH_MODE = "http://hl7.org/fhir/StructureDefinition/capabilitystatement-search-mode"

@@ -241,15 +241,7 @@ def add_activity(
     performers: tuple[str, ...],
 ) -> None:
     """Add the activity of ``rule`` (its coding, plain-language text and timing)."""
-    activity = ActivityProposal(
-        rule_id=rule.id,
-        code=rule.code,
-        system=rule.system,
-        display=rule.display,
-        description=rule.description.format(timing=rule.timing.phrase()),
-        performers=performers,
-        timing=rule.timing,
-    )
+    activity = ActivityProposal.of_rule(rule, performers)
     shell = Proposal(
         start_date=start,
         end_date=end,

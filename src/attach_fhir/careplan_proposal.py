@@ -14,7 +14,13 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
-from attach_fhir.careplan_rules import CarePlanRules, Timing, matches, shipped_rules
+from attach_fhir.careplan_rules import (
+    ActivityRule,
+    CarePlanRules,
+    Timing,
+    matches,
+    shipped_rules,
+)
 from attach_fhir.errors import AttachError
 from attach_fhir.goal_target import (
     Direction,
@@ -131,6 +137,27 @@ class ActivityProposal:
     goal_scores: tuple[str, ...] = ()
     instantiates: tuple[str, ...] = ()
 
+    @classmethod
+    def of_rule(
+        cls,
+        rule: ActivityRule,
+        performers: tuple[str, ...],
+        goal_scores: tuple[str, ...] = (),
+        instantiates: tuple[str, ...] = (),
+    ) -> ActivityProposal:
+        """The activity ``rule`` proposes: its coding, its text with its timing, its timing."""
+        return cls(
+            rule_id=rule.id,
+            code=rule.code,
+            system=rule.system,
+            display=rule.display,
+            description=rule.description.format(timing=rule.timing.phrase()),
+            performers=performers,
+            timing=rule.timing,
+            goal_scores=goal_scores,
+            instantiates=instantiates,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class SkippedScore:
@@ -199,14 +226,9 @@ def propose(inputs: ProposalInputs, rules: CarePlanRules | None = None) -> Propo
             canon = (inputs.scales[c].questionnaire for c in latest if c in inputs.scales)
             instantiates = tuple(dict.fromkeys(q for q in canon if q))
         activities.append(
-            ActivityProposal(
-                rule_id=rule.id,
-                code=rule.code,
-                system=rule.system,
-                display=rule.display,
-                description=rule.description.format(timing=rule.timing.phrase()),
-                performers=_performers(rule.performers, stage, inputs.roles),
-                timing=rule.timing,
+            ActivityProposal.of_rule(
+                rule,
+                _performers(rule.performers, stage, inputs.roles),
                 goal_scores=tuple(g.score for g in goals if matches(g.score, rule.goal_scores)),
                 instantiates=instantiates,
             )

@@ -225,7 +225,7 @@ def none_card(offers: Sequence[Offer], hook_instance: str, settings: CardSetting
     if offers:
         lines += ["", f"{settings.app_name} offers this patient:"]
         for offer in offers:
-            lines.append(f"- {escape_markdown(offer.title)} ({escape_markdown(offer.reason)})")
+            lines.append(f"- {escape_markdown(offer.title)}: {escape_markdown(offer.reason)}")
             lines += [f"  - Use restriction: {escape_markdown(r)}" for r in offer.restrictions]
     return _card(
         settings,

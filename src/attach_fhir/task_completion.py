@@ -174,14 +174,22 @@ def decide(
         return Decision(REFUSED, reason=problem)
     if completed_with(task, response):
         return Decision(DONE)
+    version = open_version(task, "The clinic's record already shows the task as", "updated")
+    if isinstance(version, Decision):
+        return version
+    return Decision(UPDATE, task=completed_task(task, response, when), version=version)
+
+
+def open_version(task: Mapping[str, Any], shown_as: str, action: str) -> str | Decision:
+    """The version to write ``task`` at (If-Match), or the Decision not to: it is closed
+    (``shown_as`` its status), or it has no version (it cannot be ``action`` safely)."""
     if not is_open(task):
-        shown = status_word(task)
-        return Decision(CLOSED, reason=f"The clinic's record already shows the task as {shown}.")
+        return Decision(CLOSED, reason=f"{shown_as} {status_word(task)}.")
     version = task_version(task)
     if version is None:
-        reason = "The EHR did not give the task's version, so it cannot be updated safely."
+        reason = f"The EHR did not give the task's version, so it cannot be {action} safely."
         return Decision(REFUSED, reason=reason)
-    return Decision(UPDATE, task=completed_task(task, response, when), version=version)
+    return version
 
 
 def status_word(task: Mapping[str, Any]) -> str:

@@ -168,10 +168,10 @@ def test_the_never_done_card_offers_what_fits_the_patients_age_with_restrictions
     (card,) = call(client, bearer=token()).json["cards"]
     # Born 1990-05-01: an adult. The RQ is offered with its author's restriction beside it.
     assert (
-        "- Experiences in Close Relationships - Revised (ECR-R) (Validated for 18+ years "
+        "- Experiences in Close Relationships - Revised (ECR-R): Validated for 18+ years "
         "(Fraley, Waller" in (card["detail"])
     )
-    assert "- Relationship Questionnaire (RQ) (Validated for 18+ years" in card["detail"]
+    assert "- Relationship Questionnaire (RQ): Validated for 18+ years" in card["detail"]
     assert "are not appropriate for use in individual assessments" in card["detail"]
     child = hook_request()
     four = dt.date.today().replace(year=dt.date.today().year - 4, day=1).isoformat()

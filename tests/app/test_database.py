@@ -111,7 +111,7 @@ def test_the_app_refuses_a_postgresql_schema_never_upgraded(tmp_path: Path) -> N
         with pytest.raises(SchemaNotCurrent) as refused:
             create_app({"DATABASE_URL": bare.dsn, "TOKEN_KEYS": KEY, "DATA_DIR": str(tmp_path)})
         assert str(refused.value) == (
-            "The sessions schema is at version 0, this code needs 1: "
+            "The sessions schema is at version 0, this code needs 2: "
             "run `attach-fhir db upgrade` (docs/deployment.md)."
         )
         assert rows(bare, "SELECT to_regclass('attach_session') IS NULL") == [(True,)]
@@ -159,25 +159,27 @@ def test_db_upgrade_brings_an_old_schema_up_and_the_app_starts(
     with psycopg.connect(schema.dsn, autocommit=True) as conn:  # as before the claim fence
         conn.execute("DELETE FROM attach_schema WHERE component = 'outbox' AND version = 2")
         conn.execute("ALTER TABLE outbox DROP COLUMN fence")
+        # and before the shared discovery cache
+        conn.execute("DELETE FROM attach_schema WHERE component = 'sessions' AND version = 2")
+        conn.execute("DROP TABLE attach_discovery")
     config = {"DATABASE_URL": schema.dsn, "TOKEN_KEYS": KEY, "DATA_DIR": str(tmp_path)}
-    with pytest.raises(SchemaNotCurrent, match="outbox schema is at version 1, this code needs 2"):
+    old = "sessions schema is at version 1, this code needs 2"
+    with pytest.raises(SchemaNotCurrent, match=old):
         create_app(config)
 
     assert main(["db", "status", "--database-url", schema.dsn]) == 1
     assert main(["db", "upgrade", "--database-url", schema.dsn]) == 0
     assert main(["db", "status", "--database-url", schema.dsn, "--json"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0].endswith("version 1 of 1, current")  # sessions
+    assert out[0].endswith("version 1 of 2, needs `attach-fhir db upgrade`")  # sessions
     assert out[1].endswith("version 1 of 2, needs `attach-fhir db upgrade`")
     assert out[2].endswith("version 1 of 1, current")  # audit
-    assert (
-        out[3] == "sessions: postgresql://127.0.0.1:5432/test: at version 1 (applied: none needed)"
-    )
+    assert out[3] == "sessions: postgresql://127.0.0.1:5432/test: at version 2 (applied: 2)"
     assert out[4] == "outbox: postgresql://127.0.0.1:5432/test: at version 2 (applied: 2)"
     assert out[5] == "audit: postgresql://127.0.0.1:5432/test: at version 1 (applied: none needed)"
     status = json.loads("\n".join(out[6:]))
     assert [(s["component"], s["version"], s["current"]) for s in status] == [
-        ("sessions", 1, True),
+        ("sessions", 2, True),
         ("outbox", 2, True),
         ("audit", 1, True),
     ]
@@ -186,6 +188,7 @@ def test_db_upgrade_brings_an_old_schema_up_and_the_app_starts(
         "SELECT column_name FROM information_schema.columns WHERE "
         "table_schema = current_schema() AND column_name = 'fence'",
     ) == [("fence",)]
+    assert rows(schema, "SELECT to_regclass('attach_discovery') IS NOT NULL") == [(True,)]
     stop(create_app(config))  # starts now
 
 
@@ -198,17 +201,17 @@ def test_db_upgrade_makes_the_sqlite_stores_private(
     assert main(["db", "status", "--data-dir", str(data)]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[:3] == [
-        f"sessions: {data / 'sessions.sqlite3'}: version 0 of 1, needs `attach-fhir db upgrade`",
+        f"sessions: {data / 'sessions.sqlite3'}: version 0 of 2, needs `attach-fhir db upgrade`",
         f"outbox: {data / 'outbox.sqlite3'}: version 0 of 2, needs `attach-fhir db upgrade`",
         f"audit: {data / 'audit.sqlite3'}: version 0 of 1, needs `attach-fhir db upgrade`",
     ]
     assert out[3:6] == [
-        f"sessions: {data / 'sessions.sqlite3'}: at version 1 (applied: 1)",
+        f"sessions: {data / 'sessions.sqlite3'}: at version 2 (applied: 1, 2)",
         f"outbox: {data / 'outbox.sqlite3'}: at version 2 (applied: 1, 2)",
         f"audit: {data / 'audit.sqlite3'}: at version 1 (applied: 1)",
     ]
     assert out[6:] == [
-        f"sessions: {data / 'sessions.sqlite3'}: version 1 of 1, current",
+        f"sessions: {data / 'sessions.sqlite3'}: version 2 of 2, current",
         f"outbox: {data / 'outbox.sqlite3'}: version 2 of 2, current",
         f"audit: {data / 'audit.sqlite3'}: version 1 of 1, current",
     ]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -14,7 +15,9 @@ import pytest
 from ehr_sandbox.fhir_process import FhirServerProcess
 from smart_app import create_app
 from smart_app import stop as stop_app
+from smart_app.web.context import LAUNCH_NS
 from smart_app.web.errors import ConfigurationError
+from tests.app.test_assess import ALL, ROWAN
 from tests.app.test_task_updates import ADULT, PATIENT_SCOPES
 from tests.fixtures.fhir_server import FhirServerFactory
 from tests.fixtures.launched_app import LaunchedApp, launched_app
@@ -67,3 +70,36 @@ def test_a_clinic_can_keep_results_for_the_appointment(patient_app: LaunchedApp)
 def test_a_results_setting_that_is_not_true_or_false_stops_the_app(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="ATTACH_PATIENT_RESULTS"):
         create_app({"DATA_DIR": str(tmp_path), "PATIENT_RESULTS": "sometimes"})
+
+
+def test_a_clinicians_page_reads_its_launch_once(server: FhirServerProcess, tmp_path: Path) -> None:
+    """The audience check and the view share one load of the launch record per request."""
+    transport = httpx.HTTPTransport()
+    launched = launched_app(
+        server.base_url,
+        tmp_path,
+        transport,
+        client_id="audience-test",
+        kind="ehr",
+        patient=ADULT,
+        user=ROWAN,
+        scope=ALL,
+    )
+    try:
+        store = launched.app.extensions["attach_fhir"].store
+        reads: list[tuple[str, str]] = []
+        get = store.get
+
+        def counted(ns: str, key: str) -> Any:
+            reads.append((ns, key))
+            return get(ns, key)
+
+        store.get = counted  # type: ignore[method-assign]
+        for page in ("review/", "careplan/"):
+            reads.clear()
+            answer = launched.client.get(f"/app/{launched.ctx}/{page}")
+            assert answer.status_code == 200, page
+            assert reads.count((LAUNCH_NS, launched.ctx)) == 1, page
+    finally:
+        stop_app(launched.app)
+        transport.close()

@@ -192,6 +192,12 @@ def test_a_task_the_ehr_declares_read_only_is_not_written_and_the_pages_say_so(
     assert 'data-state="delivered"' in page.text
     assert 'id="task-not-updated"' in page.text
     assert "This EHR does not accept updates of Task." in page.text
+    # the patient reads plain words; the EHR's reason waits, folded, for their clinic
+    section = re.search(r'<section[^>]*id="task-not-updated".*?</section>', page.text, re.S)
+    assert section and 'role="status"' in section.group(0)
+    assert "Your answers are saved in your record." in section.group(0)
+    assert "<details><summary>Details for your clinic</summary>" in section.group(0)
+    assert "(the EHR&#39;s task)" not in page.text
     assert transport.writes_to("/Task/assigned-rq") == 0  # not even tried
     assert task_now(read_only_tasks, "assigned-rq")["meta"] == before["meta"]
 

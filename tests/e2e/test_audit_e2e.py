@@ -345,3 +345,89 @@ def test_a_token_refresh_is_recorded_with_the_launchs_user_and_patient(
     assert event["agent"][0]["who"] == {"reference": f"{env.fhir_base.rstrip('/')}/{ROWAN}"}
     patient = entity(event, "1")
     assert patient is not None and patient["what"] == {"reference": f"Patient/{ADULT}"}
+
+
+def ehr_copies(clinician: Clinician, subtype: str) -> list[dict[str, Any]]:
+    """The EHR's AuditEvents (copies) whose app subtype is ``subtype``."""
+    with clinician.fhir() as client:
+        response = client.get("AuditEvent", params={"_count": "500"})
+        assert response.status_code == 200, response.text
+        found = [e["resource"] for e in response.json().get("entry") or []]
+    return [e for e in found if subtypes(e)[-1:] == [subtype]]
+
+
+def without_server_fields(event: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in event.items() if k not in ("id", "meta")}
+
+
+def test_launch_events_reach_the_ehr_and_a_refused_iss_stays_local(to_ehr: Env) -> None:
+    app = to_ehr.server.app
+    outbox = outbox_services(app).outbox
+    clinician = Clinician(to_ehr)
+    try:
+        clinician.launch(ADULT)  # a first launch, to read the EHR's AuditEvents with
+        with app.app_context():
+            outbox.drain()
+        before = {k: len(ehr_copies(clinician, k)) for k in ("launch", "authorize-failed")}
+        start = len(recorded(to_ehr))
+
+        # The same browser: an iss the app does not know, a denied sign-in, then a launch.
+        refused = clinician.browser.request(
+            "GET", f"{to_ehr.server.url}/launch?iss=https://ehr.invalid/fhir&launch=x"
+        )
+        assert refused.status_code == 403
+        url = ehr_launch_url(to_ehr.sandbox, to_ehr.server.client_id, ADULT)
+        stopped = clinician.browser.go(url, stop_at=f"{to_ehr.server.url}/callback")
+        callback = httpx.URL(stopped.headers["location"])
+        denied = callback.copy_with(
+            params={"error": "access_denied", "state": callback.params["state"]}
+            | ({"iss": callback.params["iss"]} if "iss" in callback.params else {})
+        )
+        assert clinician.browser.request("GET", str(denied)).status_code in (400, 403)
+        with app.app_context():
+            assert outbox.store.counts()["queued"] == 0  # held: no launch token to send it with
+        clinician.launch(ADULT)
+        local = recorded(to_ehr)[start:]
+        kinds = [subtypes(e)[-1] for e in local if e["type"]["code"] != "rest"]
+        assert kinds == ["iss-refused", "authorize-failed", "launch"]
+        with app.app_context():
+            assert outbox.store.counts()["queued"] >= 1  # queued by the launch's request
+            report = outbox.drain()
+        assert report.failed == [] and report.retrying == []
+
+        for kind in ("launch", "authorize-failed"):
+            copies = ehr_copies(clinician, kind)
+            assert len(copies) == before[kind] + 1, kind
+            (mine,) = [e for e in local if subtypes(e)[-1] == kind]
+            assert without_server_fields(copies[-1]) == mine
+        # Sent nowhere: the refused server is not the EHR's to hear of, nor is this EHR.
+        assert ehr_copies(clinician, "iss-refused") == []
+    finally:
+        clinician.close()
+
+
+def test_a_token_refresh_reaches_the_ehr_with_the_refreshed_token(
+    to_ehr: Env, knobs: Knobs
+) -> None:
+    app = to_ehr.server.app
+    outbox = outbox_services(app).outbox
+    clinician = Clinician(to_ehr)
+    try:
+        clinician.launch(ADULT)
+        with app.app_context():
+            outbox.drain()
+        before = len(ehr_copies(clinician, "token-refresh"))
+        knobs.access_token_lifetime = 2  # expired by the next page: the app refreshes first
+        clinician.launch(ADULT)
+        start = len(recorded(to_ehr))
+        time.sleep(2.5)
+        assert clinician.get().status_code == 200
+        (mine,) = [e for e in recorded(to_ehr)[start:] if "token-refresh" in subtypes(e)]
+        with app.app_context():
+            report = outbox.drain()
+        assert report.failed == [] and report.retrying == []
+        copies = ehr_copies(clinician, "token-refresh")
+        assert len(copies) == before + 1
+        assert without_server_fields(copies[-1]) == mine
+    finally:
+        clinician.close()

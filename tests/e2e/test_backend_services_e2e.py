@@ -14,14 +14,13 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from joserfc import jwt
-from joserfc.jwk import ECKey, KeySet, RSAKey
+from joserfc.jwk import KeySet, RSAKey
 
 from attach_fhir.io.backend_services import (
     BackendConfig,
@@ -43,13 +42,13 @@ from attach_fhir.writeback import (
 )
 from ehr_sandbox.runner import Sandbox
 from smart_app.records.delivery import CRED_MARK
-from tests.fixtures.sandbox import SandboxFactory
-from tests.lib.scoring_examples import EXAMPLES, Example
+from tests.fixtures.sandbox import SandboxFactory, signing_key
+from tests.lib.instrument_data import packaged
+from tests.lib.scoring_examples import EXAMPLES, Example, assert_scored
 from tests.lib.scoring_responses import from_answers
 
 pytestmark = pytest.mark.e2e
 
-QUESTIONNAIRES = Path(__file__).resolve().parents[2] / "questionnaires"
 PATIENT = "Patient/sandbox-adult-29"
 CLINICIAN = "Practitioner/sandbox-practitioner-rowan"
 AUTHORED = "2024-05-01T10:15:00+02:00"
@@ -58,17 +57,7 @@ BULK_SCOPES = ["system/QuestionnaireResponse.rs", "system/Observation.cs", "syst
 WRITE_SCOPES = ["system/QuestionnaireResponse.c", "system/Observation.c", "system/Provenance.c"]
 
 
-def _key(alg: str) -> RSAKey | ECKey:
-    key: RSAKey | ECKey
-    if alg == "RS384":
-        key = RSAKey.generate_key(2048, private=True)
-    else:
-        key = ECKey.generate_key("P-384", private=True)
-    key.ensure_kid()
-    return key
-
-
-KEYS = {"RS384": _key("RS384"), "ES384": _key("ES384")}
+KEYS = {"RS384": signing_key("RS384"), "ES384": signing_key("ES384")}
 CLIENTS = {"RS384": "backend-rs384", "ES384": "backend-es384", "seed": "backend-seeder"}
 
 
@@ -112,12 +101,6 @@ def config(folder: Path, sandbox: Sandbox, alg: str, scopes: list[str]) -> Backe
     assert sandbox.urls is not None
     path = config_file(folder, sandbox.urls.fhir_base, CLIENTS[alg], alg, alg, scopes)
     return load_backend_config(path)[0]
-
-
-@pytest.fixture
-def http() -> Iterator[httpx.Client]:
-    with httpx.Client(timeout=30) as client:
-        yield client
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -236,7 +219,7 @@ def app_submission(
     example: Example, sid: str, authored: str = AUTHORED
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """A worked example as the app would submit it: the response and its transaction."""
-    questionnaire = json.loads((QUESTIONNAIRES / f"{example.instrument}.json").read_text())
+    questionnaire = packaged(example.instrument)
     response = from_answers(questionnaire, example.answers)
     ctx = WritebackContext(submission_id=sid, patient=PATIENT, author=CLINICIAN, authored=authored)
     result = score_response(questionnaire, response)
@@ -338,11 +321,7 @@ def test_bulk_score_writes_the_missing_observations_once(
         observations = observations_by_response(seeder, qr_id)
         assert set(observations) == set(example.expected)
         for code, obs in observations.items():
-            expected = example.expected[code]
-            if isinstance(expected, str):
-                assert obs["valueCodeableConcept"]["coding"][0]["code"] == expected
-            else:
-                assert obs["valueQuantity"]["value"] == pytest.approx(expected)
+            assert_scored(obs, example.expected[code])
             assert obs["subject"] == {"reference": PATIENT}
             assert obs["identifier"][0]["value"] == identifier_value(submission_id(qr_id), code)
     assert len(observations_by_response(seeder, app_qr)) == 2  # untouched

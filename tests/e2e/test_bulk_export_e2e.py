@@ -16,12 +16,14 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl
 
 import httpx
 import pytest
 from joserfc.jwk import ECKey
 
 from attach_fhir.bulk_export import ExportTimedOut
+from attach_fhir.io.audit_store import SqliteAuditStore
 from attach_fhir.io.backend_services import (
     BackendTokenSource,
     backend_fhir_client,
@@ -31,16 +33,19 @@ from attach_fhir.io.bulk_export import BulkExportRun, ExportOptions, ExportReque
 from attach_fhir.io.bulk_scoring import submission_id
 from attach_fhir.io.export_store import ExportStore
 from attach_fhir.io.fhir_client import FhirClient
+from attach_fhir.io.system_audit import SystemAudit
 from attach_fhir.scoring import score_response
 from attach_fhir.writeback import WritebackContext, build_transaction, identifier_value
-from tests.lib.scoring_examples import EXAMPLES, Example
+from tests.fixtures import system_audit as trail
+from tests.lib.instrument_data import packaged
+from tests.lib.scoring_examples import EXAMPLES, Example, assert_scored
 from tests.lib.scoring_responses import from_answers
 
 pytestmark = pytest.mark.e2e
 
-QUESTIONNAIRES = Path(__file__).resolve().parents[2] / "questionnaires"
 AUTHORED = "2024-05-01T10:15:00+02:00"
 CLIENT = "attach-bulk"
+NDJSON = "application/fhir+ndjson"
 ONE_PER_INSTRUMENT = list({e.instrument: e for e in reversed(EXAMPLES)}.values())[::-1]
 
 
@@ -123,12 +128,6 @@ def sekmet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sekmet]:
     server.stop()
 
 
-@pytest.fixture
-def http() -> Iterator[httpx.Client]:
-    with httpx.Client(timeout=30) as client:
-        yield client
-
-
 def client_for(sekmet: Sekmet, http: httpx.Client) -> tuple[FhirClient, BackendTokenSource]:
     config = load_backend_config(sekmet.backend)[0]
     tokens = BackendTokenSource(config, http)
@@ -136,7 +135,7 @@ def client_for(sekmet: Sekmet, http: httpx.Client) -> tuple[FhirClient, BackendT
 
 
 def response_for(example: Example, patient: str) -> dict[str, Any]:
-    questionnaire = json.loads((QUESTIONNAIRES / f"{example.instrument}.json").read_text())
+    questionnaire = packaged(example.instrument)
     response = from_answers(questionnaire, example.answers)
     response.update(subject={"reference": patient}, authored=AUTHORED)
     response["author"] = {"reference": patient}
@@ -184,7 +183,7 @@ def seeded(sekmet: Sekmet) -> dict[str, Any]:
         broken_id = client.create(broken)["id"]
         # The app's own submission: its response and score Observations are written already.
         app = response_for(ecr_r, f"Patient/{patients[1]}")
-        questionnaire = json.loads((QUESTIONNAIRES / "ecr-r.json").read_text())
+        questionnaire = packaged("ecr-r")
         ctx = WritebackContext(
             submission_id=f"app-{uuid.uuid4()}",
             patient=f"Patient/{patients[1]}",
@@ -239,11 +238,7 @@ def test_export_scores_writes_and_a_rerun_writes_nothing(
         observations = observations_of(client, qr_id)
         assert set(observations) == set(example.expected)
         for code, obs in observations.items():
-            expected = example.expected[code]
-            if isinstance(expected, str):
-                assert obs["valueCodeableConcept"]["coding"][0]["code"] == expected
-            else:
-                assert obs["valueQuantity"]["value"] == pytest.approx(expected)
+            assert_scored(obs, example.expected[code])
             assert obs["identifier"][0]["value"] == identifier_value(submission_id(qr_id), code)
     assert len(observations_of(client, seeded["app"])) == 2  # untouched
 
@@ -398,3 +393,55 @@ def test_since_exports_what_changed_from_then(
     lines = http.get(file["url"], headers={"Authorization": f"Bearer {tokens(None)}"}).content
     assert [json.loads(line)["id"] for line in lines.splitlines()] == [last_id]
     store.close()
+
+
+def test_an_export_is_audited_per_kickoff_status_and_file_not_per_line(
+    sekmet: Sekmet, seeded: dict[str, Any], tmp_path: Path
+) -> None:
+    config = load_backend_config(sekmet.backend)[0]
+    recording = trail.Recording()
+    audit = SystemAudit(SqliteAuditStore(tmp_path / "audit.sqlite3"))
+    request = ExportRequest(sekmet.base, "system", types=("QuestionnaireResponse",))
+    store = ExportStore(tmp_path)
+    transport = audit.transport(sekmet.base, config.client_id, recording)
+    try:
+        with httpx.Client(timeout=30, transport=transport) as http:
+            tokens = BackendTokenSource(config, http)
+            client = FhirClient(config.iss, http, token_source=tokens)
+            tally = BulkExportRun(client, http, store, request, ExportOptions(), tokens).run()
+    finally:
+        store.close()
+        audit.close()
+    events = trail.records(tmp_path)
+    by_id = {trail.request_id(e): e for e in events}
+    assert len(by_id) == len(events)  # no patient named: one record per request
+
+    (kickoff,) = [s for s in recording.sent if "$export" in s.url.path]
+    polls = [s for s in recording.sent if s.location == "" and str(s.url) == kickoff.location]
+    files = [s for s in recording.sent if s.accept == NDJSON]
+    assert kickoff.status == 202 and polls and files
+    assert polls[-1].status == 200  # polled until the manifest was there
+    assert trail.codes(by_id[kickoff.request_id]) == ["operation"]
+    sent_query = parse_qsl(kickoff.url.query.decode())
+    assert ("_type", "QuestionnaireResponse") in sent_query  # kept as sent: no PHI in it
+    assert parse_qsl(str(trail.query(by_id[kickoff.request_id]))) == sent_query
+    assert [trail.codes(by_id[s.request_id]) for s in polls] == [
+        ["operation", "bulk-status"]
+    ] * len(polls)
+    for sent in files:
+        event = by_id[sent.request_id]
+        assert trail.codes(event) == ["operation", "bulk-file"]
+        assert event["action"] == "R" and event["outcome"] == "0"
+        assert event["entity"][0]["what"] == {"type": "QuestionnaireResponse"}
+        assert str(sent.url) not in json.dumps(event)  # a file URL may carry a signature
+    # Each response exported is a line of a file; the lines make no records of their own.
+    assert tally.exported == len(seeded["scored"]) + 4 > len(files)
+    (token,) = [s for s in recording.sent if s.method == "POST" and s.url.path.endswith("/token")]
+    assert token.status == 200 and token.request_id not in by_id  # an issued token: no event
+    fhir = [s for s in recording.sent if s.request_id and s is not token]
+    assert (
+        len(events)
+        == len(fhir)
+        == 1 + len(polls) + len(files) + sum(s.url.path.endswith("/metadata") for s in fhir)
+    )
+    assert {trail.client_id(e) for e in events} == {CLIENT}

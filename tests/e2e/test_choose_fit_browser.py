@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 from playwright.sync_api import Browser, Page
@@ -20,10 +19,10 @@ from smart_app.web.security import COOKIE_NAME
 from tests.e2e.test_pages_a11y import AXE, WIDTHS, axe_violations
 from tests.fixtures.smart_app_server import (
     AppServer,
-    app_registration,
-    ehr_launch_url,
-    register_app,
-    start_app,
+    ehr_launch,
+    launch_base,
+    registered_app,
+    session_cookie,
 )
 from tests.fixtures.smart_app_server import (
     Browser as HttpBrowser,
@@ -48,22 +47,15 @@ def launches(
     sandbox_factory: Callable[..., Sandbox], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, Launch]]:
     sandbox = sandbox_factory(with_app=False)
-    assert sandbox.urls is not None
-    data_dir = tmp_path_factory.mktemp("fit-app")
-    reg, client = app_registration("public", sandbox.urls.fhir_base, data_dir)
-    server = start_app(reg, data_dir)
-    register_app(sandbox, server, client)
+    server = registered_app(sandbox, "public", tmp_path_factory.mktemp("fit-app"))
     browsers: list[HttpBrowser] = []
     try:
         out = {}
         for key, patient in PATIENTS.items():
             http = HttpBrowser()
             browsers.append(http)
-            landing = http.go(ehr_launch_url(sandbox, server.client_id, patient))
-            assert landing.status_code == 200, landing.text
-            ctx = urlsplit(http.visited[-1]).path.split("/")[2]
-            cookie = http.cookies[urlsplit(server.url).netloc][COOKIE_NAME]
-            out[key] = Launch(server, f"{server.url}/app/{ctx}", cookie)
+            landing = ehr_launch(http, sandbox, server, patient)
+            out[key] = Launch(server, launch_base(server, landing), session_cookie(http, server))
         yield out
     finally:
         for http in browsers:

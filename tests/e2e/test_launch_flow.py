@@ -7,7 +7,6 @@ import hashlib
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -20,15 +19,14 @@ from ehr_sandbox.runner import Sandbox
 from smart_app.records import delivery
 from smart_app.web.token_keys import new_key
 from tests.fixtures.postgres import fresh_schema
-from tests.fixtures.seed import seeded_patient
+from tests.fixtures.seed import seeded_name, seeded_patient
 from tests.fixtures.smart_app_server import (
     CLIENT_TYPES,
     AppServer,
     Browser,
-    app_registration,
     ehr_launch_url,
-    register_app,
-    start_app,
+    launch_record,
+    registered_app,
 )
 
 pytestmark = pytest.mark.e2e
@@ -40,15 +38,6 @@ V2_EHR_SCOPE = (
     "patient/QuestionnaireResponse.crus patient/Observation.crus patient/CarePlan.crus "
     "patient/Goal.crus patient/Provenance.c offline_access"
 )
-
-
-def launch_record(server: AppServer, landing_url: str) -> dict[str, Any]:
-    """The server-side launch record behind a landing URL ``/app/<ctx>/``."""
-    ctx = urlsplit(landing_url).path.split("/")[2]
-    with server.app.app_context():
-        record = server.app.extensions["attach_fhir"].store.get("launch", ctx)
-    assert record is not None
-    return dict(record)
 
 
 def authorize_params(browser: Browser, issuer: str) -> dict[str, str]:
@@ -253,14 +242,12 @@ def test_v1_only_server_gets_a_v1_request_and_the_launch_works(
 ) -> None:
     sandbox = sandbox_factory(with_app=False, v1_only=True, need_patient_banner=True)
     assert sandbox.urls is not None
-    reg, client = app_registration("public", sandbox.urls.fhir_base, tmp_path, "e2e-v1")
-    server = start_app(reg, tmp_path)
-    register_app(sandbox, server, client)
+    server = registered_app(sandbox, "public", tmp_path, "e2e-v1")
     browser = Browser()
     try:
         page = browser.go(ehr_launch_url(sandbox, server.client_id, ADULT))
         assert page.status_code == 200, page.text
-        assert f'id="patient-name">{seeded_patient(ADULT)["name"][0]["text"]}<' in page.text
+        assert f'id="patient-name">{seeded_name(ADULT)}<' in page.text
         scope = authorize_params(browser, sandbox.urls.issuer)["scope"].split()
         assert "patient/Patient.read" in scope and "patient/Goal.write" in scope
         assert not [s for s in scope if s.endswith((".r", ".rs", ".cs", ".crus"))]
@@ -281,20 +268,19 @@ def test_launch_with_the_postgresql_session_store(
     launch_sandbox: Sandbox, launch_knobs: Knobs, tmp_path: Path, pg_database: str
 ) -> None:
     launch_knobs.need_patient_banner = True
-    assert launch_sandbox.urls is not None
-    reg, client = app_registration("symmetric", launch_sandbox.urls.fhir_base, tmp_path, "e2e-pg")
-    server = start_app(
-        reg,
+    server = registered_app(
+        launch_sandbox,
+        "symmetric",
         tmp_path,
+        "e2e-pg",
         DATABASE_URL=pg_database,  # every store in PostgreSQL
         TOKEN_KEYS=new_key(),  # processes sharing PostgreSQL share a key
     )
-    register_app(launch_sandbox, server, client)
     browser = Browser()
     try:
         page = browser.go(ehr_launch_url(launch_sandbox, server.client_id, ADOLESCENT))
         assert page.status_code == 200, page.text
-        assert f'id="patient-name">{seeded_patient(ADOLESCENT)["name"][0]["text"]}<' in page.text
+        assert f'id="patient-name">{seeded_name(ADOLESCENT)}<' in page.text
         assert type(server.app.extensions["attach_fhir"].store).__name__ == "PostgresStore"
         outbox = delivery.outbox_services(server.app).outbox.store
         assert type(outbox).__name__ == "PostgresOutboxStore"

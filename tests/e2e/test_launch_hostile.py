@@ -207,20 +207,12 @@ def rs384(app_servers: dict[str, AppServer]) -> Iterator[AppServer]:
     server.transport.clear()
 
 
-def test_callback_without_state_is_refused(
-    launch_sandbox: Sandbox, rs384: AppServer, browser: Browser
+@pytest.mark.parametrize("state", [None, "A" * 43], ids=["without-state", "made-up-state"])
+def test_callback_without_its_state_is_refused(
+    state: str | None, launch_sandbox: Sandbox, rs384: AppServer, browser: Browser
 ) -> None:
     callback = _to_callback(browser, launch_sandbox, rs384)
-    page = browser.go(_with(callback, state=None))
-    assert page.status_code == 400 and _error_code(page) == "state_invalid"
-    assert _token_calls(rs384, launch_sandbox) == 0
-
-
-def test_callback_with_made_up_state_is_refused(
-    launch_sandbox: Sandbox, rs384: AppServer, browser: Browser
-) -> None:
-    callback = _to_callback(browser, launch_sandbox, rs384)
-    page = browser.go(_with(callback, state="A" * 43))
+    page = browser.go(_with(callback, state=state))
     assert page.status_code == 400 and _error_code(page) == "state_invalid"
     assert _token_calls(rs384, launch_sandbox) == 0
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -16,14 +14,14 @@ from ehr_sandbox.authz.config import Knobs
 from ehr_sandbox.runner import Sandbox
 from smart_app.web import kept_forms
 from smart_app.web.context import LaunchContext
-from tests.fixtures.seed import seeded_patient
+from tests.fixtures.seed import seeded_name
 from tests.fixtures.smart_app_server import (
     AppServer,
     Browser,
-    app_registration,
-    ehr_launch_url,
-    register_app,
-    start_app,
+    ehr_launch,
+    launch_ctx,
+    launch_record,
+    registered_app,
 )
 
 pytestmark = pytest.mark.e2e
@@ -34,17 +32,6 @@ SHORT = 2  # seconds an access token lives when a test wants it to expire mid-se
 FHIR_SERVER_LEEWAY = 5  # the sandbox FHIR server accepts a token this long after its exp
 
 
-def _name(patient_id: str) -> str:
-    return str(seeded_patient(patient_id)["name"][0]["text"])
-
-
-def _record(server: AppServer, landing_url: str) -> dict[str, Any]:
-    ctx = urlsplit(landing_url).path.split("/")[2]
-    record = server.app.extensions["attach_fhir"].store.get("launch", ctx)
-    assert record is not None
-    return dict(record)
-
-
 def _refreshes(server: AppServer, sandbox: Sandbox) -> int:
     assert sandbox.urls is not None
     token_url = f"{sandbox.urls.issuer}/token"
@@ -52,10 +39,11 @@ def _refreshes(server: AppServer, sandbox: Sandbox) -> int:
     return sum(1 for (m, u), body in sent if u == token_url and b"grant_type=refresh_token" in body)
 
 
-def _launch(browser: Browser, sandbox: Sandbox, server: AppServer, patient: str) -> str:
-    page = browser.go(ehr_launch_url(sandbox, server.client_id, patient))
-    assert page.status_code == 200, page.text
-    return browser.visited[-1]
+def _short_lived(browser: Browser, sandbox: Sandbox, server: AppServer, knobs: Knobs) -> str:
+    """A launch for the adult (banner shown) whose access token lives ``SHORT`` seconds."""
+    knobs.need_patient_banner = True
+    knobs.access_token_lifetime = SHORT
+    return ehr_launch(browser, sandbox, server, ADULT)
 
 
 def test_two_tabs_each_read_only_their_own_patient(
@@ -66,19 +54,19 @@ def test_two_tabs_each_read_only_their_own_patient(
 ) -> None:
     launch_knobs.need_patient_banner = True
     server = app_servers["es384"]
-    tab_a = _launch(browser, launch_sandbox, server, ADULT)
-    tab_b = _launch(browser, launch_sandbox, server, ADOLESCENT)
+    tab_a = ehr_launch(browser, launch_sandbox, server, ADULT)
+    tab_b = ehr_launch(browser, launch_sandbox, server, ADOLESCENT)
     assert tab_a != tab_b
     assert ADULT not in tab_a and ADOLESCENT not in tab_b  # the URL names a launch, not a patient
     for url, mine, theirs in ((tab_a, ADULT, ADOLESCENT), (tab_b, ADOLESCENT, ADULT)):
         page = browser.go(url)
-        assert f'id="patient-name">{_name(mine)}<' in page.text
-        assert _name(theirs) not in page.text
+        assert f'id="patient-name">{seeded_name(mine)}<' in page.text
+        assert seeded_name(theirs) not in page.text
     other = Browser()
     try:
         page = other.go(tab_a)
         assert page.status_code == 404
-        assert _name(ADULT) not in page.text
+        assert seeded_name(ADULT) not in page.text
     finally:
         other.close()
 
@@ -91,10 +79,10 @@ def test_banner_only_when_the_ehr_asks_for_it(
 ) -> None:
     server = app_servers["public"]
     launch_knobs.need_patient_banner = False
-    page = browser.go(_launch(browser, launch_sandbox, server, ADULT))
-    assert 'id="patient-banner"' not in page.text and _name(ADULT) not in page.text
+    page = browser.go(ehr_launch(browser, launch_sandbox, server, ADULT))
+    assert 'id="patient-banner"' not in page.text and seeded_name(ADULT) not in page.text
     launch_knobs.need_patient_banner = True
-    page = browser.go(_launch(browser, launch_sandbox, server, ADULT))
+    page = browser.go(ehr_launch(browser, launch_sandbox, server, ADULT))
     assert 'id="patient-banner"' in page.text
 
 
@@ -104,17 +92,15 @@ def test_expired_token_is_refreshed_once_and_the_refresh_token_rotates(
     browser: Browser,
     launch_knobs: Knobs,
 ) -> None:
-    launch_knobs.need_patient_banner = True
-    launch_knobs.access_token_lifetime = SHORT
     server = app_servers["symmetric"]
-    landing = _launch(browser, launch_sandbox, server, ADULT)
-    before = _record(server, landing)["token"]
+    landing = _short_lived(browser, launch_sandbox, server, launch_knobs)
+    before = launch_record(server, landing)["token"]
     time.sleep(SHORT + 0.5)
     server.transport.clear()
     page = browser.go(landing)
-    assert f'id="patient-name">{_name(ADULT)}<' in page.text
+    assert f'id="patient-name">{seeded_name(ADULT)}<' in page.text
     assert _refreshes(server, launch_sandbox) == 1
-    after = _record(server, landing)["token"]
+    after = launch_record(server, landing)["token"]
     assert after["access_token"] != before["access_token"]
     assert after["refresh_token"] != before["refresh_token"]  # rotated: the new one replaces it
 
@@ -125,10 +111,8 @@ def test_concurrent_requests_share_one_refresh(
     browser: Browser,
     launch_knobs: Knobs,
 ) -> None:
-    launch_knobs.need_patient_banner = True
-    launch_knobs.access_token_lifetime = SHORT
     server = app_servers["rs384"]
-    landing = _launch(browser, launch_sandbox, server, ADULT)
+    landing = _short_lived(browser, launch_sandbox, server, launch_knobs)
     time.sleep(SHORT + 0.5)
     server.transport.clear()
     statuses: list[int] = []
@@ -153,11 +137,9 @@ def test_a_401_from_the_fhir_server_refreshes_once_and_retries(
     browser: Browser,
     launch_knobs: Knobs,
 ) -> None:
-    launch_knobs.need_patient_banner = True
-    launch_knobs.access_token_lifetime = SHORT
     server = app_servers["es384"]
-    landing = _launch(browser, launch_sandbox, server, ADULT)
-    ctx = urlsplit(landing).path.split("/")[2]
+    landing = _short_lived(browser, launch_sandbox, server, launch_knobs)
+    ctx = launch_ctx(landing)
     store = server.app.extensions["attach_fhir"].store
     record = store.get("launch", ctx)
     assert record is not None
@@ -171,7 +153,7 @@ def test_a_401_from_the_fhir_server_refreshes_once_and_retries(
     server.app.extensions["attach_fhir"].reads.forget(ctx, None)
     page = browser.go(landing)
     assert page.status_code == 200
-    assert f'id="patient-name">{_name(ADULT)}<' in page.text
+    assert f'id="patient-name">{seeded_name(ADULT)}<' in page.text
     assert _refreshes(server, launch_sandbox) == 1
     assert launch_sandbox.urls is not None
     patient_reads = server.transport.count(
@@ -208,15 +190,12 @@ def _note_blueprint() -> Blueprint:
 def notes_app(
     launch_sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[AppServer]:
-    assert launch_sandbox.urls is not None
     data_dir = tmp_path_factory.mktemp("notes-app")
-    reg, client = app_registration("public", launch_sandbox.urls.fhir_base, data_dir, "e2e-notes")
 
     def setup(app: Flask) -> None:
         app.register_blueprint(_note_blueprint())
 
-    server = start_app(reg, data_dir, setup=setup)
-    register_app(launch_sandbox, server, client)
+    server = registered_app(launch_sandbox, "public", data_dir, "e2e-notes", setup=setup)
     yield server
     server.thread.stop()
     server.transport.shutdown()
@@ -233,7 +212,7 @@ def test_failing_refresh_tells_the_user_and_keeps_what_they_typed(
 ) -> None:
     launch_knobs.access_token_lifetime = SHORT
     launch_knobs.refresh_fails = True
-    landing = _launch(browser, launch_sandbox, notes_app, ADULT)
+    landing = ehr_launch(browser, launch_sandbox, notes_app, ADULT)
     form = browser.go(landing + "note")
     typed = "Felt <closer> to my sister & said so"
     time.sleep(SHORT + 0.5)
@@ -247,7 +226,7 @@ def test_failing_refresh_tells_the_user_and_keeps_what_they_typed(
     assert typed not in page.text  # kept server-side, not echoed into the error page
 
     launch_knobs.update(vars(Knobs()))  # the EHR is healthy again; the user relaunches
-    relaunched = _launch(browser, launch_sandbox, notes_app, ADULT)
+    relaunched = ehr_launch(browser, launch_sandbox, notes_app, ADULT)
     assert relaunched != landing
     restored = browser.go(relaunched + "note")
     assert ">Felt &lt;closer&gt; to my sister &amp; said so</textarea>" in restored.text
@@ -258,7 +237,7 @@ def test_failing_refresh_tells_the_user_and_keeps_what_they_typed(
 def test_post_without_csrf_token_is_refused(
     launch_sandbox: Sandbox, notes_app: AppServer, browser: Browser
 ) -> None:
-    landing = _launch(browser, launch_sandbox, notes_app, ADULT)
+    landing = ehr_launch(browser, launch_sandbox, notes_app, ADULT)
     notes_app.transport.clear()
     page = browser.request("POST", landing + "note", data={"text": "x"})
     assert page.status_code == 400 and 'data-error-code="csrf_failed"' in page.text

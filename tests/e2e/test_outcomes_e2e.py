@@ -25,6 +25,7 @@ from joserfc.jwk import RSAKey
 from attach_fhir.careplan_fhir import CAREPLAN_SYSTEM
 from attach_fhir.io.backend_services import backend_fhir_client, load_backend_config
 from ehr_sandbox.runner import Sandbox
+from tests.fixtures import system_audit as trail
 from tests.fixtures.sandbox import SandboxFactory
 from tests.lib.test_outcomes import population
 
@@ -143,3 +144,14 @@ def test_the_report_read_from_the_server_matches_the_same_resources_as_ndjson(
     # Goals, plans and schedules come from the server too: the whole report is the same.
     assert page == (tmp_path / "f" / "report.html").read_text(encoding="utf-8")
     assert "Bearer" not in from_server.stderr + from_server.stdout
+
+    # Each request is audited where the app keeps its trail, the reader as the agent: the
+    # Group read first (this run's own Group), then one search per kind of resource.
+    events = trail.records(Path(os.environ["ATTACH_DATA_DIR"]))
+    start = [n for n, e in enumerate(events) if trail.resource(e) == f"Group/{group}"]
+    assert len(start) == 1
+    ours = [e for e in events[start[0] :] if trail.agent_client(e) == READER]
+    assert trail.codes(ours[0]) == ["read"]
+    searched = {str(trail.resource(e)) for e in ours if trail.codes(e) == ["search-type"]}
+    assert searched == {"Observation", "Goal", "CarePlan", "QuestionnaireResponse"}
+    assert {e["outcome"] for e in ours} == {"0"}

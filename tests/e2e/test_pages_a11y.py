@@ -14,19 +14,19 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 from playwright.sync_api import Browser, Page
 
 from ehr_sandbox.runner import Sandbox
 from smart_app.web.security import COOKIE_NAME
+from tests.fixtures.sandbox import hidden_value
 from tests.fixtures.smart_app_server import (
     AppServer,
-    app_registration,
-    ehr_launch_url,
-    register_app,
-    start_app,
+    ehr_launch,
+    launch_base,
+    registered_app,
+    session_cookie,
 )
 from tests.fixtures.smart_app_server import (
     Browser as HttpBrowser,
@@ -59,35 +59,22 @@ def answers(level: int) -> dict[str, str]:
     return {f"q:{n}": str(8 - level if n in REVERSED else level) for n in range(1, 37)}
 
 
-def hidden(page: str, name: str) -> str:
-    match = re.search(rf'name="{name}" value="([^"]*)"', page)
-    assert match, f"no {name} field"
-    return match.group(1)
-
-
 @pytest.fixture(scope="module")
 def launched(
     sandbox_factory: Callable[..., Sandbox], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Launched]:
     sandbox = sandbox_factory(with_app=False)
-    assert sandbox.urls is not None
-    data_dir = tmp_path_factory.mktemp("a11y-app")
-    reg, client = app_registration("public", sandbox.urls.fhir_base, data_dir)
-    server = start_app(reg, data_dir)
-    register_app(sandbox, server, client)
+    server = registered_app(sandbox, "public", tmp_path_factory.mktemp("a11y-app"))
     http = HttpBrowser()
     try:
-        landing = http.go(ehr_launch_url(sandbox, server.client_id, ADULT))
-        assert landing.status_code == 200, landing.text
-        ctx = urlsplit(http.visited[-1]).path.split("/")[2]
-        base = f"{server.url}/app/{ctx}"
+        base = launch_base(server, ehr_launch(http, sandbox, server, ADULT))
         review = ""
         for level in LEVELS:
             form = http.request("GET", f"{base}/assess/ecr-r/").text
             post = {
                 **answers(level),
-                "csrf_token": hidden(form, "csrf_token"),
-                "submission_id": hidden(form, "submission_id"),
+                "csrf_token": hidden_value(form, "csrf_token"),
+                "submission_id": hidden_value(form, "submission_id"),
                 "action": "submit",
             }
             posted = http.request("POST", f"{base}/assess/ecr-r/", data=post)
@@ -96,7 +83,7 @@ def launched(
             review = status.headers.get("location", "")
         match = re.search(r"/review/responses/([^/?]+)(?:\?sid=[A-Za-z0-9-]+)?$", review)
         assert match, f"the last submission was not delivered: {review!r}"
-        sid = http.cookies[urlsplit(server.url).netloc][COOKIE_NAME]
+        sid = session_cookie(http, server)
         yield Launched(server, base, sid, match.group(1))
     finally:
         http.close()

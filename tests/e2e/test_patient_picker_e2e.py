@@ -29,7 +29,8 @@ from ehr_sandbox.runner import Sandbox
 from smart_app.records import delivery
 from smart_app.records.delivery import CREDENTIAL_NS
 from smart_app.web.security import COOKIE_NAME
-from tests.e2e.test_pages_a11y import AXE, answers, axe_violations, check, hidden
+from tests.e2e.test_pages_a11y import AXE, answers, axe_violations, check
+from tests.fixtures.sandbox import hidden_value
 from tests.fixtures.seed import seeded_patient
 from tests.fixtures.smart_app_server import (
     AppServer,
@@ -93,7 +94,7 @@ class Clinician:
 
     def csrf(self) -> str:
         """This browser's CSRF token (from the picker page)."""
-        return hidden(self.browser.request("GET", self.url("patients/")).text, "csrf_token")
+        return hidden_value(self.browser.request("GET", self.url("patients/")).text, "csrf_token")
 
     def search(self, csrf: str | None = None, **criteria: str) -> httpx.Response:
         """POST the search form, as the browser submits it."""
@@ -161,7 +162,7 @@ def test_find_choose_and_the_landing_offers_the_flows(
     assert "launch/patient" not in record["token"]["scope"].split()
     assert 'id="find-patient"' in landing.text and 'id="flows"' not in landing.text
     assert f'action="/app/{first}/patients/"' in landing.text
-    csrf = hidden(landing.text, "csrf_token")
+    csrf = hidden_value(landing.text, "csrf_token")
 
     found = clinician.search(csrf, name="Alex Synthetic")
     assert found.status_code == 200, found.text
@@ -321,14 +322,14 @@ def test_changing_patient_leaves_the_previous_patients_work_behind(
         data={
             "q:secure": "6",
             "csrf_token": csrf,
-            "submission_id": hidden(rq.text, "submission_id"),
+            "submission_id": hidden_value(rq.text, "submission_id"),
             "action": "draft",
         },
     )
     assert draft.status_code == 303, draft.text
     draft_id = parse_qs(urlsplit(draft.headers["location"]).query)["draft"][0]
     stale = clinician.browser.request("GET", clinician.url("assess/ecr-r/"))
-    stale_sid = hidden(stale.text, "submission_id")
+    stale_sid = hidden_value(stale.text, "submission_id")
     record = clinician.record()
     assert record is not None
     key_a = key_of(record["iss"], ADULT, record["fhir_user"])
@@ -392,7 +393,7 @@ def test_the_picker_with_results_passes_axe(
 def submit_ecr_r(clinician: Clinician, csrf: str) -> tuple[str, str]:
     """Submit an ECR-R (every item scoring 4); its submission id and delivered response id."""
     form = clinician.browser.request("GET", clinician.url("assess/ecr-r/"))
-    sid = hidden(form.text, "submission_id")
+    sid = hidden_value(form.text, "submission_id")
     data = {**answers(4), "csrf_token": csrf, "submission_id": sid, "action": "submit"}
     posted = clinician.browser.request("POST", clinician.url("assess/ecr-r/"), data=data)
     assert posted.status_code == 303, posted.text

@@ -8,28 +8,23 @@ labels are read from the packaged files, the tampering is done here, by hand.
 
 from __future__ import annotations
 
-import copy
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
-from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
 from attach_fhir.instruments import library
-from attach_fhir.io.fhir_client import FhirClient
 from ehr_sandbox.runner import Sandbox
-from tests.fixtures.sandbox import ehr_writer_token
+from tests.fixtures.sandbox import ehr_copy, ehr_writer
 from tests.fixtures.smart_app_server import (
     PRACTITIONER,
     AppServer,
     Browser,
-    app_registration,
-    ehr_launch_url,
-    register_app,
-    start_app,
+    ehr_launch,
+    launch_base,
+    registered_app,
 )
 
 pytestmark = pytest.mark.e2e
@@ -52,8 +47,7 @@ class CopyEnv:
 
 def swapped_labels(canonical: str) -> dict[str, object]:
     """The packaged Questionnaire with each question's first and last answer labels swapped."""
-    tampered = copy.deepcopy(library().questionnaire(canonical))
-    tampered.pop("id", None)
+    tampered = ehr_copy(canonical)
     for item in tampered["item"]:
         options = item.get("answerOption")
         if options:
@@ -67,19 +61,11 @@ def env(
     sandbox_factory: Callable[..., Sandbox], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[CopyEnv]:
     sandbox = sandbox_factory(with_app=False)
-    assert sandbox.urls is not None
-    data_dir: Path = tmp_path_factory.mktemp("questionnaire-copy-app")
-    reg, client = app_registration("symmetric", sandbox.urls.fhir_base, data_dir)
-    server = start_app(reg, data_dir)
-    register_app(sandbox, server, client)
-    token = ehr_writer_token(sandbox, PRACTITIONER)
+    server = registered_app(sandbox, "symmetric", tmp_path_factory.mktemp("questionnaire-copy-app"))
     with httpx.Client(timeout=30) as http:
-        writer = FhirClient(sandbox.urls.fhir_base, http, token_source=lambda _rejected: token)
+        writer = ehr_writer(sandbox, http, PRACTITIONER)
         writer.create(swapped_labels(ECR_R))
-        faithful = copy.deepcopy(library().questionnaire(PRFQ))
-        faithful.pop("id", None)
-        faithful["title"] = EHR_TITLE
-        writer.create(faithful)
+        writer.create(ehr_copy(PRFQ, title=EHR_TITLE))
     try:
         yield CopyEnv(sandbox, server)
     finally:
@@ -89,10 +75,8 @@ def env(
 def launched_for(env: CopyEnv, patient: str) -> tuple[Browser, str]:
     """A browser after an EHR launch for ``patient``; the launch's ``/app/<ctx>`` URL."""
     browser = Browser()
-    landing = browser.go(ehr_launch_url(env.sandbox, env.server.client_id, patient))
-    assert landing.status_code == 200, landing.text
-    ctx = urlsplit(browser.visited[-1]).path.split("/")[2]
-    return browser, f"{env.server.url}/app/{ctx}"
+    landing = ehr_launch(browser, env.sandbox, env.server, patient)
+    return browser, launch_base(env.server, landing)
 
 
 @pytest.fixture

@@ -8,14 +8,11 @@ other tests). Expected values are computed by hand from the answers and the publ
 
 from __future__ import annotations
 
-import copy
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -25,15 +22,14 @@ from attach_fhir.io.fhir_client import FhirClient
 from attach_fhir.scoring import Scorer
 from attach_fhir.writeback import WritebackContext, build_transaction
 from ehr_sandbox.runner import Sandbox
-from tests.fixtures.sandbox import ehr_writer_token
+from tests.fixtures.sandbox import ehr_copy, ehr_writer
 from tests.fixtures.smart_app_server import (
     PRACTITIONER,
     AppServer,
     Browser,
-    app_registration,
-    ehr_launch_url,
-    register_app,
-    start_app,
+    ehr_launch,
+    launch_base,
+    registered_app,
 )
 
 pytestmark = pytest.mark.e2e
@@ -131,20 +127,12 @@ def env(
     sandbox_factory: Callable[..., Sandbox], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ReviewEnv]:
     sandbox = sandbox_factory(with_app=False)
-    assert sandbox.urls is not None
-    data_dir: Path = tmp_path_factory.mktemp("review-app")
-    reg, client = app_registration("symmetric", sandbox.urls.fhir_base, data_dir)
-    server = start_app(reg, data_dir)
-    register_app(sandbox, server, client)
-    token = ehr_writer_token(sandbox, PRACTITIONER)
+    server = registered_app(sandbox, "symmetric", tmp_path_factory.mktemp("review-app"))
     http = httpx.Client(timeout=30)
     try:
-        writer = FhirClient(sandbox.urls.fhir_base, http, token_source=lambda _rejected: token)
+        writer = ehr_writer(sandbox, http, PRACTITIONER)
         # The EHR's copy of the ECR-R (same url and version), under a hostile title.
-        ehr_copy = copy.deepcopy(library().questionnaire(f"{ECR_R}|1.0.0"))
-        ehr_copy.pop("id", None)
-        ehr_copy["title"] = HOSTILE_TITLE
-        writer.create(ehr_copy)
+        writer.create(ehr_copy(f"{ECR_R}|1.0.0", title=HOSTILE_TITLE))
         qr_ids = [
             submit(writer, ADULT, when, values, i) for i, (when, values) in enumerate(SUBMISSIONS)
         ]
@@ -160,10 +148,7 @@ def env(
 def launched(env: ReviewEnv) -> Iterator[tuple[Browser, str]]:
     """A browser after an EHR launch for the adult; the launch's ``/app/<ctx>`` URL."""
     browser = Browser()
-    landing = browser.go(ehr_launch_url(env.sandbox, env.server.client_id, ADULT))
-    assert landing.status_code == 200, landing.text
-    ctx = urlsplit(browser.visited[-1]).path.split("/")[2]
-    yield browser, f"{env.server.url}/app/{ctx}"
+    yield browser, launch_base(env.server, ehr_launch(browser, env.sandbox, env.server, ADULT))
     browser.close()
 
 

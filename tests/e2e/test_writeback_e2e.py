@@ -5,13 +5,11 @@ process, and the ordered conditional creates used where a server has no transact
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,12 +26,12 @@ from attach_fhir.writeback import (
     build_transaction,
     identifier_value,
 )
-from tests.lib.scoring_examples import EXAMPLES, Example
+from tests.lib.instrument_data import packaged
+from tests.lib.scoring_examples import EXAMPLES, Example, assert_scored
 from tests.lib.scoring_responses import from_answers
 
 pytestmark = pytest.mark.e2e
 
-QUESTIONNAIRES = Path(__file__).resolve().parents[2] / "questionnaires"
 PATIENT = "Patient/sandbox-adult-29"
 ENCOUNTER = "Encounter/sandbox-encounter-adult-29"
 CLINICIAN = "Practitioner/sandbox-practitioner-rowan"
@@ -41,16 +39,6 @@ ORGANIZATION = "Organization/sandbox-clinic"
 AUTHORED = "2024-05-01T10:15:00+02:00"
 # One worked example per instrument (scores computed by hand in tests/lib/scoring_examples.py).
 FIRST_PER_INSTRUMENT = list({e.instrument: e for e in reversed(EXAMPLES)}.values())[::-1]
-
-
-def load(instrument: str) -> dict[str, Any]:
-    return json.loads((QUESTIONNAIRES / f"{instrument}.json").read_text(encoding="utf-8"))
-
-
-@pytest.fixture
-def http() -> Iterator[httpx.Client]:
-    with httpx.Client(timeout=30) as client:
-        yield client
 
 
 @pytest.fixture
@@ -62,7 +50,7 @@ def submission(
     example: Example, related: dict[str, str] | None = None, submission_id: str | None = None
 ) -> tuple[str, dict[str, Any]]:
     """A fresh submission id and the transaction Bundle for a worked example."""
-    questionnaire = load(example.instrument)
+    questionnaire = packaged(example.instrument)
     response = from_answers(questionnaire, example.answers)
     result = score_response(questionnaire, response)
     sid = submission_id or f"e2e-{uuid.uuid4()}"
@@ -127,7 +115,7 @@ def test_each_instrument_is_written_and_read_back_with_its_references(
 
     qr = client.read_reference(ref[qr_url])
     assert qr["status"] == "completed"
-    questionnaire = load(example.instrument)
+    questionnaire = packaged(example.instrument)
     assert qr["questionnaire"] == f"{questionnaire['url']}|{questionnaire['version']}"
     assert qr["identifier"] == {
         "system": SUBMISSION_SYSTEM,
@@ -150,11 +138,8 @@ def test_each_instrument_is_written_and_read_back_with_its_references(
         assert obs["encounter"] == {"reference": ENCOUNTER}
         assert obs["derivedFrom"][0] == {"reference": ref[qr_url]}
         assert obs["identifier"][0]["value"] == identifier_value(sid, code)
-        expected = example.expected[code]
-        if isinstance(expected, str):
-            assert obs["valueCodeableConcept"]["coding"][0]["code"] == expected
-        else:
-            assert obs["valueQuantity"]["value"] == pytest.approx(expected)
+        assert_scored(obs, example.expected[code])
+        if not isinstance(example.expected[code], str):
             assert obs["valueQuantity"]["unit"] == "{score}"
         if code.startswith("ecr-rs-mother"):
             assert obs["focus"] == [{"reference": mother_ref, "display": "mother"}]

@@ -30,6 +30,11 @@ def load(path: Path) -> dict[str, Any]:
     return data
 
 
+def packaged(instrument: str) -> dict[str, Any]:
+    """The packaged Questionnaire file ``questionnaires/<instrument>.json``."""
+    return load(QUESTIONNAIRES / f"{instrument}.json")
+
+
 def questionnaire(qid: str) -> dict[str, Any]:
     """A committed Questionnaire."""
     return load(QUESTIONNAIRES / f"{qid}.json")

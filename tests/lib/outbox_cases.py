@@ -205,6 +205,62 @@ def test_a_queued_item_is_not_due_before_its_time(store: SqlOutboxStore) -> None
     assert [i.submission_id for i in store.due(T0 + 30)] == ["s-1"]
 
 
+def test_wake_makes_the_waiting_items_of_one_fhir_base_due(store: SqlOutboxStore) -> None:
+    base = "http://a.test/fhir"
+    targets = {
+        "user-1": f"{base}#cred=1",
+        "audit-2": f"{base}#cred=2;audit",
+        "plain": base,
+        "longer-base": "http://a.test/fhirx#cred=3",  # shares the prefix, not the base
+        "other-ehr": "http://b.test/fhir#cred=1",
+    }
+    for name, target in targets.items():
+        store.enqueue(name, target, {}, T0)
+        store.mark_retry(name, T0 + 500, "down", "fhir_transport_error", T0)
+    store.enqueue("later", f"{base}#cred=1", {}, T0)  # behind user-1: stays behind it
+    assert store.due(T0 + 10) == []
+    assert store.wake(base + "/", T0 + 10) == 3
+    assert sorted(i.submission_id for i in store.due(T0 + 10)) == ["audit-2", "plain", "user-1"]
+    for name in ("longer-base", "other-ehr"):
+        item = store.get(name)
+        assert item is not None and item.next_attempt_at == T0 + 500
+    assert store.wake(base, T0 + 20) == 0  # nothing waits past T0 + 20 any more
+
+
+def test_a_delivery_wakes_what_an_outage_left_waiting_for_the_same_ehr(
+    store: SqlOutboxStore, fhir_server: Any, http: httpx.Client
+) -> None:
+    up = FhirClient(fhir_server.base_url, http)
+    # Nothing listens on port 9 (discard): a real refused connection, the EHR down.
+    down = FhirClient("http://127.0.0.1:9/fhir", http)
+    ehr: list[FhirClient] = [down]
+    clock = Clock()
+    backoff = Backoff(base=5, cap=600, draw=lambda: 0.9)
+    outbox = Outbox(store, lambda target: ehr[0], backoff=backoff, clock=clock)
+    patient = seeded_patient(up)
+    first, behind, other = sid(), sid(), sid()
+    one, two = f"{up.base_url}#cred=one", f"{up.base_url}#cred=two"
+    assert outbox.submit(first, one, ecr_r_payload(patient, first)).status == "queued"
+    for _ in range(5):  # the outage goes on: the head of queue one fails again and again
+        head = store.get(first)
+        assert head is not None
+        clock.now = head.next_attempt_at
+        assert outbox.drain().retrying == [first]
+    head = store.get(first)
+    assert head is not None and head.attempts == 6
+    held_until = head.next_attempt_at
+    assert held_until - clock.now == pytest.approx(0.9 * 5 * 2**5)  # its sixth back-off
+    assert outbox.submit(behind, one, ecr_r_payload(patient, behind)).status == "queued"
+    assert outbox.submit(other, two, ecr_r_payload(patient, other)).status == "queued"
+    ehr[0] = up  # the EHR answers again
+    clock.now = store.get(other).next_attempt_at  # type: ignore[union-attr]
+    assert clock.now < held_until
+    # Queue two's head is due first; its delivery shows the EHR is back, so queue one goes too.
+    assert outbox.drain().delivered == [other, first, behind]
+    for submission in (first, behind, other):
+        assert count(up, "Provenance", identifier_value(submission, "Provenance")) == 1
+
+
 # -- the worker ---------------------------------------------------------------------------------
 
 

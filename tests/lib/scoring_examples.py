@@ -8,7 +8,11 @@ FHIRPath (test_scoring_agreement) must reproduce every value here.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
 
 # Published keys, copied from the reference data.
 ECR_R_REVERSED = {9, 11, 20, 22, 26, 27, 28, 29, 30, 31, 33, 34, 35, 36}
@@ -27,6 +31,14 @@ class Example:
     expected: dict[str, object]
     #: Codes whose status is not-applicable (ECR-RS targets whose gate is not true).
     not_applicable: set[str] = field(default_factory=set)
+
+
+def assert_scored(observation: Mapping[str, Any], expected: object) -> None:
+    """The score Observation holds ``expected``: a category code, or a number (float precision)."""
+    if isinstance(expected, str):
+        assert observation["valueCodeableConcept"]["coding"][0]["code"] == expected
+    else:
+        assert observation["valueQuantity"]["value"] == pytest.approx(expected)
 
 
 def cycle(first: int, last: int, overrides: dict[int, int] | None = None) -> dict[str, object]:

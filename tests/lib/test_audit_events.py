@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
+from attach_fhir import audit_events
 from attach_fhir.audit_events import (
     AuditFacts,
     Interaction,
@@ -15,6 +16,8 @@ from attach_fhir.audit_events import (
     interaction,
     location_reference,
     outcome_of,
+    patients_in,
+    query_patients,
     redacted_query,
 )
 from attach_fhir.fhir_models import AuditEvent
@@ -255,3 +258,73 @@ def test_redaction_keeps_modifiers_of_kept_parameters_only() -> None:
     assert redacted_query("subject:Patient=Patient/1&name:exact=Ann") == (
         "subject:Patient=Patient/1&name:exact=*"
     )
+
+
+def test_only_queries_with_nothing_redacted_are_remembered() -> None:
+    """The app's own searches repeat on every page and are remembered with their result; a
+    search holding a value the trail redacts (a name) is never kept in memory."""
+    kept = "patient=p-17&code=http://loinc.org|1234-5&_count=100&_sort=-date"
+    expected = "patient=p-17&code=http://loinc.org|1234-5&_count=100&_sort=-date"
+    assert redacted_query(kept) == expected
+    assert audit_events._FULLY_KEPT[kept] == expected
+    assert redacted_query(kept) == expected  # the remembered answer is the same
+    named = "name=Ann%20Smith&birthdate=1990-01-02&_count=10"
+    assert redacted_query(named) == "name=*&birthdate=*&_count=10"
+    assert redacted_query(named) == "name=*&birthdate=*&_count=10"
+    assert named not in audit_events._FULLY_KEPT
+    assert not any("Ann" in query for query in audit_events._FULLY_KEPT)
+
+
+def test_a_system_clients_request_has_the_app_as_requestor_and_no_user() -> None:
+    event = valid(audit_event(facts(user=None, client_id="attach-bulk")))
+    (requestor,) = [a for a in event["agent"] if a["requestor"]]  # type: ignore[union-attr]
+    assert requestor["who"] == {
+        "display": "attach-fhir",
+        "identifier": {"system": "urn:ietf:params:oauth:client-id", "value": "attach-bulk"},
+    }
+    assert requestor["type"]["coding"][0]["code"] == "110153"
+
+
+@pytest.mark.parametrize(
+    ("event", "action"), [("bulk-status", "E"), ("bulk-cancel", "D"), ("bulk-file", "R")]
+)
+def test_bulk_data_steps_are_operations_with_the_apps_code(event: str, action: str) -> None:
+    built = valid(audit_event(facts(event=event, patient=None, resource="Observation")))
+    assert built["subtype"] == [
+        {"system": "http://hl7.org/fhir/restful-interaction", "code": "operation"},
+        {"system": "http://attach-fhir.org/fhir/CodeSystem/audit-event", "code": event},
+    ]
+    assert built["action"] == action
+
+
+def test_the_patients_a_search_names() -> None:
+    assert query_patients("patient=p1&status=final") == ["Patient/p1"]
+    assert query_patients("subject=Patient/p1,Patient/p2&subject=Group/g") == [
+        "Patient/p1",
+        "Patient/p2",
+    ]
+    assert query_patients("subject=https://ehr.example/fhir/Patient/p3") == ["Patient/p3"]
+    assert query_patients("subject=p4&code=1") == []  # a bare subject may be any type
+    assert query_patients("name=Ann&birthdate=1990") == []
+
+
+def test_the_patients_a_body_is_about() -> None:
+    observation = {"resourceType": "Observation", "subject": {"reference": "Patient/p1"}}
+    goal = {"resourceType": "Goal", "subject": {"reference": "Group/g"}}
+    consent = {"resourceType": "Consent", "patient": {"reference": "Patient/p2"}}
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {"resource": observation},
+            {"resource": goal},
+            {"resource": {**observation, "id": "o-2"}},
+            {"resource": consent},
+            {"resource": {"resourceType": "Patient", "id": "p3"}},
+            {"request": {"method": "DELETE", "url": "Observation/o-9"}},
+        ],
+    }
+    assert patients_in(observation) == ["Patient/p1"]
+    assert patients_in(goal) == []
+    assert patients_in(bundle) == ["Patient/p1", "Patient/p2", "Patient/p3"]
+    assert patients_in(None) == [] and patients_in([observation]) == []

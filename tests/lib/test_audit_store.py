@@ -7,6 +7,7 @@ import sqlite3
 import stat
 from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -43,6 +44,31 @@ def test_a_file_from_before_the_versions_keeps_its_records(tmp_path: Path) -> No
             store._run("DELETE FROM {t}")
     finally:
         store.close()
+
+
+def test_a_page_s_records_are_one_insert_on_a_connection_already_not_syncing(
+    tmp_path: Path,
+) -> None:
+    """One statement a page: the connection opens with synchronous=NORMAL, so appending sends
+    no PRAGMA before and after the INSERT (it used to send two)."""
+    store = SqliteAuditStore(tmp_path / "audit.sqlite3")
+    traced: list[str] = []
+    connect = store.engine._connect
+
+    def traced_connect() -> Any:
+        db = connect()
+        db.set_trace_callback(traced.append)
+        return db
+
+    store.engine._connect = traced_connect  # type: ignore[method-assign]
+    store.close()  # pooled connections from set-up go; the next one is traced
+    store.append_many([({"id": "a"}, 1.0), ({"id": "b"}, 2.0)])
+    store.append({"id": "c"}, 3.0)
+    assert [s.split(" (")[0] for s in traced] == ["INSERT INTO audit", "INSERT INTO audit"]
+    with closing(store.engine._connect()) as db:
+        assert db.execute("PRAGMA synchronous").fetchone() == (1,)  # NORMAL, as every new one
+    assert list(store.since(0.0)) == [{"id": "a"}, {"id": "b"}, {"id": "c"}]
+    store.close()
 
 
 def test_the_file_is_readable_by_the_apps_user_only(tmp_path: Path) -> None:

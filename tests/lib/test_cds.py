@@ -164,7 +164,7 @@ def test_no_scores_gives_the_never_done_card_with_what_the_app_offers() -> None:
     assert cards[0]["links"][0]["label"] == "Start an assessment in attach-fhir"
     assert cards[0]["detail"] == (
         "No score from an attachment instrument is recorded for this patient.\n\n"
-        "attach-fhir offers this patient:\n- Some instrument (For 18+ years)\n"
+        "attach-fhir offers this patient:\n- Some instrument: For 18+ years\n"
         "  - Use restriction: Not for \\<b\\>individual\\</b\\> use."
     )
 

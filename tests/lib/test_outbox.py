@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from attach_fhir.io.outbox import Backoff
-from attach_fhir.io.outbox_store import SqliteOutboxStore, open_outbox_store
+from attach_fhir.cli import main
+from attach_fhir.io.outbox import Backoff, lease_seconds
+from attach_fhir.io.outbox_store import OutboxConfigError, SqliteOutboxStore, open_outbox_store
 from tests.lib.outbox_cases import *  # noqa: F403  (the shared cases and their fixtures)
 from tests.lib.outbox_cases import FAULT_BASE, T0, StoreSpec
 
@@ -157,3 +158,27 @@ def test_only_the_enqueue_waits_for_the_disk(tmp_path: Path) -> None:
     with store.engine.connection() as db:
         assert db.execute("PRAGMA synchronous").fetchone() == (2,)
     store.close()
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"), [(None, 120.0), ("", 120.0), ("30", 30.0), (45, 45.0), (0.5, 0.5)]
+)
+def test_the_lease_setting_reads_seconds_above_zero(value: object, seconds: float) -> None:
+    assert lease_seconds(value) == seconds
+
+
+@pytest.mark.parametrize("value", ["0", 0, "-5", "soon", "inf", "nan", True, [30]])
+def test_the_lease_setting_refuses_what_is_not_seconds_above_zero(value: object) -> None:
+    with pytest.raises(OutboxConfigError) as refused:
+        lease_seconds(value)
+    assert "ATTACH_OUTBOX_LEASE_SECONDS" in refused.value.description
+
+
+def test_drain_refuses_a_bad_lease_setting_before_opening_anything(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("ATTACH_OUTBOX_LEASE_SECONDS", "-1")
+    path = tmp_path / "outbox.sqlite3"
+    assert main(["outbox", "drain", "--dsn", str(path)]) == 2
+    assert "ATTACH_OUTBOX_LEASE_SECONDS must be a number" in capsys.readouterr().err
+    assert not path.exists()

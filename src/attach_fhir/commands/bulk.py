@@ -18,12 +18,11 @@ import sys
 import time
 from typing import TextIO
 
-import httpx
-
 from attach_fhir.commands.bulk_export import export_arguments, run_export
 from attach_fhir.errors import AttachError
 from attach_fhir.io.backend_services import backend_fhir_client, backend_for, load_backend_config
 from attach_fhir.io.bulk_scoring import BulkReport, BulkScoring
+from attach_fhir.io.system_audit import open_system_audit
 
 #: Exit code when some responses could not be scored or written.
 EXIT_PROBLEMS = 1
@@ -81,7 +80,10 @@ def run_bulk(args: argparse.Namespace) -> int:
 
     try:
         config = backend_for(load_backend_config(args.backend), args.iss)
-        with httpx.Client(timeout=args.timeout) as http:
+        with (
+            open_system_audit() as audit,
+            audit.client(config.iss, config.client_id, args.timeout) as http,
+        ):
             job = BulkScoring(
                 backend_fhir_client(config, http),
                 write=args.write,

@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 from urllib.parse import urlsplit, urlunsplit
 
 from attach_fhir.errors import AttachError
-from attach_fhir.io.outbox import ClientFactory, Outbox
+from attach_fhir.io.outbox import LEASE_SETTING, ClientFactory, Outbox, lease_seconds
 from attach_fhir.io.outbox_store import (
     STATUSES,
     OutboxItem,
@@ -38,7 +38,6 @@ from attach_fhir.io.outbox_store import (
 
 #: ``drain`` exit code when items remain queued for a later attempt (sysexits EX_TEMPFAIL).
 EXIT_RETRYING = 75
-DEFAULT_CLIENTS = "attach_fhir.io.outbox:OpenClients"
 #: Where ``attach-fhir sandbox`` keeps its app's outbox, under the default data directory: the
 #: sandbox's own directory is ``sandbox/`` there (``ehr_sandbox.cli.default_data_dir``), its app's
 #: stores are in ``app/`` (``ehr_sandbox.runner``), which this library does not import.
@@ -154,7 +153,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default=os.environ.get("ATTACH_OUTBOX_CLIENTS"),
         help="module:callable returning a (base_url) -> FhirClient factory "
         "(default: $ATTACH_OUTBOX_CLIENTS; else the --backend system token; else "
-        f"{DEFAULT_CLIENTS}, no token)",
+        "no token, for open servers such as the sandbox; those two audit each request)",
     )
     commands.choices["drain"].add_argument(
         "--backend",
@@ -245,20 +244,28 @@ def _load_clients(spec: str) -> ClientFactory:
     return factory
 
 
-def _drain_clients(args: argparse.Namespace) -> ClientFactory:
-    """--clients when given, else the backend-services token when configured, else open."""
+def _drain_clients(args: argparse.Namespace) -> Callable[[], ClientFactory]:
+    """What makes the client factory (its settings read and checked now): --clients when given,
+    else the backend-services token when configured, else open; the last two audited."""
     if args.clients:
-        return _load_clients(args.clients)
+        custom = _load_clients(args.clients)
+        return lambda: custom
+    from attach_fhir.io.system_audit import AuditedOpenClients, open_system_audit
+
     if getattr(args, "backend", None):
         from attach_fhir.io.backend_services import BackendClients, load_backend_config
 
-        return BackendClients(load_backend_config(args.backend))
-    return _load_clients(DEFAULT_CLIENTS)
+        configs = load_backend_config(args.backend)
+        # Every delivery a system token makes is audited, as the app audits a user's.
+        return lambda: BackendClients(configs, audit=open_system_audit())
+    # No token: each delivery audited all the same.
+    return lambda: AuditedOpenClients(open_system_audit())
 
 
 def _drain(args: argparse.Namespace) -> int:
     try:
-        clients = _drain_clients(args)
+        lease = lease_seconds(os.environ.get(LEASE_SETTING))
+        make_clients = _drain_clients(args)
     except AttachError as exc:
         print(f"error: {exc.description}", file=sys.stderr)
         return 2
@@ -266,6 +273,11 @@ def _drain(args: argparse.Namespace) -> int:
     if chosen is None:
         print(f"{_nothing_there(candidates)}: nothing to deliver", file=sys.stderr)
         return 0
+    try:
+        clients = make_clients()  # the audit store opens only when there is a store to drain
+    except AttachError as exc:
+        print(f"error: {exc.code}: {exc.description}", file=sys.stderr)
+        return 2
     _other_stores(chosen, candidates)
     print(f"outbox {chosen.label}", file=sys.stderr)
     store = chosen.open()
@@ -278,7 +290,7 @@ def _drain(args: argparse.Namespace) -> int:
         )
 
     try:
-        report = Outbox(store, clients).drain(progress=progress)
+        report = Outbox(store, clients, lease=lease).drain(progress=progress)
     finally:
         close = getattr(clients, "close", None)
         if callable(close):

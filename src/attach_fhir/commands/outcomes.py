@@ -104,19 +104,21 @@ def read_ndjson(paths: Iterable[Path], problems: list[str]) -> Iterator[object]:
 
 def read_server(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
     """The population's resources from a FHIR server, as a SMART Backend Services client."""
-    import httpx
-
     from attach_fhir.io.backend_services import (
         backend_fhir_client,
         backend_for,
         load_backend_config,
     )
+    from attach_fhir.io.system_audit import open_system_audit
 
     if not args.backend:
         raise SystemExit("error: --iss needs --backend FILE (or $ATTACH_BACKEND_CONFIG)")
     config = backend_for(load_backend_config(args.backend), args.iss)
     since = [("_lastUpdated", f"ge{args.since.isoformat()}")] if args.since else []
-    with httpx.Client(timeout=args.timeout) as http:
+    with (
+        open_system_audit() as audit,
+        audit.client(config.iss, config.client_id, args.timeout) as http,
+    ):
         client = backend_fhir_client(config, http)
         members: set[str] | None = None
         if args.group:

@@ -23,9 +23,15 @@ import httpx
 from attach_fhir.errors import AttachError
 from attach_fhir.fhir_package import loadable, package_files, tarball, tarball_name
 from attach_fhir.instruments import read_packaged
-from attach_fhir.io.backend_services import backend_fhir_client, backend_for, load_backend_config
+from attach_fhir.io.backend_services import (
+    BackendConfig,
+    backend_fhir_client,
+    backend_for,
+    load_backend_config,
+)
 from attach_fhir.io.fhir_client import FhirClient
 from attach_fhir.io.package_loader import Loaded, load_package
+from attach_fhir.io.system_audit import open_system_audit
 
 EXIT_ERROR = 2
 TOKEN_ENV = "ATTACH_FHIR_TOKEN"  # noqa: S105 (the variable's name, not a token)
@@ -93,12 +99,21 @@ def _plain_token(args: argparse.Namespace) -> str | None:
     return os.environ.get(TOKEN_ENV) or None
 
 
-def _client(args: argparse.Namespace, http: httpx.Client) -> FhirClient:
+def _backend(args: argparse.Namespace) -> BackendConfig | None:
+    """The backend-services entry that authorizes the load, unless a plain token does."""
+    if _plain_token(args) is None and args.backend:
+        return backend_for(load_backend_config(args.backend), args.iss)
+    return None
+
+
+def _client(
+    args: argparse.Namespace, http: httpx.Client, backend: BackendConfig | None
+) -> FhirClient:
     token = _plain_token(args)
     if token is not None:
         return FhirClient(args.iss, http, token_source=lambda rejected: None if rejected else token)
-    if args.backend:
-        return backend_fhir_client(backend_for(load_backend_config(args.backend), args.iss), http)
+    if backend is not None:
+        return backend_fhir_client(backend, http)
     print("load: no token given; writing unauthorized", file=sys.stderr)
     return FhirClient(args.iss, http)
 
@@ -113,8 +128,13 @@ def run_load(args: argparse.Namespace) -> int:
         json.loads(data) for name, data in package_files(read_packaged()).items()
     ]
     try:
-        with httpx.Client(timeout=args.timeout) as http:
-            done = load_package(_client(args, http), loadable(resources), _progress)
+        backend = _backend(args)
+        client_id = backend.client_id if backend is not None else None
+        with (
+            open_system_audit() as audit,
+            audit.client(args.iss, client_id, args.timeout) as http,
+        ):
+            done = load_package(_client(args, http, backend), loadable(resources), _progress)
     except (AttachError, OSError) as exc:
         error = (
             exc.to_dict()

@@ -26,6 +26,9 @@ from attach_fhir.io.sql_store import (
 FILE_NAME = "audit.sqlite3"
 #: How many rows ``since`` fetches at a time (the export streams; memory stays flat).
 PAGE = 500
+#: Compact JSON, built once (``json.dumps`` with options builds an encoder per call); the
+#: records are trees the app built, never cyclic.
+_COMPACT = json.JSONEncoder(separators=(",", ":"), check_circular=False)
 
 
 class AuditStoreError(AttachError):
@@ -58,7 +61,7 @@ class SqlAuditStore(SqlStore):
             chunk = records[start : start + PAGE]
             params: list[Any] = []
             for event, recorded in chunk:
-                params += [recorded, json.dumps(event, separators=(",", ":"))]
+                params += [recorded, _COMPACT.encode(event)]
             values = ", ".join(["(?, ?)"] * len(chunk))
             # Only placeholders are joined in; the data travels as parameters.
             self._run(f"INSERT INTO {{t}} (recorded, event) VALUES {values}", params)  # noqa: S608
@@ -95,7 +98,7 @@ class SqliteAuditStore(SqlAuditStore):
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         try:
-            self.engine = SqliteEngine(self.path)
+            self.engine = SqliteEngine(self.path, durable=False)  # see the class
             with self.engine.connection() as db:
                 migrations.upgrade(db, "sqlite", migrations.AUDIT)
         except (OSError, sqlite3.Error) as exc:

@@ -26,10 +26,12 @@ from jsonschema import Draft202012Validator
 
 from attach_fhir.errors import AttachError
 from attach_fhir.fhir_errors import FhirUnauthorized
+from attach_fhir.io.config_files import read_config_json
 from attach_fhir.io.fhir_client import FhirClient
 from attach_fhir.io.oauth_client import OAuth2Error, SigningKey, assertion_client, load_signing_key
 from attach_fhir.io.outbox import target_base
 from attach_fhir.io.smart_discovery import token_endpoint
+from attach_fhir.io.system_audit import SystemAudit
 
 log = logging.getLogger(__name__)
 
@@ -131,12 +133,7 @@ def parse_backend_config(data: Any, base_dir: Path, source: str) -> list[Backend
 def load_backend_config(path: str | Path) -> list[BackendConfig]:
     """Read and validate a backend-services file; BackendConfigError names each bad key."""
     path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise BackendConfigError(f"backend config {path}: {exc.strerror}") from exc
-    except json.JSONDecodeError as exc:
-        raise BackendConfigError(f"backend config {path}: invalid JSON ({exc})") from exc
+    data = read_config_json(path, "backend config", BackendConfigError)
     return parse_backend_config(data, path.parent, str(path))
 
 
@@ -240,23 +237,39 @@ class BackendClients:
     A target without a configuration gets ``None``: its items wait ("no token yet").
     """
 
-    def __init__(self, configs: Sequence[BackendConfig], timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        configs: Sequence[BackendConfig],
+        timeout: float = 30.0,
+        audit: SystemAudit | None = None,
+    ) -> None:
         self._configs = list(configs)
-        self._http = httpx.Client(timeout=timeout)
+        self._timeout = timeout
+        self._audit = audit
+        self._http: list[httpx.Client] = []
         self._clients: dict[str, FhirClient] = {}
 
     def __call__(self, target: str) -> FhirClient | None:
         """The client for the target's base URL (whoever's item it is: a system token delivers
-        any), or None when no backend entry names that server."""
+        any), or None when no backend entry names that server. With ``audit``, each of its
+        FHIR requests is audited for the backend's client_id."""
         key = target_base(target)
         if key not in self._clients:
             try:
                 config = backend_for(self._configs, key)
             except UnknownBackend:
                 return None
-            self._clients[key] = backend_fhir_client(config, self._http)
+            if self._audit is not None:
+                http = self._audit.client(config.iss, config.client_id, self._timeout)
+            else:
+                http = httpx.Client(timeout=self._timeout)
+            self._http.append(http)
+            self._clients[key] = backend_fhir_client(config, http)
         return self._clients[key]
 
     def close(self) -> None:
-        """Close the HTTP client."""
-        self._http.close()
+        """Close the HTTP clients (and the audit trail given, which is now this factory's)."""
+        for http in self._http:
+            http.close()
+        if self._audit is not None:
+            self._audit.close()

@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 
+from attach_fhir.audit_events import AUDIT_STEP
 from attach_fhir.bulk_export import (
     DEFAULT_RETRY,
     DEFAULT_TYPES,
@@ -43,7 +44,7 @@ from attach_fhir.fhir_errors import (
     FhirTransportError,
     FhirUnauthorized,
 )
-from attach_fhir.io.bulk_scoring import _context, missing_bundle
+from attach_fhir.io.bulk_scoring import missing_bundle, response_context
 from attach_fhir.io.export_store import ExportStore
 from attach_fhir.io.fhir_client import FhirClient
 from attach_fhir.io.outbox import Mode, deliver, payload
@@ -164,7 +165,7 @@ class BulkExportRun:
         deadline = options.monotonic() + options.poll_timeout
         while True:
             try:
-                response = self.client.request("GET", status_url)
+                response = self.client.request("GET", status_url, extensions=_step("bulk-status"))
             except FhirNotFound:
                 self.store.forget(self.key)
                 raise BulkExportError(
@@ -200,7 +201,7 @@ class BulkExportRun:
         if saved is None:
             return False
         try:
-            self.client.request("DELETE", saved.status_url)
+            self.client.request("DELETE", saved.status_url, extensions=_step("bulk-cancel"))
         except FhirNotFound:
             pass
         self.store.forget(self.key)
@@ -230,7 +231,8 @@ class BulkExportRun:
             headers = {"Accept": "application/fhir+ndjson"}
             if token:
                 headers["Authorization"] = f"Bearer {token}"
-            with self.http.stream("GET", file.url, headers=headers) as response:
+            step = _step("bulk-file", file.type)  # one audit record per download, not per line
+            with self.http.stream("GET", file.url, headers=headers, extensions=step) as response:
                 if response.status_code == 401 and attempt == 0 and token and self.token_source:
                     token = self.token_source(token)
                     continue
@@ -308,7 +310,7 @@ class BulkExportRun:
             return
         if not self._write:
             return
-        ctx = _context(qr, self._provenance)
+        ctx = response_context(qr, self._provenance)
         if ctx is None or not qr_id:
             tally.invalid += 1
             tally.problem(qr_id, "no-subject-or-date")
@@ -378,3 +380,8 @@ class BulkExportRun:
                 self.tally.problem(qr_id, exc.code)
                 pending.qr_ids.remove(qr_id)
         return written
+
+
+def _step(event: str, resource: str | None = None) -> dict[str, Any]:
+    """The request extension naming a Bulk Data step for the audit trail (where there is one)."""
+    return {AUDIT_STEP: (event, resource)}

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from attach_fhir.bulk_export import derived_response_ids, our_score_codes, response_problem
 from attach_fhir.canonical import SCORES_SYSTEM
 from attach_fhir.capabilities import ServerCapabilities
 from attach_fhir.errors import AttachError
@@ -46,10 +47,7 @@ class BulkReport:
 
     def problem(self, response_id: str, code: str, path: str | None = None) -> None:
         """Record one response that could not be scored or written."""
-        entry = {"response": f"QuestionnaireResponse/{response_id}", "code": code}
-        if path:
-            entry["path"] = path
-        self.problems.append(entry)
+        self.problems.append(response_problem(response_id, code, path))
 
     def to_json(self) -> Json:
         """The report as JSON-ready data."""
@@ -70,31 +68,20 @@ def submission_id(response_id: str) -> str:
     return SUBMISSION_PREFIX + response_id
 
 
-def _local_id(reference: str, resource_type: str) -> str | None:
-    parts = reference.split("/_history/")[0].rstrip("/").split("/")
-    if len(parts) >= 2 and parts[-2] == resource_type:
-        return parts[-1]
-    return None
-
-
 def existing_scores(observations: Iterable[Json]) -> dict[str, dict[str, str]]:
     """Response id -> {score code -> ``Observation/id``} from Observations derived from it."""
     found: dict[str, dict[str, str]] = {}
     for obs in observations:
-        codes = [
-            c["code"]
-            for c in (obs.get("code") or {}).get("coding") or []
-            if c.get("system") == SCORES_SYSTEM and c.get("code")
-        ]
-        for ref in obs.get("derivedFrom") or []:
-            qr_id = _local_id(str(ref.get("reference") or ""), "QuestionnaireResponse")
-            if qr_id is not None:
-                for code in codes:
-                    found.setdefault(qr_id, {})[code] = f"Observation/{obs.get('id')}"
+        codes = our_score_codes(obs)
+        for qr_id in derived_response_ids(obs):
+            for code in codes:
+                found.setdefault(qr_id, {})[code] = f"Observation/{obs.get('id')}"
     return found
 
 
-def _context(qr: Mapping[str, Any], include_provenance: bool) -> WritebackContext | None:
+def response_context(qr: Mapping[str, Any], include_provenance: bool) -> WritebackContext | None:
+    """The write-back context of a response already on the server (its patient, author and
+    date); None when it names no patient or no date."""
     patient = (qr.get("subject") or {}).get("reference")
     authored = qr.get("authored") or (qr.get("meta") or {}).get("lastUpdated")
     if not isinstance(patient, str) or not patient.startswith("Patient/") or not authored:
@@ -245,7 +232,7 @@ class BulkScoring:
         self, qr: Json, questionnaire: Json, result: ScoreResult, existing: Mapping[str, str]
     ) -> None:
         qr_id = str(qr["id"])
-        ctx = _context(qr, self._provenance)
+        ctx = response_context(qr, self._provenance)
         if ctx is None:
             self.report.problem(qr_id, "no-subject-or-date")
             return

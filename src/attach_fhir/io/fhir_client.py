@@ -281,18 +281,20 @@ class FhirClient:
         json: Any = None,
         headers: Mapping[str, str] | None = None,
         content: bytes | None = None,
+        extensions: Mapping[str, Any] | None = None,
     ) -> httpx.Response:
         """Send one request under the base (refresh-once on 401); raise typed errors on failure.
 
-        ``json`` is sent as FHIR JSON; ``content`` as it is, typed by ``headers``."""
+        ``json`` is sent as FHIR JSON; ``content`` as it is, typed by ``headers``;
+        ``extensions`` reach the transport (the audit trail's name for a Bulk Data step)."""
         url = self.url(path_or_url)
         token = self._token_source(None) if self._token_source else None
         body = _Body(json, content)
-        response = self._send(method, url, params, body, headers, token)
+        response = self._send(method, url, params, body, headers, token, extensions)
         if response.status_code == 401 and self._token_source and token:
             fresh = self._token_source(token)
             if fresh and fresh != token:
-                response = self._send(method, url, params, body, headers, fresh)
+                response = self._send(method, url, params, body, headers, fresh, extensions)
         if 300 <= response.status_code < 400:
             raise FhirError("The FHIR server answered with an unexpected redirect.")
         if response.status_code >= 400:
@@ -311,6 +313,7 @@ class FhirClient:
         body: _Body,
         headers: Mapping[str, str] | None,
         token: str | None,
+        extensions: Mapping[str, Any] | None = None,
     ) -> httpx.Response:
         all_headers = {"Accept": FHIR_JSON}
         if body.json is not None:
@@ -329,6 +332,7 @@ class FhirClient:
                     content=body.content,
                     headers=all_headers,
                     follow_redirects=False,
+                    extensions=dict(extensions) if extensions else None,
                 )
             except httpx.TimeoutException as exc:
                 raise FhirTimeout() from exc

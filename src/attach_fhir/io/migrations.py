@@ -33,6 +33,12 @@ _SESSION_TABLE = (
     " ns TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, expires_at DOUBLE PRECISION"
     " NOT NULL, PRIMARY KEY (ns, key))"
 )
+#: SMART discovery documents and JWKS shared by every instance (``attach_fhir.io.discovery_store``).
+_DISCOVERY_TABLE = (
+    "CREATE TABLE IF NOT EXISTS attach_discovery ("
+    " kind TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, expires_at DOUBLE PRECISION"
+    " NOT NULL, PRIMARY KEY (kind, key))"
+)
 _OUTBOX_INDEX = "CREATE INDEX IF NOT EXISTS outbox_target ON outbox (target, status, seq)"
 _OUTBOX_COLUMNS = (
     "submission_id TEXT NOT NULL UNIQUE, target TEXT NOT NULL, payload TEXT, status TEXT NOT NULL,"
@@ -70,7 +76,10 @@ _AUDIT_POSTGRES = (
 
 #: Every component's versions, oldest first. Append a step; never edit one that shipped.
 STEPS: dict[str, tuple[Step, ...]] = {
-    SESSIONS: (Step(1, "session records", (_SESSION_TABLE,), (_SESSION_TABLE,)),),
+    SESSIONS: (
+        Step(1, "session records", (_SESSION_TABLE,), (_SESSION_TABLE,)),
+        Step(2, "shared discovery cache", (_DISCOVERY_TABLE,), (_DISCOVERY_TABLE,)),
+    ),
     OUTBOX: (
         Step(
             1,

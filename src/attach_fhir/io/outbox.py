@@ -24,7 +24,14 @@ import httpx
 
 from attach_fhir.fhir_errors import FhirError, FhirUnauthorized
 from attach_fhir.io.fhir_client import FhirClient
-from attach_fhir.io.outbox_store import DELIVERED, FAILED, OutboxItem, SqlOutboxStore
+from attach_fhir.io.outbox_store import (
+    DELIVERED,
+    FAILED,
+    OutboxConfigError,
+    OutboxItem,
+    SqlOutboxStore,
+)
+from attach_fhir.io.sql_store import StoreUnavailable
 from attach_fhir.writeback import ordered_creates, resolve_references
 
 log = logging.getLogger(__name__)
@@ -98,6 +105,26 @@ def deliver(client: FhirClient, item_payload: Mapping[str, Any]) -> dict[str, st
             raise FhirError("The FHIR server did not say which resource it wrote.")
         receipt[step["fullUrl"]] = f"{resource['resourceType']}/{written['id']}"
     return receipt
+
+
+#: Seconds a claim holds an item (``ATTACH_OUTBOX_LEASE_SECONDS``): a killed worker's claim
+#: waits this long before another worker delivers the item again.
+DEFAULT_LEASE = 120.0
+LEASE_SETTING = "ATTACH_OUTBOX_LEASE_SECONDS"
+
+
+def lease_seconds(value: object) -> float:
+    """The lease setting as seconds (default when unset); OutboxConfigError names the setting
+    unless it is a number above 0 (a lease of 0 would let every worker claim every item)."""
+    if value is None or value == "":
+        return DEFAULT_LEASE
+    try:
+        seconds = float(value) if isinstance(value, str | int | float) else float("nan")
+    except ValueError:
+        seconds = float("nan")
+    if isinstance(value, bool) or not 0 < seconds < float("inf"):
+        raise OutboxConfigError(f"{LEASE_SETTING} must be a number of seconds above 0.")
+    return seconds
 
 
 #: Past this many doublings the ceiling is the cap anyway; a larger power would overflow a float.
@@ -180,7 +207,7 @@ class Outbox:
         clients: ClientFactory,
         *,
         backoff: Backoff | None = None,
-        lease: float = 120.0,
+        lease: float = DEFAULT_LEASE,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
@@ -188,6 +215,9 @@ class Outbox:
         self.backoff = backoff or Backoff()
         self.lease = lease
         self.clock = clock
+        #: Deliveries the store was down to record: submission id -> (claim, receipt, when).
+        self._unrecorded: dict[str, tuple[OutboxItem, dict[str, str], float]] = {}
+        self._guard = threading.Lock()
 
     def submit(self, submission_id: str, target: str, item_payload: dict[str, Any]) -> OutboxItem:
         """Store a submission, then try to deliver what is due for its target now.
@@ -208,7 +238,7 @@ class Outbox:
 
     def drain(self, target: str | None = None, progress: Progress | None = None) -> DrainReport:
         """Deliver everything due (each item at most once per call), oldest first per target."""
-        report = DrainReport()
+        report = DrainReport(delivered=self._record_kept(target))
         tried: set[int] = set()
         while True:
             due = [i for i in self.store.due(self.clock(), target) if i.seq not in tried]
@@ -280,9 +310,54 @@ class Outbox:
             return self._retry(
                 item, type(exc).__name__, "The FHIR server could not be reached.", None
             )
-        self._fenced(item, self.store.mark_delivered(sid, receipt, self.clock(), item.fence))
-        log.info("outbox delivered submission=%s target=%s attempts=%d", sid, host, item.attempts)
+        now = self.clock()
+        try:
+            self._fenced(item, self.store.mark_delivered(sid, receipt, now, item.fence))
+        except StoreUnavailable:
+            # Written to the EHR, not recorded: the next drain records it, so the item does not
+            # wait out its lease to be delivered (and written, idempotently) again.
+            with self._guard:
+                self._unrecorded[sid] = (item, receipt, now)
+            raise
+        # The EHR answers again: what waits for it need not sit out back-offs earned while it
+        # was down (the head of each queue held every item behind it).
+        woken = self.store.wake(target_base(item.target), now)
+        log.info(
+            "outbox delivered submission=%s target=%s attempts=%d woken=%d",
+            sid,
+            host,
+            item.attempts,
+            woken,
+        )
         return "delivered", f"{len(receipt)} resources"
+
+    def _record_kept(self, target: str | None = None) -> list[str]:
+        """Record the deliveries (of ``target``, or all) the store was down to record when they
+        happened; returns the submission ids recorded (an item claimed again since is left to
+        that claim). A drain of one target leaves the others' to the worker's drain, which runs
+        their follow-ups."""
+        with self._guard:
+            kept = {
+                sid: entry
+                for sid, entry in self._unrecorded.items()
+                if target is None or entry[0].target == target.rstrip("/")
+            }
+            for sid in kept:
+                del self._unrecorded[sid]
+        recorded: list[str] = []
+        for sid, (item, receipt, at) in list(kept.items()):
+            try:
+                done = self.store.mark_delivered(sid, receipt, at, item.fence)
+            except StoreUnavailable:
+                with self._guard:
+                    for key, value in kept.items():
+                        self._unrecorded.setdefault(key, value)
+                raise
+            del kept[sid]
+            self._fenced(item, done)
+            if done:
+                recorded.append(sid)
+        return recorded
 
     @staticmethod
     def _fenced(item: OutboxItem, recorded: bool) -> None:
@@ -340,12 +415,15 @@ class OpenClients:
 
 
 __all__ = [
+    "DEFAULT_LEASE",
     "DELIVERED",
     "FAILED",
+    "LEASE_SETTING",
     "Backoff",
     "ClientFactory",
     "DrainReport",
     "Outbox",
     "deliver",
+    "lease_seconds",
     "target_base",
 ]

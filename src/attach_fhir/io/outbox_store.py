@@ -229,6 +229,19 @@ class SqlOutboxStore(SqlStore):
         )
         return changed == 1
 
+    def wake(self, base: str, now: float) -> int:
+        """Make every queued item for the FHIR base ``base`` (any ``base#...`` target) due at
+        ``now``, its back-off forgotten; returns how many were waiting."""
+        base = base.rstrip("/")
+        prefix = base + "#"
+        _, changed = self._run(
+            "UPDATE {t} SET next_attempt_at = ? WHERE status = 'queued' AND next_attempt_at > ? "
+            "AND (target = ? OR substr(target, 1, CAST(? AS INTEGER)) = ?)",
+            (now, now, base, len(prefix), prefix),
+            durable=False,
+        )
+        return changed
+
     def counts(self) -> dict[str, int]:
         """Number of items per status (every status present, zero if none)."""
         rows, _ = self._run("SELECT status, COUNT(*) FROM {t} GROUP BY status")

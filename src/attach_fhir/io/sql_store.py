@@ -14,39 +14,51 @@ import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from attach_fhir.errors import AttachError
 from attach_fhir.io.private_files import private_sqlite
 
 
-class SqliteEngine:
-    """A SQLite file (WAL) and a pool of its connections; an in-process lock per name (the file
-    serves one machine's processes, and a lock is needed only within one)."""
+class StoreUnavailable(AttachError):
+    """The database did not answer (restarting, unreachable): the statement did not run, so
+    nothing was stored; the same request may be sent again."""
 
-    dialect = "sqlite"
-    #: Idle connections kept open for reuse (more may be open while requests run at once).
+    code = "store_unavailable"
+    description = (
+        "The app's database is not answering just now (it may be restarting), so nothing was "
+        "saved. Please try again in a minute."
+    )
+    status_code = 503
+    #: Seconds a client is asked to wait (the Retry-After header of the 503).
+    retry_after = 15
+
+
+class _Closable(Protocol):
+    def close(self) -> None: ...
+
+
+C = TypeVar("C", bound=_Closable)
+
+
+class _ConnectionPool(Generic[C]):
+    """Idle connections kept for reuse, up to ``POOL_SIZE`` (more may be open at once)."""
+
     POOL_SIZE: ClassVar[int] = 8
-    _locks: ClassVar[dict[tuple[str, str], threading.Lock]] = {}
-    _locks_guard: ClassVar[threading.Lock] = threading.Lock()
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = str(path)
-        private_sqlite(self.path)  # 0600 before SQLite writes a byte (and its WAL files)
-        self._idle: list[sqlite3.Connection] = []
+    def __init__(self) -> None:
+        self._idle: list[C] = []
         self._guard = threading.Lock()
-        with self.connection() as db:
-            db.execute("PRAGMA journal_mode=WAL")
 
-    def _connect(self) -> sqlite3.Connection:
-        # check_same_thread=False: a pooled connection serves one thread at a time, but not
-        # always the thread that opened it (the dev server runs each request in a new thread).
-        db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-        db.execute("PRAGMA synchronous=FULL")  # each commit synced (the WAL default is FULL too)
-        return db
+    def _connect(self) -> C:
+        raise NotImplementedError
+
+    def _reusable(self, db: C) -> bool:
+        return True
 
     @contextmanager
-    def connection(self) -> Iterator[sqlite3.Connection]:
+    def connection(self) -> Iterator[C]:
         """A connection of the pool (autocommit), back in the pool afterwards."""
         # Reused: opening one per statement, and closing the last one (which checkpoints the
         # WAL), cost milliseconds per request.
@@ -59,26 +71,66 @@ class SqliteEngine:
         except BaseException:
             db.close()
             raise
+        self._release(db)
+
+    def _release(self, db: C) -> None:
+        """Back into the pool (or closed, when the pool is full or the connection unusable)."""
         with self._guard:
-            if len(self._idle) < self.POOL_SIZE:
+            if len(self._idle) < self.POOL_SIZE and self._reusable(db):
                 self._idle.append(db)
                 return
         db.close()
+
+    def close(self) -> None:
+        """Close the idle connections (the engine stays usable: new ones open on demand)."""
+        with self._guard:
+            idle = list(self._idle)
+            self._idle.clear()  # the same list: a finalizer holding it sees what is left
+        for db in idle:
+            db.close()
+
+
+class SqliteEngine(_ConnectionPool[sqlite3.Connection]):
+    """A SQLite file (WAL) and a pool of its connections; an in-process lock per name (the file
+    serves one machine's processes, and a lock is needed only within one)."""
+
+    dialect = "sqlite"
+    _locks: ClassVar[dict[tuple[str, str], threading.Lock]] = {}
+    _locks_guard: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(self, path: str | os.PathLike[str], durable: bool = True) -> None:
+        super().__init__()
+        self.path = str(path)
+        #: Each connection's standing ``synchronous`` mode: FULL (each commit synced) when
+        #: ``durable``, else NORMAL (a store whose every write is non-durable, the audit's).
+        self.durable = durable
+        private_sqlite(self.path)  # 0600 before SQLite writes a byte (and its WAL files)
+        with self.connection() as db:
+            db.execute("PRAGMA journal_mode=WAL")
+
+    def _connect(self) -> sqlite3.Connection:
+        # check_same_thread=False: a pooled connection serves one thread at a time, but not
+        # always the thread that opened it (the dev server runs each request in a new thread).
+        db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+        # The standing mode: FULL syncs each commit (the WAL default is FULL too), NORMAL not.
+        db.execute(f"PRAGMA synchronous={_mode(self.durable)}")
+        return db
 
     def run(
         self, query: str, params: Sequence[Any], durable: bool
     ) -> tuple[list[Sequence[Any]], int]:
         """Execute one statement (see ``SqlStore._run``)."""
         with self.connection() as db:
-            if durable:
+            if durable == self.durable:  # the connection's standing mode: no PRAGMA round trip
                 cursor = db.execute(query, tuple(params))
                 return cursor.fetchall(), cursor.rowcount
-            db.execute("PRAGMA synchronous=NORMAL")  # WAL: synced with the next durable commit
+            # NORMAL in WAL: synced with the next durable commit
+            db.execute(f"PRAGMA synchronous={_mode(durable)}")
             try:
                 cursor = db.execute(query, tuple(params))
                 return cursor.fetchall(), cursor.rowcount
             finally:
-                db.execute("PRAGMA synchronous=FULL")
+                db.execute(f"PRAGMA synchronous={_mode(self.durable)}")
 
     @contextmanager
     def lock(self, name: str) -> Iterator[None]:
@@ -88,57 +140,38 @@ class SqliteEngine:
         with lock:
             yield
 
-    def close(self) -> None:
-        """Close the idle connections (the engine stays usable: new ones open on demand)."""
-        with self._guard:
-            idle, self._idle = self._idle, []
-        for db in idle:
-            db.close()
+
+def _mode(durable: bool) -> str:
+    """SQLite's ``synchronous`` setting for durable (FULL) or non-durable (NORMAL) commits."""
+    return "FULL" if durable else "NORMAL"
 
 
-class PostgresEngine:
+class PostgresEngine(_ConnectionPool[Any]):
     """A PostgreSQL database (psycopg 3, autocommit) and a pool of connections; locks are
     advisory locks, so they hold across every process of every instance."""
 
     dialect = "postgres"
-    POOL_SIZE: ClassVar[int] = 8
 
     def __init__(self, dsn: str) -> None:
         import psycopg  # optional dependency: the "postgres" extra
 
+        super().__init__()
         self._psycopg = psycopg
         self.dsn = dsn
-        self._idle: list[Any] = []
-        self._guard = threading.Lock()
         # An engine dropped without close() (an app never stopped) still closes its connections.
         weakref.finalize(self, _close_each, self._idle)
 
     def _connect(self) -> Any:
         return self._psycopg.connect(self.dsn, autocommit=True)
 
-    @contextmanager
-    def connection(self) -> Iterator[Any]:
-        """A connection of the pool (autocommit), back in the pool afterwards."""
-        with self._guard:
-            db = self._idle.pop() if self._idle else None
-        if db is None:
-            db = self._connect()
-        try:
-            yield db
-        except BaseException:
-            db.close()
-            raise
-        with self._guard:
-            if len(self._idle) < self.POOL_SIZE and not db.closed:
-                self._idle.append(db)
-                return
-        db.close()
+    def _reusable(self, db: Any) -> bool:
+        return not db.closed
 
     def run(
         self, query: str, params: Sequence[Any], durable: bool
     ) -> tuple[list[Sequence[Any]], int]:
         """Execute one statement (see ``SqlStore._run``); a pooled connection found dead (the
-        server restarted, an idle timeout) is replaced once, the statement never having run."""
+        server restarted, an idle timeout) is replaced once; StoreUnavailable if that fails too."""
         statement = postgres_statement(query)
         for attempt in (1, 2):
             try:
@@ -152,29 +185,46 @@ class PostgresEngine:
                         cursor = db.execute(statement, tuple(params))
                         rows = list(cursor.fetchall()) if cursor.description else []
                     return rows, cursor.rowcount
-            except self._psycopg.OperationalError:
+            except self._psycopg.OperationalError as exc:
                 if attempt == 2:
-                    raise
+                    # Down (restarting, unreachable): the next call opens a new connection.
+                    raise StoreUnavailable() from exc
                 self.close()  # the other idle connections are likely dead too
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _hold(self, name: str) -> Any:
+        """A connection out of the pool that holds the advisory lock on ``name``; a dead pooled
+        connection is replaced once, as in :meth:`run`."""
+        for attempt in (1, 2):
+            with self._guard:
+                db = self._idle.pop() if self._idle else None
+            try:
+                db = db or self._connect()
+                db.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", (name,))
+                return db
+            except self._psycopg.OperationalError as exc:
+                if db is not None:
+                    db.close()
+                if attempt == 2:
+                    raise StoreUnavailable() from exc
+                self.close()
         raise AssertionError("unreachable")  # pragma: no cover
 
     @contextmanager
     def lock(self, name: str) -> Iterator[None]:
         """Hold a session-level advisory lock on ``name`` (works across processes)."""
-        with self.connection() as db:
-            db.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", (name,))
-            try:
-                yield
-            finally:
-                db.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (name,))
-
-    def close(self) -> None:
-        """Close the idle connections."""
-        with self._guard:
-            idle = list(self._idle)
-            self._idle.clear()  # the same list: the finalizer sees what is left
-        for db in idle:
-            db.close()
+        db = self._hold(name)
+        try:
+            yield
+        except BaseException:
+            db.close()  # ends the session, and the lock with it
+            raise
+        try:
+            db.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (name,))
+        except self._psycopg.OperationalError:
+            db.close()  # the server went away: the session, and the lock, are gone already
+            return
+        self._release(db)
 
 
 Engine = SqliteEngine | PostgresEngine
