@@ -399,11 +399,15 @@ class OpenClients:
         self._clients: dict[str, FhirClient] = {}
         self._http: list[httpx.Client] = []
 
+    def http_client(self, base_url: str) -> httpx.Client:
+        """The HTTP client for one server (a subclass may audit its requests)."""
+        return httpx.Client(timeout=self._timeout)
+
     def __call__(self, target: str) -> FhirClient | None:
         """A client for the target's base URL without authorization."""
         base_url = target_base(target)
         if base_url not in self._clients:
-            http = httpx.Client(timeout=self._timeout)
+            http = self.http_client(base_url)
             self._http.append(http)
             self._clients[base_url] = FhirClient(base_url, http)
         return self._clients[base_url]

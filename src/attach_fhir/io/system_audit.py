@@ -33,8 +33,7 @@ from attach_fhir.audit_events import (
     query_patients,
 )
 from attach_fhir.io.audit_store import SqlAuditStore, configured_dsn, open_audit_store
-from attach_fhir.io.fhir_client import FhirClient
-from attach_fhir.io.outbox import target_base
+from attach_fhir.io.outbox import OpenClients
 from attach_fhir.io.outbox_store import default_data_dir
 from attach_fhir.io.private_files import secure_data_dir
 from attach_fhir.io.sql_store import is_shared
@@ -217,29 +216,21 @@ class AuditedSystemTransport(httpx.BaseTransport):
         self._inner.close()
 
 
-class AuditedOpenClients:
+class AuditedOpenClients(OpenClients):
     """The outbox's ClientFactory for open servers (no token, e.g. the sandbox), each request
     audited with no client id; closes its HTTP clients and the trail."""
 
     def __init__(self, audit: SystemAudit, timeout: float = 30.0) -> None:
+        super().__init__(timeout)
         self._audit = audit
-        self._timeout = timeout
-        self._clients: dict[str, FhirClient] = {}
-        self._http: list[httpx.Client] = []
 
-    def __call__(self, target: str) -> FhirClient | None:
-        """A client for the target's base URL without authorization."""
-        base_url = target_base(target)
-        if base_url not in self._clients:
-            http = self._audit.client(base_url, None, self._timeout)
-            self._http.append(http)
-            self._clients[base_url] = FhirClient(base_url, http)
-        return self._clients[base_url]
+    def http_client(self, base_url: str) -> httpx.Client:
+        """An audited HTTP client for one server."""
+        return self._audit.client(base_url, None, self._timeout)
 
     def close(self) -> None:
         """Close every HTTP client opened, and the trail."""
-        for http in self._http:
-            http.close()
+        super().close()
         self._audit.close()
 
 
