@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.fixtures.clinicians import Tally, drive
+from tests.fixtures.clinicians import Tally, drive, in_own_loop
 from tests.fixtures.load_world import World
 
 # The killed worker's claims come back when their lease runs out: the outbox worker's own timer.
@@ -43,31 +42,11 @@ async def load_with_a_kill(world: World, patients: list[str]) -> Tally:
     return tally
 
 
-def in_own_loop(world: World, patients: list[str]) -> Tally:
-    """Run the clinicians in an event loop of their own thread: the browser tests' Playwright
-    keeps a loop running in this one for the whole session."""
-    result: list[Tally] = []
-    failure: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            result.append(asyncio.run(load_with_a_kill(world, patients)))
-        except BaseException as exc:  # handed to the test's thread below
-            failure.append(exc)
-
-    thread = threading.Thread(target=run, name="clinicians")
-    thread.start()
-    thread.join()
-    if failure:
-        raise failure[0]
-    return result[0]
-
-
 @pytest.mark.timeout(900)
 def test_a_killed_instance_loses_no_submission_and_writes_none_twice(world: World) -> None:
     patients = world.make_patients(USERS)
     world.topology(2, True, 1)
-    tally = in_own_loop(world, patients)
+    tally = in_own_loop(lambda: load_with_a_kill(world, patients))
     assert world.instances[1].proc.returncode == -signal.SIGKILL
     assert tally.told_saved, "the clinicians submitted something"
     # The lease of an item the killed worker held is 120 s: then the survivor delivers it.

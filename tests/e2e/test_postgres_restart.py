@@ -6,7 +6,6 @@ reconnect, the outbox worker (alive throughout) delivers what waited, once."""
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,11 +25,17 @@ from attach_fhir.writeback import identifier_value
 from smart_app.web.audit import AuditTrail
 from smart_app.web.session_store import PostgresStore
 from smart_app.web.token_keys import RecordCipher, new_key
-from tests.fixtures.clinicians import SUBMISSION_URL, Clinician, Tally, Unavailable, _hidden
+from tests.fixtures.clinicians import (
+    SUBMISSION_URL,
+    Clinician,
+    Tally,
+    Unavailable,
+    _hidden,
+    in_own_loop,
+)
 from tests.fixtures.load_world import World
 from tests.fixtures.postgres import Schema, fresh_schema
 from tests.fixtures.private_postgres import PrivateCluster, private_cluster
-from tests.fixtures.smart_app_server import ROWAN
 from tests.lib.outbox_cases import count, ecr_r_payload, seeded_patient, sid
 
 # The outbox worker's own poll timer delivers what waited through the restart.
@@ -107,20 +112,7 @@ def world(tmp_path: Path) -> Iterator[World]:
 
 async def open_form(clinician: Clinician, urls: dict[str, str], patient: str) -> tuple[str, str]:
     """An EHR launch for ``patient`` up to the ECR-R form: its URL and page."""
-    ehr = await clinician.request(
-        "POST",
-        f"{urls['issuer']}/ehr/launch",
-        data={
-            "app": urls["client_id"],
-            "patient": patient,
-            "practitioner": ROWAN,
-            "mode": "window",
-        },
-        headers={"Accept": "application/json"},
-    )
-    landing, _ = await clinician.go(ehr.json()["launch_url"])
-    form_url = f"{urls['app']}{urlsplit(landing).path.rstrip('/')}/assess/ecr-r/"
-    form = await clinician.request("GET", form_url)
+    form_url, form = await clinician.open_form(urls, patient)
     return form_url, form.text
 
 
@@ -177,25 +169,6 @@ async def restart_under_clinicians(world: World, patients: list[str]) -> dict[st
         }
 
 
-def in_own_loop(world: World, patients: list[str]) -> dict[str, Any]:
-    """The clinicians' event loop in a thread of its own (Playwright's runs in this one)."""
-    result: list[dict[str, Any]] = []
-    failure: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            result.append(asyncio.run(restart_under_clinicians(world, patients)))
-        except BaseException as exc:  # handed to the test's thread below
-            failure.append(exc)
-
-    thread = threading.Thread(target=run, name="clinicians")
-    thread.start()
-    thread.join()
-    if failure:
-        raise failure[0]
-    return result[0]
-
-
 @pytest.mark.timeout(300)
 def test_a_restart_loses_no_answers_shows_no_500_and_the_worker_delivers_after(
     world: World,
@@ -204,7 +177,7 @@ def test_a_restart_loses_no_answers_shows_no_500_and_the_worker_delivers_after(
     world.app_env = {"ATTACH_OUTBOX_POLL": "1"}
     patients = world.make_patients(2)
     world.topology(1, True, 1)
-    seen = in_own_loop(world, patients)
+    seen = in_own_loop(lambda: restart_under_clinicians(world, patients))
     blocked = seen["blocked"]
 
     # The 503 page carried every field back, the answers and the CSRF token as they were sent.
