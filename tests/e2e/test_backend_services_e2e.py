@@ -72,22 +72,32 @@ def registration(client_id: str, alg: str) -> dict[str, Any]:
     }
 
 
-@pytest.fixture(scope="module")
-def sandbox(sandbox_factory: SandboxFactory) -> Sandbox:
-    """A sandbox of its own (nothing else writes QuestionnaireResponses to it)."""
+def backend_clients() -> list[dict[str, Any]]:
+    """The sandbox's registrations: one backend client per key, and the seeding client."""
     clients = [registration(CLIENTS[alg], alg) for alg in KEYS]
     clients.append(registration(CLIENTS["seed"], "RS384"))
-    return sandbox_factory(clients=clients)
+    return clients
 
 
-@pytest.fixture(scope="module")
-def keys_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("backend-keys")
+def write_key_files(folder: Path) -> Path:
+    """Each client's private key as ``ALG.json`` in ``folder``, and a key nobody registered
+    as ``wrong.json``."""
     for alg, key in KEYS.items():
         (folder / f"{alg}.json").write_text(json.dumps(key.as_dict(private=True)))
     wrong = RSAKey.generate_key(2048, private=True)
     (folder / "wrong.json").write_text(json.dumps(wrong.as_dict(private=True)))
     return folder
+
+
+@pytest.fixture(scope="module")
+def sandbox(sandbox_factory: SandboxFactory) -> Sandbox:
+    """A sandbox of its own (nothing else writes QuestionnaireResponses to it)."""
+    return sandbox_factory(clients=backend_clients())
+
+
+@pytest.fixture(scope="module")
+def keys_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_key_files(tmp_path_factory.mktemp("backend-keys"))
 
 
 def config_file(folder: Path, iss: str, client: str, key: str, alg: str, scopes: list[str]) -> Path:

@@ -18,7 +18,6 @@ from urllib.parse import parse_qsl
 
 import httpx
 import pytest
-from joserfc.jwk import RSAKey
 
 from attach_fhir.io.audit_store import PostgresAuditStore, SqliteAuditStore
 from attach_fhir.io.backend_services import (
@@ -37,15 +36,15 @@ from smart_app.records.delivery import CRED_MARK
 from tests.e2e.test_backend_services_e2e import (
     AUTHORED,
     CLIENTS,
-    KEYS,
     ONE_PER_INSTRUMENT,
     PATIENT,
     WRITE_SCOPES,
     app_submission,
+    backend_clients,
     config,
     config_file,
-    registration,
     with_scopes,
+    write_key_files,
 )
 from tests.fixtures import system_audit as trail
 from tests.fixtures.postgres import fresh_schema
@@ -61,19 +60,12 @@ SINCE = "2024-01-01"
 @pytest.fixture(scope="module")
 def sandbox(sandbox_factory: SandboxFactory) -> Sandbox:
     """A sandbox of its own: the records name only this module's requests."""
-    clients = [registration(CLIENTS[alg], alg) for alg in KEYS]
-    clients.append(registration(CLIENTS["seed"], "RS384"))
-    return sandbox_factory(clients=clients)
+    return sandbox_factory(clients=backend_clients())
 
 
 @pytest.fixture(scope="module")
 def keys_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("audit-keys")
-    for alg, key in KEYS.items():
-        (folder / f"{alg}.json").write_text(json.dumps(key.as_dict(private=True)))
-    wrong = RSAKey.generate_key(2048, private=True)
-    (folder / "wrong.json").write_text(json.dumps(wrong.as_dict(private=True)))
-    return folder
+    return write_key_files(tmp_path_factory.mktemp("audit-keys"))
 
 
 @pytest.fixture(scope="module")
