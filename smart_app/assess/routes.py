@@ -408,7 +408,7 @@ def submitted(ctx: str, sid: str) -> Any:
         "assess/submitted.html",
         launch=launch,
         found=found,
-        receipt=describe(found.item),
+        receipt=describe(found.item, patient=patient),
         reference=reference,
         review=review,
         goals=goals,

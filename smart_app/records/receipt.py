@@ -49,8 +49,13 @@ def moment_text(epoch: float, zone: dt.tzinfo | None) -> str:
     return f"{moment:%H:%M} on {day_text(moment.date())}"
 
 
-def describe(item: OutboxItem | None, zone: dt.tzinfo | None = None) -> Receipt:
-    """What became of the submission ``item`` says, as one sentence."""
+def describe(
+    item: OutboxItem | None, zone: dt.tzinfo | None = None, *, patient: bool = False
+) -> Receipt:
+    """What became of the submission ``item`` says, as one sentence (a patient's own launch: in
+    their words, naming no resource types)."""
+    if patient:
+        return _for_patient(item, zone)
     if item is None:
         return Receipt("kept", "Kept here: this EHR does not accept the results.")
     if item.status == DELIVERED:
@@ -60,3 +65,17 @@ def describe(item: OutboxItem | None, zone: dt.tzinfo | None = None) -> Receipt:
     if item.status == FAILED:
         return Receipt("failed", "Not saved to the record: the EHR refused it.")
     return Receipt("waiting", "Saved here, waiting to reach the record.")
+
+
+def _for_patient(item: OutboxItem | None, zone: dt.tzinfo | None) -> Receipt:
+    if item is None:
+        return Receipt("kept", "Your answers were not sent to your clinic's record.")
+    if item.status == DELIVERED:
+        when = moment_text(item.updated_at, zone)
+        return Receipt("delivered", f"Your answers are in your clinic's record (sent at {when}).")
+    if item.status == FAILED:
+        return Receipt("failed", "Your answers were not saved in your clinic's record.")
+    return Receipt(
+        "waiting",
+        "Your answers are kept safely and will be sent to your clinic's record automatically.",
+    )

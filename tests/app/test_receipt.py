@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from attach_fhir.io.outbox_store import OutboxItem
-from smart_app.records.receipt import describe, written_words
+from smart_app.records.receipt import Receipt, describe, written_words
 
 # 2026-12-05T10:42:30Z
 AT = dt.datetime(2026, 12, 5, 10, 42, 30, tzinfo=dt.UTC).timestamp()
@@ -68,3 +68,20 @@ def test_a_document_and_a_single_score() -> None:
     assert written_words(one) == "QuestionnaireResponse and 1 score Observation"
     four = {"q": "QuestionnaireResponse/q", **{f"o{i}": f"Observation/{i}" for i in range(4)}}
     assert written_words(four) == "QuestionnaireResponse and 4 score Observations"
+
+
+def test_a_patient_reads_where_their_answers_went_without_resource_types() -> None:
+    said = {
+        status: describe(item(status, WRITTEN), SYDNEY_SUMMER, patient=True)
+        for status in ("delivered", "queued", "failed-permanent")
+    }
+    assert said["delivered"] == Receipt(
+        "delivered", "Your answers are in your clinic's record (sent at 21:42 on 5 Dec 2026)."
+    )
+    assert said["queued"].state == "waiting"
+    assert said["queued"].text == (
+        "Your answers are kept safely and will be sent to your clinic's record automatically."
+    )
+    assert said["failed-permanent"] == Receipt(
+        "failed", "Your answers were not saved in your clinic's record."
+    )

@@ -195,7 +195,9 @@ def test_a_task_the_ehr_declares_read_only_is_not_written_and_the_pages_say_so(
     # the patient reads plain words; the EHR's reason waits, folded, for their clinic
     section = re.search(r'<section[^>]*id="task-not-updated".*?</section>', page.text, re.S)
     assert section and 'role="status"' in section.group(0)
-    assert "Your answers are saved in your record." in section.group(0)
+    assert "Your clinic will mark this questionnaire as done in your record." in section.group(0)
+    assert "Your answers are in your clinic&#39;s record (sent at " in page.text
+    assert "QuestionnaireResponse" not in page.text
     assert "<details><summary>Details for your clinic</summary>" in section.group(0)
     assert "(the EHR&#39;s task)" not in page.text
     assert transport.writes_to("/Task/assigned-rq") == 0  # not even tried
