@@ -224,7 +224,8 @@ function indexKey(filter) {
     return undefined; // several values: not worth it
   }
   const token = value.includes('|') ? value.slice(value.indexOf('|') + 1) : value;
-  return lastSegment(token);
+  // "system|" asks for any value in the system: the index, keyed by value, cannot narrow it
+  return token ? lastSegment(token) : undefined;
 }
 
 /** "Patient/1", "http://x/Patient/1/_history/2" and "1" all give "1"; lower case. */

@@ -84,6 +84,9 @@ function queries(type) {
       }
       found.push(`${code}=${encodeURIComponent(`|${value}`)}`);
     }
+    for (const system of SYSTEMS.filter(Boolean)) {
+      found.push(`${code}=${encodeURIComponent(`${system}|`)}`); // any value in the system
+    }
     for (const p of PATIENTS) {
       for (const ref of REFS(p)) {
         found.push(`${code}=${encodeURIComponent(ref)}`, `${code}=${p}`);
