@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
@@ -31,7 +34,7 @@ from attach_fhir.io.backend_services import (
 )
 from attach_fhir.io.bulk_export import BulkExportRun, ExportOptions, ExportRequest
 from attach_fhir.io.bulk_scoring import submission_id
-from attach_fhir.io.export_store import ExportStore
+from attach_fhir.io.export_store import STORE_NAME, ExportStore
 from attach_fhir.io.fhir_client import FhirClient
 from attach_fhir.io.system_audit import SystemAudit
 from attach_fhir.scoring import score_response
@@ -445,3 +448,94 @@ def test_an_export_is_audited_per_kickoff_status_and_file_not_per_line(
         == 1 + len(polls) + len(files) + sum(s.url.path.endswith("/metadata") for s in fhir)
     )
     assert {trail.client_id(e) for e in events} == {CLIENT}
+
+
+KILLED_RESPONSES = 40
+
+
+def first_checkpoint(store_file: Path, process: subprocess.Popen[str], timeout: float) -> int:
+    """Poll the export store (read-only) until a file is saved part-way; the lines saved."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        if store_file.exists():
+            try:
+                with closing(sqlite3.connect(f"file:{store_file}?mode=ro", uri=True)) as db:
+                    row = db.execute(
+                        "SELECT lines FROM files WHERE lines > 0 AND done = 0"
+                    ).fetchone()
+            except sqlite3.OperationalError:  # created but not yet its tables, or locked
+                row = None
+            if row is not None:
+                return int(row[0])
+        time.sleep(0.01)
+    raise AssertionError(f"no checkpoint before the run ended (exit {process.poll()})")
+
+
+def test_a_killed_command_resumes_and_writes_each_score_once(tmp_path: Path) -> None:
+    """SIGKILL after the first checkpoint, the same command again: one run's counts, and each
+    score Observation once on the server (by identifier)."""
+    server = Sekmet(tmp_path, delay=0.5)
+    try:
+        with httpx.Client(timeout=30) as http:
+            client, _ = client_for(server, http)
+            patient = client.create({"resourceType": "Patient", "active": True})["id"]
+            seeded: dict[str, Example] = {}
+            for n in range(KILLED_RESPONSES):
+                example = EXAMPLES[n % len(EXAMPLES)]
+                created = client.create(response_for(example, f"Patient/{patient}"))
+                seeded[created["id"]] = example
+        args = ["bulk-score", "--backend", str(server.backend), "--iss", server.base, "--export"]
+        # One response per transaction: a checkpoint after each, so many before the end.
+        args += ["--data-dir", str(tmp_path / "data"), "--write", "--json"]
+        args += ["--batch-entries", "1"]
+        command = [sys.executable, "-m", "attach_fhir.cli", *args]
+        first = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ
+        )
+        try:
+            saved_lines = first_checkpoint(tmp_path / "data" / STORE_NAME, first, timeout=40)
+            first.send_signal(signal.SIGKILL)
+        finally:
+            first.kill()
+            first.communicate(timeout=20)
+        assert first.returncode == -signal.SIGKILL
+        store = ExportStore(tmp_path / "data")
+        saved = store.job(ExportRequest(server.base).key())  # the command's default request
+        store.close()
+        assert saved is not None and saved.manifest is not None  # the job is kept
+        assert 0 < saved_lines <= saved.counts["exported"] < KILLED_RESPONSES
+
+        again = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        assert again.returncode == 0, again.stderr
+        assert "note: resumed an export started earlier" in again.stderr
+        report = json.loads(again.stdout)
+        scores = sum(len(e.expected) for e in seeded.values())
+        counts = ("exported", "scored", "already_scored", "written", "observations_written")
+        assert {c: report[c] for c in counts} == {
+            "exported": KILLED_RESPONSES,
+            "scored": KILLED_RESPONSES,
+            "already_scored": 0,  # the export's Observation file predates every write
+            "written": KILLED_RESPONSES,
+            "observations_written": scores,
+        }
+        assert (report["invalid"], report["skipped"], report["problems"]) == (0, 0, [])
+
+        with httpx.Client(timeout=30) as http:
+            client, _ = client_for(server, http)
+            found = list(client.search("Observation", {"_count": "200"}))
+        by_identifier: dict[str, list[dict[str, Any]]] = {}
+        for obs in found:
+            for ident in obs.get("identifier", []):
+                by_identifier.setdefault(ident["value"], []).append(obs)
+        expected = {
+            identifier_value(submission_id(qr_id), code): value
+            for qr_id, example in seeded.items()
+            for code, value in example.expected.items()
+        }
+        assert len(expected) == scores
+        assert {i: len(o) for i, o in by_identifier.items()} == dict.fromkeys(expected, 1)
+        for ident, value in expected.items():
+            assert_scored(by_identifier[ident][0], value)
+        assert len(found) == scores
+    finally:
+        server.stop()
