@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from attach_fhir.cli import main
+from attach_fhir.commands import outbox as command
 from attach_fhir.io.fhir_client import FhirClient
 from attach_fhir.io.outbox import Backoff, Outbox, StuckWatch, payload
 from attach_fhir.io.outbox_store import SqlOutboxStore
@@ -473,3 +474,114 @@ def test_cli_status_and_drain(
     assert [(e["submission_id"], e["target"], e["error"]) for e in report["recent_errors"]] == [
         (bad, "127.0.0.1:9", "fhir_transport_error")
     ]
+
+
+# -- pruning ------------------------------------------------------------------------------------
+
+DAY = 86400.0
+
+
+def _aged_items(store: SqlOutboxStore) -> dict[str, str]:
+    """Items in every state, each last updated at T0 ("old") or at T0 + 20 days ("young");
+    returns submission id -> what it is."""
+    kinds = {
+        "old-delivered-1": (T0, "delivered"),
+        "old-delivered-2": (T0, "delivered"),
+        "old-failed": (T0, "failed"),
+        "old-queued": (T0, "queued"),
+        "old-delivering": (T0, "delivering"),
+        "young-delivered": (T0 + 20 * DAY, "delivered"),
+        "young-failed": (T0 + 20 * DAY, "failed"),
+    }
+    for name, (when, state) in kinds.items():
+        # one target each: every item is the head of its own target, so any can be claimed
+        item = store.enqueue(name, f"http://{name}.test/fhir", EMPTY, when)
+        if state == "queued":
+            continue
+        claimed = store.claim(item, when, 60)
+        assert claimed is not None
+        if state == "delivered":
+            assert store.mark_delivered(name, {}, when, claimed.fence)
+        elif state == "failed":
+            assert store.mark_failed(name, "refused", "fhir_http_400", when, claimed.fence)
+    return {name: state for name, (_, state) in kinds.items()}
+
+
+@pytest.mark.parametrize("batch", [1, 2, 1000])
+def test_prune_deletes_only_final_items_not_updated_since(
+    store: SqlOutboxStore, batch: int
+) -> None:
+    names = _aged_items(store)
+    cutoff = T0 + 10 * DAY  # the old items are older than it, the young ones not
+    assert store.prunable(cutoff) == {"delivered": 2, "failed-permanent": 1}
+    assert store.prune(cutoff, batch=batch) == {"delivered": 2, "failed-permanent": 1}
+    kept = {name for name in names if store.get(name) is not None}
+    assert kept == {"old-queued", "old-delivering", "young-delivered", "young-failed"}
+    assert store.prune(cutoff, batch=batch) == {"delivered": 0, "failed-permanent": 0}
+    # An item updated exactly at the cutoff is not older than it: kept.
+    assert store.prune(T0 + 20 * DAY) == {"delivered": 0, "failed-permanent": 0}
+    assert store.prune(T0 + 20 * DAY + 1) == {"delivered": 1, "failed-permanent": 1}
+    assert store.counts() == {"queued": 1, "delivering": 1, "delivered": 0, "failed-permanent": 0}
+
+
+def test_cli_prune_dry_run_then_prune(
+    store_spec: StoreSpec, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for key, value in store_spec.env.items():
+        monkeypatch.setenv(key, value)
+    store = store_spec.open()
+    names = _aged_items(store)
+    store.close()
+    monkeypatch.setattr(command, "clock", lambda: T0 + 40 * DAY)  # 30 days ago: T0 + 10 days
+    args = ["outbox", "prune", "--dsn", store_spec.dsn, "--older-than", "30"]
+
+    assert main([*args, "--dry-run"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[1:] == [
+        "would delete 3 items not updated for 30 days",
+        "delivered         2",
+        "failed-permanent  1",
+    ]
+    store = store_spec.open()
+    try:
+        assert all(store.get(name) is not None for name in names)  # the dry run deleted nothing
+    finally:
+        store.close()
+
+    assert main(args) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("outbox ")
+    assert out[1:] == [
+        "deleted 3 items not updated for 30 days",
+        "delivered         2",
+        "failed-permanent  1",
+    ]
+    store = store_spec.open()
+    try:
+        kept = {name for name in names if store.get(name) is not None}
+    finally:
+        store.close()
+    assert kept == {"old-queued", "old-delivering", "young-delivered", "young-failed"}
+
+    # 19.5 days: the young items (updated 20 days before "now" = T0 + 40 days) go too.
+    assert main([*args[:-1], "19.5"]) == 0
+    assert capsys.readouterr().out.splitlines()[1] == "deleted 2 items not updated for 19.5 days"
+
+
+@pytest.mark.parametrize("days", ["0", "-1", "abc", "nan", "inf"])
+def test_cli_prune_needs_a_positive_number_of_days(
+    store_spec: StoreSpec, days: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["outbox", "prune", "--dsn", store_spec.dsn, "--older-than", days])
+    assert exit_.value.code == 2
+    assert "--older-than: must be a positive number of days" in capsys.readouterr().err
+
+
+def test_cli_prune_requires_older_than(
+    store_spec: StoreSpec, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["outbox", "prune", "--dsn", store_spec.dsn])
+    assert exit_.value.code == 2
+    assert "--older-than" in capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""``attach-fhir outbox status|drain``: look at and deliver the durable outbox.
+"""``attach-fhir outbox status|drain|prune``: look at, deliver and prune the durable outbox.
 
 The store comes from ``--dsn`` / ``$ATTACH_OUTBOX_DSN`` (a PostgreSQL DSN, ``sqlite:///path`` or
 a path), else ``outbox.sqlite3`` in ``--data-dir``; with neither, the outbox of the app ``serve``
@@ -9,6 +9,7 @@ server diagnostics: only submission ids, hosts, states and error codes.
 ``drain --backend FILE`` / ``$ATTACH_BACKEND_CONFIG`` authorizes each delivery with a SMART
 Backend Services system token (docs/backend-services.md). After a drain, the hooks of the entry
 point group ``attach_fhir.after_drain`` follow up what it delivered (the app's goals and Tasks).
+``prune --older-than DAYS`` deletes delivered and failed items not updated for DAYS.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from urllib.parse import urlsplit, urlunsplit
 from attach_fhir.errors import AttachError
 from attach_fhir.io.outbox import LEASE_SETTING, ClientFactory, Outbox, lease_seconds
 from attach_fhir.io.outbox_store import (
+    FINAL,
     STATUSES,
     OutboxItem,
     SqliteOutboxStore,
@@ -46,6 +48,8 @@ SANDBOX_OUTBOX = Path("sandbox", "app", "outbox.sqlite3")
 #: delivered submission ids and the store drained (its PostgreSQL DSN or SQLite path).
 AFTER_DRAIN = "attach_fhir.after_drain"
 AfterDrain = Callable[[Sequence[str], str], None]
+#: The clock ``prune`` measures ages by (tests replace it).
+clock: Callable[[], float] = time.time
 
 
 class Store(NamedTuple):
@@ -114,14 +118,14 @@ def _other_stores(store: Store, candidates: list[Store]) -> None:
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add ``outbox status`` and ``outbox drain``."""
+    """Add ``outbox status``, ``outbox drain`` and ``outbox prune``."""
     parser = sub.add_parser(
         "outbox",
         help="the durable outbox of submissions to FHIR servers",
         description=(
-            "Look at ('status') and deliver ('drain') the durable outbox of submissions the app "
-            "queued for FHIR servers. Output carries submission ids, hosts, states and error "
-            "codes only."
+            "Look at ('status'), deliver ('drain') and prune ('prune') the durable outbox of "
+            "submissions the app queued for FHIR servers. Output carries submission ids, hosts, "
+            "states and error codes only."
         ),
     )
     commands = parser.add_subparsers(dest="outbox_command", metavar="ACTION", required=True)
@@ -132,6 +136,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     for name, func, help_text in (
         ("status", _status, "counts by state, oldest waiting item, recent errors"),
         ("drain", _drain, "deliver every item that is due now (progress on stderr)"),
+        ("prune", _prune, "delete delivered and failed items not updated for DAYS days"),
     ):
         action = commands.add_parser(
             name, help=help_text, description=help_text[0].upper() + help_text[1:] + "." + where
@@ -148,6 +153,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         )
         action.set_defaults(func=func)
     commands.choices["status"].add_argument("--json", action="store_true", help="JSON output")
+    prune = commands.choices["prune"]
+    prune.add_argument(
+        "--older-than",
+        metavar="DAYS",
+        type=_days,
+        required=True,
+        help="delete items whose last update is more than DAYS days old (a positive number)",
+    )
+    prune.add_argument(
+        "--dry-run", action="store_true", help="print what would be deleted, delete nothing"
+    )
     commands.choices["drain"].add_argument(
         "--clients",
         default=os.environ.get("ATTACH_OUTBOX_CLIENTS"),
@@ -162,6 +178,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="backend-services config: authorize with a SMART Backend Services system token "
         "for each server it names (default: $ATTACH_BACKEND_CONFIG), see docs/backend-services.md",
     )
+
+
+def _days(text: str) -> float:
+    """``--older-than``: a positive number of days."""
+    try:
+        days = float(text)
+    except ValueError:
+        days = float("nan")
+    if not days > 0 or days == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of days, not {text!r}")
+    return days
 
 
 def age_text(seconds: float) -> str:
@@ -233,6 +260,26 @@ def _status(args: argparse.Namespace) -> int:
             f"error {row['submission_id']} {row['target']} {row['status']} "
             f"attempts={row['attempts']} {row['error']}"
         )
+    return 0
+
+
+def _prune(args: argparse.Namespace) -> int:
+    chosen, candidates = chosen_store(args)
+    if chosen is None:
+        print(f"{_nothing_there(candidates)}: nothing to prune")
+        return 0
+    _other_stores(chosen, candidates)
+    before = clock() - args.older_than * 86400
+    store = chosen.open()
+    try:
+        counts = store.prunable(before) if args.dry_run else store.prune(before)
+    finally:
+        store.close()
+    verb = "would delete" if args.dry_run else "deleted"
+    print(f"outbox {chosen.label}")
+    print(f"{verb} {sum(counts.values())} items not updated for {args.older_than:g} days")
+    for status in FINAL:
+        print(f"{status:17} {counts[status]}")
     return 0
 
 

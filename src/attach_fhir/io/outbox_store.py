@@ -32,6 +32,8 @@ DELIVERING = "delivering"
 DELIVERED = "delivered"
 FAILED = "failed-permanent"
 STATUSES = (QUEUED, DELIVERING, DELIVERED, FAILED)
+#: The final states: only these rows may be pruned (``prune``); nothing changes them again.
+FINAL = (DELIVERED, FAILED)
 
 # Plain SQL, no string building from data: {t} is the table, ? the parameters. Statuses are
 # literals here and must match the constants above.
@@ -63,6 +65,16 @@ _CLAIM_SKIP_LOCKED = (
     "last_error_code, receipt, fence"
 )
 _OLDEST = "SELECT MIN(created_at) FROM {t} WHERE status IN ('queued', 'delivering')"
+#: The final items last updated before a time, by status (what a prune would delete).
+_PRUNABLE = (
+    "SELECT status, COUNT(*) FROM {t} WHERE status IN ('delivered', 'failed-permanent') "
+    "AND updated_at < ? GROUP BY status"
+)
+#: One batch of a prune: one statement, so one transaction on either engine.
+_PRUNE = (
+    "DELETE FROM {t} WHERE seq IN (SELECT seq FROM {t} WHERE status IN ('delivered', "
+    "'failed-permanent') AND updated_at < ? LIMIT ?) RETURNING status"
+)
 _ERRORS = (
     _SELECT + "WHERE last_error_code IS NOT NULL AND status <> 'delivered' "
     "ORDER BY updated_at DESC, seq DESC LIMIT ?"
@@ -264,6 +276,27 @@ class SqlOutboxStore(SqlStore):
             (created_before, limit),
         )
         return [_item(row) for row in rows]
+
+    def prunable(self, updated_before: float) -> dict[str, int]:
+        """How many final-state items (by status, each final status present) ``prune`` with
+        ``updated_before`` would delete now."""
+        rows, _ = self._run(_PRUNABLE, (updated_before,))
+        counts = dict.fromkeys(FINAL, 0)
+        counts.update({row[0]: int(row[1]) for row in rows})
+        return counts
+
+    def prune(self, updated_before: float, batch: int = 1000) -> dict[str, int]:
+        """Delete ``delivered`` and ``failed-permanent`` items last updated before
+        ``updated_before``, ``batch`` rows per statement; returns how many, by status."""
+        if batch < 1:
+            raise ValueError("batch must be positive")
+        deleted = dict.fromkeys(FINAL, 0)
+        while True:
+            rows, _ = self._run(_PRUNE, (updated_before, batch))
+            for row in rows:
+                deleted[row[0]] += 1
+            if len(rows) < batch:
+                return deleted
 
     def recent_errors(self, limit: int = 10) -> list[OutboxItem]:
         """Undelivered items that carry an error, most recently updated first."""
