@@ -24,7 +24,7 @@ from attach_fhir.audit_events import (
     AuditFacts,
     Interaction,
     audit_event,
-    interaction,
+    fhir_interaction,
     location_reference,
     outcome_of,
 )
@@ -159,9 +159,6 @@ class AuditedTransport(httpx.BaseTransport):
         return response
 
     def _classify(self, request: httpx.Request) -> Interaction | None:
-        path = request.url.path
-        if not (path == self._base or path.startswith(self._base.rstrip("/") + "/")):
-            return None  # the token endpoint, a style sheet: not the FHIR server
         form = None
         # Only a POST (``_search``) carries its search as a form; a header lookup costs more
         # than the rest of the classification, so GETs skip it.
@@ -170,10 +167,7 @@ class AuditedTransport(httpx.BaseTransport):
         ):
             form = request.content.decode("utf-8", "replace")
         query = request.url.query.decode("ascii", "replace")
-        found = interaction(request.method, path[len(self._base) :], query, form)
-        if found is not None and (found.resource or "").startswith("AuditEvent"):
-            return None  # the trail's own copies sent to the EHR are not audited again
-        return found
+        return fhir_interaction(request.method, request.url.path, self._base, query, form)
 
     def _record(
         self, found: Interaction, outcome: str, request_id: str, resource: str | None

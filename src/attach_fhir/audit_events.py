@@ -318,6 +318,21 @@ def interaction(method: str, path: str, query: str, form: str | None = None) -> 
     return None
 
 
+def fhir_interaction(
+    method: str, path: str, base: str, query: str, form: str | None = None
+) -> Interaction | None:
+    """The interaction a request for URL ``path`` makes on the FHIR server whose base path is
+    ``base``; None for a request elsewhere (a token endpoint, a style sheet), for what is no FHIR
+    interaction, and for AuditEvents (the trail's own copies are not audited again)."""
+    base = base.rstrip("/")
+    if not (path == base or path.startswith(base + "/")):
+        return None
+    found = interaction(method, path[len(base) :], query, form)
+    if found is None or (found.resource or "").startswith("AuditEvent"):
+        return None
+    return found
+
+
 def location_reference(location: str) -> str | None:
     """``Type/id`` of a ``Location`` header (``[base/]Type/id[/_history/v]``), if it names one."""
     parts = urlsplit(location).path.split("/_history/")[0].strip("/").split("/")

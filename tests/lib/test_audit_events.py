@@ -13,6 +13,7 @@ from attach_fhir.audit_events import (
     AuditFacts,
     Interaction,
     audit_event,
+    fhir_interaction,
     interaction,
     location_reference,
     outcome_of,
@@ -233,6 +234,23 @@ def test_requests_are_classified_by_interaction(
     method: str, path: str, query: str, form: str | None, expected: Interaction | None
 ) -> None:
     assert interaction(method, path, query, form) == expected
+
+
+def test_only_requests_under_the_fhir_base_are_interactions_and_audit_copies_are_not() -> None:
+    base = "/fhir/"
+    assert fhir_interaction("GET", "/fhir/Patient/p1", base, "") == Interaction(
+        "read", "Patient/p1", None
+    )
+    assert fhir_interaction("GET", "/fhir", base, "_type=Goal") == Interaction(
+        "search-system", None, "_type=Goal"
+    )
+    assert fhir_interaction("POST", "/fhir", base, "") == Interaction("transaction", "Bundle", None)
+    assert fhir_interaction("POST", "/token", base, "") is None  # the token endpoint
+    assert fhir_interaction("GET", "/fhirstyle.css", base, "") is None  # only a path prefix
+    assert fhir_interaction("POST", "/fhir/AuditEvent", base, "") is None  # the trail's copies
+    assert fhir_interaction("GET", "/Patient/p1", "", "") == Interaction(
+        "read", "Patient/p1", None
+    )  # a server at the root of its host
 
 
 def test_location_headers_name_the_created_resource() -> None:

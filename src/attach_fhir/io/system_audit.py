@@ -26,7 +26,7 @@ from attach_fhir.audit_events import (
     AuditFacts,
     Interaction,
     audit_event,
-    interaction,
+    fhir_interaction,
     location_reference,
     outcome_of,
     patients_in,
@@ -168,15 +168,12 @@ class AuditedSystemTransport(httpx.BaseTransport):
             event, resource = step
             return Interaction(event, resource, None)
         url = request.url
-        path = url.path
-        if (url.scheme, url.netloc.decode("ascii")) != self._origin or not (
-            path == self._base or path.startswith(self._base + "/")
-        ):
+        if (url.scheme, url.netloc.decode("ascii")) != self._origin:
             return None  # the token endpoint on another host, say: not the FHIR server
         query = url.query.decode("ascii", "replace")
-        found = interaction(request.method, path[len(self._base) :], query, _form(request))
-        if found is None or (found.resource or "").startswith("AuditEvent"):
-            return None  # AuditEvent copies delivered for the app are not audited again
+        found = fhir_interaction(request.method, url.path, self._base, query, _form(request))
+        if found is None:
+            return None
         if found.event == "transaction" and _only_audit_events(_json_body(request)):
             return None
         return found
