@@ -9,12 +9,13 @@ import re
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
 import pytest
+
+from tests.fixtures.load_world import GUNICORN
 
 pytestmark = pytest.mark.e2e
 
@@ -40,14 +41,7 @@ def test_gunicorn_serves_the_app_in_two_workers_without_query_strings_in_logs(
     for name in ("ATTACH_DATABASE_URL", "ATTACH_SESSION_STORE", "ATTACH_OUTBOX_DSN"):
         env.pop(name, None)
     server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "smart_app.wsgi:create()",
-            "-c",
-            "deploy/gunicorn.conf.py",
-        ],
+        GUNICORN,
         cwd=ROOT,
         env=env,
         stderr=subprocess.PIPE,
