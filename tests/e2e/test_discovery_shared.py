@@ -95,6 +95,18 @@ def instance(
     )
 
 
+def two_instances(
+    sandbox: Sandbox, schema: Schema, tmp_path: Path, counting: list[Counting]
+) -> tuple[str, Clock, Any, Any]:
+    """The sandbox's iss, one clock, and instances A and B on one schema (each counted by its
+    own transport in ``counting``)."""
+    assert sandbox.urls is not None
+    clock = Clock()
+    a = instance(sandbox, schema, tmp_path / "a", clock, counting[0])
+    b = instance(sandbox, schema, tmp_path / "b", clock, counting[1])
+    return sandbox.urls.fhir_base, clock, a, b
+
+
 def discover(app: Any, iss: str) -> Any:
     with app.app_context():
         services: Services = get_services()
@@ -110,11 +122,8 @@ def jwks(app: Any, iss: str, uri: str, refetch: bool = False) -> dict[str, Any]:
 def test_instance_b_uses_what_instance_a_discovered_until_it_expires(
     launch_sandbox: Sandbox, schema: Schema, tmp_path: Path, counting: list[Counting]
 ) -> None:
-    assert launch_sandbox.urls is not None
-    iss = launch_sandbox.urls.fhir_base
-    clock, (seen_a, seen_b) = Clock(), counting
-    a = instance(launch_sandbox, schema, tmp_path / "a", clock, seen_a)
-    b = instance(launch_sandbox, schema, tmp_path / "b", clock, seen_b)
+    iss, clock, a, b = two_instances(launch_sandbox, schema, tmp_path, counting)
+    seen_a, seen_b = counting
     with a.app_context():
         assert isinstance(get_services().cache, SharedDiscoveryCache)
 
@@ -145,11 +154,8 @@ def test_instance_b_uses_what_instance_a_discovered_until_it_expires(
 def test_a_jwks_one_instance_refetched_serves_the_other(
     launch_sandbox: Sandbox, schema: Schema, tmp_path: Path, counting: list[Counting]
 ) -> None:
-    assert launch_sandbox.urls is not None
-    iss = launch_sandbox.urls.fhir_base
-    clock, (seen_a, seen_b) = Clock(), counting
-    a = instance(launch_sandbox, schema, tmp_path / "a", clock, seen_a)
-    b = instance(launch_sandbox, schema, tmp_path / "b", clock, seen_b)
+    iss, _clock, a, b = two_instances(launch_sandbox, schema, tmp_path, counting)
+    seen_a, seen_b = counting
     uri = discover(a, iss).jwks_uri
     assert uri
     keys = jwks(a, iss, uri)
