@@ -17,6 +17,7 @@ from smart_app.web.security import COOKIE_NAME
 from smart_app.web.session_store import PostgresStore, SessionStore, SqliteStore, open_session_store
 from smart_app.web.token_keys import RecordCipher, new_key
 from tests.fixtures.postgres import fresh_schema
+from tests.fixtures.sql_trace import traced_statements
 
 KEY = new_key()
 CIPHER = RecordCipher([KEY.encode()])
@@ -194,16 +195,7 @@ def test_a_record_that_can_be_derived_again_is_stored_without_waiting_for_the_di
 
 def test_sqlite_syncs_every_commit_but_the_ones_marked_not_durable(tmp_path: Path, ns: str) -> None:
     store = SqliteStore(tmp_path / "sessions.sqlite3", CIPHER)
-    traced: list[str] = []
-    connect = store.engine._connect
-
-    def traced_connect() -> Any:
-        db = connect()
-        db.set_trace_callback(traced.append)
-        return db
-
-    store.engine._connect = traced_connect  # type: ignore[method-assign]
-    store.close()  # pooled connections from set-up go; the next one is traced
+    traced = traced_statements(store)
     store.put(ns, "record", {"n": 1}, 60)
     store.put(ns, "outcome", {"n": 2}, 60, durable=False)
     store.put(ns, "record", {"n": 3}, 60)

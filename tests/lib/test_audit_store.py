@@ -7,11 +7,11 @@ import sqlite3
 import stat
 from contextlib import closing
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from attach_fhir.io.audit_store import SqliteAuditStore, configured_dsn, open_audit_store
+from tests.fixtures.sql_trace import traced_statements
 from tests.lib.audit_store_cases import *  # noqa: F403  (the shared cases and their fixture)
 from tests.lib.audit_store_cases import OpenStore
 
@@ -52,16 +52,7 @@ def test_a_page_s_records_are_one_insert_on_a_connection_already_not_syncing(
     """One statement a page: the connection opens with synchronous=NORMAL, so appending sends
     no PRAGMA before and after the INSERT (it used to send two)."""
     store = SqliteAuditStore(tmp_path / "audit.sqlite3")
-    traced: list[str] = []
-    connect = store.engine._connect
-
-    def traced_connect() -> Any:
-        db = connect()
-        db.set_trace_callback(traced.append)
-        return db
-
-    store.engine._connect = traced_connect  # type: ignore[method-assign]
-    store.close()  # pooled connections from set-up go; the next one is traced
+    traced = traced_statements(store)
     store.append_many([({"id": "a"}, 1.0), ({"id": "b"}, 2.0)])
     store.append({"id": "c"}, 3.0)
     assert [s.split(" (")[0] for s in traced] == ["INSERT INTO audit", "INSERT INTO audit"]
