@@ -22,7 +22,7 @@ from attach_fhir.commands.bulk_export import export_arguments, run_export
 from attach_fhir.errors import AttachError
 from attach_fhir.io.backend_services import backend_fhir_client, backend_for, load_backend_config
 from attach_fhir.io.bulk_scoring import BulkReport, BulkScoring
-from attach_fhir.io.system_audit import open_system_audit
+from attach_fhir.io.system_audit import audited_client
 
 #: Exit code when some responses could not be scored or written.
 EXIT_PROBLEMS = 1
@@ -80,10 +80,7 @@ def run_bulk(args: argparse.Namespace) -> int:
 
     try:
         config = backend_for(load_backend_config(args.backend), args.iss)
-        with (
-            open_system_audit() as audit,
-            audit.client(config.iss, config.client_id, args.timeout) as http,
-        ):
+        with audited_client(config.iss, config.client_id, args.timeout) as http:
             job = BulkScoring(
                 backend_fhir_client(config, http),
                 write=args.write,

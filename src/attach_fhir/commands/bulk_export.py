@@ -18,7 +18,7 @@ from attach_fhir.io.bulk_export import BulkExportRun, ExportOptions, ExportReque
 from attach_fhir.io.export_store import ExportStore
 from attach_fhir.io.fhir_client import FhirClient
 from attach_fhir.io.outbox_store import default_data_dir
-from attach_fhir.io.system_audit import open_system_audit
+from attach_fhir.io.system_audit import audited_client
 
 log = logging.getLogger(__name__)
 EXIT_PROBLEMS = 1
@@ -97,10 +97,7 @@ def run_export(args: argparse.Namespace) -> int:
     store = ExportStore(data_dir)
     try:
         config = backend_for(load_backend_config(args.backend), args.iss)
-        with (
-            open_system_audit() as audit,
-            audit.client(config.iss, config.client_id, args.timeout) as http,
-        ):
+        with audited_client(config.iss, config.client_id, args.timeout) as http:
             tokens = BackendTokenSource(config, http)
             client = FhirClient(config.iss, http, token_source=tokens)
             options = ExportOptions(

@@ -109,16 +109,13 @@ def read_server(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
         backend_for,
         load_backend_config,
     )
-    from attach_fhir.io.system_audit import open_system_audit
+    from attach_fhir.io.system_audit import audited_client
 
     if not args.backend:
         raise SystemExit("error: --iss needs --backend FILE (or $ATTACH_BACKEND_CONFIG)")
     config = backend_for(load_backend_config(args.backend), args.iss)
     since = [("_lastUpdated", f"ge{args.since.isoformat()}")] if args.since else []
-    with (
-        open_system_audit() as audit,
-        audit.client(config.iss, config.client_id, args.timeout) as http,
-    ):
+    with audited_client(config.iss, config.client_id, args.timeout) as http:
         client = backend_fhir_client(config, http)
         members: set[str] | None = None
         if args.group:

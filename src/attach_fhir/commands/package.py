@@ -31,7 +31,7 @@ from attach_fhir.io.backend_services import (
 )
 from attach_fhir.io.fhir_client import FhirClient
 from attach_fhir.io.package_loader import Loaded, load_package
-from attach_fhir.io.system_audit import open_system_audit
+from attach_fhir.io.system_audit import audited_client
 
 EXIT_ERROR = 2
 TOKEN_ENV = "ATTACH_FHIR_TOKEN"  # noqa: S105 (the variable's name, not a token)
@@ -130,10 +130,7 @@ def run_load(args: argparse.Namespace) -> int:
     try:
         backend = _backend(args)
         client_id = backend.client_id if backend is not None else None
-        with (
-            open_system_audit() as audit,
-            audit.client(args.iss, client_id, args.timeout) as http,
-        ):
+        with audited_client(args.iss, client_id, args.timeout) as http:
             done = load_package(_client(args, http, backend), loadable(resources), _progress)
     except (AttachError, OSError) as exc:
         error = (

@@ -12,7 +12,8 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -280,3 +281,11 @@ def open_system_audit(
         secure_data_dir(folder)  # as the app makes it: 0700, its files 0600
     store = open_audit_store(dsn, folder)
     return SystemAudit(store, observer=env.get("ATTACH_AUDIT_OBSERVER") or "attach-fhir")
+
+
+@contextmanager
+def audited_client(server: str, client_id: str | None, timeout: float) -> Iterator[httpx.Client]:
+    """An HTTP client whose FHIR requests to ``server`` are audited for ``client_id`` in the
+    trail :func:`open_system_audit` opens; both closed on leaving."""
+    with open_system_audit() as audit, audit.client(server, client_id, timeout) as http:
+        yield http
