@@ -62,16 +62,19 @@ class _ConnectionPool(Generic[C]):
         """A connection of the pool (autocommit), back in the pool afterwards."""
         # Reused: opening one per statement, and closing the last one (which checkpoints the
         # WAL), cost milliseconds per request.
-        with self._guard:
-            db = self._idle.pop() if self._idle else None
-        if db is None:
-            db = self._connect()
+        db = self._checkout()
         try:
             yield db
         except BaseException:
             db.close()
             raise
         self._release(db)
+
+    def _checkout(self) -> C:
+        """An idle connection of the pool, else a new one."""
+        with self._guard:
+            db = self._idle.pop() if self._idle else None
+        return db if db is not None else self._connect()
 
     def _release(self, db: C) -> None:
         """Back into the pool (or closed, when the pool is full or the connection unusable)."""
@@ -196,10 +199,9 @@ class PostgresEngine(_ConnectionPool[Any]):
         """A connection out of the pool that holds the advisory lock on ``name``; a dead pooled
         connection is replaced once, as in :meth:`run`."""
         for attempt in (1, 2):
-            with self._guard:
-                db = self._idle.pop() if self._idle else None
+            db = None
             try:
-                db = db or self._connect()
+                db = self._checkout()
                 db.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", (name,))
                 return db
             except self._psycopg.OperationalError as exc:
