@@ -379,6 +379,7 @@ class Down(httpx.BaseTransport):
         return self.inner.handle_request(request)
 
 
+@pytest.mark.timed_thread_wait
 def test_server_down_at_submit_waits_then_is_delivered_once_by_the_worker(
     env: Env, clinician: Clinician
 ) -> None:
